@@ -1,0 +1,60 @@
+// The contract of the MVCC store, shared by its users (cluster's applier,
+// lease, watch, server) and its implementation (./store.ts).
+import type {
+  CompactionRequest,
+  DeleteRangeRequest,
+  DeleteRangeResponseInit,
+  PutRequest,
+  PutResponseInit,
+  RangeRequest,
+  RangeResponseInit,
+  TxnRequest,
+  TxnResponseInit,
+} from '../proto/gen/etcdserverpb';
+import type { Event, KeyValue } from '../proto/gen/mvccpb';
+
+/** Leases enter mvcc through these hooks, so mvcc stays below the lease layer. */
+export interface LeaseHooks {
+  /** false makes a put with that lease fail with Errors.LeaseNotFound. */
+  exists(id: bigint): boolean;
+  attach(id: bigint, key: Buffer): void;
+  detach(id: bigint, key: Buffer): void;
+}
+
+/** Called synchronously, in apply order, once per write txn that changed something. */
+export type EventListener = (events: Event[], rev: number) => void;
+
+/** A write transaction: every change made through it lands at one new revision. */
+export interface WriteTxn {
+  put(req: PutRequest): PutResponseInit;
+  deleteRange(req: DeleteRangeRequest): DeleteRangeResponseInit;
+  /** Reads see this txn's own writes. */
+  range(req: RangeRequest): RangeResponseInit;
+}
+
+export interface HashKVResult {
+  hash: number;
+  compactRev: number;
+  rev: number;
+}
+
+export interface KVStore {
+  /** Current revision (the last write's main revision; 1 on a new store as etcd). */
+  readonly rev: number;
+  readonly compactRev: number;
+  /** Throws Errors.Compacted / Errors.FutureRev for a `revision` out of range. Header left to the caller. */
+  range(req: RangeRequest): RangeResponseInit;
+  put(req: PutRequest): PutResponseInit;
+  deleteRange(req: DeleteRangeRequest): DeleteRangeResponseInit;
+  txn(req: TxnRequest): TxnResponseInit;
+  /** Runs fn in one write txn (one revision for all its changes, none if nothing changed). */
+  write<T>(fn: (tx: WriteTxn) => T): T;
+  /** Logical compaction now; `done` resolves when superseded revisions are physically gone. */
+  compact(req: CompactionRequest): { done: Promise<void> };
+  hashKV(rev: number): HashKVResult;
+  /** Events with mod_revision >= fromRev (and <= toRev) on [key, rangeEnd), from history; throws Errors.Compacted. */
+  eventsBetween(key: Buffer, rangeEnd: Buffer | undefined, fromRev: number, toRev: number, prevKv: boolean): Event[];
+  /** Latest KeyValue of a key, or undefined. */
+  get(key: Buffer): KeyValue | undefined;
+  subscribe(listener: EventListener): () => void;
+}
