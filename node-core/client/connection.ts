@@ -1,0 +1,69 @@
+// Endpoint handling for the etcd client: parsing etcd-style URLs, one grpc-js
+// channel per endpoint, and turning grpc statuses into EtcdError so callers
+// match on etcd's own messages as they would against etcd.
+import * as grpc from '@grpc/grpc-js';
+import { EtcdError } from '../errors/index';
+
+export interface TlsOptions {
+  /** PEM CA bundle; system roots when absent. */
+  ca?: Buffer | string;
+  cert?: Buffer | string;
+  key?: Buffer | string;
+  /** Name to verify in the server certificate when endpoints are IPs. */
+  serverName?: string;
+}
+
+export interface Endpoint {
+  url: string;
+  target: string;
+  secure: boolean;
+}
+
+export function parseEndpoint(raw: string, forceTls: boolean): Endpoint {
+  const s = raw.trim();
+  const m = /^(https?|unixs?):\/\/(.+?)\/?$/.exec(s);
+  if (m) {
+    const secure = m[1] === 'https' || m[1] === 'unixs' || forceTls;
+    if (m[1].startsWith('unix')) return { url: s, target: `unix:${m[2]}`, secure };
+    return { url: s, target: m[2], secure };
+  }
+  return { url: `${forceTls ? 'https' : 'http'}://${s}`, target: s, secure: forceTls };
+}
+
+const asBuf = (v: Buffer | string | undefined): Buffer | null => (v === undefined ? null : Buffer.isBuffer(v) ? v : Buffer.from(v));
+
+export function makeChannel(ep: Endpoint, tls: TlsOptions | undefined): grpc.Client {
+  const creds = ep.secure
+    ? grpc.credentials.createSsl(asBuf(tls?.ca), asBuf(tls?.key), asBuf(tls?.cert))
+    : grpc.credentials.createInsecure();
+  const options: grpc.ChannelOptions = {
+    'grpc.max_receive_message_length': 64 * 1024 * 1024,
+    'grpc.max_send_message_length': 16 * 1024 * 1024,
+    // etcd keeps streams open for hours (watch, keepalive); pings keep NATs honest.
+    'grpc.keepalive_time_ms': 30_000,
+    'grpc.keepalive_timeout_ms': 10_000,
+    // Fail over quickly instead of sitting in exponential backoff on a dead member.
+    'grpc.initial_reconnect_backoff_ms': 200,
+    'grpc.max_reconnect_backoff_ms': 2_000,
+  };
+  if (tls?.serverName) options['grpc.ssl_target_name_override'] = tls.serverName;
+  return new grpc.Client(ep.target, creds, options);
+}
+
+export function toEtcdError(err: unknown): EtcdError {
+  if (err instanceof EtcdError) return err;
+  const e = err as Partial<grpc.ServiceError> | undefined;
+  if (e && typeof e.code === 'number') return new EtcdError(e.code, e.details || e.message || 'unknown error');
+  return new EtcdError(grpc.status.UNKNOWN, err instanceof Error ? err.message : String(err));
+}
+
+/** Transport-level failures worth retrying on another endpoint (not etcd's own answers). */
+export function isFailoverError(e: EtcdError): boolean {
+  if (e.code !== grpc.status.UNAVAILABLE && e.code !== grpc.status.DEADLINE_EXCEEDED) return false;
+  // "etcdserver: no leader" / "leader changed" come from a live member: another one may know better.
+  return true;
+}
+
+export function isInvalidToken(e: EtcdError): boolean {
+  return /invalid auth token/.test(e.message) || (e.code === grpc.status.UNAUTHENTICATED && /token/.test(e.message));
+}
