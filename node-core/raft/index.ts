@@ -1,0 +1,49 @@
+/**
+ * node-core/raft — a pure, deterministic Raft state machine after etcd-io/raft.
+ *
+ * Nothing here touches clocks, timers, randomness, disks or sockets: the caller (the cluster
+ * layer) owns all of that and drives a RawNode like this:
+ *
+ *   const storage = MemoryStorage.bootstrap([1n, 2n, 3n]); // or the cluster's disk-backed Storage
+ *   const node = new RawNode({ id: 1n, electionTick: 10, heartbeatTick: 1, storage, random, preVote: true, checkQuorum: true });
+ *   every tick interval:        node.tick();
+ *   on a message from a peer:   node.step(msg);
+ *   on a client write:          node.propose(bytes)   (throws ErrProposalDropped without a leader)
+ *   then, while node.hasReady():
+ *     const rd = node.ready();
+ *     1. persist: rd.snapshot (if any) first, then rd.entries and rd.hardState — fsync if
+ *        rd.mustSync. Nothing in rd.messages may leave before this is durable.
+ *     2. send rd.messages (a MsgSnap's delivery outcome goes back via reportSnapshot(to, failed);
+ *        undeliverable peers via reportUnreachable(to)).
+ *     3. apply rd.snapshot to the state machine, then rd.committedEntries in order; for
+ *        ConfChange / ConfChangeV2 entries call node.applyConfChange(decoded) and keep the returned
+ *        ConfState for the next snapshot. rd.readStates answer earlier readIndex(ctx) calls:
+ *        serve the read once applied >= readState.index.
+ *     4. node.advance(rd).
+ *
+ * Bootstrapping: a member of a new cluster starts from a Storage whose initialState() reports
+ * the initial ConfState (MemoryStorage.bootstrap(voters) does this; a disk Storage stores it as
+ * the ConfState of an index-0 snapshot). A member joining an existing cluster starts from an
+ * empty Storage: it has no configuration, never campaigns, and learns everything from the
+ * leader. On restart pass `applied` (the state machine's applied index) so entries are not
+ * handed out twice.
+ *
+ * Conf change entries use raftpb's protobuf encoding (encodeConfChange / decodeConfChangeV2 ...),
+ * so the log stays compatible with etcd's tools.
+ */
+export * from './types';
+export * from './errors';
+export { type Storage, MemoryStorage } from './storage';
+export { type Config, Raft } from './raft';
+export { RawNode, type Status, type ProgressStatus } from './raw-node';
+export { ProgressState } from './tracker';
+export {
+  asV2,
+  decodeConfChange,
+  decodeConfChangeV2,
+  decodeConfChangeEntry,
+  encodeConfChange,
+  encodeConfChangeV2,
+  enterJoint,
+  leaveJoint,
+} from './conf-change';
