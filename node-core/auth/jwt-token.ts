@@ -1,0 +1,176 @@
+// etcd's JWT tokens (auth/jwt.go over golang-jwt v3), signed and verified with
+// node:crypto. Claims are {exp, revision, username} serialized as Go does
+// (sorted keys), header {"alg","typ":"JWT"}, base64url without padding, so
+// tokens from etcd and from us verify on both with the same keys.
+import crypto, { type KeyObject } from 'node:crypto';
+import { AuthErrors } from './errors';
+import type { AssignParams, AuthInfo, TokenProvider } from './token-provider';
+
+export const JWT_SIGN_METHODS = [
+  'RS256', 'RS384', 'RS512',
+  'PS256', 'PS384', 'PS512',
+  'ES256', 'ES384', 'ES512',
+  'HS256', 'HS384', 'HS512',
+] as const;
+export type JwtSignMethod = (typeof JWT_SIGN_METHODS)[number];
+
+export function isJwtSignMethod(s: string): s is JwtSignMethod {
+  return (JWT_SIGN_METHODS as readonly string[]).includes(s);
+}
+
+const HASH: Record<string, string> = { '256': 'sha256', '384': 'sha384', '512': 'sha512' };
+/** golang-jwt's ES methods demand the matching curve. */
+const EC_CURVE: Record<string, { name: string; bytes: number }> = {
+  ES256: { name: 'prime256v1', bytes: 32 },
+  ES384: { name: 'secp384r1', bytes: 48 },
+  ES512: { name: 'secp521r1', bytes: 66 },
+};
+
+export interface JwtKeys {
+  /** Asymmetric private key, or the HMAC secret for HS*. */
+  privateKey?: KeyObject | Buffer;
+  publicKey?: KeyObject;
+}
+
+export interface JwtOptions {
+  signMethod: JwtSignMethod;
+  ttlMs: number;
+  keys: JwtKeys;
+  /** Injected clock (milliseconds), for tests. */
+  now?: () => number;
+}
+
+const b64url = (b: Buffer): string => b.toString('base64url');
+
+// Go's encoding/json escapes these in strings; matching it keeps tokens byte-identical.
+function goJsonString(s: string): string {
+  return JSON.stringify(s).replace(/[<>&\u2028\u2029]/g, (c) => `\\u${c.charCodeAt(0).toString(16).padStart(4, '0')}`);
+}
+
+export class JwtTokenProvider implements TokenProvider {
+  readonly type = 'jwt' as const;
+  readonly signMethod: JwtSignMethod;
+  readonly ttlMs: number;
+  /** True when only a public key was given: tokens are verified, never issued (etcd's verifyOnly). */
+  readonly verifyOnly: boolean;
+  private readonly signKey: KeyObject | Buffer | undefined;
+  private readonly verifyKey: KeyObject | Buffer;
+  private readonly now: () => number;
+
+  constructor(opts: JwtOptions) {
+    this.signMethod = opts.signMethod;
+    this.ttlMs = opts.ttlMs;
+    this.now = opts.now ?? Date.now;
+    const { privateKey, publicKey } = opts.keys;
+    if (this.signMethod.startsWith('HS')) {
+      if (!Buffer.isBuffer(privateKey) || privateKey.length === 0) throw AuthErrors.MissingKey;
+      this.signKey = privateKey;
+      this.verifyKey = privateKey;
+      this.verifyOnly = false;
+      return;
+    }
+    if (privateKey && !Buffer.isBuffer(privateKey)) {
+      this.signKey = privateKey;
+      this.verifyKey = crypto.createPublicKey(privateKey);
+      this.verifyOnly = false;
+    } else if (publicKey) {
+      this.signKey = undefined;
+      this.verifyKey = publicKey;
+      this.verifyOnly = true;
+    } else {
+      throw AuthErrors.MissingKey;
+    }
+  }
+
+  enable(): void {}
+  disable(): void {}
+  invalidateUser(): void {}
+  close(): void {}
+  genTokenPrefix(): string {
+    return '';
+  }
+
+  private hashAlg(): string {
+    return HASH[this.signMethod.slice(2)];
+  }
+
+  private signBytes(data: Buffer): Buffer {
+    const key = this.signKey!;
+    const kind = this.signMethod.slice(0, 2);
+    if (kind === 'HS') return crypto.createHmac(this.hashAlg(), key as Buffer).update(data).digest();
+    const k = key as KeyObject;
+    if (kind === 'RS') return crypto.sign(this.hashAlg(), data, { key: k, padding: crypto.constants.RSA_PKCS1_PADDING });
+    if (kind === 'PS')
+      return crypto.sign(this.hashAlg(), data, {
+        key: k,
+        padding: crypto.constants.RSA_PKCS1_PSS_PADDING,
+        saltLength: crypto.constants.RSA_PSS_SALTLEN_DIGEST,
+      });
+    const curve = EC_CURVE[this.signMethod];
+    if (k.asymmetricKeyDetails?.namedCurve !== curve.name) throw new Error('key is invalid');
+    return crypto.sign(this.hashAlg(), data, { key: k, dsaEncoding: 'ieee-p1363' });
+  }
+
+  private verifyBytes(data: Buffer, sig: Buffer): boolean {
+    const kind = this.signMethod.slice(0, 2);
+    if (kind === 'HS') {
+      const want = crypto.createHmac(this.hashAlg(), this.verifyKey as Buffer).update(data).digest();
+      return want.length === sig.length && crypto.timingSafeEqual(want, sig);
+    }
+    const k = this.verifyKey as KeyObject;
+    if (kind === 'RS') return crypto.verify(this.hashAlg(), data, { key: k, padding: crypto.constants.RSA_PKCS1_PADDING }, sig);
+    if (kind === 'PS')
+      return crypto.verify(
+        this.hashAlg(),
+        data,
+        { key: k, padding: crypto.constants.RSA_PKCS1_PSS_PADDING, saltLength: crypto.constants.RSA_PSS_SALTLEN_AUTO },
+        sig,
+      );
+    const curve = EC_CURVE[this.signMethod];
+    if (sig.length !== 2 * curve.bytes || k.asymmetricKeyDetails?.namedCurve !== curve.name) return false;
+    return crypto.verify(this.hashAlg(), data, { key: k, dsaEncoding: 'ieee-p1363' }, sig);
+  }
+
+  assign(username: string, revision: number, _params?: AssignParams): string {
+    if (this.verifyOnly) throw AuthErrors.VerifyOnly;
+    const exp = Math.floor((this.now() + this.ttlMs) / 1000);
+    const header = `{"alg":${goJsonString(this.signMethod)},"typ":"JWT"}`;
+    const claims = `{"exp":${exp},"revision":${revision},"username":${goJsonString(username)}}`;
+    const signing = `${b64url(Buffer.from(header))}.${b64url(Buffer.from(claims))}`;
+    return `${signing}.${b64url(this.signBytes(Buffer.from(signing)))}`;
+  }
+
+  info(token: string): AuthInfo | undefined {
+    const parts = token.split('.');
+    if (parts.length !== 3) return undefined;
+    let header: unknown;
+    let claims: unknown;
+    try {
+      header = JSON.parse(Buffer.from(parts[0], 'base64url').toString('utf8'));
+      claims = JSON.parse(Buffer.from(parts[1], 'base64url').toString('utf8'));
+    } catch {
+      return undefined;
+    }
+    if (!isRecord(header) || !isRecord(claims)) return undefined;
+    if (header.alg !== this.signMethod) return undefined;
+    // golang-jwt's MapClaims.Valid: exp, iat and nbf are checked when present (seconds)
+    const nowSec = Math.floor(this.now() / 1000);
+    if (typeof claims.exp === 'number' && nowSec > Math.trunc(claims.exp)) return undefined;
+    if (typeof claims.iat === 'number' && nowSec < Math.trunc(claims.iat)) return undefined;
+    if (typeof claims.nbf === 'number' && nowSec < Math.trunc(claims.nbf)) return undefined;
+    let ok = false;
+    try {
+      ok = this.verifyBytes(Buffer.from(`${parts[0]}.${parts[1]}`), Buffer.from(parts[2], 'base64url'));
+    } catch {
+      ok = false;
+    }
+    if (!ok) return undefined;
+    // etcd type-asserts these and would panic on a malformed (but validly signed) token
+    if (typeof claims.username !== 'string' || typeof claims.revision !== 'number') return undefined;
+    return { username: claims.username, revision: Math.trunc(claims.revision) };
+  }
+}
+
+function isRecord(v: unknown): v is Record<string, unknown> {
+  return typeof v === 'object' && v !== null && !Array.isArray(v);
+}
