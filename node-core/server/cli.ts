@@ -1,0 +1,52 @@
+// `etcdesk-node`: etcd's command line. Flags and ETCD_* variables as etcd
+// 3.4 (unknown flag or bad value: etcd's message and exit 2).
+import { FlagError, parseArgs, usage } from '../cluster/config';
+import { createLogger } from '../cluster/logger';
+import { CLUSTER_VERSION, SERVER_VERSION } from './http-endpoints';
+import { startNode, type RunningNode } from './start';
+
+export const ETCDESK_VERSION = '0.1.0';
+
+export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  let parsed;
+  try {
+    parsed = parseArgs(argv, env);
+  } catch (e) {
+    if (e instanceof FlagError) {
+      process.stderr.write(`${e.message}\n${usage()}\n`);
+      return 2;
+    }
+    throw e;
+  }
+  if (parsed.help) {
+    process.stdout.write(usage() + '\n');
+    return 0;
+  }
+  if (parsed.version) {
+    process.stdout.write(`etcd Version: ${SERVER_VERSION}\nEtcdesk Version: ${ETCDESK_VERSION}\nAPI Version: ${CLUSTER_VERSION.slice(0, 3)}\nNode Version: ${process.version}\n`);
+    return 0;
+  }
+  const log = createLogger(parsed.config.logLevel);
+  for (const w of parsed.warnings) log.warn(w);
+  let running: RunningNode;
+  try {
+    running = await startNode(parsed.config, { logger: log });
+  } catch (e) {
+    log.error('failed to start', { error: (e as Error).message });
+    return 1;
+  }
+  return await new Promise<number>((resolve) => {
+    let stopping = false;
+    const stop = (sig: string): void => {
+      if (stopping) return;
+      stopping = true;
+      log.info('received signal; shutting down', { signal: sig });
+      running.stop().then(
+        () => resolve(0),
+        () => resolve(1),
+      );
+    };
+    process.on('SIGINT', () => stop('SIGINT'));
+    process.on('SIGTERM', () => stop('SIGTERM'));
+  });
+}

@@ -1,0 +1,84 @@
+// One listener per client URL serving gRPC and HTTP/1.1 on the same port, as
+// etcd's cmux does: the first bytes of a plain connection tell an HTTP/2
+// preface (handed to grpc-js through its connection injector) from an
+// HTTP/1.x request (/health, /version, /metrics). TLS listeners hand every
+// connection to gRPC, which performs the handshake itself.
+import type { Server as GrpcServer, ServerCredentials } from '@grpc/grpc-js';
+import http from 'node:http';
+import net from 'node:net';
+import fs from 'node:fs';
+
+const H2_PREFACE = Buffer.from('PRI * HTTP/2.0');
+
+export interface ClientListener {
+  url: string;
+  port: number;
+  close(): Promise<void>;
+}
+
+export interface ListenTarget {
+  host?: string;
+  port?: number;
+  path?: string;
+}
+
+/** Where a client/peer URL listens. Go resolves `localhost` to IPv4 first; so do we. */
+export function listenTarget(url: string): ListenTarget {
+  const u = new URL(url);
+  if (u.protocol === 'unix:' || u.protocol === 'unixs:') return { path: u.host + u.pathname };
+  const host = u.hostname === 'localhost' ? '127.0.0.1' : u.hostname.replace(/^\[|\]$/g, '');
+  const port = u.port ? Number(u.port) : u.protocol === 'https:' ? 443 : 80;
+  return { host, port };
+}
+
+export async function listenClientUrl(
+  url: string,
+  grpc: GrpcServer,
+  creds: ServerCredentials,
+  secure: boolean,
+  httpHandler: http.RequestListener,
+): Promise<ClientListener> {
+  const injector = grpc.createConnectionInjector(creds);
+  const httpServer = http.createServer(httpHandler);
+  const sockets = new Set<net.Socket>();
+  const server = net.createServer({ noDelay: true }, (socket) => {
+    sockets.add(socket);
+    socket.on('close', () => sockets.delete(socket));
+    socket.on('error', () => socket.destroy());
+    if (secure) {
+      injector.injectConnection(socket);
+      return;
+    }
+    socket.once('readable', () => {
+      const head = socket.read() as Buffer | null;
+      if (!head) {
+        socket.once('readable', () => socket.destroy());
+        return;
+      }
+      socket.unshift(head);
+      const n = Math.min(head.length, H2_PREFACE.length);
+      if (head.subarray(0, n).equals(H2_PREFACE.subarray(0, n))) injector.injectConnection(socket);
+      else httpServer.emit('connection', socket);
+    });
+  });
+  const target = listenTarget(url);
+  if (target.path && fs.existsSync(target.path)) fs.unlinkSync(target.path);
+  await new Promise<void>((resolve, reject) => {
+    server.once('error', reject);
+    if (target.path) server.listen(target.path, () => resolve());
+    else server.listen(target.port, target.host, () => resolve());
+  });
+  const addr = server.address();
+  const port = typeof addr === 'object' && addr ? addr.port : 0;
+  return {
+    url,
+    port,
+    close: () =>
+      new Promise<void>((resolve) => {
+        injector.destroy();
+        for (const s of sockets) s.destroy();
+        httpServer.close();
+        server.close(() => resolve());
+      }),
+  };
+}

@@ -1,0 +1,120 @@
+// The KV service: validation as etcd's v3rpc, reads served from the store
+// after the read barrier (linearizable) or at once (serializable), writes
+// proposed through the log and answered with the revision they created.
+import type { ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
+import type { Applied, EtcdNode } from '../cluster/node';
+import type {
+  CompactionRequest,
+  CompactionResponseInit,
+  DeleteRangeRequest,
+  DeleteRangeResponseInit,
+  KVHandlers,
+  PutRequest,
+  PutResponseInit,
+  RangeRequest,
+  RangeResponseInit,
+  TxnRequest,
+  TxnResponseInit,
+} from '../proto/gen/etcdserverpb';
+import type { CompactionApplied } from '../cluster/apply-kv';
+import { toServiceError } from './grpc-status';
+import { checkDeleteRequest, checkIntervals, checkPutRequest, checkRangeRequest, checkTxnRequest, isTxnReadOnly, isTxnSerializable } from './validate';
+import type { RequestGuard } from './request-guard';
+
+type Unary<Req, Res> = (call: ServerUnaryCall<Req, Res>, cb: sendUnaryData<Res>) => void;
+
+function fail<Res>(cb: sendUnaryData<Res>, e: unknown): void {
+  cb(toServiceError(e) as Parameters<sendUnaryData<Res>>[0]);
+}
+
+export function createKVHandlers(node: EtcdNode, guard: RequestGuard): KVHandlers {
+  const range: Unary<RangeRequest, RangeResponseInit> = (call, cb) => {
+    const req = call.request;
+    try {
+      checkRangeRequest(req);
+    } catch (e) {
+      return fail(cb, e);
+    }
+    guard
+      .forRead(call, req.key, req.range_end)
+      .then(() => (req.serializable ? undefined : node.readBarrier()))
+      .then(() => {
+        const res = node.mvcc.range(req);
+        res.header = node.header();
+        cb(null, res);
+      })
+      .catch((e: unknown) => fail(cb, e));
+  };
+
+  const write = <Res extends { header?: unknown }>(call: ServerUnaryCall<unknown, Res>, cb: sendUnaryData<Res>, propose: (user: RequestUserHeader) => Promise<Applied>): void => {
+    guard
+      .forWrite(call)
+      .then((user) => propose(user))
+      .then((a) => {
+        const res = (a.result ?? {}) as Res;
+        (res as { header?: unknown }).header = node.header(a.rev);
+        cb(null, res);
+      })
+      .catch((e: unknown) => fail(cb, e));
+  };
+
+  const put: Unary<PutRequest, PutResponseInit> = (call, cb) => {
+    try {
+      checkPutRequest(call.request);
+    } catch (e) {
+      return fail(cb, e);
+    }
+    write(call, cb, (h) => node.propose({ header: h, put: call.request }));
+  };
+
+  const deleteRange: Unary<DeleteRangeRequest, DeleteRangeResponseInit> = (call, cb) => {
+    try {
+      checkDeleteRequest(call.request);
+    } catch (e) {
+      return fail(cb, e);
+    }
+    write(call, cb, (h) => node.propose({ header: h, delete_range: call.request }));
+  };
+
+  const txn: Unary<TxnRequest, TxnResponseInit> = (call, cb) => {
+    const req = call.request;
+    try {
+      checkTxnRequest(req, node.config.maxTxnOps);
+      checkIntervals(req.success);
+      checkIntervals(req.failure);
+    } catch (e) {
+      return fail(cb, e);
+    }
+    if (isTxnReadOnly(req)) {
+      guard
+        .forTxnRead(call, req)
+        .then(() => (isTxnSerializable(req) ? undefined : node.readBarrier()))
+        .then(() => {
+          const res = node.mvcc.txn(req);
+          res.header = node.header();
+          cb(null, res);
+        })
+        .catch((e: unknown) => fail(cb, e));
+      return;
+    }
+    write(call, cb, (h) => node.propose({ header: h, txn: req }));
+  };
+
+  const compact: Unary<CompactionRequest, CompactionResponseInit> = (call, cb) => {
+    guard
+      .forWrite(call)
+      .then((h) => node.propose({ header: h, compaction: call.request }))
+      .then(async (a) => {
+        if (call.request.physical) await (a.result as CompactionApplied).done;
+        cb(null, { header: node.header(a.rev) });
+      })
+      .catch((e: unknown) => fail(cb, e));
+  };
+
+  return { Range: range, Put: put, DeleteRange: deleteRange, Txn: txn, Compact: compact };
+}
+
+export interface RequestUserHeader {
+  username?: string;
+  auth_revision?: number;
+}

@@ -1,0 +1,184 @@
+// Test harness: real etcd and etcdesk-node processes on free loopback ports,
+// and an etcdctl runner, for side-by-side compatibility and crash tests.
+import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import http from 'node:http';
+import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+
+export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
+export const ETCD_BIN = process.env.ETCD_BIN ?? '/usr/bin/etcd';
+export const ETCDCTL_BIN = process.env.ETCDCTL_BIN ?? '/usr/bin/etcdctl';
+
+export function hasEtcd(): boolean {
+  return fs.existsSync(ETCD_BIN) && fs.existsSync(ETCDCTL_BIN);
+}
+
+export function tempDir(prefix: string): string {
+  return fs.mkdtempSync(path.join(os.tmpdir(), `etcdesk-${prefix}-`));
+}
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      const port = typeof a === 'object' && a ? a.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export interface ServerProc {
+  kind: 'etcd' | 'etcdesk';
+  proc: ChildProcess;
+  /** host:port for etcdctl --endpoints */
+  endpoint: string;
+  clientUrl: string;
+  peerUrl: string;
+  dataDir: string;
+  name: string;
+  output(): string;
+  /** SIGKILL, no cleanup (crash). */
+  kill(): Promise<void>;
+  /** SIGTERM and wait. */
+  stop(): Promise<void>;
+}
+
+export interface StartOpts {
+  name?: string;
+  dataDir?: string;
+  clientPort?: number;
+  peerPort?: number;
+  extraArgs?: string[];
+  env?: NodeJS.ProcessEnv;
+  /** default: wait for /health to answer 200 */
+  waitReady?: boolean;
+  timeoutMs?: number;
+}
+
+function waitExit(p: ChildProcess): Promise<void> {
+  if (p.exitCode !== null || p.signalCode !== null) return Promise.resolve();
+  return new Promise((resolve) => p.once('exit', () => resolve()));
+}
+
+export function httpGet(url: string, timeoutMs = 1000): Promise<{ status: number; body: string }> {
+  return new Promise((resolve, reject) => {
+    const req = http.get(url, { timeout: timeoutMs }, (res) => {
+      let body = '';
+      res.setEncoding('utf8');
+      res.on('data', (c: string) => (body += c));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
+    });
+    req.on('timeout', () => req.destroy(new Error('timeout')));
+    req.on('error', reject);
+  });
+}
+
+export async function waitHealthy(clientUrl: string, timeoutMs: number, proc?: ChildProcess): Promise<void> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    if (proc && proc.exitCode !== null) throw new Error(`process exited with ${proc.exitCode} before it was ready`);
+    try {
+      const r = await httpGet(`${clientUrl}/health`, 500);
+      if (r.status === 200) return;
+    } catch {
+      // not listening yet
+    }
+    if (Date.now() > deadline) throw new Error(`${clientUrl} not healthy after ${timeoutMs} ms`);
+    await new Promise((r) => setTimeout(r, 50));
+  }
+}
+
+async function startProc(kind: 'etcd' | 'etcdesk', opts: StartOpts): Promise<ServerProc> {
+  const name = opts.name ?? 'default';
+  const dataDir = opts.dataDir ?? tempDir(kind);
+  const clientPort = opts.clientPort ?? (await freePort());
+  const peerPort = opts.peerPort ?? (await freePort());
+  const clientUrl = `http://127.0.0.1:${clientPort}`;
+  const peerUrl = `http://127.0.0.1:${peerPort}`;
+  const args = [
+    '--name', name,
+    '--data-dir', dataDir,
+    '--listen-client-urls', clientUrl,
+    '--advertise-client-urls', clientUrl,
+    '--listen-peer-urls', peerUrl,
+    '--initial-advertise-peer-urls', peerUrl,
+    ...(opts.extraArgs ?? []),
+  ];
+  if (!args.includes('--initial-cluster')) args.push('--initial-cluster', `${name}=${peerUrl}`);
+  if (kind === 'etcd') args.push('--logger', 'zap', '--log-outputs', 'stderr');
+  const cmd = kind === 'etcd' ? ETCD_BIN : process.execPath;
+  const fullArgs = kind === 'etcd' ? args : [path.join(REPO_ROOT, 'bin/etcdesk-node.mjs'), ...args];
+  const env = { ...process.env, ...(kind === 'etcd' ? { ETCD_UNSUPPORTED_ARCH: '' } : {}), ...(opts.env ?? {}) };
+  const proc = spawn(cmd, fullArgs, { stdio: ['ignore', 'pipe', 'pipe'], env });
+  let out = '';
+  proc.stdout!.on('data', (c: Buffer) => (out += c.toString()));
+  proc.stderr!.on('data', (c: Buffer) => (out += c.toString()));
+  const sp: ServerProc = {
+    kind,
+    proc,
+    endpoint: `127.0.0.1:${clientPort}`,
+    clientUrl,
+    peerUrl,
+    dataDir,
+    name,
+    output: () => out,
+    async kill() {
+      proc.kill('SIGKILL');
+      await waitExit(proc);
+    },
+    async stop() {
+      proc.kill('SIGTERM');
+      const t = setTimeout(() => proc.kill('SIGKILL'), 5000);
+      await waitExit(proc);
+      clearTimeout(t);
+    },
+  };
+  if (opts.waitReady !== false) {
+    try {
+      await waitHealthy(clientUrl, opts.timeoutMs ?? 20000, proc);
+    } catch (e) {
+      await sp.kill();
+      throw new Error(`${kind} did not start: ${(e as Error).message}\n${out.slice(-3000)}`);
+    }
+  }
+  return sp;
+}
+
+export const startEtcd = (opts: StartOpts = {}): Promise<ServerProc> => startProc('etcd', opts);
+export const startEtcdesk = (opts: StartOpts = {}): Promise<ServerProc> => startProc('etcdesk', opts);
+
+export interface CtlResult {
+  stdout: string;
+  stderr: string;
+  code: number;
+}
+
+/** Runs etcdctl (API v3) against one endpoint; stdin for interactive txn. */
+export function etcdctl(endpoint: string, args: string[], opts: { stdin?: string; env?: NodeJS.ProcessEnv; timeoutMs?: number } = {}): Promise<CtlResult> {
+  return new Promise((resolve) => {
+    const p = spawn(ETCDCTL_BIN, [`--endpoints=${endpoint}`, ...args], {
+      env: { ...process.env, ETCDCTL_API: '3', ...(opts.env ?? {}) },
+      stdio: ['pipe', 'pipe', 'pipe'],
+    });
+    let stdout = '';
+    let stderr = '';
+    p.stdout.on('data', (c: Buffer) => (stdout += c.toString('latin1')));
+    p.stderr.on('data', (c: Buffer) => (stderr += c.toString('latin1')));
+    const t = setTimeout(() => p.kill('SIGKILL'), opts.timeoutMs ?? 15000);
+    p.on('close', (code) => {
+      clearTimeout(t);
+      resolve({ stdout, stderr, code: code ?? -1 });
+    });
+    p.stdin.end(opts.stdin ?? '');
+  });
+}
+
+export function etcdctlSync(endpoint: string, args: string[]): CtlResult {
+  const r = spawnSync(ETCDCTL_BIN, [`--endpoints=${endpoint}`, ...args], { env: { ...process.env, ETCDCTL_API: '3' }, encoding: 'latin1' });
+  return { stdout: r.stdout, stderr: r.stderr, code: r.status ?? -1 };
+}
