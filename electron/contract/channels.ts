@@ -1,0 +1,123 @@
+// The one IPC contract: every invoke channel with its request/response type and
+// every event channel with its payload. main's handlers, the preload whitelist,
+// the browser shell and the renderer's API are all typed from these maps.
+import type * as T from './types';
+
+type Empty = Record<string, never>;
+
+export interface InvokeMap {
+  'app:info': { req: Empty; res: T.AppInfo };
+  'conn:list': { req: Empty; res: T.ConnectionProfile[] };
+  'conn:save': { req: T.ConnectionProfile; res: T.ConnectionProfile };
+  'conn:delete': { req: { id: string }; res: { ok: true } };
+  'conn:connect': { req: { id: string }; res: T.ConnectionStatus };
+  'conn:disconnect': { req: Empty; res: T.ConnectionStatus };
+  'conn:status': { req: Empty; res: T.ConnectionStatus };
+
+  'kv:window': { req: T.KeysWindowRequest; res: T.KeysWindowResponse };
+  'kv:tree': { req: T.TreeRequest; res: { nodes: T.TreeNode[]; revision: number } };
+  'kv:get': { req: { key: T.B64; revision?: number }; res: { kv: T.KeyValue | null; revision: number } };
+  'kv:put': { req: T.PutRequest; res: T.PutResult };
+  'kv:delete': { req: T.DeleteRequest; res: T.DeleteResult };
+  'kv:count': { req: { prefix: string }; res: { count: number; revision: number } };
+  'kv:history': { req: { key: T.B64; limit?: number }; res: T.HistoryResponse };
+  'kv:txn': { req: T.TxnRequest; res: T.TxnResult };
+  'kv:compact': { req: { revision: number }; res: { revision: number } };
+
+  'watch:start': { req: { prefix: string; fromKey?: boolean }; res: { watchId: string; revision: number } };
+  'watch:stop': { req: { watchId: string }; res: { ok: true } };
+
+  'lease:list': { req: Empty; res: T.LeaseInfo[] };
+  'lease:grant': { req: { ttl: number }; res: T.LeaseInfo };
+  'lease:revoke': { req: { id: string }; res: { ok: true } };
+  'lease:keepalive-once': { req: { id: string }; res: T.LeaseInfo };
+  'lease:keepalive': { req: { id: string; on: boolean }; res: T.LeaseInfo };
+  'lease:attach': { req: { id: string; key: string }; res: T.LeaseInfo };
+
+  'auth:overview': { req: Empty; res: T.AuthOverview };
+  /** Ensures user root with role root exists first (created with rootPassword when missing), then enables and reconnects as root. */
+  'auth:enable': { req: { rootPassword: string }; res: T.AuthOverview };
+  'auth:disable': { req: Empty; res: T.AuthOverview };
+  'auth:user-add': { req: { name: string; password: string }; res: T.UserInfo };
+  'auth:user-delete': { req: { name: string }; res: { ok: true } };
+  'auth:user-passwd': { req: { name: string; password: string }; res: { ok: true } };
+  'auth:user-grant': { req: { name: string; role: string }; res: T.UserInfo };
+  'auth:user-revoke': { req: { name: string; role: string }; res: T.UserInfo };
+  'auth:role-add': { req: { name: string }; res: T.RoleInfo };
+  'auth:role-delete': { req: { name: string }; res: { ok: true } };
+  'auth:role-grant': { req: { name: string; perm: Omit<T.Permission, 'rangeEnd'> & { rangeEnd?: string } }; res: T.RoleInfo };
+  'auth:role-revoke': { req: { name: string; key: string; rangeEnd: string }; res: T.RoleInfo };
+  'auth:check': { req: { user: string; op: T.PermCheckOp; key: string }; res: T.PermCheckResult };
+
+  'cluster:info': { req: Empty; res: T.ClusterInfo };
+  'cluster:member-add': { req: { peerUrls: string[]; learner: boolean }; res: T.ClusterInfo };
+  'cluster:member-remove': { req: { id: string }; res: T.ClusterInfo };
+  'cluster:member-promote': { req: { id: string }; res: T.ClusterInfo };
+  'cluster:move-leader': { req: { id: string }; res: T.ClusterInfo };
+  'maint:defragment': { req: { endpoint?: string }; res: { ok: true } };
+  'maint:hashkv': { req: Empty; res: { hashes: { endpoint: string; hash: number; revision: number }[] } };
+  'maint:alarm-disarm': { req: Empty; res: T.ClusterInfo };
+  'maint:snapshot': { req: { opId: string }; res: { path: string | null; bytes: number } };
+}
+
+export interface EventMap {
+  'watch:update': T.WatchUpdateEvent;
+  'watch:error': T.WatchErrorEvent;
+  'lease:tick': T.LeaseTickEvent;
+  'progress': T.ProgressEvent;
+  'conn:changed': T.ConnectionStatus;
+  'menu:action': { action: T.MenuAction };
+}
+
+export type Channel = keyof InvokeMap;
+export type EventChannel = keyof EventMap;
+export type Req<C extends Channel> = InvokeMap[C]['req'];
+export type Res<C extends Channel> = InvokeMap[C]['res'];
+
+/** Runtime lists for whitelists (preload, shell); `satisfies` keeps them complete. */
+const channelSet: { [C in Channel]: true } = {
+  'app:info': true, 'conn:list': true, 'conn:save': true, 'conn:delete': true, 'conn:connect': true, 'conn:disconnect': true, 'conn:status': true,
+  'kv:window': true, 'kv:tree': true, 'kv:get': true, 'kv:put': true, 'kv:delete': true, 'kv:count': true, 'kv:history': true, 'kv:txn': true, 'kv:compact': true,
+  'watch:start': true, 'watch:stop': true,
+  'lease:list': true, 'lease:grant': true, 'lease:revoke': true, 'lease:keepalive-once': true, 'lease:keepalive': true, 'lease:attach': true,
+  'auth:overview': true, 'auth:enable': true, 'auth:disable': true, 'auth:user-add': true, 'auth:user-delete': true, 'auth:user-passwd': true,
+  'auth:user-grant': true, 'auth:user-revoke': true, 'auth:role-add': true, 'auth:role-delete': true, 'auth:role-grant': true, 'auth:role-revoke': true, 'auth:check': true,
+  'cluster:info': true, 'cluster:member-add': true, 'cluster:member-remove': true, 'cluster:member-promote': true, 'cluster:move-leader': true,
+  'maint:defragment': true, 'maint:hashkv': true, 'maint:alarm-disarm': true, 'maint:snapshot': true,
+};
+const eventSet: { [E in EventChannel]: true } = {
+  'watch:update': true, 'watch:error': true, 'lease:tick': true, 'progress': true, 'conn:changed': true, 'menu:action': true,
+};
+export const CHANNELS = Object.keys(channelSet) as Channel[];
+export const EVENT_CHANNELS = Object.keys(eventSet) as EventChannel[];
+export const isChannel = (c: unknown): c is Channel => typeof c === 'string' && Object.prototype.hasOwnProperty.call(channelSet, c);
+export const isEventChannel = (c: unknown): c is EventChannel => typeof c === 'string' && Object.prototype.hasOwnProperty.call(eventSet, c);
+
+/** Electron IPC channel names are namespaced so they never clash with Electron's own. */
+export const IPC_PREFIX = 'etcdesk:';
+
+/** Invoke results travel as a tagged union so errors keep etcd's code and message across IPC/HTTP. */
+export type Envelope<R> = { ok: true; value: R } | { ok: false; error: T.SerializedError };
+
+/** What the renderer sees, from the preload bridge or the shell client alike. */
+export interface EtcdeskApi {
+  invoke<C extends Channel>(channel: C, req: Req<C>): Promise<Res<C>>;
+  on<E extends EventChannel>(event: E, listener: (payload: EventMap[E]) => void): () => void;
+}
+
+/** Raw bridge the preload exposes: envelopes, no exceptions across the context boundary. */
+export interface EtcdeskBridge {
+  invoke(channel: string, req: unknown): Promise<Envelope<unknown>>;
+  on(event: string, listener: (payload: unknown) => void): () => void;
+}
+
+export class ContractError extends Error {
+  constructor(
+    readonly code: number,
+    message: string,
+  ) {
+    super(message);
+  }
+}
+
+export const SHELL_TOKEN_HEADER = 'x-etcdesk-token';

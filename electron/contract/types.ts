@@ -1,0 +1,260 @@
+// Data shapes crossing the IPC boundary. Everything is JSON-safe because the
+// browser shell carries the same messages over HTTP: bytes travel as base64,
+// 64-bit ids (leases, members) as decimal strings.
+
+/** base64 of raw bytes (keys and values may be binary). */
+export type B64 = string;
+
+export interface KeyValue {
+  key: B64;
+  /** UTF-8 decoding of the key for display (lossy for binary keys). */
+  keyText: string;
+  value: B64;
+  createRevision: number;
+  modRevision: number;
+  version: number;
+  /** lease id, decimal; "0" when none */
+  lease: string;
+}
+
+/** A key row without its value (lists). */
+export type KeyRow = Omit<KeyValue, 'value'> & { size?: number };
+
+export type ConnectionKind = 'embedded' | 'local-cluster' | 'remote';
+
+export interface ConnectionProfile {
+  id: string;
+  name: string;
+  kind: ConnectionKind;
+  /** remote only */
+  endpoints: string[];
+  username?: string;
+  /** Never sent back by main: only written (save) and used there. */
+  password?: string;
+  hasPassword?: boolean;
+  tls?: { caFile?: string; certFile?: string; keyFile?: string; serverName?: string };
+}
+
+export type ConnectionState = 'disconnected' | 'connecting' | 'connected' | 'error';
+
+export interface ConnectionStatus {
+  state: ConnectionState;
+  profileId: string | null;
+  profileName: string;
+  kind: ConnectionKind | null;
+  endpoints: string[];
+  activeEndpoint: string | null;
+  user: string | null;
+  /** What runs the embedded node: node-core's startNode or the etcd binary fallback. */
+  engine?: string;
+  error?: SerializedError;
+}
+
+export interface AppInfo {
+  mode: 'electron' | 'shell';
+  version: string;
+  platform: string;
+  features: { localCluster: boolean; embeddedEngine: string };
+}
+
+export interface SerializedError {
+  /** gRPC status code from etcd, or -1 for app-side errors */
+  code: number;
+  message: string;
+}
+
+export interface KeysWindowRequest {
+  prefix: string;
+  offset: number;
+  limit: number;
+  /** Drop main's cached key list first (after a watch event or "refresh"). */
+  refresh?: boolean;
+}
+
+export interface KeysWindowResponse {
+  total: number;
+  offset: number;
+  rows: KeyRow[];
+  revision: number;
+  /** True while main is still counting beyond the requested window. */
+  partial: boolean;
+}
+
+export interface TreeRequest {
+  prefix: string;
+  delimiter: string;
+}
+
+export interface TreeNode {
+  /** full path of this node (prefix + segment [+ delimiter for dirs]) */
+  path: string;
+  name: string;
+  isDir: boolean;
+  /** number of keys below a dir */
+  count: number;
+  /** a dir path may itself be a key */
+  isKey: boolean;
+}
+
+export interface PutRequest {
+  key: B64;
+  value: B64;
+  lease?: string;
+  /** Compare-and-swap: only write if the key's mod_revision is still this (0 = must not exist). */
+  expectModRevision?: number;
+}
+
+export type PutResult = { ok: true; revision: number; kv: KeyValue | null } | { ok: false; conflict: true; current: KeyValue | null; revision: number };
+
+export interface DeleteRequest {
+  key: B64;
+  prefix?: boolean;
+  expectModRevision?: number;
+}
+
+export type DeleteResult = { ok: true; deleted: number; revision: number } | { ok: false; conflict: true; current: KeyValue | null; revision: number };
+
+export interface HistoryEntry {
+  kv: KeyValue | null;
+  /** revision at which this version was written (or the delete revision) */
+  revision: number;
+  deleted: boolean;
+}
+
+export interface HistoryResponse {
+  entries: HistoryEntry[];
+  /** older versions fell to compaction */
+  compacted: boolean;
+}
+
+export type CompareTarget = 'version' | 'create' | 'mod' | 'value' | 'lease';
+export type CompareOp = '=' | '!=' | '<' | '>';
+
+export interface TxnCompare {
+  key: string;
+  target: CompareTarget;
+  op: CompareOp;
+  /** number for revisions/version, text for value, decimal id for lease */
+  operand: string;
+}
+
+export type TxnOp =
+  | { type: 'put'; key: string; value: string; lease?: string }
+  | { type: 'get'; key: string; prefix?: boolean }
+  | { type: 'delete'; key: string; prefix?: boolean };
+
+export interface TxnRequest {
+  compares: TxnCompare[];
+  success: TxnOp[];
+  failure: TxnOp[];
+}
+
+export interface TxnOpResult {
+  type: 'put' | 'get' | 'delete';
+  key: string;
+  kvs?: KeyValue[];
+  deleted?: number;
+  prevKv?: KeyValue | null;
+}
+
+export interface TxnResult {
+  succeeded: boolean;
+  revision: number;
+  results: TxnOpResult[];
+}
+
+export interface LeaseInfo {
+  id: string;
+  ttl: number;
+  grantedTtl: number;
+  keys: string[];
+  keepingAlive: boolean;
+  /** ms epoch when ttl was read; the renderer counts down from here */
+  at: number;
+}
+
+export type PermType = 'read' | 'write' | 'readwrite';
+export type PermScope = 'key' | 'prefix' | 'range' | 'from-key';
+
+export interface Permission {
+  type: PermType;
+  key: string;
+  rangeEnd: string;
+  scope: PermScope;
+}
+
+export interface RoleInfo {
+  name: string;
+  perms: Permission[];
+}
+
+export interface UserInfo {
+  name: string;
+  roles: string[];
+}
+
+export interface AuthOverview {
+  enabled: boolean;
+  users: UserInfo[];
+  roles: RoleInfo[];
+  /** Could not list users/roles (auth on and we are not root) */
+  restricted: boolean;
+}
+
+export type PermCheckOp = 'read' | 'write';
+
+export interface PermCheckResult {
+  allowed: boolean;
+  reason: string;
+}
+
+export interface MemberInfo {
+  id: string;
+  name: string;
+  peerUrls: string[];
+  clientUrls: string[];
+  isLearner: boolean;
+  isLeader: boolean;
+  status?: { version: string; dbSize: number; raftIndex: number; raftTerm: number; errors: string[] } | { error: string };
+}
+
+export interface ClusterInfo {
+  clusterId: string;
+  members: MemberInfo[];
+  revision: number;
+  alarms: { memberId: string; alarm: string }[];
+}
+
+export interface WatchEvent {
+  type: 'put' | 'delete';
+  kv: KeyValue;
+}
+
+export interface WatchUpdateEvent {
+  watchId: string;
+  revision: number;
+  events: WatchEvent[];
+}
+
+export interface WatchErrorEvent {
+  watchId: string;
+  error: SerializedError;
+}
+
+export interface LeaseTickEvent {
+  id: string;
+  ttl: number;
+  at: number;
+  /** The lease is gone (expired or revoked). */
+  gone?: boolean;
+}
+
+export interface ProgressEvent {
+  opId: string;
+  label: string;
+  done: number;
+  total: number;
+  finished?: boolean;
+}
+
+export type MenuAction = 'new-key' | 'refresh' | 'find' | 'toggle-theme' | 'view-keys' | 'view-txn' | 'view-leases' | 'view-auth' | 'view-cluster' | 'connect' | 'about';

@@ -1,0 +1,42 @@
+// Everything the app's back end is, minus Electron: saved connections, the
+// connection manager and the handlers. Electron's main and the browser shell
+// each wrap this with their own transport.
+import path from 'node:path';
+import type { AppInfo, ConnectionStatus, EventChannel, EventMap } from '../contract/index';
+import { ConnectionManager } from './connection-manager';
+import { createHandlers, type Handlers } from './handlers';
+import { pickEngine } from './node-host';
+import { ProfileStore, type SecretBox } from './profile-store';
+
+export interface AppCoreOptions {
+  dataDir: string;
+  mode: AppInfo['mode'];
+  version: string;
+  secretBox: SecretBox | null;
+  broadcast<E extends EventChannel>(event: E, payload: EventMap[E]): void;
+  chooseSnapshotPath(): Promise<string | null>;
+  clusterBasePort?: number;
+}
+
+export interface AppCore {
+  handlers: Handlers;
+  manager: ConnectionManager;
+  info: AppInfo;
+  shutdown(): Promise<void>;
+}
+
+export function createAppCore(o: AppCoreOptions): AppCore {
+  const engine = pickEngine();
+  const withCluster = !!engine?.startCluster;
+  const profiles = new ProfileStore(path.join(o.dataDir, 'connections.json'), o.secretBox, withCluster);
+  const manager = new ConnectionManager({
+    dataDir: o.dataDir,
+    engine,
+    profiles,
+    clusterBasePort: o.clusterBasePort,
+    onStatus: (s: ConnectionStatus) => o.broadcast('conn:changed', s),
+  });
+  const info: AppInfo = { mode: o.mode, version: o.version, platform: process.platform, features: { localCluster: withCluster, embeddedEngine: engine?.name ?? 'none' } };
+  const handlers = createHandlers({ manager, profiles, info, broadcast: o.broadcast, chooseSnapshotPath: o.chooseSnapshotPath });
+  return { handlers, manager, info, shutdown: () => manager.shutdown() };
+}

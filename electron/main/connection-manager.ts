@@ -1,0 +1,187 @@
+// One active connection at a time: the embedded node (default), the local
+// three-node cluster, or a saved remote profile. Owns the client, the hosted
+// node processes, and every stream opened on the connection's behalf.
+import fs from 'node:fs';
+import path from 'node:path';
+import { EtcdClient, type LeaseKeepAlive, type Watch } from '../../node-core/index';
+import { ContractError, type ConnectionProfile, type ConnectionStatus } from '../contract/index';
+import type { HostedNode, NodeEngine } from './node-host';
+import { BUILTIN_CLUSTER, BUILTIN_EMBEDDED, type ProfileStore } from './profile-store';
+import { KeyList } from './key-list';
+import { serializeError } from './errors';
+
+export interface ManagerOptions {
+  dataDir: string;
+  engine: NodeEngine | null;
+  profiles: ProfileStore;
+  onStatus(s: ConnectionStatus): void;
+  clusterBasePort?: number;
+}
+
+export class ConnectionManager {
+  client: EtcdClient | null = null;
+  private profile: ConnectionProfile | null = null;
+  private hosted = new Map<string, HostedNode>();
+  private state: ConnectionStatus['state'] = 'disconnected';
+  private lastError: ConnectionStatus['error'];
+  private keyLists = new Map<string, KeyList>();
+  readonly watches = new Map<string, { owner: string; watch: Watch }>();
+  readonly keepAlives = new Map<string, LeaseKeepAlive>();
+  private switching: Promise<unknown> = Promise.resolve();
+
+  constructor(private readonly opts: ManagerOptions) {}
+
+  get engineName(): string {
+    return this.opts.engine?.name ?? 'none';
+  }
+
+  status(): ConnectionStatus {
+    const p = this.profile;
+    return {
+      state: this.state,
+      profileId: p?.id ?? null,
+      profileName: p?.name ?? '',
+      kind: p?.kind ?? null,
+      endpoints: this.client?.endpointUrls ?? [],
+      activeEndpoint: this.client?.activeEndpoint ?? null,
+      user: this.client?.options.username ?? null,
+      engine: p && p.kind !== 'remote' ? this.engineName : undefined,
+      error: this.lastError,
+    };
+  }
+
+  requireClient(): EtcdClient {
+    if (!this.client || this.state !== 'connected') throw new ContractError(-1, 'not connected: choose a connection first');
+    return this.client;
+  }
+
+  connect(id: string): Promise<ConnectionStatus> {
+    const run = this.switching.then(() => this.doConnect(id));
+    this.switching = run.catch(() => undefined);
+    return run;
+  }
+
+  private async doConnect(id: string): Promise<ConnectionStatus> {
+    const profile = this.opts.profiles.get(id);
+    if (!profile) throw new ContractError(-1, `unknown connection ${id}`);
+    this.closeClient();
+    this.profile = profile;
+    this.state = 'connecting';
+    this.lastError = undefined;
+    this.opts.onStatus(this.status());
+    try {
+      let endpoints: string[];
+      if (profile.kind === 'remote') endpoints = profile.endpoints;
+      else endpoints = (await this.host(profile.id)).clientUrls;
+      const client = new EtcdClient({
+        endpoints,
+        username: profile.username,
+        password: profile.kind === 'remote' ? this.opts.profiles.password(profile.id) : undefined,
+        tls: profile.tls ? readTls(profile.tls) : undefined,
+        timeoutMs: 15_000,
+      });
+      // A cheap call proves the endpoints, TLS and credentials before we say "connected".
+      await client.status().catch(async (e: unknown) => {
+        // Status may be denied to non-root users; a read of nothing proves the rest.
+        if (e instanceof Error && /permission denied/.test(e.message)) return client.range({ key: Buffer.from([0]), count_only: true });
+        throw e;
+      });
+      this.client = client;
+      this.state = 'connected';
+    } catch (e) {
+      this.closeClient();
+      this.state = 'error';
+      this.lastError = serializeError(e);
+    }
+    const s = this.status();
+    this.opts.onStatus(s);
+    return s;
+  }
+
+  private async host(id: string): Promise<HostedNode> {
+    const running = this.hosted.get(id);
+    if (running) return running;
+    const engine = this.opts.engine;
+    if (!engine) throw new ContractError(-1, 'no embedded node engine: node-core has no startNode yet and no etcd binary is on PATH');
+    let node: HostedNode;
+    if (id === BUILTIN_EMBEDDED) node = await engine.startSingle(path.join(this.opts.dataDir, 'embedded'));
+    else if (id === BUILTIN_CLUSTER) {
+      if (!engine.startCluster) throw new ContractError(-1, 'this engine cannot start a local cluster');
+      const dir = path.join(this.opts.dataDir, 'local-cluster');
+      fs.mkdirSync(dir, { recursive: true });
+      node = await engine.startCluster(dir, this.opts.clusterBasePort ?? 23790);
+    } else throw new ContractError(-1, `not a hosted connection: ${id}`);
+    this.hosted.set(id, node);
+    return node;
+  }
+
+  /** Swap credentials on the live connection (after enabling auth as root). */
+  relogin(username: string | undefined, password: string | undefined): void {
+    const old = this.requireClient();
+    this.closeStreams();
+    this.client = new EtcdClient({ ...old.options, username, password });
+    old.close();
+    this.opts.onStatus(this.status());
+  }
+
+  disconnect(): ConnectionStatus {
+    this.closeClient();
+    this.profile = null;
+    this.state = 'disconnected';
+    this.lastError = undefined;
+    const s = this.status();
+    this.opts.onStatus(s);
+    return s;
+  }
+
+  keyList(prefix: string, refresh: boolean): { list: KeyList; fresh: boolean } {
+    const client = this.requireClient();
+    let list = this.keyLists.get(prefix);
+    if (list && !refresh) return { list, fresh: false };
+    list = new KeyList(client, prefix);
+    // A handful of prefixes is plenty: the browser shows one at a time.
+    if (this.keyLists.size > 8) this.keyLists.delete(this.keyLists.keys().next().value as string);
+    this.keyLists.set(prefix, list);
+    return { list, fresh: true };
+  }
+
+  invalidateKeys(): void {
+    this.keyLists.clear();
+  }
+
+  closeStreamsOf(owner: string): void {
+    for (const [id, w] of this.watches) {
+      if (w.owner === owner) {
+        w.watch.close();
+        this.watches.delete(id);
+      }
+    }
+  }
+
+  private closeStreams(): void {
+    for (const w of this.watches.values()) w.watch.close();
+    this.watches.clear();
+    for (const k of this.keepAlives.values()) k.close();
+    this.keepAlives.clear();
+    this.keyLists.clear();
+  }
+
+  private closeClient(): void {
+    this.closeStreams();
+    this.client?.close();
+    this.client = null;
+  }
+
+  /** Quit: close streams and stop every hosted node. */
+  async shutdown(): Promise<void> {
+    this.closeClient();
+    const nodes = [...this.hosted.values()];
+    this.hosted.clear();
+    await Promise.allSettled(nodes.map((n) => n.stop()));
+  }
+}
+
+function readTls(t: NonNullable<ConnectionProfile['tls']>): { ca?: Buffer; cert?: Buffer; key?: Buffer; serverName?: string } {
+  const read = (f: string | undefined): Buffer | undefined => (f ? fs.readFileSync(f) : undefined);
+  return { ca: read(t.caFile), cert: read(t.certFile), key: read(t.keyFile), serverName: t.serverName || undefined };
+}

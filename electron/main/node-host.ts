@@ -1,0 +1,228 @@
+// Hosting the embedded node(s). node-core's startNode/startLocalCluster are the
+// engine when node-core exports them; until then (or with ETCDESK_ENGINE=etcd)
+// a real etcd binary stands in behind the same interface, so switching is the
+// one line in pickEngine().
+import { spawn, type ChildProcess } from 'node:child_process';
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import * as core from '../../node-core/index';
+
+export interface HostedNode {
+  clientUrls: string[];
+  stop(): Promise<void>;
+}
+
+export interface NodeEngine {
+  readonly name: string;
+  startSingle(dataDir: string): Promise<HostedNode>;
+  /** Three members on loopback; absent when the engine cannot do it. */
+  startCluster?(dir: string, basePort: number): Promise<HostedNode>;
+}
+
+interface NodeConfigLike {
+  name: string;
+  dataDir: string;
+  listenClientUrls: string[];
+  advertiseClientUrls: string[];
+  listenPeerUrls: string[];
+  initialAdvertisePeerUrls: string[];
+  initialCluster: string;
+  initialClusterState: 'new' | 'existing';
+  initialClusterToken: string;
+}
+type StartNode = (cfg: Partial<NodeConfigLike>) => Promise<HostedNode>;
+type StartLocalCluster = (opts: { dir: string; basePort: number }) => Promise<{ clientUrls?: string[]; endpoints?: string[]; stop(): Promise<void> }>;
+
+export async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.unref();
+    s.on('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const port = (s.address() as net.AddressInfo).port;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+async function waitHealthy(url: string, proc: ChildProcess | null, log: () => string, ms = 20_000): Promise<void> {
+  const deadline = Date.now() + ms;
+  for (;;) {
+    if (proc && proc.exitCode !== null) throw new Error(`etcd exited (${proc.exitCode}): ${log().slice(-2000)}`);
+    try {
+      const r = await fetch(`${url}/health`);
+      if (r.ok) return;
+    } catch {
+      /* not listening yet */
+    }
+    if (Date.now() > deadline) throw new Error(`node at ${url} did not become healthy: ${log().slice(-2000)}`);
+    await new Promise((r) => setTimeout(r, 100));
+  }
+}
+
+function etcdBinary(): string | null {
+  if (process.env.ETCD_BIN) return process.env.ETCD_BIN;
+  for (const dir of (process.env.PATH ?? '').split(path.delimiter)) {
+    const p = path.join(dir, process.platform === 'win32' ? 'etcd.exe' : 'etcd');
+    if (dir && fs.existsSync(p)) return p;
+  }
+  return null;
+}
+
+function spawnEtcd(bin: string, cfg: NodeConfigLike): { proc: ChildProcess; log: () => string } {
+  fs.mkdirSync(cfg.dataDir, { recursive: true });
+  const args = [
+    '--name', cfg.name,
+    '--data-dir', cfg.dataDir,
+    '--listen-client-urls', cfg.listenClientUrls.join(','),
+    '--advertise-client-urls', cfg.advertiseClientUrls.join(','),
+    '--listen-peer-urls', cfg.listenPeerUrls.join(','),
+    '--initial-advertise-peer-urls', cfg.initialAdvertisePeerUrls.join(','),
+    '--initial-cluster', cfg.initialCluster,
+    '--initial-cluster-state', cfg.initialClusterState,
+    '--initial-cluster-token', cfg.initialClusterToken,
+    '--log-level', 'error',
+    '--logger', 'zap',
+  ];
+  const proc = spawn(bin, args, { stdio: ['ignore', 'ignore', 'pipe'] });
+  let out = '';
+  proc.stderr?.on('data', (d: Buffer) => {
+    out = (out + d.toString()).slice(-8000);
+  });
+  return { proc, log: () => out };
+}
+
+async function killProc(proc: ChildProcess): Promise<void> {
+  if (proc.exitCode !== null || proc.signalCode !== null) return;
+  const exited = new Promise((r) => proc.once('exit', r));
+  proc.kill('SIGTERM');
+  const t = setTimeout(() => proc.kill('SIGKILL'), 3000);
+  await exited;
+  clearTimeout(t);
+}
+
+/** Ports persist per data dir so a restarted embedded node keeps its advertised peer URL. */
+function portsFile(dataDir: string): string {
+  return path.join(dataDir, 'etcdesk-ports.json');
+}
+
+async function stablePorts(dataDir: string): Promise<{ client: number; peer: number }> {
+  try {
+    const p = JSON.parse(fs.readFileSync(portsFile(dataDir), 'utf8')) as { client: number; peer: number };
+    if (await portFree(p.client)) return p;
+  } catch {
+    /* first start */
+  }
+  const p = { client: await freePort(), peer: await freePort() };
+  fs.mkdirSync(dataDir, { recursive: true });
+  fs.writeFileSync(portsFile(dataDir), JSON.stringify(p));
+  return p;
+}
+
+function portFree(port: number): Promise<boolean> {
+  return new Promise((resolve) => {
+    const s = net.createServer();
+    s.once('error', () => resolve(false));
+    s.listen(port, '127.0.0.1', () => s.close(() => resolve(true)));
+  });
+}
+
+export function etcdBinaryEngine(bin: string): NodeEngine {
+  return {
+    name: `etcd binary (${bin})`,
+    async startSingle(dataDir) {
+      const { client, peer } = await stablePorts(dataDir);
+      const c = `http://127.0.0.1:${client}`;
+      const p = `http://127.0.0.1:${peer}`;
+      // etcd refuses a different peer URL for an existing member; the peer port is kept alongside the data.
+      const { proc, log } = spawnEtcd(bin, {
+        name: 'etcdesk',
+        dataDir: path.join(dataDir, 'etcd'),
+        listenClientUrls: [c],
+        advertiseClientUrls: [c],
+        listenPeerUrls: [p],
+        initialAdvertisePeerUrls: [p],
+        initialCluster: `etcdesk=${p}`,
+        initialClusterState: 'new',
+        initialClusterToken: 'etcdesk-embedded',
+      });
+      try {
+        await waitHealthy(c, proc, log);
+      } catch (e) {
+        await killProc(proc);
+        throw e;
+      }
+      return { clientUrls: [c], stop: () => killProc(proc) };
+    },
+    async startCluster(dir, basePort) {
+      const names = ['m1', 'm2', 'm3'];
+      const peer = (i: number): string => `http://127.0.0.1:${basePort + 2 * i + 1}`;
+      const client = (i: number): string => `http://127.0.0.1:${basePort + 2 * i}`;
+      const initialCluster = names.map((n, i) => `${n}=${peer(i)}`).join(',');
+      const procs = names.map((name, i) =>
+        spawnEtcd(bin, {
+          name,
+          dataDir: path.join(dir, name),
+          listenClientUrls: [client(i)],
+          advertiseClientUrls: [client(i)],
+          listenPeerUrls: [peer(i)],
+          initialAdvertisePeerUrls: [peer(i)],
+          initialCluster,
+          initialClusterState: 'new',
+          initialClusterToken: 'etcdesk-local-cluster',
+        }),
+      );
+      const stop = async (): Promise<void> => {
+        await Promise.all(procs.map((p) => killProc(p.proc)));
+      };
+      try {
+        await Promise.all(procs.map((p, i) => waitHealthy(client(i), p.proc, p.log, 30_000)));
+      } catch (e) {
+        await stop();
+        throw e;
+      }
+      return { clientUrls: names.map((_, i) => client(i)), stop };
+    },
+  };
+}
+
+export function nodeCoreEngine(startNode: StartNode, startLocalCluster: StartLocalCluster | undefined): NodeEngine {
+  return {
+    name: 'node-core',
+    async startSingle(dataDir) {
+      const { client, peer } = await stablePorts(dataDir);
+      const c = `http://127.0.0.1:${client}`;
+      const p = `http://127.0.0.1:${peer}`;
+      const node = await startNode({
+        name: 'etcdesk',
+        dataDir: path.join(dataDir, 'node'),
+        listenClientUrls: [c],
+        advertiseClientUrls: [c],
+        listenPeerUrls: [p],
+        initialAdvertisePeerUrls: [p],
+        initialCluster: `etcdesk=${p}`,
+        initialClusterState: 'new',
+        initialClusterToken: 'etcdesk-embedded',
+      });
+      return { clientUrls: node.clientUrls.length ? node.clientUrls : [c], stop: () => node.stop() };
+    },
+    startCluster: startLocalCluster
+      ? async (dir, basePort) => {
+          const c = await startLocalCluster({ dir, basePort });
+          return { clientUrls: c.clientUrls ?? c.endpoints ?? [], stop: () => c.stop() };
+        }
+      : undefined,
+  };
+}
+
+/** The engine in use: node-core when it exports startNode, else the etcd binary. */
+export function pickEngine(): NodeEngine | null {
+  const exports = core as unknown as Record<string, unknown>;
+  const startNode = exports.startNode as StartNode | undefined;
+  const startLocalCluster = exports.startLocalCluster as StartLocalCluster | undefined;
+  const forced = process.env.ETCDESK_ENGINE;
+  if (typeof startNode === 'function' && forced !== 'etcd') return nodeCoreEngine(startNode, typeof startLocalCluster === 'function' ? startLocalCluster : undefined);
+  const bin = etcdBinary();
+  return bin ? etcdBinaryEngine(bin) : null;
+}
