@@ -1,0 +1,2 @@
+export { MvccStore, type MvccStoreOptions } from './store';
+export type { EventListener, HashKVResult, KVStore, LeaseHooks, WriteTxn } from './types';

@@ -1,0 +1,192 @@
+// etcd's keyIndex (mvcc/key_index.go): the revisions of one key, grouped in
+// generations. A generation starts with a put that creates the key and ends
+// with the tombstone that deletes it; the last generation is empty while the
+// key is deleted. Revisions are kept as two parallel number arrays (main,
+// sub) so a key costs a few small arrays instead of one object per revision.
+import type { RevSet } from './revision';
+
+export class Generation {
+  /** Number of puts in this generation, including ones compacted away. */
+  ver = 0;
+  /** Main revision of the put that created the key in this generation. */
+  created = 0;
+  mains: number[] = [];
+  subs: number[] = [];
+}
+
+/** Index of the last revision with main <= atRev, -1 if none (etcd's generation.walk). */
+export function lastAtOrBefore(mains: number[], atRev: number): number {
+  let hi = mains.length - 1;
+  if (hi < 0) return -1;
+  if (mains[hi] <= atRev) return hi;
+  let lo = 0;
+  if (mains[0] > atRev) return -1;
+  // invariant: mains[lo] <= atRev < mains[hi]
+  while (hi - lo > 1) {
+    const mid = (lo + hi) >>> 1;
+    if (mains[mid] <= atRev) lo = mid;
+    else hi = mid;
+  }
+  return lo;
+}
+
+/** Index of the first revision with main >= rev, mains.length if none. */
+export function firstAtOrAfter(mains: number[], rev: number): number {
+  let lo = 0;
+  let hi = mains.length;
+  while (lo < hi) {
+    const mid = (lo + hi) >>> 1;
+    if (mains[mid] < rev) lo = mid + 1;
+    else hi = mid;
+  }
+  return lo;
+}
+
+// Second result of doCompact; module-level so the per-key compaction loop
+// allocates nothing.
+let compactRevIndex = -1;
+
+export class KeyIndex {
+  /** The key as a latin1 string: one char per byte, so `<` is bytewise order. */
+  readonly key: string;
+  gens: Generation[];
+  /** Lease of the key's live value (0n when none or deleted), as the lessor's item map in etcd. */
+  lease = 0n;
+
+  constructor(key: string) {
+    this.key = key;
+    this.gens = [new Generation()];
+  }
+
+  put(main: number, sub: number): void {
+    const g = this.gens[this.gens.length - 1];
+    if (g.mains.length === 0) g.created = main;
+    g.mains.push(main);
+    g.subs.push(sub);
+    g.ver++;
+  }
+
+  /** First record of a key met while rebuilding from disk (etcd's keyIndex.restore). */
+  restore(created: number, main: number, sub: number, ver: number): void {
+    const g = this.gens[0];
+    g.created = created;
+    g.ver = ver;
+    g.mains.push(main);
+    g.subs.push(sub);
+  }
+
+  /** false when the key is already deleted (etcd's ErrRevisionNotFound). */
+  tombstone(main: number, sub: number): boolean {
+    if (this.gens[this.gens.length - 1].mains.length === 0) return false;
+    this.put(main, sub);
+    this.gens.push(new Generation());
+    return true;
+  }
+
+  isEmpty(): boolean {
+    return this.gens.length === 1 && this.gens[0].mains.length === 0;
+  }
+
+  /** The generation live now, or undefined when the key is deleted. */
+  live(): Generation | undefined {
+    const g = this.gens[this.gens.length - 1];
+    return g.mains.length === 0 ? undefined : g;
+  }
+
+  /**
+   * The generation whose revision is visible at atRev (etcd's findGeneration),
+   * or undefined when the key did not exist at atRev.
+   */
+  genAt(atRev: number): Generation | undefined {
+    const gens = this.gens;
+    const lastg = gens.length - 1;
+    for (let cg = lastg; cg >= 0; cg--) {
+      const g = gens[cg];
+      const n = g.mains.length;
+      if (n === 0) continue;
+      if (cg !== lastg && g.mains[n - 1] <= atRev) return undefined;
+      if (g.mains[0] <= atRev) return g;
+    }
+    return undefined;
+  }
+
+  /**
+   * Pushes (main, sub, tombstone) of every revision in [fromRev, toRev] onto
+   * out (etcd's keyIndex.since, bounded above).
+   */
+  since(fromRev: number, toRev: number, out: RevRef[]): void {
+    const gens = this.gens;
+    const lastg = gens.length - 1;
+    let lastMain = -1;
+    for (let gi = 0; gi <= lastg; gi++) {
+      const g = gens[gi];
+      const n = g.mains.length;
+      if (n === 0 || g.mains[n - 1] < fromRev) continue;
+      if (g.mains[0] > toRev) break;
+      for (let i = firstAtOrAfter(g.mains, fromRev); i < n; i++) {
+        const main = g.mains[i];
+        if (main > toRev) break;
+        const tomb = i === n - 1 && gi !== lastg;
+        // etcd keeps only the last change of a key within one main revision
+        if (main === lastMain) out[out.length - 1] = { main, sub: g.subs[i], tomb, key: this.key };
+        else out.push({ main, sub: g.subs[i], tomb, key: this.key });
+        lastMain = main;
+      }
+    }
+  }
+
+  private doCompact(atRev: number, available: RevSet): number {
+    const gens = this.gens;
+    let genIdx = 0;
+    let g = gens[0];
+    while (genIdx < gens.length - 1) {
+      if (g.mains[g.mains.length - 1] > atRev) break;
+      genIdx++;
+      g = gens[genIdx];
+    }
+    compactRevIndex = -1;
+    const i = lastAtOrBefore(g.mains, atRev);
+    if (i >= 0) {
+      available.add(g.mains[i], g.subs[i]);
+      compactRevIndex = i;
+    }
+    return genIdx;
+  }
+
+  /** Drops revisions superseded at atRev; adds the kept one to available (etcd's keyIndex.compact). */
+  compact(atRev: number, available: RevSet): void {
+    let genIdx = this.doCompact(atRev, available);
+    const revIndex = compactRevIndex;
+    const g = this.gens[genIdx];
+    if (g.mains.length !== 0) {
+      if (revIndex > 0) {
+        g.mains = g.mains.slice(revIndex);
+        g.subs = g.subs.slice(revIndex);
+      }
+      if (g.mains.length === 1 && genIdx !== this.gens.length - 1) {
+        available.delete(g.mains[0], g.subs[0]);
+        genIdx++;
+      }
+    }
+    if (genIdx > 0) this.gens = this.gens.slice(genIdx);
+  }
+
+  /** The revision a compaction at atRev would keep, added to available (etcd's keyIndex.keep). */
+  keep(atRev: number, available: RevSet): void {
+    if (this.isEmpty()) return;
+    const genIdx = this.doCompact(atRev, available);
+    const revIndex = compactRevIndex;
+    const g = this.gens[genIdx];
+    if (g.mains.length !== 0 && revIndex === g.mains.length - 1 && genIdx !== this.gens.length - 1) {
+      available.delete(g.mains[revIndex], g.subs[revIndex]);
+    }
+  }
+}
+
+/** One revision of a key, with whether it is the key's tombstone. */
+export interface RevRef {
+  main: number;
+  sub: number;
+  tomb: boolean;
+  key: string;
+}

@@ -1,0 +1,773 @@
+// The MVCC store: etcd 3.4's revision model (mvcc/kvstore*.go) with the
+// request semantics of etcdserver/apply.go, over the LMDB backend's `key` and
+// `meta` buckets laid out byte for byte as etcd's bolt buckets.
+//
+// Everything here is synchronous except physical compaction. The key index
+// lives in memory (a Map for point lookups, a B-tree of latin1 strings for
+// ordered ranges); values are read from the backend, whose overlay makes
+// writes readable before they are committed.
+import BTreeImport from 'sorted-btree';
+import type { Backend } from '../backend/backend';
+import { Errors } from '../errors/index';
+import {
+  Compare_CompareResult,
+  Compare_CompareTarget,
+  RangeRequest_SortOrder,
+  RangeRequest_SortTarget,
+  type CompactionRequest,
+  type Compare,
+  type DeleteRangeRequest,
+  type DeleteRangeResponseInit,
+  type PutRequest,
+  type PutResponseInit,
+  type RangeRequest,
+  type RangeResponseInit,
+  type RequestOp,
+  type ResponseOpInit,
+  type TxnRequest,
+  type TxnResponseInit,
+} from '../proto/gen/etcdserverpb';
+import { decodeKeyValue, Event_EventType, type Event, type KeyValue } from '../proto/gen/mvccpb';
+import { EMPTY } from '../proto/wire';
+import { Crc32c } from './crc32c';
+import { KeyIndex, lastAtOrBefore, type Generation, type RevRef } from './key-index';
+import { encodeKv, encodeTombstone, readKvMeta, type KvMeta } from './kv-codec';
+import { isTombstoneKey, RevSet, REV_BYTES_LEN, revKey, revMain, revSub, writeRev } from './revision';
+import type { EventListener, HashKVResult, KVStore, LeaseHooks, WriteTxn } from './types';
+
+// sorted-btree is CommonJS: under Node's ESM loader the default import is the
+// exports object, under bundlers the class itself.
+const BTree = ((BTreeImport as unknown as { default?: typeof BTreeImport }).default ?? BTreeImport) as typeof BTreeImport;
+type KeyTree = InstanceType<typeof BTreeImport<string, KeyIndex>>;
+
+const SCHEDULED_COMPACT_KEY = Buffer.from('scheduledCompactRev');
+const FINISHED_COMPACT_KEY = Buffer.from('finishedCompactRev');
+const KEY_BUCKET_NAME = Buffer.from('key');
+
+/** Above every latin1 key: the upper bound of an open-ended ('\0') range. */
+const KEY_MAX = '\uffff';
+
+const DEFAULT_COMPACTION_BATCH = 1000;
+
+export interface MvccStoreOptions {
+  leases?: LeaseHooks;
+  /** Keys deleted per physical-compaction step (etcd's CompactionBatchLimit). */
+  compactionBatchLimit?: number;
+}
+
+const NO_LEASES: LeaseHooks = {
+  exists: () => false,
+  attach: () => undefined,
+  detach: () => undefined,
+};
+
+const cmpStr = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
+
+// Result of visibleAt(); module-level so the range loop allocates nothing per key.
+let hitMain = 0;
+let hitSub = 0;
+
+/** Finds the key's revision visible at atRev into hitMain/hitSub (etcd's keyIndex.get). */
+function visibleAt(ki: KeyIndex, atRev: number): boolean {
+  const gens = ki.gens;
+  const last = gens[gens.length - 1];
+  const n = last.mains.length;
+  let g: Generation | undefined;
+  let i: number;
+  if (n !== 0 && last.mains[n - 1] <= atRev) {
+    g = last;
+    i = n - 1;
+  } else {
+    g = ki.genAt(atRev);
+    if (!g) return false;
+    i = lastAtOrBefore(g.mains, atRev);
+    if (i < 0) return false;
+  }
+  hitMain = g.mains[i];
+  hitSub = g.subs[i];
+  return true;
+}
+
+/** etcd's mkGteRange: undefined = single key, empty = open-ended. */
+function rangeEndOf(rangeEnd: Buffer): Buffer | undefined {
+  if (rangeEnd.length === 0) return undefined;
+  if (rangeEnd.length === 1 && rangeEnd[0] === 0) return EMPTY;
+  return rangeEnd;
+}
+
+const EMPTY_KV: KeyValue = { key: EMPTY, create_revision: 0, mod_revision: 0, version: 0, value: EMPTY, lease: 0n };
+
+function compareNum(a: number, b: number): number {
+  return a < b ? -1 : a > b ? 1 : 0;
+}
+
+function compareKV(c: Compare, kv: KeyValue): boolean {
+  let result: number;
+  switch (c.target) {
+    case Compare_CompareTarget.VALUE:
+      result = Buffer.compare(kv.value, c.value ?? EMPTY);
+      break;
+    case Compare_CompareTarget.CREATE:
+      result = compareNum(kv.create_revision, c.create_revision ?? 0);
+      break;
+    case Compare_CompareTarget.MOD:
+      result = compareNum(kv.mod_revision, c.mod_revision ?? 0);
+      break;
+    case Compare_CompareTarget.VERSION:
+      result = compareNum(kv.version, c.version ?? 0);
+      break;
+    case Compare_CompareTarget.LEASE: {
+      const l = c.lease ?? 0n;
+      result = kv.lease < l ? -1 : kv.lease > l ? 1 : 0;
+      break;
+    }
+    default:
+      result = 0;
+  }
+  switch (c.result) {
+    case Compare_CompareResult.EQUAL:
+      return result === 0;
+    case Compare_CompareResult.NOT_EQUAL:
+      return result !== 0;
+    case Compare_CompareResult.GREATER:
+      return result > 0;
+    case Compare_CompareResult.LESS:
+      return result < 0;
+    default:
+      return true;
+  }
+}
+
+type KvCompare = (a: KeyValue, b: KeyValue) => number;
+const SORTERS: Record<number, KvCompare> = {
+  [RangeRequest_SortTarget.VERSION]: (a, b) => a.version - b.version,
+  [RangeRequest_SortTarget.CREATE]: (a, b) => a.create_revision - b.create_revision,
+  [RangeRequest_SortTarget.MOD]: (a, b) => a.mod_revision - b.mod_revision,
+  [RangeRequest_SortTarget.VALUE]: (a, b) => Buffer.compare(a.value, b.value),
+};
+
+function isTxnReadonly(rt: TxnRequest): boolean {
+  for (const op of rt.success) if (!op.request_range) return false;
+  for (const op of rt.failure) if (!op.request_range) return false;
+  return true;
+}
+
+export class MvccStore implements KVStore {
+  private readonly backend: Backend;
+  private readonly hooks: LeaseHooks;
+  private readonly batchLimit: number;
+  /** Point lookups; the tree below holds the same KeyIndex objects in key order. */
+  private readonly keys = new Map<string, KeyIndex>();
+  private readonly tree: KeyTree;
+  private currentRev = 1;
+  private compactMainRev = -1;
+  private listeners: EventListener[] = [];
+
+  // The write txn in progress (at most one: everything is synchronous).
+  private inTxn = false;
+  private beginRev = 0;
+  private changes = 0;
+  private events: Event[] = [];
+
+  private compaction: Promise<void> = Promise.resolve();
+  private compacting = 0;
+  private closed = false;
+  private readonly readKey = Buffer.alloc(REV_BYTES_LEN);
+  private readonly txView: WriteTxn;
+
+  private constructor(backend: Backend, opts: MvccStoreOptions) {
+    this.backend = backend;
+    this.hooks = opts.leases ?? NO_LEASES;
+    this.batchLimit = opts.compactionBatchLimit ?? DEFAULT_COMPACTION_BATCH;
+    this.tree = new BTree<string, KeyIndex>(undefined, cmpStr);
+    this.txView = {
+      put: (req) => this.txPut(req),
+      deleteRange: (req) => this.txDeleteRange(req),
+      range: (req) => this.rangeIn(req, this.txReadRev()),
+    };
+  }
+
+  /** Opens the store over `backend`, rebuilding the key index from the `key` bucket. */
+  static open(backend: Backend, opts: MvccStoreOptions = {}): MvccStore {
+    const s = new MvccStore(backend, opts);
+    s.restore();
+    return s;
+  }
+
+  get rev(): number {
+    return this.currentRev;
+  }
+
+  /** etcd's compactMainRev: -1 until the first compaction. */
+  get compactRev(): number {
+    return this.compactMainRev;
+  }
+
+  /** Resolves when every compaction scheduled so far (including one resumed at open) is physically done. */
+  compactionDone(): Promise<void> {
+    return this.compaction.catch(() => undefined);
+  }
+
+  /** Stops physical compaction between batches (it resumes at the next open). Close the backend after. */
+  async close(): Promise<void> {
+    this.closed = true;
+    await this.compactionDone();
+  }
+
+  // ---------------------------------------------------------------- reads
+
+  range(req: RangeRequest): RangeResponseInit {
+    return this.rangeIn(req, this.currentRev);
+  }
+
+  get(key: Buffer): KeyValue | undefined {
+    const ki = this.keys.get(key.toString('latin1'));
+    if (!ki) return undefined;
+    const g = ki.live();
+    if (!g) return undefined;
+    const n = g.mains.length - 1;
+    return this.readKv(g.mains[n], g.subs[n]);
+  }
+
+  private txReadRev(): number {
+    return this.changes > 0 ? this.beginRev + 1 : this.beginRev;
+  }
+
+  /** etcd's applierV3backend.Range over a view whose current revision is curRev. */
+  private rangeIn(r: RangeRequest, curRev: number): RangeResponseInit {
+    const filtered = r.min_mod_revision !== 0 || r.max_mod_revision !== 0 || r.min_create_revision !== 0 || r.max_create_revision !== 0;
+    let limit = r.limit;
+    if (r.sort_order !== RangeRequest_SortOrder.NONE || filtered) limit = 0;
+    if (limit > 0) limit++;
+
+    let rev = r.revision;
+    if (rev > curRev) throw Errors.FutureRev;
+    if (rev <= 0) rev = curRev;
+    if (rev < this.compactMainRev) throw Errors.Compacted;
+
+    let kvs: KeyValue[] = [];
+    const count = this.rangeKeys(r.key, rangeEndOf(r.range_end), rev, limit, r.count_only ? null : kvs);
+
+    if (filtered && kvs.length) {
+      const maxMod = r.max_mod_revision;
+      const minMod = r.min_mod_revision;
+      const maxCreate = r.max_create_revision;
+      const minCreate = r.min_create_revision;
+      kvs = kvs.filter(
+        (kv) =>
+          !(maxMod !== 0 && kv.mod_revision > maxMod) &&
+          !(minMod !== 0 && kv.mod_revision < minMod) &&
+          !(maxCreate !== 0 && kv.create_revision > maxCreate) &&
+          !(minCreate !== 0 && kv.create_revision < minCreate),
+      );
+    }
+
+    let order = r.sort_order;
+    if (r.sort_target !== RangeRequest_SortTarget.KEY && order === RangeRequest_SortOrder.NONE) order = RangeRequest_SortOrder.ASCEND;
+    if (order !== RangeRequest_SortOrder.NONE && kvs.length > 1) {
+      // Keys come in ascending order already; ties keep it (a stable sort),
+      // as Go's sort.Sort does for the small result sets it sorts by insertion.
+      const by = SORTERS[r.sort_target];
+      if (order === RangeRequest_SortOrder.ASCEND) {
+        if (by) kvs.sort(by);
+      } else if (order === RangeRequest_SortOrder.DESCEND) {
+        if (by) kvs.sort((a, b) => by(b, a));
+        else kvs.reverse();
+      }
+    }
+
+    let more = false;
+    if (r.limit > 0 && kvs.length > r.limit) {
+      kvs.length = r.limit;
+      more = true;
+    }
+    if (r.keys_only) for (const kv of kvs) kv.value = EMPTY;
+    return { header: { revision: curRev }, kvs, more, count };
+  }
+
+  /**
+   * etcd's rangeKeys after the revision checks: counts the keys of the range
+   * alive at rev and reads the first `limit` (all when 0) into out (nothing
+   * when out is null, for count_only).
+   */
+  private rangeKeys(key: Buffer, end: Buffer | undefined, rev: number, limit: number, out: KeyValue[] | null): number {
+    if (end === undefined) {
+      const ki = this.keys.get(key.toString('latin1'));
+      if (!ki || !visibleAt(ki, rev)) return 0;
+      if (out) out.push(this.readKv(hitMain, hitSub));
+      return 1;
+    }
+    const lo = key.toString('latin1');
+    const hi = end.length === 0 ? KEY_MAX : end.toString('latin1');
+    if (hi <= lo) return 0;
+    const want = out === null ? 0 : limit > 0 ? limit : Infinity;
+    const mains: number[] = [];
+    const subs: number[] = [];
+    let count = 0;
+    this.tree.forRange(lo, hi, false, (_k, ki) => {
+      if (!visibleAt(ki, rev)) return;
+      if (count < want) {
+        mains.push(hitMain);
+        subs.push(hitSub);
+      }
+      count++;
+    });
+    if (out) for (let i = 0; i < mains.length; i++) out.push(this.readKv(mains[i], subs[i]));
+    return count;
+  }
+
+  private readKv(main: number, sub: number): KeyValue {
+    const k = this.readKey;
+    writeRev(k, main, sub);
+    const v = this.backend.get('key', k);
+    if (v === undefined) throw new Error(`mvcc: revision ${main}_${sub} is in the index but not in the key bucket`);
+    return decodeKeyValue(v);
+  }
+
+  // --------------------------------------------------------------- writes
+
+  write<T>(fn: (tx: WriteTxn) => T): T {
+    this.beginTxn();
+    try {
+      return fn(this.txView);
+    } finally {
+      this.endTxn();
+    }
+  }
+
+  put(req: PutRequest): PutResponseInit {
+    this.beginTxn();
+    try {
+      return this.txPut(req);
+    } finally {
+      this.endTxn();
+    }
+  }
+
+  deleteRange(req: DeleteRangeRequest): DeleteRangeResponseInit {
+    this.beginTxn();
+    try {
+      return this.txDeleteRange(req);
+    } finally {
+      this.endTxn();
+    }
+  }
+
+  private beginTxn(): void {
+    if (this.inTxn) throw new Error('mvcc: a write txn is already in progress');
+    this.inTxn = true;
+    this.beginRev = this.currentRev;
+    this.changes = 0;
+  }
+
+  // A txn whose fn threw after changing something still lands whole: its
+  // changes are already in the backend and index, and etcd cannot roll back
+  // either (it panics), so the revision and events stay consistent with them.
+  private endTxn(): void {
+    this.inTxn = false;
+    if (this.changes === 0) return;
+    const rev = ++this.currentRev;
+    const evs = this.events;
+    this.events = [];
+    this.changes = 0;
+    let err: unknown;
+    for (const l of this.listeners) {
+      try {
+        l(evs, rev);
+      } catch (e) {
+        err ??= e;
+      }
+    }
+    if (err !== undefined) throw err;
+  }
+
+  subscribe(listener: EventListener): () => void {
+    this.listeners = [...this.listeners, listener];
+    return () => {
+      this.listeners = this.listeners.filter((l) => l !== listener);
+    };
+  }
+
+  /** etcd's applierV3backend.Put inside a write txn. */
+  private txPut(p: PutRequest): PutResponseInit {
+    let leaseId = p.lease;
+    if (leaseId !== 0n && !this.hooks.exists(leaseId)) throw Errors.LeaseNotFound;
+    const kstr = p.key.toString('latin1');
+    let ki = this.keys.get(kstr);
+    const live = ki?.live();
+    let prev: KeyValue | undefined;
+    if ((p.ignore_value || p.ignore_lease || p.prev_kv) && live) {
+      const n = live.mains.length - 1;
+      prev = this.readKv(live.mains[n], live.subs[n]);
+    }
+    let value = p.value;
+    if (p.ignore_value || p.ignore_lease) {
+      if (!prev) throw Errors.KeyNotFound;
+      if (p.ignore_value) value = prev.value;
+      if (p.ignore_lease) leaseId = prev.lease;
+    }
+
+    const rev = this.beginRev + 1;
+    const sub = this.changes;
+    let create = rev;
+    let ver = 1;
+    let oldLease = 0n;
+    if (live && ki) {
+      create = live.created;
+      ver = live.ver + 1;
+      oldLease = ki.lease;
+    }
+    const kv = encodeKv(p.key, value, create, rev, ver, leaseId);
+    this.backend.put('key', revKey(rev, sub, false), kv.encoded);
+    if (!ki) {
+      ki = new KeyIndex(kstr);
+      this.keys.set(kstr, ki);
+      this.tree.set(kstr, ki);
+    }
+    ki.put(rev, sub);
+    this.changes++;
+    this.events.push({ type: Event_EventType.PUT, kv });
+    ki.lease = leaseId;
+    if (oldLease !== 0n) this.hooks.detach(oldLease, kv.key);
+    if (leaseId !== 0n) this.hooks.attach(leaseId, kv.key);
+    const resp: PutResponseInit = { header: { revision: rev } };
+    if (p.prev_kv && prev) resp.prev_kv = prev;
+    return resp;
+  }
+
+  /** etcd's applierV3backend.DeleteRange inside a write txn. */
+  private txDeleteRange(dr: DeleteRangeRequest): DeleteRangeResponseInit {
+    const end = rangeEndOf(dr.range_end);
+    const resp: DeleteRangeResponseInit = {};
+    if (dr.prev_kv) {
+      const prevKvs: KeyValue[] = [];
+      this.rangeKeys(dr.key, end, this.txReadRev(), 0, prevKvs);
+      resp.prev_kvs = prevKvs;
+    }
+    const doomed: KeyIndex[] = [];
+    if (end === undefined) {
+      const ki = this.keys.get(dr.key.toString('latin1'));
+      if (ki?.live()) doomed.push(ki);
+    } else {
+      const lo = dr.key.toString('latin1');
+      const hi = end.length === 0 ? KEY_MAX : end.toString('latin1');
+      if (hi > lo) {
+        this.tree.forRange(lo, hi, false, (_k, ki) => {
+          if (ki.live()) doomed.push(ki);
+        });
+      }
+    }
+    for (const ki of doomed) this.tombstone(ki);
+    resp.deleted = doomed.length;
+    resp.header = { revision: this.changes > 0 ? this.beginRev + 1 : this.beginRev };
+    return resp;
+  }
+
+  private tombstone(ki: KeyIndex): void {
+    const rev = this.beginRev + 1;
+    const sub = this.changes;
+    const val = encodeTombstone(Buffer.from(ki.key, 'latin1'));
+    const key = ki.key.length ? val.subarray(val.length - ki.key.length) : EMPTY;
+    this.backend.put('key', revKey(rev, sub, true), val);
+    ki.tombstone(rev, sub);
+    this.changes++;
+    this.events.push({
+      type: Event_EventType.DELETE,
+      kv: { key, create_revision: 0, mod_revision: rev, version: 0, value: EMPTY, lease: 0n },
+    });
+    const lease = ki.lease;
+    if (lease !== 0n) {
+      ki.lease = 0n;
+      this.hooks.detach(lease, key);
+    }
+  }
+
+  // ------------------------------------------------------------------ txn
+
+  /** etcd's applierV3backend.Txn: compares and checks first, then one write txn. */
+  txn(rt: TxnRequest): TxnResponseInit {
+    const path: boolean[] = [];
+    this.compareToPath(rt, path);
+    if (!isTxnReadonly(rt)) this.checkRequests(rt, path, { i: 0 }, true);
+    this.checkRequests(rt, path, { i: 0 }, false);
+    this.beginTxn();
+    let resp: TxnResponseInit;
+    try {
+      resp = this.applyTxn(rt, path, { i: 0 });
+    } finally {
+      this.endTxn();
+    }
+    resp.header = { revision: this.currentRev };
+    return resp;
+  }
+
+  // Every compare of the txn and of the nested txns on the taken branches is
+  // evaluated against the state before any of the txn's writes, as etcd 3.4.
+  private compareToPath(rt: TxnRequest, path: boolean[]): void {
+    let ok = true;
+    for (const c of rt.compare) {
+      if (!this.applyCompare(c)) {
+        ok = false;
+        break;
+      }
+    }
+    path.push(ok);
+    for (const op of ok ? rt.success : rt.failure) if (op.request_txn) this.compareToPath(op.request_txn, path);
+  }
+
+  private applyCompare(c: Compare): boolean {
+    const kvs: KeyValue[] = [];
+    this.rangeKeys(c.key, rangeEndOf(c.range_end), this.currentRev, 0, kvs);
+    if (kvs.length === 0) {
+      if (c.target === Compare_CompareTarget.VALUE) return false;
+      return compareKV(c, EMPTY_KV);
+    }
+    for (const kv of kvs) if (!compareKV(c, kv)) return false;
+    return true;
+  }
+
+  private checkRequests(rt: TxnRequest, path: boolean[], at: { i: number }, puts: boolean): void {
+    const reqs = path[at.i++] ? rt.success : rt.failure;
+    for (const op of reqs) {
+      if (op.request_txn) {
+        this.checkRequests(op.request_txn, path, at, puts);
+        continue;
+      }
+      if (puts) {
+        const p = op.request_put;
+        if (!p) continue;
+        if (p.ignore_value || p.ignore_lease) {
+          const ki = this.keys.get(p.key.toString('latin1'));
+          if (!ki?.live()) throw Errors.KeyNotFound;
+        }
+        if (p.lease !== 0n && !this.hooks.exists(p.lease)) throw Errors.LeaseNotFound;
+      } else {
+        const r = op.request_range;
+        if (!r || r.revision === 0) continue;
+        if (r.revision > this.currentRev) throw Errors.FutureRev;
+        if (r.revision < this.compactMainRev) throw Errors.Compacted;
+      }
+    }
+  }
+
+  private applyTxn(rt: TxnRequest, path: boolean[], at: { i: number }): TxnResponseInit {
+    const succeeded = path[at.i++];
+    const reqs: RequestOp[] = succeeded ? rt.success : rt.failure;
+    const responses: ResponseOpInit[] = new Array<ResponseOpInit>(reqs.length);
+    for (let i = 0; i < reqs.length; i++) {
+      const op = reqs[i];
+      if (op.request_range) responses[i] = { response_range: this.rangeIn(op.request_range, this.txReadRev()) };
+      else if (op.request_put) responses[i] = { response_put: this.txPut(op.request_put) };
+      else if (op.request_delete_range) responses[i] = { response_delete_range: this.txDeleteRange(op.request_delete_range) };
+      else if (op.request_txn) {
+        // a nested txn's response carries an empty header in etcd
+        const nested = this.applyTxn(op.request_txn, path, at);
+        nested.header = {};
+        responses[i] = { response_txn: nested };
+      } else responses[i] = {};
+    }
+    return { succeeded, responses };
+  }
+
+  // ----------------------------------------------------------- compaction
+
+  compact(req: CompactionRequest): { done: Promise<void> } {
+    if (this.inTxn) throw new Error('mvcc: compact inside a write txn');
+    const rev = req.revision;
+    if (rev <= this.compactMainRev) throw Errors.Compacted;
+    if (rev > this.currentRev) throw Errors.FutureRev;
+    return { done: this.startCompaction(rev) };
+  }
+
+  private startCompaction(rev: number): Promise<void> {
+    this.compactMainRev = rev;
+    this.backend.put('meta', SCHEDULED_COMPACT_KEY, revKey(rev, 0, false));
+    const keep = this.compactIndex(rev);
+    this.compacting++;
+    const run = (): Promise<void> => this.physicalCompaction(rev, keep);
+    const p = this.compaction.then(run, run).finally(() => {
+      this.compacting--;
+    });
+    // done may be ignored by callers; its failure must not become an unhandled rejection
+    p.catch(() => undefined);
+    this.compaction = p;
+    return p;
+  }
+
+  /** etcd's treeIndex.Compact: drops superseded revisions, returns the ones to keep on disk. */
+  private compactIndex(rev: number): RevSet {
+    const available = new RevSet();
+    const emptied: string[] = [];
+    for (const ki of this.keys.values()) {
+      ki.compact(rev, available);
+      if (ki.isEmpty()) emptied.push(ki.key);
+    }
+    for (const k of emptied) {
+      this.keys.delete(k);
+      this.tree.delete(k);
+    }
+    return available;
+  }
+
+  /** etcd's scheduleCompaction: deletes revisions <= rev not in keep, a batch per event-loop turn. */
+  private async physicalCompaction(rev: number, keep: RevSet): Promise<void> {
+    // the scan reads committed data only, and every revision <= rev must be in it
+    await this.backend.commit();
+    const end = Buffer.allocUnsafe(8);
+    end.writeUInt32BE(Math.floor((rev + 1) / 4294967296), 0);
+    end.writeUInt32BE((rev + 1) >>> 0, 4);
+    let last: Buffer = Buffer.alloc(REV_BYTES_LEN);
+    for (;;) {
+      if (this.closed) return;
+      let n = 0;
+      let lastMain = 0;
+      let lastSub = 0;
+      const doomed: Buffer[] = [];
+      for (const [k] of this.backend.range('key', last, end, { limit: this.batchLimit })) {
+        n++;
+        lastMain = revMain(k);
+        lastSub = revSub(k);
+        if (!keep.has(lastMain, lastSub)) doomed.push(Buffer.from(k));
+      }
+      for (const k of doomed) this.backend.del('key', k);
+      if (n < this.batchLimit) {
+        this.backend.put('meta', FINISHED_COMPACT_KEY, revKey(rev, 0, false));
+        return;
+      }
+      last = revKey(lastMain, lastSub + 1, false);
+      await new Promise<void>((resolve) => setImmediate(resolve));
+    }
+  }
+
+  // ----------------------------------------------------------------- hash
+
+  /** etcd 3.4's HashByRev. */
+  hashKV(rev: number): HashKVResult {
+    const compactRev = this.compactMainRev;
+    const currentRev = this.currentRev;
+    if (rev > 0 && rev <= compactRev) throw Errors.Compacted;
+    if (rev > 0 && rev > currentRev) throw Errors.FutureRev;
+    if (rev === 0) rev = currentRev;
+
+    const keep = new RevSet();
+    for (const ki of this.keys.values()) ki.keep(rev, keep);
+    const filterBelow = keep.size > 0;
+
+    const h = new Crc32c();
+    h.update(KEY_BUCKET_NAME);
+    if (rev < 0) return { hash: h.sum(), compactRev, rev: currentRev };
+    if (!this.backend.hasPending() && this.compacting === 0) {
+      // Everything is committed: scan the bucket itself, exactly as etcd.
+      const end = Buffer.allocUnsafe(8);
+      end.writeUInt32BE(Math.floor((rev + 1) / 4294967296), 0);
+      end.writeUInt32BE((rev + 1) >>> 0, 4);
+      for (const [k, v] of this.backend.range('key', undefined, end)) {
+        if (filterBelow) {
+          const main = revMain(k);
+          if (main <= compactRev && !keep.has(main, revSub(k))) continue;
+        }
+        h.update(k);
+        h.update(v);
+      }
+    } else {
+      // Writes in flight are not in the committed scan; the index lists every
+      // revision the bucket holds, so read those through the backend's overlay.
+      const refs: RevRef[] = [];
+      for (const ki of this.keys.values()) ki.since(0, rev, refs);
+      refs.sort((a, b) => a.main - b.main || a.sub - b.sub);
+      for (const r of refs) {
+        if (filterBelow && r.main <= compactRev && !keep.has(r.main, r.sub)) continue;
+        const k = revKey(r.main, r.sub, r.tomb);
+        const v = this.backend.get('key', k);
+        if (v === undefined) continue;
+        h.update(k);
+        h.update(v);
+      }
+    }
+    return { hash: h.sum(), compactRev, rev: currentRev };
+  }
+
+  // -------------------------------------------------------------- history
+
+  eventsBetween(key: Buffer, rangeEnd: Buffer | undefined, fromRev: number, toRev: number, prevKv: boolean): Event[] {
+    if (fromRev < this.compactMainRev) throw Errors.Compacted;
+    if (toRev > this.currentRev) toRev = this.currentRev;
+    const refs: RevRef[] = [];
+    const end = rangeEnd === undefined ? undefined : rangeEndOf(rangeEnd);
+    if (end === undefined) {
+      this.keys.get(key.toString('latin1'))?.since(fromRev, toRev, refs);
+    } else {
+      const lo = key.toString('latin1');
+      const hi = end.length === 0 ? KEY_MAX : end.toString('latin1');
+      if (hi > lo) {
+        this.tree.forRange(lo, hi, false, (_k, ki) => {
+          const g = ki.gens[ki.gens.length - 1];
+          // skip keys untouched since fromRev without walking their history
+          const lastG = g.mains.length ? g : ki.gens[ki.gens.length - 2];
+          if (lastG && lastG.mains[lastG.mains.length - 1] < fromRev) return;
+          ki.since(fromRev, toRev, refs);
+        });
+        refs.sort((a, b) => a.main - b.main || a.sub - b.sub);
+      }
+    }
+    const evs: Event[] = new Array<Event>(refs.length);
+    for (let i = 0; i < refs.length; i++) {
+      const r = refs[i];
+      const v = this.backend.get('key', revKey(r.main, r.sub, r.tomb));
+      if (v === undefined) throw new Error(`mvcc: revision ${r.main}_${r.sub} is in the index but not in the key bucket`);
+      const kv = decodeKeyValue(v);
+      const ev: Event = { type: r.tomb ? Event_EventType.DELETE : Event_EventType.PUT, kv };
+      if (r.tomb) kv.mod_revision = r.main;
+      if (prevKv && r.main - 1 >= this.compactMainRev) {
+        const ki = this.keys.get(r.key);
+        if (ki && visibleAt(ki, r.main - 1)) ev.prev_kv = this.readKv(hitMain, hitSub);
+      }
+      evs[i] = ev;
+    }
+    return evs;
+  }
+
+  // -------------------------------------------------------------- restore
+
+  /** etcd's store.restore: index from the key bucket, leases re-attached, unfinished compaction resumed. */
+  private restore(): void {
+    const finished = this.backend.get('meta', FINISHED_COMPACT_KEY);
+    if (finished && finished.length >= REV_BYTES_LEN) this.compactMainRev = revMain(finished);
+    const scheduledBytes = this.backend.get('meta', SCHEDULED_COMPACT_KEY);
+    let scheduled = scheduledBytes && scheduledBytes.length >= REV_BYTES_LEN ? revMain(scheduledBytes) : 0;
+
+    let cur = 1;
+    const meta: KvMeta = { keyStart: 0, keyEnd: 0, create: 0, version: 0, lease: 0n };
+    for (const [k, v] of this.backend.range('key')) {
+      const main = revMain(k);
+      const sub = revSub(k);
+      const tomb = isTombstoneKey(k);
+      readKvMeta(v, meta);
+      const kstr = v.toString('latin1', meta.keyStart, meta.keyEnd);
+      cur = main;
+      let ki = this.keys.get(kstr);
+      if (ki) {
+        if (tomb) {
+          ki.tombstone(main, sub);
+          ki.lease = 0n;
+        } else {
+          ki.put(main, sub);
+          ki.lease = meta.lease;
+        }
+      } else if (!tomb) {
+        ki = new KeyIndex(kstr);
+        ki.restore(meta.create, main, sub, meta.version);
+        ki.lease = meta.lease;
+        this.keys.set(kstr, ki);
+        this.tree.set(kstr, ki);
+      }
+    }
+    this.currentRev = cur < this.compactMainRev ? this.compactMainRev : cur;
+    if (scheduled <= this.compactMainRev) scheduled = 0;
+
+    for (const ki of this.keys.values()) {
+      if (ki.lease !== 0n && ki.live()) this.hooks.attach(ki.lease, Buffer.from(ki.key, 'latin1'));
+    }
+    if (scheduled !== 0 && scheduled <= this.currentRev) this.startCompaction(scheduled);
+  }
+}
