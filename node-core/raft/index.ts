@@ -21,12 +21,19 @@
  *        serve the read once applied >= readState.index.
  *     4. node.advance(rd).
  *
- * Bootstrapping: a member of a new cluster starts from a Storage whose initialState() reports
- * the initial ConfState (MemoryStorage.bootstrap(voters) does this; a disk Storage stores it as
- * the ConfState of an index-0 snapshot). A member joining an existing cluster starts from an
- * empty Storage: it has no configuration, never campaigns, and learns everything from the
- * leader. On restart pass `applied` (the state machine's applied index) so entries are not
- * handed out twice.
+ * Bootstrapping (etcd's way): every member of a new cluster calls
+ * `node.bootstrap(voters, learners?)` once on a fresh node with an empty Storage. The initial
+ * membership becomes committed ConfChange entries at indexes 1..n (term 1), so a member added
+ * later can start from an empty Storage (no configuration, never campaigns) and rebuild the
+ * configuration by replaying the leader's log or from a snapshot's ConfState.
+ * MemoryStorage.bootstrap(voters) is a shortcut for tests with fixed membership only: the
+ * configuration rides on an index-0 snapshot, which joiners would never see.
+ *
+ * Restarting: build a new RawNode over the persisted Storage. The configuration is the last
+ * snapshot's ConfState plus the conf changes after it, which raft learns only through
+ * applyConfChange. So leave `applied` at (or below) the snapshot index: committed entries after
+ * it are handed out again; skip re-applying data your state machine already has (etcd's
+ * consistent index), but always call applyConfChange for conf change entries.
  *
  * Conf change entries use raftpb's protobuf encoding (encodeConfChange / decodeConfChangeV2 ...),
  * so the log stays compatible with etcd's tools.

@@ -1,11 +1,12 @@
 // RawNode: the thread-less driver interface over Raft (etcd's RawNode). See index.ts for the
 // persist -> send -> apply -> advance protocol.
-import { asV2, confChangeEntryType, encodeConfChangeAny } from './conf-change';
+import { asV2, confChangeEntryType, encodeConfChange, encodeConfChangeAny } from './conf-change';
 import { ErrStepLocalMsg, ErrStepPeerNotFound } from './errors';
 import { type Config, Raft } from './raft';
 import { ProgressState } from './tracker';
 import {
   type ConfChange,
+  ConfChangeType,
   type ConfChangeV2,
   type ConfState,
   EntryType,
@@ -55,6 +56,31 @@ export class RawNode {
     this.raft = new Raft(config);
     this.prevSoftState = this.raft.softState();
     this.prevHardState = this.raft.hardState();
+  }
+
+  /**
+   * Bootstraps a brand-new cluster member the way etcd does (RawNode.Bootstrap): the initial
+   * membership is written into the log as committed ConfChange entries at term 1, indexes 1..n,
+   * so any member that later joins with an empty log rebuilds the configuration by replaying it.
+   * Call once, on a fresh node whose Storage is empty; the first Ready carries the entries and
+   * HardState to persist and hands the conf changes out as committed entries (applying them
+   * again is harmless). After a restart the node recovers from Storage: do not bootstrap again.
+   */
+  bootstrap(voters: NodeId[], learners: NodeId[] = []): void {
+    if (voters.length === 0) throw new Error('must provide at least one voter to Bootstrap');
+    const storage = this.raft.raftLog.storage;
+    if (storage.lastIndex() !== 0 || this.raft.raftLog.lastIndex() !== 0) throw new Error("can't bootstrap a nonempty Storage");
+    // Nothing is persisted yet: make the first Ready carry the HardState.
+    this.prevHardState = { term: 0, vote: 0n, commit: 0 };
+    this.raft.becomeFollower(1, 0n);
+    const changes = [
+      ...voters.map((nodeId) => ({ type: ConfChangeType.ConfChangeAddNode, nodeId })),
+      ...learners.map((nodeId) => ({ type: ConfChangeType.ConfChangeAddLearnerNode, nodeId })),
+    ];
+    const ents = changes.map((cc, i) => ({ term: 1, index: i + 1, type: EntryType.ConfChange, data: encodeConfChange(cc) }));
+    this.raft.raftLog.append(ents);
+    this.raft.raftLog.committed = ents.length;
+    for (const cc of changes) this.raft.applyConfChange(asV2(cc));
   }
 
   /** Advances the logical clock by one tick (election and heartbeat timeouts count ticks). */
