@@ -4,8 +4,9 @@
  * Nothing here touches clocks, timers, randomness, disks or sockets: the caller (the cluster
  * layer) owns all of that and drives a RawNode like this:
  *
- *   const storage = MemoryStorage.bootstrap([1n, 2n, 3n]); // or the cluster's disk-backed Storage
+ *   const storage = new MemoryStorage(); // or the cluster's disk-backed Storage
  *   const node = new RawNode({ id: 1n, electionTick: 10, heartbeatTick: 1, storage, random, preVote: true, checkQuorum: true });
+ *   node.bootstrap([1n, 2n, 3n]);        // first start of a new cluster only (see below)
  *   every tick interval:        node.tick();
  *   on a message from a peer:   node.step(msg);
  *   on a client write:          node.propose(bytes)   (throws ErrProposalDropped without a leader)

@@ -16,7 +16,7 @@ export interface TestNode {
   confState: ConfState;
 }
 
-/** Deterministic PRNG (mulberry32): the raft core must never see Math.random. */
+// Deterministic PRNG (mulberry32): tests must be reproducible from a seed.
 export function mulberry32(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
