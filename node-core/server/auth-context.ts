@@ -100,7 +100,7 @@ export interface AuthGuardApi {
    * Watch creation: undefined when allowed, else etcd's cancel_reason for a
    * created-and-canceled response (the stream stays open).
    */
-  forWatch(call: AuthCall, req: WatchCreateRequest): Promise<string | undefined>;
+  forWatch(call: AuthCall, req: Pick<WatchCreateRequest, 'key' | 'range_end'>): Promise<string | undefined>;
   /** Root-only RPCs: Maintenance Defragment/Snapshot/Hash/HashKV/MoveLeader, Cluster member changes. */
   forAdmin(call: AuthCall): Promise<void>;
   /**
