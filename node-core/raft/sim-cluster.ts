@@ -80,6 +80,7 @@ export class Simulation {
   private maxCommitted = 0;
   private readonly pendingReads = new Map<string, number>();
   private proposalSeq = 0;
+  private chaos = true;
   private nextNodeId: NodeId;
   private readonly stats: SimResult;
 
@@ -203,7 +204,7 @@ export class Simulation {
         node.storage.setHardState(rd.hardState);
         if (rd.hardState.commit > this.maxCommitted) this.maxCommitted = rd.hardState.commit;
       }
-      if (allowCrash && this.rng() < 0.002) {
+      if (allowCrash && this.chaos && this.rng() < 0.002) {
         // Persisted but nothing sent or applied: the messages and the apply are lost.
         this.trace(() => `crash ${node.id} after persisting a Ready`);
         this.crash(node);
@@ -482,7 +483,7 @@ export class Simulation {
     // Snapshots keep being taken after healing too: a member added after the last snapshot
     // refuses it (not in its ConfState) and needs a newer one, as in etcd.
     if (r() < 0.03) {
-      const n = this.pick(this.upNodes());
+      const n = !chaos && r() < 0.5 ? this.currentLeader() : this.pick(this.upNodes());
       if (n) this.compact(n);
     }
     if (!chaos) return;
@@ -514,6 +515,7 @@ export class Simulation {
     for (let i = 0; i < this.steps; i++) this.step(true);
     // Heal everything: no partitions or loss; crashed members come back.
     this.heal();
+    this.chaos = false;
     this.inflight = this.inflight.filter(() => this.rng() < 0.5);
     this.loss = 0;
     this.dup = 0;
