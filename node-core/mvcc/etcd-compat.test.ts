@@ -28,6 +28,10 @@ import {
   encodeRangeResponse,
   encodeTxnResponse,
   type CompareInit,
+  type DeleteRangeResponse,
+  type PutResponse,
+  type RangeResponse,
+  type TxnResponse,
   type DeleteRangeRequestInit,
   type PutRequestInit,
   type RangeRequestInit,
@@ -264,22 +268,22 @@ describe('mvcc store vs etcd 3.4', { skip: !HAVE_ETCD && 'etcd not installed' },
       const x = r();
       if (x < 0.3) {
         const q = mkPut(pick(keys));
-        await check(`put ${show(q)}`, () => call(kv, 'Put', q), () => t.store.put(putReq(q)), (m) => decodePutResponse(encodePutResponse(m)));
+        await check(`put ${show(q)}`, () => call<PutResponse>(kv, 'Put', q), () => t.store.put(putReq(q)), (m) => decodePutResponse(encodePutResponse(m)));
       } else if (x < 0.4) {
         const q = mkDel(pick(keys), false);
         await check(
           `delete ${show(q)}`,
-          () => call(kv, 'DeleteRange', q),
+          () => call<DeleteRangeResponse>(kv, 'DeleteRange', q),
           () => t.store.deleteRange(delReq(q)),
           (m) => decodeDeleteRangeResponse(encodeDeleteRangeResponse(m)),
         );
       } else if (x < 0.7) {
         const q = mkRange();
-        await check(`range ${show(q)}`, () => call(kv, 'Range', q), () => t.store.range(rangeReq(q)), (m) => decodeRangeResponse(encodeRangeResponse(m)));
+        await check(`range ${show(q)}`, () => call<RangeResponse>(kv, 'Range', q), () => t.store.range(rangeReq(q)), (m) => decodeRangeResponse(encodeRangeResponse(m)));
       } else if (x < 0.97) {
         const free = [...keys].sort(() => r() - 0.5);
         const q = mkTxn(free, 0);
-        await check(`txn ${show(q)}`, () => call(kv, 'Txn', q), () => t.store.txn(txnReq(q)), (m) => decodeTxnResponse(encodeTxnResponse(m)));
+        await check(`txn ${show(q)}`, () => call<TxnResponse>(kv, 'Txn', q), () => t.store.txn(txnReq(q)), (m) => decodeTxnResponse(encodeTxnResponse(m)));
       } else {
         const rev = pick([t.store.compactRev, t.store.rev + 1, t.store.compactRev + 1 + Math.floor(r() * (t.store.rev - t.store.compactRev))]);
         let a = 'ok';
