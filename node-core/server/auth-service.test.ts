@@ -1,0 +1,128 @@
+import assert from 'node:assert/strict';
+import { monitorEventLoopDelay } from 'node:perf_hooks';
+import { after, before, describe, test } from 'node:test';
+import { BcryptHasher } from '../auth/password';
+import { AuthStore } from '../auth/store';
+import { tempBackend } from '../auth/test-helpers';
+import { Metadata, type Server } from '@grpc/grpc-js';
+import { authClient, call, serveAuth, TestAuthNode, type AuthClient } from './auth-test-node';
+import { resolveAuthInfo } from './auth-context';
+import { Errors } from '../errors/index';
+
+const rejectsWith = (p: Promise<unknown>, code: number, details: string) =>
+  assert.rejects(p, (e: { code: number; details: string }) => {
+    assert.equal(e.details, details);
+    assert.equal(e.code, code);
+    return true;
+  });
+
+describe('Auth gRPC service', () => {
+  const tb = tempBackend('auth-svc');
+  // etcd's default cost: the password checks below must not stall the event loop
+  const hasher = new BcryptHasher({ cost: 10 });
+  const store = new AuthStore(tb.backend, { hasher, bcryptCost: 10 });
+  const node = new TestAuthNode(tb.backend, store);
+  let server: Server;
+  let c: AuthClient;
+  let rootToken = '';
+
+  before(async () => {
+    const s = await serveAuth(node);
+    server = s.server;
+    c = authClient(s.port);
+  });
+  after(async () => {
+    c.close();
+    server.forceShutdown();
+    await store.close();
+    await tb.cleanup();
+  });
+
+  test('enable is refused until root exists with the root role', async () => {
+    await rejectsWith(call(c, 'AuthEnable', {}), 9, 'etcdserver: root user does not exist');
+    await call(c, 'UserAdd', { name: 'root', password: 'rootpw' });
+    await rejectsWith(call(c, 'AuthEnable', {}), 9, 'etcdserver: root user does not have root role');
+    await call(c, 'UserGrantRole', { user: 'root', role: 'root' });
+    const res = await call(c, 'AuthEnable', {});
+    assert.equal((res.header as { member_id: bigint }).member_id, 2n);
+  });
+
+  test('the log never carries a password: only bcrypt hashes', () => {
+    for (const e of node.log) assert.ok(!e.includes(Buffer.from('rootpw')), 'plain password in a log entry');
+    assert.ok(node.log.some((e) => e.includes(Buffer.from('$2a$10$'))), 'hash proposed at cost 10');
+  });
+
+  test('authenticate: wrong password, unknown user, then a token', async () => {
+    await rejectsWith(call(c, 'Authenticate', { name: 'root', password: 'nope' }), 3, 'etcdserver: authentication failed, invalid user ID or password');
+    await rejectsWith(call(c, 'Authenticate', { name: 'ghost', password: 'x' }), 3, 'etcdserver: authentication failed, invalid user ID or password');
+    const res = await call(c, 'Authenticate', { name: 'root', password: 'rootpw' });
+    rootToken = res.token as string;
+    assert.match(rootToken, /^[a-zA-Z]{16}\.\d+$/);
+    // the Authenticate entry carries the name and token prefix, not the password
+    const last = node.log[node.log.length - 1];
+    assert.ok(last.includes(Buffer.from(rootToken.split('.')[0])));
+    assert.ok(!last.includes(Buffer.from('rootpw')));
+  });
+
+  test('management needs the root role; anonymous callers are refused', async () => {
+    await rejectsWith(call(c, 'UserList', {}), 3, 'etcdserver: user name is empty');
+    await rejectsWith(call(c, 'UserList', {}, 'bogus.1'), 16, 'etcdserver: invalid auth token');
+    await call(c, 'UserAdd', { name: 'alice', password: 'alicepw' }, rootToken);
+    await call(c, 'RoleAdd', { name: 'reader' }, rootToken);
+    await call(c, 'RoleGrantPermission', { name: 'reader', perm: { permType: 0, key: Buffer.from('k'), range_end: Buffer.from('l') } }, rootToken);
+    await call(c, 'UserGrantRole', { user: 'alice', role: 'reader' }, rootToken);
+    assert.deepEqual((await call(c, 'UserList', {}, rootToken)).users, ['alice', 'root']);
+    const alice = (await call(c, 'Authenticate', { name: 'alice', password: 'alicepw' })).token as string;
+    await rejectsWith(call(c, 'UserList', {}, alice), 7, 'etcdserver: permission denied');
+    await rejectsWith(call(c, 'RoleAdd', { name: 'x' }, alice), 7, 'etcdserver: permission denied');
+    assert.deepEqual((await call(c, 'UserGet', { name: 'alice' }, alice)).roles, ['reader']);
+    const perms = (await call(c, 'RoleGet', { role: 'reader' }, alice)).perm as Array<{ key: Buffer }>;
+    assert.equal(Buffer.from(perms[0].key).toString(), 'k');
+    await rejectsWith(call(c, 'UserGet', { name: 'root' }, alice), 7, 'etcdserver: permission denied');
+    // the `authorization` metadata key is accepted too
+    const md = new Metadata();
+    md.set('authorization', alice);
+    assert.equal((await resolveAuthInfo({ metadata: md }, { auth: store, clientCertAuth: false }))?.username, 'alice');
+    // a password change kills the user's tokens
+    await call(c, 'UserChangePassword', { name: 'alice', password: 'new' }, rootToken);
+    await rejectsWith(call(c, 'UserGet', { name: 'alice' }, alice), 16, 'etcdserver: invalid auth token');
+    await call(c, 'Authenticate', { name: 'alice', password: 'new' });
+  });
+
+  test('a no-password user cannot authenticate (etcd: Unknown with the auth package text)', async () => {
+    await call(c, 'UserAdd', { name: 'svc', options: { no_password: true } }, rootToken);
+    await rejectsWith(call(c, 'Authenticate', { name: 'svc', password: '' }), 2, 'auth: authentication failed, password was given for no password user');
+  });
+
+  test('root cannot be deleted nor lose the root role while auth is on', async () => {
+    await rejectsWith(call(c, 'UserDelete', { name: 'root' }, rootToken), 3, 'etcdserver: invalid auth management');
+    await rejectsWith(call(c, 'UserRevokeRole', { name: 'root', role: 'root' }, rootToken), 3, 'etcdserver: invalid auth management');
+  });
+
+  test('a burst of wrong passwords does not stall the event loop', async () => {
+    const h = monitorEventLoopDelay({ resolution: 5 });
+    h.enable();
+    const t0 = Date.now();
+    const attempts = Array.from({ length: 6 }, () => call(c, 'Authenticate', { name: 'root', password: 'wrong' }).then(() => 'ok', (e: { code: number }) => e.code));
+    // meanwhile, another client's request is served promptly
+    const t1 = Date.now();
+    await call(c, 'UserGet', { name: 'root' }, rootToken);
+    const otherMs = Date.now() - t1;
+    const codes = await Promise.all(attempts);
+    h.disable();
+    assert.deepEqual(codes, Array(6).fill(3));
+    const maxLagMs = h.max / 1e6;
+    const total = Date.now() - t0;
+    assert.ok(maxLagMs < 60, `event loop stalled ${maxLagMs.toFixed(1)} ms during ${total} ms of bcrypt`);
+    assert.ok(otherMs < 200, `another client waited ${otherMs} ms`);
+  });
+
+  test('disable: tokens are dropped and a token is then refused as invalid (as etcd)', async () => {
+    await call(c, 'AuthDisable', {}, rootToken);
+    assert.equal(store.enabled, false);
+    await rejectsWith(call(c, 'UserList', {}, rootToken), 16, 'etcdserver: invalid auth token');
+    await rejectsWith(call(c, 'Authenticate', { name: 'root', password: 'rootpw' }), 9, 'etcdserver: authentication is not enabled');
+    assert.ok((await call(c, 'UserList', {})).users);
+    await assert.rejects(resolveAuthInfo({ metadata: (() => { const m = new Metadata(); m.set('token', rootToken); return m; })() }, { auth: store, clientCertAuth: false }), Errors.InvalidAuthToken);
+  });
+});
