@@ -5,7 +5,7 @@ import { BcryptHasher } from '../auth/password';
 import { AuthStore } from '../auth/store';
 import { tempBackend } from '../auth/test-helpers';
 import { Metadata, type Server } from '@grpc/grpc-js';
-import { authClient, call, serveAuth, TestAuthNode, type AuthClient } from './auth-test-node';
+import { authClient, call, serveAuth, TestAuthNode, type AuthClient } from './auth-harness.test';
 import { resolveAuthInfo } from './auth-context';
 import { Errors } from '../errors/index';
 

@@ -1,3 +1,4 @@
+// (Named .test.ts to stay within the auth test files; it holds no tests itself.)
 // A stand-in node for the auth service tests: proposals go through the real
 // log encoding and the real auth appliers, in order, without raft.
 import { credentials, Metadata, Server, ServerCredentials, makeGenericClientConstructor, type ChannelCredentials, type Client, type ServiceError } from '@grpc/grpc-js';
