@@ -1,0 +1,166 @@
+// Electron entry: lifecycle, the window, the menu, and the contract's handlers
+// on ipcMain. All etcd work happens in app-core, shared with the browser shell.
+import { app, BrowserWindow, dialog, ipcMain, Menu, nativeTheme, safeStorage, session, shell, type MenuItemConstructorOptions, type WebContents } from 'electron';
+import path from 'node:path';
+import { fileURLToPath } from 'node:url';
+import { IPC_PREFIX, isChannel, type EventChannel, type EventMap, type MenuAction } from '../contract/index';
+import { createAppCore, type AppCore } from './app-core';
+import { dispatch } from './handlers';
+import type { SecretBox } from './profile-store';
+
+const here = path.dirname(fileURLToPath(import.meta.url));
+let core: AppCore | null = null;
+let win: BrowserWindow | null = null;
+
+const CSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'";
+
+const secretBox: SecretBox = {
+  available: () => safeStorage.isEncryptionAvailable(),
+  encrypt: (plain) => safeStorage.encryptString(plain).toString('base64'),
+  decrypt: (stored) => safeStorage.decryptString(Buffer.from(stored, 'base64')),
+};
+
+const senders = new Set<WebContents>();
+function broadcast<E extends EventChannel>(event: E, payload: EventMap[E]): void {
+  for (const wc of senders) if (!wc.isDestroyed()) wc.send(IPC_PREFIX + event, payload);
+}
+
+function menuAction(action: MenuAction): void {
+  win?.webContents.send(`${IPC_PREFIX}menu:action`, { action });
+}
+
+function buildMenu(): void {
+  const isMac = process.platform === 'darwin';
+  const template: MenuItemConstructorOptions[] = [
+    ...(isMac ? [{ role: 'appMenu' as const }] : []),
+    {
+      label: 'File',
+      submenu: [
+        { label: 'Connections…', accelerator: 'CmdOrCtrl+Shift+C', click: () => menuAction('connect') },
+        { label: 'New Key…', accelerator: 'CmdOrCtrl+N', click: () => menuAction('new-key') },
+        { type: 'separator' },
+        {
+          label: 'Save Snapshot…',
+          click: async () => {
+            if (!core || !win) return;
+            const env = await dispatch(core.handlers, 'maint:snapshot', { opId: `snap-${Date.now()}` }, { clientId: String(win.webContents.id), emit: broadcast });
+            if (env.ok) {
+              const v = env.value as { path: string | null; bytes: number };
+              if (v.path) void dialog.showMessageBox(win, { message: `Snapshot saved`, detail: `${v.bytes} bytes → ${v.path}` });
+            } else dialog.showErrorBox('Snapshot failed', env.error.message);
+          },
+        },
+        { type: 'separator' },
+        isMac ? { role: 'close' } : { role: 'quit' },
+      ],
+    },
+    { role: 'editMenu' },
+    {
+      label: 'View',
+      submenu: [
+        { label: 'Keys', accelerator: 'CmdOrCtrl+1', click: () => menuAction('view-keys') },
+        { label: 'Transactions', accelerator: 'CmdOrCtrl+2', click: () => menuAction('view-txn') },
+        { label: 'Leases', accelerator: 'CmdOrCtrl+3', click: () => menuAction('view-leases') },
+        { label: 'Users & Roles', accelerator: 'CmdOrCtrl+4', click: () => menuAction('view-auth') },
+        { label: 'Cluster', accelerator: 'CmdOrCtrl+5', click: () => menuAction('view-cluster') },
+        { type: 'separator' },
+        { label: 'Find Keys', accelerator: 'CmdOrCtrl+F', click: () => menuAction('find') },
+        { label: 'Refresh', accelerator: 'CmdOrCtrl+R', click: () => menuAction('refresh') },
+        { label: 'Toggle Dark Mode', accelerator: 'CmdOrCtrl+Shift+D', click: () => menuAction('toggle-theme') },
+        { type: 'separator' },
+        { role: 'toggleDevTools' },
+        { role: 'togglefullscreen' },
+      ],
+    },
+    { role: 'windowMenu' },
+    {
+      role: 'help',
+      submenu: [
+        { label: 'About Etcdesk', click: () => void dialog.showMessageBox({ message: `Etcdesk ${app.getVersion()}`, detail: `Embedded engine: ${core?.info.features.embeddedEngine}` }) },
+        { label: 'etcd Documentation', click: () => void shell.openExternal('https://etcd.io/docs/') },
+      ],
+    },
+  ];
+  Menu.setApplicationMenu(Menu.buildFromTemplate(template));
+}
+
+function createWindow(): void {
+  win = new BrowserWindow({
+    width: 1320,
+    height: 840,
+    minWidth: 900,
+    minHeight: 560,
+    title: 'Etcdesk',
+    backgroundColor: nativeTheme.shouldUseDarkColors ? '#11151c' : '#f6f7f9',
+    show: false,
+    webPreferences: {
+      preload: path.join(here, '../preload/index.cjs'),
+      contextIsolation: true,
+      sandbox: true,
+      nodeIntegration: false,
+      webSecurity: true,
+      spellcheck: false,
+    },
+  });
+  const wc = win.webContents;
+  senders.add(wc);
+  wc.on('destroyed', () => {
+    senders.delete(wc);
+    core?.manager.closeStreamsOf(String(wc.id));
+  });
+  win.once('ready-to-show', () => win?.show());
+  // The app never navigates or opens windows; links go to the system browser.
+  wc.setWindowOpenHandler(({ url }) => {
+    if (/^https:\/\//.test(url)) void shell.openExternal(url);
+    return { action: 'deny' };
+  });
+  wc.on('will-navigate', (e) => e.preventDefault());
+  const devUrl = process.env.ELECTRON_RENDERER_URL;
+  if (devUrl) void win.loadURL(devUrl);
+  else void win.loadFile(path.join(here, '../renderer/index.html'));
+}
+
+void app.whenReady().then(() => {
+  session.defaultSession.webRequest.onHeadersReceived((details, cb) => {
+    cb({ responseHeaders: { ...details.responseHeaders, 'Content-Security-Policy': [CSP] } });
+  });
+  session.defaultSession.setPermissionRequestHandler((_wc, _perm, cb) => cb(false));
+  core = createAppCore({
+    dataDir: app.getPath('userData'),
+    mode: 'electron',
+    version: app.getVersion(),
+    secretBox,
+    broadcast,
+    chooseSnapshotPath: async () => {
+      const r = await dialog.showSaveDialog(win ?? new BrowserWindow({ show: false }), {
+        title: 'Save etcd snapshot',
+        defaultPath: `etcd-snapshot-${new Date().toISOString().slice(0, 10)}.db`,
+        filters: [{ name: 'etcd snapshot', extensions: ['db'] }],
+      });
+      return r.canceled || !r.filePath ? null : r.filePath;
+    },
+  });
+  ipcMain.handle(`${IPC_PREFIX}invoke`, async (event, channel: unknown, req: unknown) => {
+    if (!isChannel(channel)) return { ok: false, error: { code: -1, message: `unknown channel ${String(channel)}` } };
+    // Only our own window's top frame may call in.
+    if (!win || event.sender !== win.webContents || event.senderFrame !== win.webContents.mainFrame) return { ok: false, error: { code: -1, message: 'forbidden sender' } };
+    return dispatch(core!.handlers, channel, req, { clientId: String(event.sender.id), emit: (e, p) => event.sender.send(IPC_PREFIX + e, p) });
+  });
+  buildMenu();
+  createWindow();
+  void core.manager.connect('embedded');
+  app.on('activate', () => {
+    if (BrowserWindow.getAllWindows().length === 0) createWindow();
+  });
+});
+
+let quitting = false;
+app.on('before-quit', (e) => {
+  if (quitting || !core) return;
+  e.preventDefault();
+  quitting = true;
+  void core.shutdown().finally(() => app.quit());
+});
+app.on('window-all-closed', () => {
+  if (process.platform !== 'darwin') app.quit();
+});

@@ -1,0 +1,15 @@
+/// <reference types="vite/client" />
+import type { EtcdeskBridge } from '@contract';
+
+declare module '*.vue' {
+  import type { DefineComponent } from 'vue';
+  const component: DefineComponent<object, object, unknown>;
+  export default component;
+}
+
+declare global {
+  interface Window {
+    /** Present only inside Electron (the preload bridge). */
+    etcdesk?: EtcdeskBridge;
+  }
+}

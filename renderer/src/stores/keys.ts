@@ -1,0 +1,277 @@
+// Key browser state. The list is a window over main's key list: pages of
+// PAGE rows fetched on demand, at most MAX_PAGES kept, so a 100,000-key
+// prefix scrolls without the renderer ever holding it all.
+import { defineStore } from 'pinia';
+import { markRaw } from 'vue';
+import { b64ToBytes, bytesToB64, isBinary, utf8ToB64, type HistoryResponse, type KeyRow, type KeyValue, type TreeNode, type WatchUpdateEvent } from '@contract';
+import { useApi } from '../api';
+import { guessMode, parse, render, validate, type ValueMode } from '../lib/value-format';
+
+export const PAGE = 200;
+export const MAX_PAGES = 12;
+
+export interface Conflict {
+  mine: string;
+  theirs: KeyValue | null;
+}
+
+export const useKeysStore = defineStore('keys', {
+  state: () => ({
+    prefix: '',
+    mode: 'flat' as 'flat' | 'tree',
+    delimiter: '/',
+    treePath: '',
+    treeNodes: [] as TreeNode[],
+    total: 0,
+    revision: 0,
+    partial: false,
+    pages: {} as Record<number, KeyRow[]>,
+    pageOrder: [] as number[],
+    pending: {} as Record<number, boolean>,
+    listEpoch: 0,
+    loading: false,
+    firstPageMs: 0,
+    selectedKey: null as string | null,
+    selected: null as KeyValue | null,
+    selectedDeleted: false,
+    binary: false,
+    valueMode: 'text' as ValueMode,
+    draft: '',
+    pristine: '',
+    conflict: null as Conflict | null,
+    remoteChanged: false,
+    history: null as HistoryResponse | null,
+    watchId: null as string | null,
+    unsubscribe: null as (() => void) | null,
+    reloadTimer: null as ReturnType<typeof setTimeout> | null,
+  }),
+  getters: {
+    dirty: (s): boolean => s.draft !== s.pristine,
+    draftError: (s): string | null => (s.selectedKey ? validate(s.draft, s.valueMode) : null),
+    loadedRows: (s): number => Object.values(s.pages).reduce((n, p) => n + p.length, 0),
+  },
+  actions: {
+    rowAt(i: number): KeyRow | undefined {
+      return this.pages[Math.floor(i / PAGE)]?.[i % PAGE];
+    },
+
+    async reload(refresh = true): Promise<void> {
+      this.loading = true;
+      const t0 = performance.now();
+      try {
+        if (this.mode === 'tree') {
+          const r = await useApi().invoke('kv:tree', { prefix: this.treePath, delimiter: this.delimiter });
+          this.treeNodes = markRaw(r.nodes);
+          this.revision = r.revision;
+          return;
+        }
+        const r = await useApi().invoke('kv:window', { prefix: this.prefix, offset: 0, limit: PAGE, refresh });
+        this.pages = { 0: markRaw(r.rows) };
+        this.pageOrder = [0];
+        this.pending = {};
+        this.total = r.total;
+        this.revision = r.revision;
+        this.partial = r.partial;
+        this.listEpoch++;
+        this.firstPageMs = performance.now() - t0;
+      } finally {
+        this.loading = false;
+      }
+    },
+
+    /** Make rows [start, end) available, fetching missing pages and evicting the oldest. */
+    async ensureRange(start: number, end: number): Promise<void> {
+      const first = Math.floor(Math.max(0, start) / PAGE);
+      const last = Math.floor(Math.max(0, Math.min(end, this.total) - 1) / PAGE);
+      const epoch = this.listEpoch;
+      const jobs: Promise<void>[] = [];
+      for (let p = first; p <= last; p++) {
+        if (this.pages[p] || this.pending[p]) continue;
+        this.pending[p] = true;
+        jobs.push(
+          useApi()
+            .invoke('kv:window', { prefix: this.prefix, offset: p * PAGE, limit: PAGE })
+            .then((r) => {
+              if (epoch !== this.listEpoch) return;
+              this.pages[p] = markRaw(r.rows);
+              this.pageOrder.push(p);
+              this.total = r.total;
+              this.partial = r.partial;
+              for (let guard = this.pageOrder.length; this.pageOrder.length > MAX_PAGES && guard > 0; guard--) {
+                const old = this.pageOrder.shift()!;
+                if (old >= first && old <= last) {
+                  this.pageOrder.push(old);
+                  continue;
+                }
+                delete this.pages[old];
+              }
+            })
+            .finally(() => {
+              delete this.pending[p];
+            }),
+        );
+      }
+      await Promise.all(jobs);
+    },
+
+    async search(prefix: string): Promise<void> {
+      this.prefix = prefix;
+      await this.reload(true);
+      await this.startWatch();
+    },
+
+    async setMode(mode: 'flat' | 'tree'): Promise<void> {
+      this.mode = mode;
+      await this.reload(true);
+    },
+
+    async openDir(path: string): Promise<void> {
+      this.treePath = path;
+      await this.reload(true);
+    },
+
+    async startWatch(): Promise<void> {
+      const api = useApi();
+      if (!this.unsubscribe) {
+        const off1 = api.on('watch:update', (u) => this.onWatch(u));
+        const off2 = api.on('watch:error', (e) => {
+          if (e.watchId === this.watchId) this.watchId = null;
+        });
+        this.unsubscribe = () => {
+          off1();
+          off2();
+        };
+      }
+      if (this.watchId) await api.invoke('watch:stop', { watchId: this.watchId }).catch(() => undefined);
+      this.watchId = null;
+      // Watch everything: the selected key may sit outside the listed prefix.
+      const r = await api.invoke('watch:start', { prefix: '' });
+      this.watchId = r.watchId;
+    },
+
+    async stopWatch(): Promise<void> {
+      if (this.watchId) await useApi().invoke('watch:stop', { watchId: this.watchId }).catch(() => undefined);
+      this.watchId = null;
+    },
+
+    onWatch(u: WatchUpdateEvent): void {
+      if (u.watchId !== this.watchId) return;
+      for (const e of u.events) {
+        if (e.kv.key !== this.selectedKey) continue;
+        if (e.type === 'delete') {
+          this.selectedDeleted = true;
+          this.remoteChanged = this.dirty;
+        } else if (this.dirty) this.remoteChanged = true;
+        else void this.select(e.kv.key, true);
+      }
+      // Coalesce bursts (bulk loads) into one list refresh.
+      if (this.reloadTimer) return;
+      this.reloadTimer = setTimeout(() => {
+        this.reloadTimer = null;
+        void this.reloadKeepingPages();
+      }, 250);
+    },
+
+    async reloadKeepingPages(): Promise<void> {
+      if (this.mode === 'tree') return this.reload(true);
+      const wanted = [...this.pageOrder];
+      await this.reload(true);
+      const ranges = wanted.filter((p) => p !== 0);
+      await Promise.all(ranges.map((p) => this.ensureRange(p * PAGE, (p + 1) * PAGE)));
+    },
+
+    async select(key: string, keepMode = false): Promise<void> {
+      const r = await useApi().invoke('kv:get', { key });
+      this.selectedKey = key;
+      this.selected = r.kv;
+      this.selectedDeleted = !r.kv;
+      this.conflict = null;
+      this.remoteChanged = false;
+      this.history = null;
+      const bytes = r.kv ? b64ToBytes(r.kv.value) : new Uint8Array();
+      this.binary = isBinary(bytes);
+      if (!keepMode || (this.binary && (this.valueMode === 'text' || this.valueMode === 'json' || this.valueMode === 'yaml'))) this.valueMode = guessMode(bytes);
+      this.draft = this.pristine = render(bytes, this.valueMode);
+    },
+
+    setValueMode(mode: ValueMode): void {
+      // Re-render from the current draft when it parses, so edits survive a view switch.
+      let bytes: Uint8Array;
+      try {
+        bytes = parse(this.draft, this.valueMode);
+      } catch {
+        bytes = this.selected ? b64ToBytes(this.selected.value) : new Uint8Array();
+      }
+      const base = this.selected ? b64ToBytes(this.selected.value) : new Uint8Array();
+      this.valueMode = mode;
+      this.pristine = render(base, mode);
+      this.draft = render(bytes, mode);
+    },
+
+    async loadHistory(): Promise<void> {
+      if (!this.selectedKey) return;
+      this.history = await useApi().invoke('kv:history', { key: this.selectedKey, limit: 50 });
+    },
+
+    /** Saves with a compare on mod_revision: a concurrent change becomes a conflict, never an overwrite. */
+    async save(force = false): Promise<'saved' | 'conflict'> {
+      if (!this.selectedKey) throw new Error('no key selected');
+      const bytes = parse(this.draft, this.valueMode);
+      const expect = force && this.conflict ? (this.conflict.theirs?.modRevision ?? 0) : (this.selected?.modRevision ?? 0);
+      const r = await useApi().invoke('kv:put', { key: this.selectedKey, value: bytesToB64(bytes), lease: this.selected?.lease, expectModRevision: expect });
+      if (!r.ok) {
+        this.conflict = { mine: this.draft, theirs: r.current };
+        return 'conflict';
+      }
+      this.conflict = null;
+      this.remoteChanged = false;
+      this.selected = r.kv;
+      this.selectedDeleted = false;
+      this.pristine = this.draft;
+      if (this.history) void this.loadHistory();
+      return 'saved';
+    },
+
+    /** Drop my edit and show what is on the server now. */
+    async takeTheirs(): Promise<void> {
+      if (this.selectedKey) await this.select(this.selectedKey, true);
+    },
+
+    async create(keyText: string, value: string, lease?: string): Promise<'created' | 'exists'> {
+      const key = utf8ToB64(keyText);
+      const r = await useApi().invoke('kv:put', { key, value: utf8ToB64(value), lease, expectModRevision: 0 });
+      if (!r.ok) return 'exists';
+      await this.select(key);
+      return 'created';
+    },
+
+    async remove(key: string): Promise<'deleted' | 'conflict'> {
+      const expect = this.selectedKey === key ? this.selected?.modRevision : undefined;
+      const r = await useApi().invoke('kv:delete', { key, expectModRevision: expect });
+      if (!r.ok) {
+        this.conflict = { mine: this.draft, theirs: r.current };
+        return 'conflict';
+      }
+      if (this.selectedKey === key) this.clearSelection();
+      await this.reload(true);
+      return 'deleted';
+    },
+
+    async removePrefix(prefix: string): Promise<number> {
+      const r = await useApi().invoke('kv:delete', { key: utf8ToB64(prefix), prefix: true });
+      if (this.selected && this.selected.keyText.startsWith(prefix)) this.clearSelection();
+      await this.reload(true);
+      return r.ok ? r.deleted : 0;
+    },
+
+    clearSelection(): void {
+      this.selectedKey = null;
+      this.selected = null;
+      this.draft = this.pristine = '';
+      this.conflict = null;
+      this.history = null;
+      this.remoteChanged = false;
+      this.selectedDeleted = false;
+    },
+  },
+});
