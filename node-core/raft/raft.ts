@@ -177,7 +177,7 @@ export class Raft {
       if (!(e instanceof ErrCompacted)) throw e;
       entsErr = true;
     }
-    if (ents !== undefined && ents.length === 0 && !sendIfEmpty) return false;
+    if ((ents === undefined || ents.length === 0) && !sendIfEmpty) return false;
 
     if (typeof term !== 'number' || entsErr || ents === undefined) {
       // The follower needs entries we no longer have: send the snapshot instead.

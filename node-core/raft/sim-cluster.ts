@@ -260,17 +260,18 @@ export class Simulation {
     node.applied = e.index;
     const cc = decodeConfChangeEntry(e.type, e.data);
     if (cc && node.raw) {
+      const before = node.confState;
       node.confState = node.raw.applyConfChange(cc);
-      for (const c of cc.changes) {
-        if (c.type !== ConfChangeType.ConfChangeRemoveNode) continue;
-        const gone = this.nodes.get(c.nodeId);
-        if (gone && !gone.removed) {
-          // Like etcd, a removed member is shut down for good (its peers reject it anyway).
-          this.trace(() => `${c.nodeId} removed; shutting it down`);
-          gone.removed = true;
-          gone.raw = undefined;
-          gone.restartAt = Number.POSITIVE_INFINITY;
-        }
+      const after = new Set([...node.confState.voters, ...node.confState.learners, ...node.confState.votersOutgoing, ...node.confState.learnersNext]);
+      for (const id of [...before.voters, ...before.learners, ...before.votersOutgoing, ...before.learnersNext]) {
+        const gone = this.nodes.get(id);
+        if (after.has(id) || !gone || gone.removed) continue;
+        // Like etcd, a member that left the configuration entirely is shut down for good (its
+        // peers reject it anyway). A voter still in the outgoing half of a joint config stays.
+        this.trace(() => `${id} removed; shutting it down`);
+        gone.removed = true;
+        gone.raw = undefined;
+        gone.restartAt = Number.POSITIVE_INFINITY;
       }
     }
   }
