@@ -20,15 +20,19 @@ export interface Model<S, I, O> {
   init(): S;
   /**
    * Applies input to state. output undefined means unknown (pending call): any outcome the model
-   * allows is fine. Returns undefined when the observed output is impossible in this state.
+   * allows is fine. ok false when the observed output is impossible in this state.
    */
-  step(state: S, input: I, output: O | undefined): S | undefined;
+  step(state: S, input: I, output: O | undefined): StepResult<S>;
   /** A string identifying the state, for memoization. */
   key(state: S): string;
   describe?(input: I, output: O | undefined): string;
 }
 
 export type CheckResult = 'ok' | 'illegal' | 'unknown';
+
+export type StepResult<S> = { ok: true; state: S } | { ok: false };
+
+const ILLEGAL: { ok: false } = { ok: false };
 
 export interface PartitionResult<I, O> {
   result: CheckResult;
@@ -87,7 +91,7 @@ function checkPartition<S, I, O>(model: Model<S, I, O>, ops: Operation<I, O>[], 
     events.push({ id, isCall: true, time: op.call });
     events.push({ id, isCall: false, time: op.return ?? Number.POSITIVE_INFINITY });
   });
-  events.sort((a, b) => (a.time !== b.time ? a.time - b.time : a.isCall === b.isCall ? 0 : a.isCall ? -1 : 1));
+  events.sort((a, b) => (a.time < b.time ? -1 : a.time > b.time ? 1 : a.isCall === b.isCall ? 0 : a.isCall ? -1 : 1));
   const head: Node = { id: -1, isCall: false, time: -Infinity, match: undefined, prev: undefined, next: undefined };
   const returns = new Map<number, Node>();
   const calls: Node[] = [];
@@ -129,8 +133,9 @@ function checkPartition<S, I, O>(model: Model<S, I, O>, ops: Operation<I, O>[], 
     if (entry === undefined) break;
     if (entry.isCall) {
       const op = ops[entry.id];
-      const next = model.step(state, op.input, op.output);
-      if (next !== undefined) {
+      const res = model.step(state, op.input, op.output);
+      if (res.ok) {
+        const next = res.state;
         linearized.set(entry.id);
         const k = linearized.key() + '|' + model.key(next);
         if (!cache.has(k)) {
@@ -202,15 +207,15 @@ export const kvModel: Model<string | undefined, KvInput, KvOutput> = {
   step(state, input, output) {
     switch (input.op) {
       case 'get':
-        if (output === undefined) return state;
-        return output.op === 'get' && output.value === state ? state : undefined;
+        if (output === undefined) return { ok: true, state };
+        return output.op === 'get' && output.value === state ? { ok: true, state } : ILLEGAL;
       case 'put':
-        return input.value;
+        return { ok: true, state: input.value };
       case 'cas': {
         const matches = state === input.expected;
-        if (output === undefined) return matches ? input.value : state;
-        if (output.op !== 'cas' || output.ok !== matches) return undefined;
-        return matches ? input.value : state;
+        if (output === undefined) return { ok: true, state: matches ? input.value : state };
+        if (output.op !== 'cas' || output.ok !== matches) return ILLEGAL;
+        return { ok: true, state: matches ? input.value : state };
       }
     }
   },
