@@ -2,6 +2,9 @@
 // A stand-in node for the auth service tests: proposals go through the real
 // log encoding and the real auth appliers, in order, without raft.
 import { credentials, Metadata, Server, ServerCredentials, makeGenericClientConstructor, type ChannelCredentials, type Client, type ServiceError } from '@grpc/grpc-js';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
+import path from 'node:path';
 import type { Backend } from '../backend/backend';
 import type { AuthStore } from '../auth/store';
 import { authAppliers } from '../cluster/apply-auth';
@@ -65,4 +68,30 @@ export function call(c: AuthClient, method: string, req: object, token?: string)
   const md = new Metadata();
   if (token) md.set('token', token);
   return new Promise((res, rej) => c[method](req, md, (e, r) => (e ? rej(e) : res(r))));
+}
+
+/**
+ * A throwaway PKI made with openssl: ca.pem; server.pem (SAN 127.0.0.1,
+ * localhost); client certificates CN=alice, CN=root, CN=mallory (revoked in
+ * crl.pem). Keys are <name>.key.
+ */
+export function makeTestPki(dir: string): void {
+  const f = (n: string) => path.join(dir, n);
+  const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
+  fs.writeFileSync(f('ext-server.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n');
+  fs.writeFileSync(f('ext-client.cnf'), 'extendedKeyUsage=clientAuth\n');
+  fs.writeFileSync(f('index.txt'), '');
+  fs.writeFileSync(f('crlnumber'), '01\n');
+  fs.writeFileSync(f('ca.cnf'), `[ca]\ndefault_ca=CA_default\n[CA_default]\ndatabase=${f('index.txt')}\ncrlnumber=${f('crlnumber')}\ndefault_md=sha256\ndefault_crl_days=30\n`);
+  ssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=test-ca');
+  const issue = (name: string, cn: string, ext: string) => {
+    ssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`);
+    ssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', '2', '-extfile', ext);
+  };
+  issue('server', 'localhost', 'ext-server.cnf');
+  issue('alice', 'alice', 'ext-client.cnf');
+  issue('root', 'root', 'ext-client.cnf');
+  issue('mallory', 'mallory', 'ext-client.cnf');
+  ssl('ca', '-config', 'ca.cnf', '-keyfile', 'ca.key', '-cert', 'ca.pem', '-revoke', 'mallory.pem');
+  ssl('ca', '-config', 'ca.cnf', '-keyfile', 'ca.key', '-cert', 'ca.pem', '-gencrl', '-out', 'crl.pem');
 }

@@ -11,34 +11,13 @@ import tls from 'node:tls';
 import { after, before, describe, test } from 'node:test';
 import { AuthStore } from '../auth/store';
 import { plainHasher, tempBackend } from '../auth/test-helpers';
-import { authClient, call, serveAuth, TestAuthNode } from './auth-harness.test';
+import { authClient, call, makeTestPki, serveAuth, TestAuthNode } from './auth-harness.test';
 import { clientListenerCredentials, clientTlsInfo, grpcServerCredentials, peerTransportTls, serverTlsOptions, type TlsInfo } from './tls';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'etcdesk-tls-'));
 const f = (n: string) => path.join(dir, n);
-const ssl = (...args: string[]) => execFileSync('openssl', args, { cwd: dir, stdio: ['ignore', 'pipe', 'pipe'] });
 
-function makePki(): void {
-  fs.writeFileSync(f('ext-server.cnf'), 'subjectAltName=IP:127.0.0.1,DNS:localhost\nextendedKeyUsage=serverAuth,clientAuth\n');
-  fs.writeFileSync(f('ext-client.cnf'), 'extendedKeyUsage=clientAuth\n');
-  fs.writeFileSync(f('index.txt'), '');
-  fs.writeFileSync(f('crlnumber'), '01\n');
-  fs.writeFileSync(
-    f('ca.cnf'),
-    `[ca]\ndefault_ca=CA_default\n[CA_default]\ndatabase=${f('index.txt')}\ncrlnumber=${f('crlnumber')}\ndefault_md=sha256\ndefault_crl_days=30\n`,
-  );
-  ssl('req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', 'ca.key', '-out', 'ca.pem', '-days', '2', '-subj', '/CN=test-ca');
-  const issue = (name: string, cn: string, ext: string) => {
-    ssl('req', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', `${name}.key`, '-out', `${name}.csr`, '-subj', `/CN=${cn}`);
-    ssl('x509', '-req', '-in', `${name}.csr`, '-CA', 'ca.pem', '-CAkey', 'ca.key', '-CAcreateserial', '-out', `${name}.pem`, '-days', '2', '-extfile', ext);
-  };
-  issue('server', 'localhost', 'ext-server.cnf');
-  issue('alice', 'alice', 'ext-client.cnf');
-  issue('root', 'root', 'ext-client.cnf');
-  issue('mallory', 'mallory', 'ext-client.cnf');
-  ssl('ca', '-config', 'ca.cnf', '-keyfile', 'ca.key', '-cert', 'ca.pem', '-revoke', 'mallory.pem');
-  ssl('ca', '-config', 'ca.cnf', '-keyfile', 'ca.key', '-cert', 'ca.pem', '-gencrl', '-out', 'crl.pem');
-}
+const makePki = () => makeTestPki(dir);
 
 const read = (n: string) => fs.readFileSync(f(n));
 const clientCreds = (who?: string) =>
