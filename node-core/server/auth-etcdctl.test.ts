@@ -9,7 +9,9 @@ import path from 'node:path';
 import { after, before, describe, test, type TestContext } from 'node:test';
 import { newTokenProvider } from '../auth/token-options';
 import { etcdctl, freePort, hasEtcd, startEtcd, startEtcdesk, tempDir, type ServerProc } from '../testing/processes';
-import { authClient, call, makeTestPki } from './auth-harness.test';
+import { AuthStore } from '../auth/store';
+import { tempBackend } from '../auth/test-helpers';
+import { authClient, call, makeTestPki, serveAuth, TestAuthNode } from './auth-harness.test';
 
 interface Step {
   args: string[];
@@ -140,6 +142,24 @@ describe('etcdctl auth compatibility: etcd 3.4.23 vs etcdesk', { skip: !hasEtcd(
 
   test('users, roles, permissions, --user access, passwd, enable/disable (simple tokens)', async (t) => {
     await compare(t, RBAC_SCRIPT);
+  });
+
+  test('the Auth service alone (in-process, over the real appliers) matches etcd for every user/role/auth step', async () => {
+    const steps = RBAC_SCRIPT.filter((s) => ['user', 'role', 'auth'].includes(s.args[0]));
+    const etcd = await start('etcd');
+    const want = await runScript(etcd.endpoint, steps);
+    await etcd.stop();
+    const tb = tempBackend('auth-compat');
+    const store = new AuthStore(tb.backend, { bcryptCost: 4 });
+    const { server, port } = await serveAuth(new TestAuthNode(tb.backend, store));
+    try {
+      const got = await runScript(`127.0.0.1:${port}`, steps);
+      for (let i = 0; i < want.length; i++) assert.equal(got[i], want[i], `step ${i}`);
+    } finally {
+      server.forceShutdown();
+      await store.close();
+      await tb.cleanup();
+    }
   });
 
   describe('JWT', () => {
