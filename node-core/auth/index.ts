@@ -1,4 +1,5 @@
 // The auth module's public surface.
+export { openAuthStore, type AuthFlags } from './open';
 export { AuthStore, needAdminPermission, ROOT_ROLE, ROOT_USER, type AuthGuard, type AuthStoreOptions } from './store';
 export type { AuthInfo, AssignParams, TokenProvider } from './token-provider';
 export { NopTokenProvider } from './token-provider';
