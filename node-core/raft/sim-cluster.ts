@@ -20,6 +20,28 @@ import {
   StateType,
 } from './types';
 
+/** Client operations on the simulated KV store; structurally the linearizability checker's KvOperation. */
+export type SimKvInput =
+  | { op: 'get'; key: string }
+  | { op: 'put'; key: string; value: string }
+  | { op: 'cas'; key: string; expected: string | undefined; value: string };
+export type SimKvOutput = { op: 'get'; value: string | undefined } | { op: 'put' } | { op: 'cas'; ok: boolean };
+export interface SimKvOperation {
+  clientId: number;
+  input: SimKvInput;
+  output: SimKvOutput | undefined;
+  call: number;
+  return?: number;
+}
+
+interface KvCommand {
+  id: number;
+  op: 'put' | 'cas';
+  k: string;
+  v: string;
+  e?: string;
+}
+
 export interface SimOptions {
   seed: number;
   /** Chaos steps (ticks) before healing. */
@@ -37,6 +59,8 @@ export interface SimResult {
   confChanges: number;
   crashes: number;
   reads: number;
+  /** Client operations with call/return times, for a linearizability check. */
+  history: SimKvOperation[];
 }
 
 export class SimulationError extends Error {}
@@ -53,6 +77,14 @@ interface SimNode {
   restartAt: number;
   removed: boolean;
   randomSeed: number;
+  /** The state machine: a KV map plus the ids of applied commands (duplicates are skipped). */
+  kv: Map<string, string>;
+  seen: Set<number>;
+  /** Client writes proposed through this node, answered when this node applies them. */
+  waitingWrites: Map<number, SimKvOperation>;
+  /** Client reads: first waiting for their ReadState, then for apply to reach its index. */
+  waitingReadStates: Map<string, SimKvOperation>;
+  waitingApply: { index: number; op: SimKvOperation }[];
 }
 
 interface InFlight {
@@ -80,6 +112,11 @@ export class Simulation {
   private maxCommitted = 0;
   private readonly pendingReads = new Map<string, number>();
   private proposalSeq = 0;
+  private clock = 0;
+  private readonly history: SimKvOperation[] = [];
+  private readonly writeIds = new Map<SimKvOperation, number>();
+  // Command id -> when (clock) and with what result it first took effect anywhere.
+  private readonly firstApplied = new Map<number, { at: number; out: SimKvOutput }>();
   private chaos = true;
   private nextNodeId: NodeId;
   private readonly stats: SimResult;
@@ -107,23 +144,12 @@ export class Simulation {
     this.maxInflight = 1 + Math.floor(r() * 8);
     this.maxSizePerMsg = r() < 0.5 ? Number.POSITIVE_INFINITY : 40 + Math.floor(r() * 100);
     this.steps = opts.steps ?? 300;
-    this.stats = { seed: opts.seed, nodes: this.n, committed: 0, leaders: 0, snapshotsSent: 0, confChanges: 0, crashes: 0, reads: 0 };
+    this.stats = { seed: opts.seed, nodes: this.n, committed: 0, leaders: 0, snapshotsSent: 0, confChanges: 0, crashes: 0, reads: 0, history: this.history };
     const voters: NodeId[] = [];
     for (let i = 1; i <= this.n; i++) voters.push(BigInt(i));
     this.nextNodeId = BigInt(this.n + 1);
     for (const id of voters) {
-      const node: SimNode = {
-        id,
-        storage: new MemoryStorage(),
-        raw: undefined,
-        initial: true,
-        applied: 0,
-        confState: emptyConf(),
-        restartAt: 0,
-        removed: false,
-        randomSeed: opts.seed * 31 + Number(id),
-      };
-      this.nodes.set(id, node);
+      const node = this.newNode(id, true);
       this.start(node, voters);
       this.group.set(id, 0);
     }
@@ -144,6 +170,10 @@ export class Simulation {
     const snap = node.storage.snapshot();
     node.applied = snap.metadata.index;
     node.confState = snap.metadata.confState;
+    this.restoreStateMachine(node, snap.data);
+    node.waitingWrites = new Map();
+    node.waitingReadStates = new Map();
+    node.waitingApply = [];
     node.raw = new RawNode({
       id: node.id,
       electionTick: 10,
@@ -214,6 +244,7 @@ export class Simulation {
       if (rd.snapshot) {
         node.applied = rd.snapshot.metadata.index;
         node.confState = rd.snapshot.metadata.confState;
+        this.restoreStateMachine(node, rd.snapshot.data);
       }
       for (const e of rd.committedEntries) this.apply(node, e);
       for (const rs of rd.readStates) {
@@ -221,7 +252,13 @@ export class Simulation {
         const min = this.pendingReads.get(key);
         if (min !== undefined && rs.index < min) this.fail(`read ${key} served at index ${rs.index} but ${min} was already committed when it was issued`);
         this.pendingReads.delete(key);
+        const op = node.waitingReadStates.get(key);
+        if (op) {
+          node.waitingReadStates.delete(key);
+          node.waitingApply.push({ index: rs.index, op });
+        }
       }
+      this.answerReads(node);
       raw.advance(rd);
     }
   }
@@ -258,6 +295,7 @@ export class Simulation {
       this.fail(`state machine safety: node ${node.id} applied ${identity} at ${e.index}, others applied ${prev}`);
     }
     node.applied = e.index;
+    if (e.type === EntryType.Normal && e.data.length > 0) this.applyCommand(node, JSON.parse(dec.decode(e.data)) as KvCommand);
     const cc = decodeConfChangeEntry(e.type, e.data);
     if (cc && node.raw) {
       const before = node.confState;
@@ -274,6 +312,42 @@ export class Simulation {
         gone.restartAt = Number.POSITIVE_INFINITY;
       }
     }
+  }
+
+  private applyCommand(node: SimNode, c: KvCommand): void {
+    // Duplicated proposals (the network duplicates MsgProp) must not apply twice.
+    if (node.seen.has(c.id)) return;
+    node.seen.add(c.id);
+    let out: SimKvOutput;
+    if (c.op === 'put') {
+      node.kv.set(c.k, c.v);
+      out = { op: 'put' };
+    } else {
+      const ok = node.kv.get(c.k) === c.e;
+      if (ok) node.kv.set(c.k, c.v);
+      out = { op: 'cas', ok };
+    }
+    if (!this.firstApplied.has(c.id)) this.firstApplied.set(c.id, { at: ++this.clock, out });
+    const op = node.waitingWrites.get(c.id);
+    if (op) {
+      node.waitingWrites.delete(c.id);
+      op.output = out;
+      op.return = ++this.clock;
+    }
+  }
+
+  private answerReads(node: SimNode): void {
+    if (node.waitingApply.length === 0) return;
+    const still: { index: number; op: SimKvOperation }[] = [];
+    for (const w of node.waitingApply) {
+      if (w.index > node.applied) {
+        still.push(w);
+        continue;
+      }
+      w.op.output = { op: 'get', value: node.kv.get(w.op.input.key) };
+      w.op.return = ++this.clock;
+    }
+    node.waitingApply = still;
   }
 
   // --- network ---
@@ -366,22 +440,51 @@ export class Simulation {
     this.trace(() => 'heal');
   }
 
-  private propose(node: SimNode): void {
-    const payload = `p${this.proposalSeq++}`;
+  private static readonly KEYS = ['a', 'b', 'c'];
+
+  /** A client write through node; returns the payload proposed (undefined if dropped). */
+  private propose(node: SimNode, forceKey?: string): string | undefined {
+    if (!node.raw) return undefined;
+    const id = this.proposalSeq++;
+    const key = forceKey ?? (this.pick(Simulation.KEYS) as string);
+    const value = `v${id}`;
+    let input: SimKvInput;
+    let cmd: KvCommand;
+    if (this.rng() < 0.7) {
+      input = { op: 'put', key, value };
+      cmd = { id, op: 'put', k: key, v: value };
+    } else {
+      // Usually expect the value this node sees, sometimes a stale or absent one.
+      const expected = this.rng() < 0.7 ? node.kv.get(key) : `v${Math.floor(this.rng() * id)}`;
+      input = { op: 'cas', key, expected, value };
+      cmd = expected === undefined ? { id, op: 'cas', k: key, v: value } : { id, op: 'cas', k: key, v: value, e: expected };
+    }
+    const op: SimKvOperation = { clientId: Number(node.id), input, output: undefined, call: ++this.clock };
+    const payload = JSON.stringify(cmd);
     try {
-      node.raw?.propose(enc.encode(payload));
+      node.raw.propose(enc.encode(payload));
     } catch (e) {
       if (!(e instanceof ErrProposalDropped)) throw e;
+      // Refused outright: the operation never entered the system.
+      return undefined;
     }
+    this.history.push(op);
+    this.writeIds.set(op, id);
+    node.waitingWrites.set(id, op);
     this.handleReady(node, true);
+    return payload;
   }
 
   private readIndex(node: SimNode): void {
-    const key = `r${this.proposalSeq++}`;
+    if (!node.raw) return;
+    const ctx = `r${this.proposalSeq++}`;
     // Whatever was committed before the request must be visible at the read index.
-    this.pendingReads.set(key, this.maxCommitted);
+    this.pendingReads.set(ctx, this.maxCommitted);
     this.stats.reads++;
-    node.raw?.readIndex(enc.encode(key));
+    const op: SimKvOperation = { clientId: Number(node.id), input: { op: 'get', key: this.pick(Simulation.KEYS) as string }, output: undefined, call: ++this.clock };
+    this.history.push(op);
+    node.waitingReadStates.set(ctx, op);
+    node.raw.readIndex(enc.encode(ctx));
     this.handleReady(node, true);
   }
 
@@ -429,26 +532,45 @@ export class Simulation {
   }
 
   private addNode(id: NodeId): void {
-    this.nodes.set(id, {
+    this.start(this.newNode(id, false));
+  }
+
+  private newNode(id: NodeId, initial: boolean): SimNode {
+    const node: SimNode = {
       id,
       storage: new MemoryStorage(),
       raw: undefined,
-      initial: false,
+      initial,
       applied: 0,
       confState: emptyConf(),
       restartAt: 0,
       removed: false,
       randomSeed: this.opts.seed * 31 + Number(id),
-    });
-    const node = this.nodes.get(id) as SimNode;
-    this.start(node);
+      kv: new Map(),
+      seen: new Set(),
+      waitingWrites: new Map(),
+      waitingReadStates: new Map(),
+      waitingApply: [],
+    };
+    this.nodes.set(id, node);
+    return node;
+  }
+
+  private restoreStateMachine(node: SimNode, data: Uint8Array): void {
+    node.kv = new Map();
+    node.seen = new Set();
+    if (data.length === 0) return;
+    const parsed = JSON.parse(dec.decode(data)) as { kv: [string, string][]; seen: number[] };
+    node.kv = new Map(parsed.kv);
+    node.seen = new Set(parsed.seen);
   }
 
   private compact(node: SimNode): void {
     if (!node.raw) return;
     const snapIndex = node.storage.snapshot().metadata.index;
     if (node.applied <= snapIndex) return;
-    node.storage.createSnapshot(node.applied, node.confState, enc.encode(`state@${node.applied}`));
+    const data = JSON.stringify({ kv: [...node.kv], seen: [...node.seen] });
+    node.storage.createSnapshot(node.applied, node.confState, enc.encode(data));
     const keep = Math.floor(this.rng() * 5);
     const to = node.applied - keep;
     if (to > node.storage.firstIndex()) node.storage.compact(to);
@@ -522,7 +644,31 @@ export class Simulation {
     this.dup = 0;
     this.checkLiveness();
     this.checkLogMatching();
+    this.settleUnansweredWrites();
     return this.stats;
+  }
+
+  /**
+   * Writes whose client never heard back (crash, lost forward) either took effect at some point
+   * or never did. The simulation knows which: answer the first with the time and result of their
+   * first application (a correct system linearizes a write by then), drop the second. This keeps
+   * the checker's search small without hiding any observable behaviour.
+   */
+  private settleUnansweredWrites(): void {
+    const keep: SimKvOperation[] = [];
+    for (const op of this.history) {
+      if (op.output !== undefined || op.input.op === 'get') {
+        keep.push(op);
+        continue;
+      }
+      const first = this.firstApplied.get(this.writeIds.get(op) ?? -1);
+      if (!first) continue;
+      op.output = first.out;
+      op.return = first.at;
+      keep.push(op);
+    }
+    this.history.length = 0;
+    this.history.push(...keep);
   }
 
   private members(): SimNode[] {
@@ -536,21 +682,14 @@ export class Simulation {
       const leader = this.currentLeader();
       if (!leader?.raw) continue;
       if (payload === undefined) {
-        payload = `final-${this.proposalSeq++}`;
-        try {
-          leader.raw.propose(enc.encode(payload));
-        } catch (e) {
-          if (!(e instanceof ErrProposalDropped)) throw e;
-          payload = undefined;
-        }
-        this.handleReady(leader, false);
+        payload = this.propose(leader);
         continue;
       }
       // Done when every member that is in the leader's configuration applied the final proposal.
       const cs = leader.confState;
       const inConfig = new Set([...cs.voters, ...cs.learners, ...cs.votersOutgoing, ...cs.learnersNext]);
-      const want = payload;
-      const idx = this.appliedAt.findIndex((id) => id !== undefined && id.endsWith(`:${EntryType.Normal}:${want}`));
+      const want = `:${EntryType.Normal}:${payload}`;
+      const idx = this.appliedAt.findIndex((id) => id !== undefined && id.endsWith(want));
       if (idx < 0) {
         // The proposal may have been lost with a leader change; propose again after a while.
         if (i % 50 === 49) payload = undefined;

@@ -1,20 +1,24 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
+import { checkKvHistory } from '../testing/linearizability';
 import { type SimResult, runSimulation } from './sim-cluster';
 
 // RAFT_SIM_SEED=<n> replays one seed with a trace; RAFT_SIM_SEEDS=<count> runs more seeds.
 const single = process.env.RAFT_SIM_SEED;
-const count = Number(process.env.RAFT_SIM_SEEDS ?? 2000);
+const count = Number(process.env.RAFT_SIM_SEEDS ?? 3000);
 const firstSeed = Number(process.env.RAFT_SIM_FIRST_SEED ?? 1);
 
 if (single !== undefined) {
   test(`raft simulation seed ${single}`, () => {
     const r = runSimulation({ seed: Number(single), trace: true });
-    console.log(r);
+    const lin = checkKvHistory(r.history);
+    const { history, ...rest } = r;
+    console.log({ ...rest, operations: history.length, linearizable: lin.result });
+    assert.notEqual(lin.result, 'illegal', JSON.stringify(lin.partitions.filter((p) => p.result === 'illegal'), null, 1));
   });
 } else {
   test(`raft simulation: ${count} seeds (3 and 5 nodes)`, () => {
-    const totals = { committed: 0, leaders: 0, snapshotsSent: 0, confChanges: 0, crashes: 0, reads: 0, three: 0, five: 0 };
+    const totals = { operations: 0, linUnknown: 0, committed: 0, leaders: 0, snapshotsSent: 0, confChanges: 0, crashes: 0, reads: 0, three: 0, five: 0 };
     const started = performance.now();
     for (let seed = firstSeed; seed < firstSeed + count; seed++) {
       let r: SimResult;
@@ -24,6 +28,11 @@ if (single !== undefined) {
         const m = e instanceof Error ? e.message : String(e);
         assert.fail(`simulation failed (reproduce with RAFT_SIM_SEED=${seed}): ${m}\n${e instanceof Error ? e.stack : ''}`);
       }
+      // End to end: the clients' view of the replicated KV store must be linearizable.
+      const lin = checkKvHistory(r.history);
+      if (lin.result === 'illegal') assert.fail(`history not linearizable (reproduce with RAFT_SIM_SEED=${seed})`);
+      if (lin.result === 'unknown') totals.linUnknown++;
+      totals.operations += r.history.length;
       totals.committed += r.committed;
       totals.leaders += r.leaders;
       totals.snapshotsSent += r.snapshotsSent;

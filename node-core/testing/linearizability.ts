@@ -197,6 +197,8 @@ export const kvModel: Model<string | undefined, KvInput, KvOutput> = {
   partition(history) {
     const byKey = new Map<string, KvOperation[]>();
     for (const op of history) {
+      // A read that never returned constrains nothing; dropping it saves a search dimension.
+      if (op.input.op === 'get' && op.output === undefined) continue;
       const list = byKey.get(op.input.key);
       if (list) list.push(op);
       else byKey.set(op.input.key, [op]);
