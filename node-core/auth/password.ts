@@ -6,6 +6,7 @@
 import { Worker } from 'node:worker_threads';
 import { createRequire } from 'node:module';
 import bcrypt from 'bcryptjs';
+import { Errors } from '../errors/index';
 
 /** etcd's default (bcrypt.DefaultCost) and the bounds it accepts for --bcrypt-cost. */
 export const DEFAULT_BCRYPT_COST = 10;
@@ -61,6 +62,12 @@ export interface PasswordHasher {
 
 export interface PasswordHasherOptions {
   cost?: number;
+  /**
+   * Jobs allowed to wait for the worker; beyond it requests fail at once with
+   * Errors.RequestTooManyRequests instead of queueing memory and latency
+   * without bound under a password-guessing flood.
+   */
+  maxPending?: number;
   /** false runs bcryptjs's chunked async API on the main thread instead of a worker. */
   useWorker?: boolean;
 }
@@ -70,12 +77,14 @@ export class BcryptHasher implements PasswordHasher {
   readonly cost: number;
   private worker: Worker | undefined;
   private readonly useWorker: boolean;
+  private readonly maxPending: number;
   private nextId = 1;
   private readonly pending = new Map<number, { resolve: (v: string | boolean) => void; reject: (e: Error) => void }>();
 
   constructor(opts: PasswordHasherOptions = {}) {
     this.cost = normalizeBcryptCost(opts.cost);
     this.useWorker = opts.useWorker !== false;
+    this.maxPending = opts.maxPending ?? 1024;
   }
 
   private start(): Worker | undefined {
@@ -114,6 +123,7 @@ export class BcryptHasher implements PasswordHasher {
     if (!w) {
       return job.op === 'hash' ? bcrypt.hash(job.password, job.salt) : bcrypt.compare(job.password, job.hash);
     }
+    if (this.pending.size >= this.maxPending) return Promise.reject(Errors.RequestTooManyRequests);
     const id = this.nextId++;
     return new Promise((resolve, reject) => {
       this.pending.set(id, { resolve, reject });
@@ -134,7 +144,8 @@ export class BcryptHasher implements PasswordHasher {
     if (hash.length === 0) return false;
     try {
       return (await this.run({ op: 'compare', password, hash: hash.toString('latin1') })) === true;
-    } catch {
+    } catch (e) {
+      if (e === Errors.RequestTooManyRequests) throw e;
       return false;
     }
   }

@@ -310,3 +310,38 @@ describe('authorize (the applier guard)', () => {
     );
   });
 });
+
+describe('bcrypt runner', () => {
+  test('hashes as Go does ($2a$, the given cost) and compares off the main thread', async () => {
+    const h = new BcryptHasher({ cost: 4 });
+    const hash = await h.hash('pw');
+    assert.match(hash.toString(), /^\$2a\$04\$.{53}$/);
+    assert.equal(await h.compare('pw', hash), true);
+    assert.equal(await h.compare('px', hash), false);
+    assert.equal(await h.compare('pw', Buffer.from('not a hash')), false);
+    assert.equal(await h.compare('pw', Buffer.alloc(0)), false);
+    // a hash made by Go's x/crypto/bcrypt (as etcd 3.4 stores) for "rootpw" at cost 4
+    const goHash = Buffer.from('$2a$04$I9XrQeoDTZxvidtzQ.qn5OAtQdTO3uB9BGLls/MLToBuXPDfZ2O0G');
+    assert.equal(await h.compare('rootpw', goHash), true);
+    assert.equal(await h.compare('rootpx', goHash), false);
+    await h.close();
+  });
+
+  test('a flood beyond the queue bound fails fast with "too many requests"', async () => {
+    const h = new BcryptHasher({ cost: 4, maxPending: 2 });
+    const hash = await h.hash('pw');
+    const results = await Promise.allSettled([1, 2, 3, 4].map(() => h.compare('x', hash)));
+    assert.deepEqual(
+      results.map((r) => r.status),
+      ['fulfilled', 'fulfilled', 'rejected', 'rejected'],
+    );
+    assert.equal((results[3] as PromiseRejectedResult).reason, Errors.RequestTooManyRequests);
+    await h.close();
+  });
+
+  test('out-of-range costs fall back to etcd\'s default 10', () => {
+    assert.equal(new BcryptHasher({ cost: 3 }).cost, 10);
+    assert.equal(new BcryptHasher({ cost: 32 }).cost, 10);
+    assert.equal(new BcryptHasher({ cost: 12 }).cost, 12);
+  });
+});
