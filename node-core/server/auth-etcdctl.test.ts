@@ -174,26 +174,50 @@ describe('etcdctl auth compatibility: etcd 3.4.23 vs etcdesk', { skip: !hasEtcd(
     after(() => fs.rmSync(dir, { recursive: true, force: true }));
     const opt = () => `jwt,pub-key=${pub},priv-key=${priv},sign-method=RS256,ttl=10m`;
 
-    test("etcd's tokens verify with our provider and ours are accepted by etcd", async () => {
-      const etcd = await start('etcd', ['--auth-token', opt()]);
-      for (const s of RBAC_SCRIPT.slice(0, 3)) await run(etcd.endpoint, s);
-      const c = authClient(Number(etcd.endpoint.split(':')[1]));
-      try {
-        const { token } = (await call(c, 'Authenticate', { name: 'root', password: 'rootpw' })) as { token: string };
-        const ours = newTokenProvider(opt());
-        const info = ours.info(token, 0);
-        assert.equal(info?.username, 'root');
-        assert.ok(info!.revision > 0);
-        const [h, claims] = token.split('.').map((x) => Buffer.from(x, 'base64url').toString());
-        assert.equal(h, '{"alg":"RS256","typ":"JWT"}');
-        assert.match(claims, /^\{"exp":\d+,"revision":\d+,"username":"root"\}$/);
-        const mine = ours.assign('root', info!.revision, { index: 0, simpleTokenPrefix: '' });
-        assert.deepEqual((await call(c, 'UserList', {}, mine)).users, ['root']);
-      } finally {
-        c.close();
-        await etcd.stop();
-      }
-    });
+    // every key family: PKCS#1 v1.5, PSS (salt length), ECDSA (raw r||s, P-521), HMAC
+    const METHODS: Array<[string, () => { priv: Buffer; pub?: Buffer }]> = [
+      ['RS256', () => ({ priv: fs.readFileSync(priv), pub: fs.readFileSync(pub) })],
+      ['PS384', () => ({ priv: fs.readFileSync(priv), pub: fs.readFileSync(pub) })],
+      ['ES256', () => ecPair('P-256')],
+      ['ES512', () => ecPair('P-521')],
+      ['HS256', () => ({ priv: Buffer.from('shared-secret') })],
+    ];
+    const ecPair = (curve: string) => {
+      const kp = crypto.generateKeyPairSync('ec', { namedCurve: curve });
+      return { priv: Buffer.from(kp.privateKey.export({ type: 'sec1', format: 'pem' })), pub: Buffer.from(kp.publicKey.export({ type: 'spki', format: 'pem' })) };
+    };
+    for (const [method, keys] of METHODS) {
+      test(`${method}: etcd's tokens verify with our provider and ours are accepted by etcd`, async () => {
+        const k = keys();
+        const kp = path.join(dir, `${method}.key`);
+        const pp = path.join(dir, `${method}.pub`);
+        fs.writeFileSync(kp, k.priv);
+        if (k.pub) fs.writeFileSync(pp, k.pub);
+        const option = `jwt,${k.pub ? `pub-key=${pp},` : ''}priv-key=${kp},sign-method=${method},ttl=10m`;
+        const etcd = await start('etcd', ['--auth-token', option]);
+        for (const s of RBAC_SCRIPT.slice(0, 3)) await run(etcd.endpoint, s);
+        const c = authClient(Number(etcd.endpoint.split(':')[1]));
+        try {
+          const { token } = (await call(c, 'Authenticate', { name: 'root', password: 'rootpw' })) as { token: string };
+          const ours = newTokenProvider(option);
+          const info = ours.info(token, 0);
+          assert.equal(info?.username, 'root');
+          assert.ok(info!.revision > 0);
+          const [h, claims] = token.split('.').map((x) => Buffer.from(x, 'base64url').toString());
+          assert.equal(h, `{"alg":"${method}","typ":"JWT"}`);
+          assert.match(claims, /^\{"exp":\d+,"revision":\d+,"username":"root"\}$/);
+          const mine = ours.assign('root', info!.revision, { index: 0, simpleTokenPrefix: '' });
+          assert.deepEqual((await call(c, 'UserList', {}, mine)).users, ['root']);
+          // and a forged one is refused by etcd, as by us
+          const forged = `${mine.split('.').slice(0, 2).join('.')}.${Buffer.alloc(8).toString('base64url')}`;
+          await assert.rejects(call(c, 'UserList', {}, forged), /invalid auth token/);
+          assert.equal(ours.info(forged, 0), undefined);
+        } finally {
+          c.close();
+          await etcd.stop();
+        }
+      });
+    }
 
     test('etcdctl with --auth-token jwt', async (t) => {
       await compare(t, RBAC_SCRIPT, ['--auth-token', opt()]);
