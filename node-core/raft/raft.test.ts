@@ -1,6 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { ErrProposalDropped, ErrCompacted, ErrUnavailable, ErrSnapOutOfDate } from './errors';
+import { ErrProposalDropped, ErrCompacted, ErrUnavailable, ErrSnapOutOfDate, ErrStepLocalMsg, ErrStepPeerNotFound } from './errors';
+import { ProgressState } from './tracker';
 import {
   ConfChangeTransition,
   ConfChangeType,
@@ -538,5 +539,86 @@ describe('membership changes', () => {
     );
     assert.throws(() => r.applyConfChange({ transition: ConfChangeTransition.Auto, changes: [] }), /non-joint/);
     assert.throws(() => changer.simple([{ type: ConfChangeType.ConfChangeRemoveNode, nodeId: 1n }, { type: ConfChangeType.ConfChangeRemoveNode, nodeId: 2n }, { type: ConfChangeType.ConfChangeRemoveNode, nodeId: 3n }]), /removed all voters/);
+  });
+});
+
+describe('flow control and driver API', () => {
+  test('maxUncommittedEntriesSize drops proposals beyond the budget until entries commit', () => {
+    const net = elected([1n, 2n, 3n], { maxUncommittedEntriesSize: 100 });
+    net.isolate(1n);
+    const raw = net.node(1n).raw;
+    raw.propose(new Uint8Array(80));
+    assert.throws(() => raw.propose(new Uint8Array(80)), ErrProposalDropped);
+    net.stabilize();
+    net.heal();
+    net.tickAll(2);
+    raw.propose(new Uint8Array(80));
+  });
+
+  test('reportUnreachable moves a replicating follower back to probe', () => {
+    const net = elected();
+    net.propose(1n, 'x');
+    const pr = () => net.node(1n).raw.status().progress?.get(2n);
+    assert.equal(pr()?.state, ProgressState.Replicate);
+    net.node(1n).raw.reportUnreachable(2n);
+    assert.equal(pr()?.state, ProgressState.Probe);
+  });
+
+  test('step refuses local messages and responses from unknown peers', () => {
+    const net = elected();
+    const raw = net.node(1n).raw;
+    assert.throws(() => raw.step(msg({ type: MessageType.MsgHup, from: 2n, to: 1n })), ErrStepLocalMsg);
+    assert.throws(() => raw.step(msg({ type: MessageType.MsgAppResp, from: 9n, to: 1n, term: 2 })), ErrStepPeerNotFound);
+  });
+
+  test('several pending reads are all answered by one heartbeat round', () => {
+    const net = elected();
+    net.drop(MessageType.MsgHeartbeatResp);
+    const raw = net.node(1n).raw;
+    raw.readIndex(enc('a'));
+    raw.readIndex(enc('b'));
+    raw.readIndex(enc('c'));
+    net.stabilize();
+    assert.equal(net.node(1n).readStates.length, 0);
+    net.heal();
+    net.tick(1n); // heartbeat carries the latest context, acking all three
+    assert.deepEqual(
+      net.node(1n).readStates.map((r) => new TextDecoder().decode(r.requestCtx)),
+      ['a', 'b', 'c'],
+    );
+  });
+
+  test('Ready hands out entries, HardState and committed entries, and clears after advance', () => {
+    const storage = new MemoryStorage();
+    const raw = new RawNode({ id: 1n, electionTick: 10, heartbeatTick: 1, storage, random: mulberry32(3) });
+    raw.bootstrap([1n]);
+    let rd = raw.ready();
+    assert.deepEqual(rd.entries.map((e) => e.index), [1]);
+    assert.deepEqual(rd.committedEntries.map((e) => e.index), [1]);
+    assert.deepEqual(rd.hardState, { term: 1, vote: 0n, commit: 1 });
+    assert.equal(rd.mustSync, true);
+    storage.append(rd.entries);
+    if (rd.hardState) storage.setHardState(rd.hardState);
+    const cc = decodeConfChangeEntry(rd.committedEntries[0].type, rd.committedEntries[0].data);
+    assert.ok(cc);
+    raw.applyConfChange(cc);
+    raw.advance(rd);
+    assert.equal(raw.hasReady(), false);
+    raw.campaign();
+    rd = raw.ready();
+    assert.equal(rd.softState?.raftState, StateType.Leader);
+    assert.equal(rd.mustSync, true);
+    assert.deepEqual(rd.committedEntries.map((e) => e.index), [2], 'the empty entry of the new term');
+    storage.append(rd.entries);
+    raw.advance(rd);
+    raw.propose(enc('p'));
+    rd = raw.ready();
+    assert.deepEqual(rd.committedEntries.map((e) => new TextDecoder().decode(e.data)), ['p']);
+    assert.equal(rd.hardState?.commit, 3);
+    assert.equal(rd.mustSync, true);
+    storage.append(rd.entries);
+    raw.advance(rd);
+    // Only the commit index moves when nothing new is appended: no fsync needed.
+    assert.equal(raw.hasReady(), false);
   });
 });

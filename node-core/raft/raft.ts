@@ -530,7 +530,10 @@ export class Raft {
     }
     // A conf change committed but not applied may change whether we may campaign at all.
     if (this.raftLog.committed > this.raftLog.applied) {
-      const ents = this.raftLog.slice(this.raftLog.applied + 1, this.raftLog.committed + 1, Number.POSITIVE_INFINITY);
+      // A snapshot restored but not yet handed out leaves applied below the first index; its
+      // configuration is already in effect, so only entries after it matter.
+      const lo = Math.max(this.raftLog.applied + 1, this.raftLog.firstIndex());
+      const ents = this.raftLog.slice(lo, this.raftLog.committed + 1, Number.POSITIVE_INFINITY);
       if (ents.some((e) => e.type === EntryType.ConfChange || e.type === EntryType.ConfChangeV2)) {
         this.logger.warn(`${this.id} cannot campaign at term ${this.term} since there are still pending configuration changes to apply`);
         return;
