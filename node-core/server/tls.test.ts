@@ -5,6 +5,7 @@ import { credentials, type ServiceError } from '@grpc/grpc-js';
 import assert from 'node:assert/strict';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
@@ -115,6 +116,32 @@ describe('client TLS', () => {
       await fails(call(mallory, 'UserList', {}));
       mallory.close();
     } finally {
+      server.forceShutdown();
+      await tb.cleanup();
+    }
+  });
+
+  test('the credentials work through a grpc-js connection injector (a cmux-style listener), CN included', async () => {
+    const { tb, store, node } = setupNode();
+    node.clientCertAuth = true;
+    store.userAdd({ name: 'root', password: '', hashed_password: Buffer.from('plain:x') });
+    store.userGrantRole({ user: 'root', role: 'root' });
+    store.authEnable();
+    const { server } = await serveAuth(node);
+    const injector = server.createConnectionInjector(grpcServerCredentials(info({ trustedCaFile: f('ca.pem'), clientCertAuth: true })));
+    const raw = net.createServer((sock) => injector.injectConnection(sock));
+    await new Promise<void>((r) => raw.listen(0, '127.0.0.1', r));
+    const port = (raw.address() as { port: number }).port;
+    try {
+      const root = authClient(port, clientCreds('root'));
+      assert.deepEqual((await call(root, 'UserList', {})).users, ['root']);
+      root.close();
+      const alice = authClient(port, clientCreds('alice'));
+      await fails(call(alice, 'UserList', {}), 9);
+      alice.close();
+    } finally {
+      injector.destroy();
+      raw.close();
       server.forceShutdown();
       await tb.cleanup();
     }
