@@ -52,6 +52,17 @@ export class KeyIndex {
   gens: Generation[];
   /** Lease of the key's live value (0n when none or deleted), as the lessor's item map in etcd. */
   lease = 0n;
+  /**
+   * The live value's bytes as a latin1 string, when the store's value cache
+   * holds it. A string, not a Buffer: V8 sizes and moves strings itself, while
+   * a small Buffer would pin the whole allocation slab it was cut from.
+   */
+  val: string | undefined = undefined;
+  /** The last change (etcd's keyIndex.modified), kept here so reads at or past it touch one object. */
+  modMain = 0;
+  modSub = 0;
+  /** Whether the last change is a tombstone (or there is none). */
+  deleted = true;
 
   constructor(key: string) {
     this.key = key;
@@ -64,6 +75,9 @@ export class KeyIndex {
     g.mains.push(main);
     g.subs.push(sub);
     g.ver++;
+    this.modMain = main;
+    this.modSub = sub;
+    this.deleted = false;
   }
 
   /** First record of a key met while rebuilding from disk (etcd's keyIndex.restore). */
@@ -73,6 +87,9 @@ export class KeyIndex {
     g.ver = ver;
     g.mains.push(main);
     g.subs.push(sub);
+    this.modMain = main;
+    this.modSub = sub;
+    this.deleted = false;
   }
 
   /** false when the key is already deleted (etcd's ErrRevisionNotFound). */
@@ -80,6 +97,7 @@ export class KeyIndex {
     if (this.gens[this.gens.length - 1].mains.length === 0) return false;
     this.put(main, sub);
     this.gens.push(new Generation());
+    this.deleted = true;
     return true;
   }
 

@@ -3,6 +3,7 @@
 // the stored value, the watch event and the lease hooks can all share it.
 import type { KeyValue } from '../proto/gen/mvccpb';
 import { EMPTY } from '../proto/wire';
+import { slabAlloc } from './slab';
 
 function varintSize(v: number): number {
   if (v < 0x80) return 1;
@@ -70,7 +71,7 @@ export function encodeKv(key: Uint8Array, value: Uint8Array, create: number, mod
   if (version) size += 1 + varintSize(version);
   if (vl) size += 1 + varintSize(vl) + vl;
   if (ul !== 0) size += 1 + (typeof ul === 'number' ? varintSize(ul) : bigVarintSize(ul));
-  const b = Buffer.allocUnsafe(size);
+  const b = slabAlloc(size);
   let p = 0;
   let ko = 0;
   let vo = 0;
@@ -122,7 +123,7 @@ export interface EncodedKv extends KeyValue {
 /** Tombstone value: KeyValue{key} only, as etcd. */
 export function encodeTombstone(key: Uint8Array): Buffer {
   const kl = key.length;
-  const b = Buffer.allocUnsafe(kl ? 1 + varintSize(kl) + kl : 0);
+  const b = slabAlloc(kl ? 1 + varintSize(kl) + kl : 0);
   if (kl) {
     const p = writeVarint(b, 1, kl);
     b[0] = 10;

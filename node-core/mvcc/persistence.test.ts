@@ -107,25 +107,32 @@ describe('mvcc store: persistence and hash', () => {
     await t.close();
   });
 
-  it('matches a reference model across compaction and reopen', async () => {
-    const m = new Model();
-    const r = rand(42);
-    randomOps(t.store, m, r, 300);
-    checkAll(t.store, m, 1);
-    const compactAt = Math.floor(m.rev / 2);
-    await t.store.compact({ revision: compactAt, physical: true }).done;
-    checkAll(t.store, m, compactAt);
-    randomOps(t.store, m, r, 200);
-    checkAll(t.store, m, compactAt);
-    const hash = t.store.hashKV(0);
-    await t.reopen();
-    checkAll(t.store, m, compactAt);
-    assert.deepEqual(t.store.hashKV(0), hash);
-    await t.store.compact({ revision: m.rev - 5, physical: true }).done;
-    randomOps(t.store, m, r, 50);
-    await t.reopen();
-    checkAll(t.store, m, m.rev - 55 > 0 ? t.store.compactRev : 1);
-  });
+  for (const [name, opts] of [
+    ['value cache on', {}],
+    ['value cache off', { valueCacheBytes: 0 }],
+    ['value cache nearly full', { valueCacheBytes: 300 }],
+  ] as const) {
+    it(`matches a reference model across compaction and reopen (${name})`, async () => {
+      await t.reopen(opts);
+      const m = new Model();
+      const r = rand(42);
+      randomOps(t.store, m, r, 300);
+      checkAll(t.store, m, 1);
+      const compactAt = Math.floor(m.rev / 2);
+      await t.store.compact({ revision: compactAt, physical: true }).done;
+      checkAll(t.store, m, compactAt);
+      randomOps(t.store, m, r, 200);
+      checkAll(t.store, m, compactAt);
+      const hash = t.store.hashKV(0);
+      await t.reopen(opts);
+      checkAll(t.store, m, compactAt);
+      assert.deepEqual(t.store.hashKV(0), hash);
+      await t.store.compact({ revision: m.rev - 5, physical: true }).done;
+      randomOps(t.store, m, r, 50);
+      await t.reopen(opts);
+      checkAll(t.store, m, t.store.compactRev);
+    });
+  }
 
   it('round-trips binary keys and values of every byte', async () => {
     for (let i = 0; i < 256; i++) t.store.put(putReq({ key: Buffer.from([i]), value: Buffer.from([255 - i, i]) }));

@@ -7,6 +7,8 @@ export const REV_BYTES_LEN = 17;
 export const MARKED_REV_BYTES_LEN = 18;
 export const TOMBSTONE_MARK = 0x74; // 't'
 
+import { slabAlloc } from './slab';
+
 const TWO_32 = 4294967296;
 
 /** Writes revision (main, sub) into b at offset 0 (b must hold 17 bytes). */
@@ -20,7 +22,7 @@ export function writeRev(b: Buffer, main: number, sub: number): void {
 
 /** A fresh key-bucket key; fresh because the backend keeps it until commit. */
 export function revKey(main: number, sub: number, tombstone: boolean): Buffer {
-  const b = Buffer.allocUnsafe(tombstone ? MARKED_REV_BYTES_LEN : REV_BYTES_LEN);
+  const b = slabAlloc(tombstone ? MARKED_REV_BYTES_LEN : REV_BYTES_LEN);
   writeRev(b, main, sub);
   if (tombstone) b[17] = TOMBSTONE_MARK;
   return b;

@@ -6,7 +6,6 @@
 // lives in memory (a Map for point lookups, a B-tree of latin1 strings for
 // ordered ranges); values are read from the backend, whose overlay makes
 // writes readable before they are committed.
-import BTreeImport from 'sorted-btree';
 import type { Backend } from '../backend/backend';
 import { Errors } from '../errors/index';
 import {
@@ -30,29 +29,31 @@ import {
 import { decodeKeyValue, Event_EventType, type Event, type KeyValue } from '../proto/gen/mvccpb';
 import { EMPTY } from '../proto/wire';
 import { Crc32c } from './crc32c';
-import { KeyIndex, lastAtOrBefore, type Generation, type RevRef } from './key-index';
+import { KeyIndex, lastAtOrBefore, type RevRef } from './key-index';
+import { KeyTree } from './key-tree';
 import { encodeKv, encodeTombstone, readKvMeta, type KvMeta } from './kv-codec';
 import { isTombstoneKey, RevSet, REV_BYTES_LEN, revKey, revMain, revSub, writeRev } from './revision';
 import type { EventListener, HashKVResult, KVStore, LeaseHooks, WriteTxn } from './types';
-
-// sorted-btree is CommonJS: under Node's ESM loader the default import is the
-// exports object, under bundlers the class itself.
-const BTree = ((BTreeImport as unknown as { default?: typeof BTreeImport }).default ?? BTreeImport) as typeof BTreeImport;
-type KeyTree = InstanceType<typeof BTreeImport<string, KeyIndex>>;
 
 const SCHEDULED_COMPACT_KEY = Buffer.from('scheduledCompactRev');
 const FINISHED_COMPACT_KEY = Buffer.from('finishedCompactRev');
 const KEY_BUCKET_NAME = Buffer.from('key');
 
-/** Above every latin1 key: the upper bound of an open-ended ('\0') range. */
-const KEY_MAX = '\uffff';
-
 const DEFAULT_COMPACTION_BATCH = 1000;
+const DEFAULT_VALUE_CACHE_BYTES = 256 * 1024 * 1024;
+/** Heap cost of a cached value beyond its bytes (the string's header). */
+const VAL_OVERHEAD = 32;
 
 export interface MvccStoreOptions {
   leases?: LeaseHooks;
   /** Keys deleted per physical-compaction step (etcd's CompactionBatchLimit). */
   compactionBatchLimit?: number;
+  /**
+   * Budget for keeping keys' live values in memory, so reads at the current
+   * revision skip the backend (default 256 MiB; 0 disables). Past the budget
+   * values are simply not cached.
+   */
+  valueCacheBytes?: number;
 }
 
 const NO_LEASES: LeaseHooks = {
@@ -61,28 +62,23 @@ const NO_LEASES: LeaseHooks = {
   detach: () => undefined,
 };
 
-const cmpStr = (a: string, b: string): number => (a < b ? -1 : a > b ? 1 : 0);
-
 // Result of visibleAt(); module-level so the range loop allocates nothing per key.
 let hitMain = 0;
 let hitSub = 0;
 
 /** Finds the key's revision visible at atRev into hitMain/hitSub (etcd's keyIndex.get). */
 function visibleAt(ki: KeyIndex, atRev: number): boolean {
-  const gens = ki.gens;
-  const last = gens[gens.length - 1];
-  const n = last.mains.length;
-  let g: Generation | undefined;
-  let i: number;
-  if (n !== 0 && last.mains[n - 1] <= atRev) {
-    g = last;
-    i = n - 1;
-  } else {
-    g = ki.genAt(atRev);
-    if (!g) return false;
-    i = lastAtOrBefore(g.mains, atRev);
-    if (i < 0) return false;
+  if (ki.modMain <= atRev) {
+    // nothing changed since atRev: the key's state then is its state now
+    if (ki.deleted) return false;
+    hitMain = ki.modMain;
+    hitSub = ki.modSub;
+    return true;
   }
+  const g = ki.genAt(atRev);
+  if (!g) return false;
+  const i = lastAtOrBefore(g.mains, atRev);
+  if (i < 0) return false;
   hitMain = g.mains[i];
   hitSub = g.subs[i];
   return true;
@@ -158,7 +154,9 @@ export class MvccStore implements KVStore {
   private readonly batchLimit: number;
   /** Point lookups; the tree below holds the same KeyIndex objects in key order. */
   private readonly keys = new Map<string, KeyIndex>();
-  private readonly tree: KeyTree;
+  private readonly tree = new KeyTree<KeyIndex>();
+  private readonly cacheLimit: number;
+  private cacheBytes = 0;
   private currentRev = 1;
   private compactMainRev = -1;
   private listeners: EventListener[] = [];
@@ -179,7 +177,7 @@ export class MvccStore implements KVStore {
     this.backend = backend;
     this.hooks = opts.leases ?? NO_LEASES;
     this.batchLimit = opts.compactionBatchLimit ?? DEFAULT_COMPACTION_BATCH;
-    this.tree = new BTree<string, KeyIndex>(undefined, cmpStr);
+    this.cacheLimit = opts.valueCacheBytes ?? DEFAULT_VALUE_CACHE_BYTES;
     this.txView = {
       put: (req) => this.txPut(req),
       deleteRange: (req) => this.txDeleteRange(req),
@@ -226,7 +224,7 @@ export class MvccStore implements KVStore {
     const g = ki.live();
     if (!g) return undefined;
     const n = g.mains.length - 1;
-    return this.readKv(g.mains[n], g.subs[n]);
+    return this.readKv(ki, g.mains[n], g.subs[n]);
   }
 
   private txReadRev(): number {
@@ -294,34 +292,79 @@ export class MvccStore implements KVStore {
     if (end === undefined) {
       const ki = this.keys.get(key.toString('latin1'));
       if (!ki || !visibleAt(ki, rev)) return 0;
-      if (out) out.push(this.readKv(hitMain, hitSub));
+      if (out) out.push(this.readKv(ki, hitMain, hitSub));
       return 1;
     }
     const lo = key.toString('latin1');
-    const hi = end.length === 0 ? KEY_MAX : end.toString('latin1');
-    if (hi <= lo) return 0;
+    const hi = end.length === 0 ? null : end.toString('latin1');
+    if (hi !== null && hi <= lo) return 0;
     const want = out === null ? 0 : limit > 0 ? limit : Infinity;
+    let count = 0;
+    // Reads are deferred until the scan is done: the count needs the whole
+    // range, the values only the first `want` keys.
+    const kis: KeyIndex[] = [];
     const mains: number[] = [];
     const subs: number[] = [];
-    let count = 0;
-    this.tree.forRange(lo, hi, false, (_k, ki) => {
-      if (!visibleAt(ki, rev)) return;
-      if (count < want) {
-        mains.push(hitMain);
-        subs.push(hitSub);
+    let leaf = this.tree.seek(lo);
+    let i = this.tree.seekIndex;
+    scan: for (; leaf; leaf = leaf.next, i = 0) {
+      const ks = leaf.keys;
+      const vs = leaf.vals;
+      for (; i < ks.length; i++) {
+        if (hi !== null && ks[i] >= hi) break scan;
+        const ki = vs[i];
+        if (!visibleAt(ki, rev)) continue;
+        if (count < want) {
+          kis.push(ki);
+          mains.push(hitMain);
+          subs.push(hitSub);
+        }
+        count++;
       }
-      count++;
-    });
-    if (out) for (let i = 0; i < mains.length; i++) out.push(this.readKv(mains[i], subs[i]));
+    }
+    if (out) for (let j = 0; j < kis.length; j++) out.push(this.readKv(kis[j], mains[j], subs[j]));
     return count;
   }
 
-  private readKv(main: number, sub: number): KeyValue {
+  /**
+   * A fresh KeyValue of ki at revision (main, sub). The live revision comes
+   * from the index and the value cache when cached: every other field of it
+   * is in the index already.
+   */
+  private readKv(ki: KeyIndex, main: number, sub: number): KeyValue {
+    // a key has one revision per main revision, so main alone identifies it
+    const live = !ki.deleted && ki.modMain === main;
+    if (live && ki.val !== undefined) {
+      const g = ki.gens[ki.gens.length - 1];
+      return {
+        key: Buffer.from(ki.key, 'latin1'),
+        create_revision: g.created,
+        mod_revision: main,
+        version: g.ver,
+        value: ki.val.length === 0 ? EMPTY : Buffer.from(ki.val, 'latin1'),
+        lease: ki.lease,
+      };
+    }
     const k = this.readKey;
     writeRev(k, main, sub);
     const v = this.backend.get('key', k);
     if (v === undefined) throw new Error(`mvcc: revision ${main}_${sub} is in the index but not in the key bucket`);
-    return decodeKeyValue(v);
+    const kv = decodeKeyValue(v);
+    if (live) this.cache(ki, kv.value);
+    return kv;
+  }
+
+  /** Caches ki's live value, within the budget; a value past it is left uncached. */
+  private cache(ki: KeyIndex, value: Buffer): void {
+    if (ki.val !== undefined) {
+      this.cacheBytes -= ki.val.length + VAL_OVERHEAD;
+      ki.val = undefined;
+    }
+    const cost = value.length + VAL_OVERHEAD;
+    if (this.cacheBytes + cost <= this.cacheLimit) {
+      ki.val = value.toString('latin1');
+      this.cacheBytes += cost;
+    }
   }
 
   // --------------------------------------------------------------- writes
@@ -398,7 +441,7 @@ export class MvccStore implements KVStore {
     let prev: KeyValue | undefined;
     if ((p.ignore_value || p.ignore_lease || p.prev_kv) && live) {
       const n = live.mains.length - 1;
-      prev = this.readKv(live.mains[n], live.subs[n]);
+      prev = this.readKv(ki!, live.mains[n], live.subs[n]);
     }
     let value = p.value;
     if (p.ignore_value || p.ignore_lease) {
@@ -422,9 +465,10 @@ export class MvccStore implements KVStore {
     if (!ki) {
       ki = new KeyIndex(kstr);
       this.keys.set(kstr, ki);
-      this.tree.set(kstr, ki);
+      this.tree.insert(kstr, ki);
     }
     ki.put(rev, sub);
+    this.cache(ki, value);
     this.changes++;
     this.events.push({ type: Event_EventType.PUT, kv });
     ki.lease = leaseId;
@@ -450,9 +494,9 @@ export class MvccStore implements KVStore {
       if (ki?.live()) doomed.push(ki);
     } else {
       const lo = dr.key.toString('latin1');
-      const hi = end.length === 0 ? KEY_MAX : end.toString('latin1');
-      if (hi > lo) {
-        this.tree.forRange(lo, hi, false, (_k, ki) => {
+      const hi = end.length === 0 ? null : end.toString('latin1');
+      if (hi === null || hi > lo) {
+        this.tree.forRange(lo, hi, (_k, ki) => {
           if (ki.live()) doomed.push(ki);
         });
       }
@@ -470,6 +514,10 @@ export class MvccStore implements KVStore {
     const key = ki.key.length ? val.subarray(val.length - ki.key.length) : EMPTY;
     this.backend.put('key', revKey(rev, sub, true), val);
     ki.tombstone(rev, sub);
+    if (ki.val !== undefined) {
+      this.cacheBytes -= ki.val.length + VAL_OVERHEAD;
+      ki.val = undefined;
+    }
     this.changes++;
     this.events.push({
       type: Event_EventType.DELETE,
@@ -604,7 +652,7 @@ export class MvccStore implements KVStore {
     }
     for (const k of emptied) {
       this.keys.delete(k);
-      this.tree.delete(k);
+      this.tree.remove(k);
     }
     return available;
   }
@@ -698,9 +746,9 @@ export class MvccStore implements KVStore {
       this.keys.get(key.toString('latin1'))?.since(fromRev, toRev, refs);
     } else {
       const lo = key.toString('latin1');
-      const hi = end.length === 0 ? KEY_MAX : end.toString('latin1');
-      if (hi > lo) {
-        this.tree.forRange(lo, hi, false, (_k, ki) => {
+      const hi = end.length === 0 ? null : end.toString('latin1');
+      if (hi === null || hi > lo) {
+        this.tree.forRange(lo, hi, (_k, ki) => {
           const g = ki.gens[ki.gens.length - 1];
           // skip keys untouched since fromRev without walking their history
           const lastG = g.mains.length ? g : ki.gens[ki.gens.length - 2];
@@ -720,7 +768,7 @@ export class MvccStore implements KVStore {
       if (r.tomb) kv.mod_revision = r.main;
       if (prevKv && r.main - 1 >= this.compactMainRev) {
         const ki = this.keys.get(r.key);
-        if (ki && visibleAt(ki, r.main - 1)) ev.prev_kv = this.readKv(hitMain, hitSub);
+        if (ki && visibleAt(ki, r.main - 1)) ev.prev_kv = this.readKv(ki, hitMain, hitSub);
       }
       evs[i] = ev;
     }
@@ -759,9 +807,13 @@ export class MvccStore implements KVStore {
         ki.restore(meta.create, main, sub, meta.version);
         ki.lease = meta.lease;
         this.keys.set(kstr, ki);
-        this.tree.set(kstr, ki);
       }
     }
+    const all = [...this.keys.values()].sort((x, y) => (x.key < y.key ? -1 : 1));
+    this.tree.load(
+      all.map((ki) => ki.key),
+      all,
+    );
     this.currentRev = cur < this.compactMainRev ? this.compactMainRev : cur;
     if (scheduled <= this.compactMainRev) scheduled = 0;
 
