@@ -55,6 +55,8 @@ export interface RangeOptions {
   limit?: number;
 }
 
+/** Longest time a write waits in memory for a commit (etcd's backend batch interval). */
+const BATCH_INTERVAL_MS = 100;
 const DEFAULT_MAP_SIZE = 16 * 1024 * 1024 * 1024;
 
 export class Backend {
@@ -63,7 +65,9 @@ export class Backend {
   private readonly dbs = new Map<BucketName, Database<Buffer, Buffer>>();
   private readonly overlay = new Map<BucketName, Map<string, Pending>>();
   private seq = 0;
-  private lastWrite: Promise<unknown> = Promise.resolve(true);
+  private lastWrite: Promise<void> = Promise.resolve();
+  private pending: { bucket: BucketName; key: Buffer; value: Buffer | null; seq: number; k: string }[] = [];
+  private timer: NodeJS.Timeout | undefined;
   private committedSeq = 0;
   private closed = false;
 
@@ -78,6 +82,9 @@ export class Backend {
       mapSize: opts.mapSize ?? DEFAULT_MAP_SIZE,
       maxDbs: 32,
       noSync: opts.sync === false,
+      // each commit is synced before its promise resolves (classic LMDB
+      // durability); overlapping syncs made group commit wait longer here
+      overlappingSync: false,
       cache: false,
     });
     for (const b of BUCKETS) {
@@ -101,31 +108,29 @@ export class Backend {
   }
 
   put(bucket: BucketName, key: Buffer, value: Buffer): void {
-    const seq = ++this.seq;
-    this.overlay.get(bucket)!.set(key.toString('latin1'), { value, seq });
-    this.track(this.db(bucket).put(key, value), bucket, key, seq);
+    this.queue(bucket, key, value);
   }
 
   del(bucket: BucketName, key: Buffer): void {
-    const seq = ++this.seq;
-    this.overlay.get(bucket)!.set(key.toString('latin1'), { value: null, seq });
-    this.track(this.db(bucket).remove(key), bucket, key, seq);
+    this.queue(bucket, key, null);
   }
 
-  private track(p: Promise<unknown>, bucket: BucketName, key: Buffer, seq: number): void {
-    this.lastWrite = p;
-    void p.then(
-      () => {
-        if (seq > this.committedSeq) this.committedSeq = seq;
-        const ov = this.overlay.get(bucket)!;
-        const k = key.toString('latin1');
-        const cur = ov.get(k);
-        if (cur && cur.seq <= seq) ov.delete(k);
-      },
-      () => {
-        // the commit promise below reports the failure to the waiting caller
-      },
-    );
+  // Writes wait in memory (readable through the overlay) until the next
+  // commit() hands them to LMDB as one transaction, so the state-machine
+  // writes of an applied batch ride along with the next log append's fsync
+  // instead of paying for one of their own. A timer bounds how long they wait.
+  private queue(bucket: BucketName, key: Buffer, value: Buffer | null): void {
+    const seq = ++this.seq;
+    const k = key.toString('latin1');
+    this.overlay.get(bucket)!.set(k, { value, seq });
+    this.pending.push({ bucket, key, value, seq, k });
+    if (!this.timer && !this.closed) {
+      this.timer = setTimeout(() => {
+        this.timer = undefined;
+        this.commit().catch(() => undefined);
+      }, BATCH_INTERVAL_MS);
+      this.timer.unref();
+    }
   }
 
   /** True when writes are queued that commit() has not yet made durable. */
@@ -133,11 +138,24 @@ export class Backend {
     return this.committedSeq < this.seq;
   }
 
-  /** Resolves when every write issued so far is committed and flushed to disk. */
-  async commit(): Promise<void> {
-    const last = this.lastWrite;
-    await last;
-    await this.env.flushed;
+  /** Resolves when every write issued so far is committed and synced to disk. */
+  commit(): Promise<void> {
+    if (this.pending.length) {
+      const batch = this.pending;
+      this.pending = [];
+      let last: Promise<unknown> = Promise.resolve(true);
+      for (const w of batch) last = w.value ? this.db(w.bucket).put(w.key, w.value) : this.db(w.bucket).remove(w.key);
+      const maxSeq = batch[batch.length - 1].seq;
+      this.lastWrite = last.then(() => {
+        if (maxSeq > this.committedSeq) this.committedSeq = maxSeq;
+        for (const w of batch) {
+          const ov = this.overlay.get(w.bucket)!;
+          const cur = ov.get(w.k);
+          if (cur && cur.seq <= w.seq) ov.delete(w.k);
+        }
+      });
+    }
+    return this.lastWrite;
   }
 
   /**
@@ -176,6 +194,7 @@ export class Backend {
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
+    if (this.timer) clearTimeout(this.timer);
     await this.commit().catch(() => undefined);
     await this.env.close();
   }

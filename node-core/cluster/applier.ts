@@ -41,7 +41,7 @@ export class Applier {
    * Applies one entry's payload. Returns the domain's result, or throws the
    * EtcdError the request failed with (the entry still counts as applied).
    */
-  apply(index: number, term: number, data: Uint8Array): ApplyOutcome {
+  apply(index: number, term: number, data: Uint8Array, decoded?: InternalRaftRequest): ApplyOutcome {
     if (index <= this.applied) return { rev: this.ctx.mvcc.rev };
     this.ctx.index = index;
     this.ctx.term = term;
@@ -49,7 +49,7 @@ export class Applier {
     let req: InternalRaftRequest | undefined;
     try {
       if (data.length === 0) return { rev: this.ctx.mvcc.rev };
-      req = decodeInternalRaftRequest(data);
+      req = decoded ?? decodeInternalRaftRequest(data);
       const guard = this.ctx.services.authGuard as ApplyAuthGuard | undefined;
       if (guard) guard.authorize(req);
       for (const [field, fn] of this.fns) {

@@ -64,7 +64,8 @@ export class EtcdNode {
   private reqSeq: bigint;
   private readonly waiters = new Map<bigint, Waiter>();
   private queue: PendingEntry[] = [];
-  private flushing = false;
+  private flushScheduled = false;
+  private inflight: Promise<void> = Promise.resolve();
   private stopped = false;
   private lastLogTrim = 0;
 
@@ -158,10 +159,18 @@ export class EtcdNode {
     const id = ++this.reqSeq;
     const data = encodeInternalRaftRequest({ ...req, header: { ...(req.header ?? {}), ID: id } });
     if (data.length > this.config.maxRequestBytes) return Promise.reject(Errors.RequestTooLarge);
-    const entry = { index: ++this.lastIndex, data, id };
+    const entry: PendingEntry = { index: ++this.lastIndex, data, id };
     const p = new Promise<Applied>((resolve, reject) => this.waiters.set(id, { resolve, reject }));
+    const v = Buffer.allocUnsafe(9 + data.length);
+    v.writeBigUInt64BE(BigInt(this.term), 0);
+    v[8] = 0;
+    data.copy(v, 9);
+    this.backend.put('raftLog', u64(entry.index), v);
     this.queue.push(entry);
-    if (!this.flushing) void this.flush();
+    if (!this.flushScheduled) {
+      this.flushScheduled = true;
+      setImmediate(() => this.flush());
+    }
     return p;
   }
 
@@ -171,39 +180,36 @@ export class EtcdNode {
     return Promise.resolve();
   }
 
-  private async flush(): Promise<void> {
-    this.flushing = true;
-    try {
-      while (this.queue.length && !this.stopped) {
-        const batch = this.queue;
-        this.queue = [];
-        for (const e of batch) {
-          const v = Buffer.allocUnsafe(9 + e.data.length);
-          v.writeBigUInt64BE(BigInt(this.term), 0);
-          v[8] = 0;
-          e.data.copy(v, 9);
-          this.backend.put('raftLog', u64(e.index), v);
-        }
-        try {
-          const t0 = performance.now();
-          await this.backend.commit();
-          this.metrics.fsync.observe((performance.now() - t0) / 1000);
-          this.metrics.proposalsCommitted += batch.length;
-        } catch (err) {
-          for (const e of batch) this.settle(e.id, undefined, err as Error);
-          continue;
-        }
-        for (const e of batch) {
-          const out = this.applier.apply(e.index, this.term, e.data);
-          this.metrics.proposalsApplied++;
-          this.settle(e.id, out.error ? undefined : { result: out.result, rev: out.rev }, out.error);
-        }
-        this.applier.persistAppliedIndex();
-        this.maybeTrimLog();
-      }
-    } finally {
-      this.flushing = false;
-    }
+  // Group commit, pipelined: every event turn's appends become one backend
+  // commit; the next turn's commit may start before the previous one is
+  // durable, and entries are applied strictly in log order as their commit
+  // completes.
+  private flush(): void {
+    this.flushScheduled = false;
+    if (this.stopped || this.queue.length === 0) return;
+    const batch = this.queue;
+    this.queue = [];
+    const t0 = performance.now();
+    const commit = this.backend.commit();
+    this.inflight = this.inflight.then(
+      () =>
+        commit.then(
+          () => {
+            this.metrics.fsync.observe((performance.now() - t0) / 1000);
+            this.metrics.proposalsCommitted += batch.length;
+            for (const e of batch) {
+              const out = this.applier.apply(e.index, this.term, e.data);
+              this.metrics.proposalsApplied++;
+              this.settle(e.id, out.error ? undefined : { result: out.result, rev: out.rev }, out.error);
+            }
+            this.applier.persistAppliedIndex();
+            this.maybeTrimLog();
+          },
+          (err: unknown) => {
+            for (const e of batch) this.settle(e.id, undefined, err as Error);
+          },
+        ),
+    );
   }
 
   private settle(id: bigint, applied: Applied | undefined, error: Error | undefined): void {

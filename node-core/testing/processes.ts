@@ -182,3 +182,16 @@ export function etcdctlSync(endpoint: string, args: string[]): CtlResult {
   const r = spawnSync(ETCDCTL_BIN, [`--endpoints=${endpoint}`, ...args], { env: { ...process.env, ETCDCTL_API: '3' }, encoding: 'latin1' });
   return { stdout: r.stdout, stderr: r.stderr, code: r.status ?? -1 };
 }
+
+/** Builds the shared Go load generator once (bench/.bin/etcdload) and returns its path. */
+export async function ensureEtcdload(): Promise<string> {
+  const out = path.join(REPO_ROOT, 'bench/.bin/etcdload');
+  if (fs.existsSync(out)) return out;
+  fs.mkdirSync(path.dirname(out), { recursive: true });
+  const code = await new Promise<number | null>((resolve) => {
+    const p = spawn('bash', [path.join(REPO_ROOT, '../shared/bench/etcdload/build.sh'), out], { stdio: 'ignore' });
+    p.on('close', resolve);
+  });
+  if (code !== 0 || !fs.existsSync(out)) throw new Error('building the shared etcdload failed');
+  return out;
+}
