@@ -65,6 +65,7 @@ export class EtcdNode {
   private readonly waiters = new Map<bigint, Waiter>();
   private queue: PendingEntry[] = [];
   private flushScheduled = false;
+  private readonly leaderListeners = new Set<(isLeader: boolean) => void>();
   private inflight: Promise<void> = Promise.resolve();
   private stopped = false;
   private lastLogTrim = 0;
@@ -136,6 +137,17 @@ export class EtcdNode {
 
   get leaderId(): bigint {
     return this.memberId;
+  }
+
+  isLeader(): boolean {
+    return this.leaderId === this.memberId && !this.stopped;
+  }
+
+  /** Called with true when this member becomes leader and false when it stops being one. */
+  onLeaderChange(cb: (isLeader: boolean) => void): () => void {
+    this.leaderListeners.add(cb);
+    if (this.isLeader()) queueMicrotask(() => this.leaderListeners.has(cb) && cb(true));
+    return () => this.leaderListeners.delete(cb);
   }
 
   /** Active alarms (etcd's AlarmMember list). */
@@ -232,6 +244,8 @@ export class EtcdNode {
   async close(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    for (const cb of this.leaderListeners) cb(false);
+    this.leaderListeners.clear();
     for (const [id] of this.waiters) this.settle(id, undefined, Errors.Stopped);
     await this.backend.close();
   }
