@@ -240,39 +240,37 @@ class TreeBuilder {
     for (let i = 0; ; i++) {
       const l = this.level(i);
       const top = this.levels.length === i + 1;
-      if (top && !l.held) {
-        // the only page of the highest level is the root; an empty tree is one empty leaf
-        const size = l.size;
-        const id = this.sink.reserve(Math.max(1, Math.ceil(size / this.sink.pageSize)));
-        this.sink.push(encodeNodePage(i === 0, l.entries, id, this.sink.pageSize, true));
-        return id;
-      }
-      if (l.held) {
-        const held = l.held;
-        const cur = l.entries;
-        l.held = undefined;
-        if (cur.length >= 2) {
-          this.emit(i, held);
-          this.emit(i, cur);
-        } else {
-          const all = held.concat(cur);
-          let size = PAGE_HEADER_SIZE;
-          for (const e of all) size += elemSize(e, false);
-          if (size <= this.sink.pageSize || held.length < 4 - cur.length) {
-            // `all` cannot be split into two pages of two or more children: one (maybe overflowing) page
-            this.emit(i, all);
-          } else {
-            const cut = held.length - (2 - cur.length);
-            this.emit(i, held.slice(0, cut));
-            this.emit(i, held.slice(cut).concat(cur));
-          }
-        }
-      } else {
-        this.emit(i, l.entries);
-      }
+      const leaf = i === 0;
+      const last = this.lastPages(l, leaf);
       l.entries = [];
       l.size = PAGE_HEADER_SIZE;
+      l.held = undefined;
+      if (top && last.length === 1) {
+        // the single page of the highest level is the root; an empty tree is one empty leaf
+        const entries = last[0]!;
+        let size = PAGE_HEADER_SIZE;
+        for (const e of entries) size += elemSize(e, leaf);
+        const id = this.sink.reserve(Math.max(1, Math.ceil(size / this.sink.pageSize)));
+        this.sink.push(encodeNodePage(leaf, entries, id, this.sink.pageSize, true));
+        return id;
+      }
+      for (const p of last) this.emit(i, p);
     }
+  }
+
+  /** The pages a level still has to write, its tail rebalanced so no branch page has a single child. */
+  private lastPages(l: Level, leaf: boolean): Elem[][] {
+    if (!l.held) return [l.entries];
+    const held = l.held;
+    const cur = l.entries;
+    if (cur.length >= 2) return [held, cur];
+    const all = held.concat(cur);
+    let size = PAGE_HEADER_SIZE;
+    for (const e of all) size += elemSize(e, leaf);
+    // when `all` cannot make two pages of two or more children, it becomes one (maybe overflowing) page
+    if (size <= this.sink.pageSize || held.length < 4 - cur.length) return [all];
+    const cut = held.length - (2 - cur.length);
+    return [held.slice(0, cut), held.slice(cut).concat(cur)];
   }
 }
 

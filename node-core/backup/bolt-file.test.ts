@@ -1,0 +1,377 @@
+// Writer → reader round trips of the bolt format, checked against the page
+// layout itself and, where etcdctl is installed, against bbolt's own
+// consistency check (`etcdctl snapshot status` runs tx.Check()).
+import assert from 'node:assert/strict';
+import { spawnSync } from 'node:child_process';
+import { createHash, randomBytes } from 'node:crypto';
+import fs from 'node:fs';
+import os from 'node:os';
+import path from 'node:path';
+import { after, before, describe, test } from 'node:test';
+import {
+  BoltFormatError,
+  BRANCH_PAGE_FLAG,
+  BUCKET_LEAF_FLAG,
+  LEAF_PAGE_FLAG,
+  PAGE_HEADER_SIZE,
+  readPageHeader,
+  readPgid,
+} from './bolt-format';
+import { BoltFile, readBoltFile } from './bolt-reader';
+import { buildBoltImage, writeBoltFile, type BoltBucketSource, type BoltEntry } from './bolt-writer';
+
+const ETCDCTL = '/usr/bin/etcdctl';
+const hasEtcdctl = fs.existsSync(ETCDCTL);
+let dir: string;
+
+before(() => {
+  dir = fs.mkdtempSync(path.join(os.tmpdir(), 'etcdesk-bolt-'));
+});
+after(() => {
+  fs.rmSync(dir, { recursive: true, force: true });
+});
+
+function revKey(main: number, sub = 0): Buffer {
+  const b = Buffer.alloc(17);
+  b.writeBigInt64BE(BigInt(main), 0);
+  b[8] = 0x5f;
+  b.writeBigInt64BE(BigInt(sub), 9);
+  return b;
+}
+
+function sortedEntries(entries: BoltEntry[]): [Buffer, Buffer][] {
+  return entries.map(([k, v]) => [Buffer.from(k), Buffer.from(v)] as [Buffer, Buffer]).sort((a, b) => Buffer.compare(a[0], b[0]));
+}
+
+function readAll(f: BoltFile, bucket: string[]): [Buffer, Buffer][] {
+  return [...f.entries(bucket)];
+}
+
+/** Castagnoli CRC-32, as `etcdctl snapshot status` hashes bucket names, keys and values. */
+const CRC32C = (() => {
+  const t = new Uint32Array(256);
+  for (let i = 0; i < 256; i++) {
+    let c = i;
+    for (let k = 0; k < 8; k++) c = c & 1 ? 0x82f63b78 ^ (c >>> 1) : c >>> 1;
+    t[i] = c >>> 0;
+  }
+  return t;
+})();
+function crc32c(crc: number, buf: Uint8Array): number {
+  let c = ~crc >>> 0;
+  for (const b of buf) c = CRC32C[(c ^ b) & 0xff]! ^ (c >>> 8);
+  return ~c >>> 0;
+}
+
+/** What `etcdctl snapshot status` should report: bbolt walks top-level buckets; nested buckets show as key + nil value. */
+function expectedStatus(f: BoltFile): { hash: number; totalKey: number } {
+  let hash = 0;
+  let totalKey = 0;
+  for (const name of f.bucketNames()) {
+    hash = crc32c(hash, name);
+    const nested = new Set(f.bucketNames([name]).map((n) => n.toString('latin1')));
+    const items: [Buffer, Buffer][] = [...f.entries([name])];
+    for (const n of nested) items.push([Buffer.from(n, 'latin1'), Buffer.alloc(0)]);
+    items.sort((a, b) => Buffer.compare(a[0], b[0]));
+    for (const [k, v] of items) {
+      hash = crc32c(crc32c(hash, k), v);
+      totalKey++;
+    }
+  }
+  return { hash, totalKey };
+}
+
+function etcdctlStatus(file: string): { hash: number; revision: number; totalKey: number; totalSize: number } {
+  const r = spawnSync(ETCDCTL, ['snapshot', 'status', file, '-w', 'json'], { encoding: 'utf8', timeout: 20_000 });
+  assert.equal(r.status, 0, `etcdctl snapshot status failed: ${r.stderr}${r.stdout}`);
+  return JSON.parse(r.stdout) as { hash: number; revision: number; totalKey: number; totalSize: number };
+}
+
+/** Page headers of every data page, walking the file linearly by overflow counts. */
+function pages(file: string): { id: number; flags: number; count: number; overflow: number }[] {
+  const buf = fs.readFileSync(file);
+  const out = [];
+  for (let id = 2; id * 4096 < buf.length - 32; ) {
+    const h = readPageHeader(buf, id * 4096);
+    out.push(h);
+    id += h.overflow + 1;
+  }
+  return out;
+}
+
+/** Depth of a bucket's tree, following the first child from its root page. */
+function depth(file: string, rootPage: number): number {
+  const buf = fs.readFileSync(file);
+  let d = 1;
+  for (let id = rootPage; ; d++) {
+    const h = readPageHeader(buf, id * 4096);
+    if (h.flags & LEAF_PAGE_FLAG) return d;
+    assert.ok(h.flags & BRANCH_PAGE_FLAG);
+    id = readPgid(buf, id * 4096 + PAGE_HEADER_SIZE + 8);
+  }
+}
+
+/** The bucket header stored for a top-level bucket: root page (0 if inline). */
+function bucketRoot(f: BoltFile, file: string, name: string): number {
+  const buf = fs.readFileSync(file);
+  const walk = (id: number): number | undefined => {
+    const p = buf.subarray(id * 4096);
+    const h = readPageHeader(p);
+    for (let i = 0; i < h.count; i++) {
+      const el = PAGE_HEADER_SIZE + i * 16;
+      if (h.flags & BRANCH_PAGE_FLAG) {
+        const r = walk(readPgid(p, el + 8));
+        if (r !== undefined) return r;
+        continue;
+      }
+      const flags = p.readUInt32LE(el);
+      const ks = el + p.readUInt32LE(el + 4);
+      const key = p.subarray(ks, ks + p.readUInt32LE(el + 8)).toString('latin1');
+      if (key === name) {
+        assert.ok(flags & BUCKET_LEAF_FLAG);
+        return readPgid(p, ks + key.length);
+      }
+    }
+    return undefined;
+  };
+  const r = walk(f.meta.root);
+  assert.notEqual(r, undefined, `bucket ${name} not found`);
+  return r!;
+}
+
+describe('bolt writer and reader', () => {
+  test('many revision keys round-trip; file and stream outputs are identical', async () => {
+    const n = 60_000;
+    const gen = function* (): Generator<BoltEntry> {
+      for (let i = 1; i <= n; i++) yield [revKey(i, i % 3), Buffer.from(`value-${i}`.repeat((i % 7) + 1))];
+    };
+    const file = path.join(dir, 'many.db');
+    const res = await writeBoltFile(
+      [
+        { name: 'meta', entries: [[Buffer.from('consistent_index'), Buffer.from('0000000000000009', 'hex')]] },
+        { name: 'kv', entries: gen() },
+      ],
+      file,
+      { appendSha256: true },
+    );
+    const bytes = fs.readFileSync(file);
+    assert.equal(bytes.length, res.dbSize + 32);
+    assert.equal(res.dbSize % 4096, 0);
+    assert.deepEqual(bytes.subarray(res.dbSize), createHash('sha256').update(bytes.subarray(0, res.dbSize)).digest());
+
+    const f = await readBoltFile(file);
+    try {
+      assert.equal(f.hashVerified, true);
+      assert.equal(f.meta.pgid * 4096, res.dbSize);
+      assert.deepEqual(
+        f.bucketNames().map((b) => b.toString()),
+        ['kv', 'meta'],
+      );
+      let i = 0;
+      for (const [k, v] of f.entries(['kv'])) {
+        i++;
+        assert.deepEqual(k, revKey(i, i % 3));
+        assert.equal(v.toString(), `value-${i}`.repeat((i % 7) + 1));
+      }
+      assert.equal(i, n);
+      assert.ok(depth(file, bucketRoot(f, file, 'kv')) >= 3, 'a 60k-key bucket needs branch pages');
+    } finally {
+      f.close();
+    }
+
+    // the stream variant must produce byte-identical output
+    const image = await buildBoltImage(
+      [
+        { name: 'kv', entries: (async function* () { yield* gen(); })() },
+        { name: 'meta', entries: [[Buffer.from('consistent_index'), Buffer.from('0000000000000009', 'hex')]] },
+      ],
+      { appendSha256: true, tmpDir: dir },
+    );
+    assert.equal(image.dbSize, res.dbSize);
+    const chunks: Buffer[] = [];
+    for await (const c of image) chunks.push(c);
+    assert.deepEqual(image.sha256, res.sha256);
+    assert.ok(Buffer.concat(chunks).equals(bytes));
+    assert.deepEqual(fs.readdirSync(dir).filter((d) => d.startsWith('bolt-image-')), [], 'spool removed');
+
+    if (hasEtcdctl) {
+      const st = etcdctlStatus(file);
+      const g = await readBoltFile(file);
+      try {
+        const exp = expectedStatus(g);
+        assert.equal(st.totalKey, exp.totalKey);
+        assert.equal(st.hash, exp.hash);
+        assert.equal(st.totalSize, res.dbSize);
+      } finally {
+        g.close();
+      }
+    }
+  });
+
+  test('large values use overflow pages; binary keys; nested and inline buckets; huge keys', async () => {
+    const big: BoltEntry[] = [];
+    for (let i = 0; i < 300; i++) {
+      const size = i % 30 === 0 ? 100_000 + i * 37 : i % 11 === 0 ? 5000 : 20 + (i % 50);
+      big.push([Buffer.from(`big/${String(i).padStart(4, '0')}`), randomBytes(size)]);
+    }
+    const bin: BoltEntry[] = [[Buffer.from([0]), Buffer.from([1])], [Buffer.from([0xff, 0xff]), Buffer.alloc(0)]];
+    for (let i = 0; i < 3000; i++) bin.push([randomBytes(1 + (i % 40)), randomBytes(i % 90)]);
+    const binSorted = sortedEntries(bin).filter((e, i, a) => i === 0 || !e[0].equals(a[i - 1]![0]));
+    const huge: BoltEntry[] = [];
+    for (let i = 0; i < 12; i++) huge.push([Buffer.alloc(20_000 + i, 0x41 + i), Buffer.from([i])]);
+    const small: BoltEntry[] = [[Buffer.from('a'), Buffer.from('1')], [Buffer.from('b'), Buffer.from('2')]];
+    const buckets: BoltBucketSource[] = [
+      { name: 'big', entries: big },
+      { name: Buffer.from([0xfe, 0x00, 0x01]), entries: binSorted },
+      { name: 'huge-keys', entries: huge },
+      { name: 'small', entries: small, sequence: 42n },
+      { name: 'empty' },
+      {
+        name: 'parent',
+        entries: [[Buffer.from('m'), Buffer.from('middle')]],
+        buckets: [
+          { name: 'child-big', entries: big.slice(0, 100) },
+          { name: 'child-small', entries: small, buckets: [{ name: 'grandchild', entries: small }] },
+          { name: 'z-inline', entries: small },
+        ],
+      },
+    ];
+    const file = path.join(dir, 'mixed.db');
+    await writeBoltFile(buckets, file, { appendSha256: true });
+    const f = await readBoltFile(file);
+    try {
+      assert.deepEqual(readAll(f, ['big']), sortedEntries(big));
+      assert.deepEqual([...f.entries([Buffer.from([0xfe, 0x00, 0x01])])], binSorted);
+      assert.deepEqual(readAll(f, ['huge-keys']), sortedEntries(huge));
+      assert.deepEqual(readAll(f, ['small']), sortedEntries(small));
+      assert.deepEqual(readAll(f, ['empty']), []);
+      assert.equal(f.hasBucket(['empty']), true);
+      assert.equal(f.hasBucket(['nope']), false);
+      assert.deepEqual(readAll(f, ['parent']), [[Buffer.from('m'), Buffer.from('middle')]]);
+      assert.deepEqual(
+        f.bucketNames(['parent']).map((b) => b.toString()),
+        ['child-big', 'child-small', 'z-inline'],
+      );
+      assert.deepEqual(readAll(f, ['parent', 'child-big']), sortedEntries(big.slice(0, 100)));
+      assert.deepEqual(readAll(f, ['parent', 'child-small', 'grandchild']), sortedEntries(small));
+      const walked = [...f.walk()].map((e) => e.path.map((p) => p.toString('hex')).join('/'));
+      assert.equal(walked.length, 300 + binSorted.length + 12 + 2 + 1 + 100 + 2 + 2 + 2);
+
+      // layout: small buckets inline (root 0), big ones in pages; big values spill into overflow pages
+      assert.equal(bucketRoot(f, file, 'small'), 0);
+      assert.equal(bucketRoot(f, file, 'empty'), 0);
+      assert.notEqual(bucketRoot(f, file, 'big'), 0);
+      const ps = pages(file);
+      assert.ok(ps.some((p) => p.flags & LEAF_PAGE_FLAG && p.overflow >= 24), 'a 100 KB value spans 25 pages');
+      assert.ok(ps.some((p) => p.flags & BRANCH_PAGE_FLAG && p.overflow > 0), '20 KB keys overflow branch pages too');
+      assert.equal(ps.reduce((n, p) => n + p.overflow + 1, 2), f.meta.pgid, 'pages tile the file up to the high-water mark');
+    } finally {
+      f.close();
+    }
+    if (hasEtcdctl) {
+      const st = etcdctlStatus(file);
+      const g = await readBoltFile(file);
+      try {
+        const exp = expectedStatus(g);
+        assert.equal(st.totalKey, exp.totalKey);
+        assert.equal(st.hash, exp.hash);
+      } finally {
+        g.close();
+      }
+    }
+  });
+
+  test('deep trees: long keys make many branch levels that bbolt accepts', async () => {
+    const n = 4000;
+    const gen = function* (): Generator<BoltEntry> {
+      for (let i = 0; i < n; i++) {
+        const k = Buffer.alloc(1500, 0x61);
+        k.writeUInt32BE(i, 1496);
+        yield [k, Buffer.from(String(i))];
+      }
+    };
+    const file = path.join(dir, 'deep.db');
+    await writeBoltFile([{ name: 'deep', entries: gen() }], file, { appendSha256: true });
+    const f = await readBoltFile(file);
+    try {
+      assert.ok(depth(file, bucketRoot(f, file, 'deep')) >= 5, `depth ${depth(file, bucketRoot(f, file, 'deep'))}`);
+      let i = 0;
+      for (const [k, v] of f.entries(['deep'])) {
+        assert.equal(k.readUInt32BE(1496), i);
+        assert.equal(v.toString(), String(i));
+        i++;
+      }
+      assert.equal(i, n);
+      // every branch page has at least two children, as bbolt's own trees do
+      for (const p of pages(file)) if (p.flags & BRANCH_PAGE_FLAG) assert.ok(p.count >= 2, `branch page ${p.id} has ${p.count} children`);
+    } finally {
+      f.close();
+    }
+    if (hasEtcdctl) assert.equal(etcdctlStatus(file).totalKey, n);
+  });
+
+  test('every tree size from 0 to 700 keys reads back', async () => {
+    for (const n of [0, 1, 2, 3, 50, 127, 128, 129, 255, 256, 257, 700]) {
+      const entries: BoltEntry[] = [];
+      for (let i = 0; i < n; i++) entries.push([Buffer.from(`k${String(i).padStart(5, '0')}`), Buffer.alloc(i % 40, 1)]);
+      const file = path.join(dir, `n${n}.db`);
+      await writeBoltFile([{ name: 'b', entries }], file);
+      const f = await readBoltFile(file);
+      try {
+        assert.deepEqual(readAll(f, ['b']), entries);
+        assert.equal(f.storedSha256, undefined);
+      } finally {
+        f.close();
+      }
+    }
+  });
+
+  test('rejects unsorted, duplicate and empty keys', async () => {
+    const file = path.join(dir, 'bad.db');
+    const bad = async (entries: BoltEntry[]): Promise<void> =>
+      assert.rejects(writeBoltFile([{ name: 'b', entries }], file), BoltFormatError);
+    await bad([[Buffer.from('b'), Buffer.alloc(0)], [Buffer.from('a'), Buffer.alloc(0)]]);
+    await bad([[Buffer.from('a'), Buffer.alloc(0)], [Buffer.from('a'), Buffer.alloc(0)]]);
+    await bad([[Buffer.alloc(0), Buffer.alloc(0)]]);
+    await assert.rejects(writeBoltFile([{ name: 'x' }, { name: 'x' }], file), BoltFormatError);
+    await assert.rejects(
+      writeBoltFile([{ name: 'p', entries: [[Buffer.from('c'), Buffer.alloc(0)]], buckets: [{ name: 'c' }] }], file),
+      BoltFormatError,
+    );
+    assert.equal(fs.existsSync(file), false, 'a failed write leaves no file behind');
+  });
+
+  test('hash and meta checks: corrupt data, missing hash, damaged meta page', async () => {
+    const file = path.join(dir, 'h.db');
+    const entries: BoltEntry[] = [];
+    for (let i = 0; i < 500; i++) entries.push([Buffer.from(`k${String(i).padStart(4, '0')}`), Buffer.from(`v${i}`)]);
+    const res = await writeBoltFile([{ name: 'b', entries }], file, { appendSha256: true });
+
+    const flipped = path.join(dir, 'flipped.db');
+    const bytes = fs.readFileSync(file);
+    bytes[5 * 4096 + 100] ^= 0xff;
+    fs.writeFileSync(flipped, bytes);
+    await assert.rejects(readBoltFile(flipped), /expected sha256/);
+    (await readBoltFile(flipped, { hash: 'ignore' })).close();
+
+    const bare = path.join(dir, 'bare.db');
+    fs.writeFileSync(bare, fs.readFileSync(file).subarray(0, res.dbSize));
+    await assert.rejects(readBoltFile(bare, { requireHash: true }), /missing hash/);
+    const b = await readBoltFile(bare);
+    assert.equal(b.hashVerified, false);
+    assert.deepEqual(readAll(b, ['b']), entries);
+    b.close();
+
+    // bolt falls back to the other meta page when the newer one fails its checksum
+    const m = fs.readFileSync(bare);
+    m[16 + 40] ^= 1;
+    fs.writeFileSync(bare, m);
+    const fb = await readBoltFile(bare);
+    assert.equal(fb.meta.txid, 1n);
+    assert.deepEqual(readAll(fb, ['b']), entries);
+    fb.close();
+    m[4096 + 16 + 40] ^= 1;
+    fs.writeFileSync(bare, m);
+    await assert.rejects(readBoltFile(bare), /invalid bolt database/);
+  });
+});
