@@ -29,6 +29,7 @@ import {
 import { decodeKeyValue, Event_EventType, type Event, type KeyValue } from '../proto/gen/mvccpb';
 import { EMPTY } from '../proto/wire';
 import { Crc32c } from './crc32c';
+import { goSort } from './go-sort';
 import { KeyIndex, lastAtOrBefore, type RevRef } from './key-index';
 import { KeyTree } from './key-tree';
 import { encodeKv, encodeTombstone, readKvMeta, type KvMeta } from './kv-codec';
@@ -134,12 +135,13 @@ function compareKV(c: Compare, kv: KeyValue): boolean {
   }
 }
 
-type KvCompare = (a: KeyValue, b: KeyValue) => number;
-const SORTERS: Record<number, KvCompare> = {
-  [RangeRequest_SortTarget.VERSION]: (a, b) => a.version - b.version,
-  [RangeRequest_SortTarget.CREATE]: (a, b) => a.create_revision - b.create_revision,
-  [RangeRequest_SortTarget.MOD]: (a, b) => a.mod_revision - b.mod_revision,
-  [RangeRequest_SortTarget.VALUE]: (a, b) => Buffer.compare(a.value, b.value),
+type KvLess = (a: KeyValue, b: KeyValue) => boolean;
+/** etcd's kvSortBy* Less functions (by key needs none: results come in key order). */
+const LESS: Record<number, KvLess> = {
+  [RangeRequest_SortTarget.VERSION]: (a, b) => a.version < b.version,
+  [RangeRequest_SortTarget.CREATE]: (a, b) => a.create_revision < b.create_revision,
+  [RangeRequest_SortTarget.MOD]: (a, b) => a.mod_revision < b.mod_revision,
+  [RangeRequest_SortTarget.VALUE]: (a, b) => Buffer.compare(a.value, b.value) < 0,
 };
 
 function isTxnReadonly(rt: TxnRequest): boolean {
@@ -263,13 +265,13 @@ export class MvccStore implements KVStore {
     let order = r.sort_order;
     if (r.sort_target !== RangeRequest_SortTarget.KEY && order === RangeRequest_SortOrder.NONE) order = RangeRequest_SortOrder.ASCEND;
     if (order !== RangeRequest_SortOrder.NONE && kvs.length > 1) {
-      // Keys come in ascending order already; ties keep it (a stable sort),
-      // as Go's sort.Sort does for the small result sets it sorts by insertion.
-      const by = SORTERS[r.sort_target];
+      // Go's sort.Sort, as etcd: the order of ties is part of the answer.
+      // Keys are unique and already ascending, so by key needs no sort.
+      const less = LESS[r.sort_target];
       if (order === RangeRequest_SortOrder.ASCEND) {
-        if (by) kvs.sort(by);
+        if (less) goSort(kvs, less);
       } else if (order === RangeRequest_SortOrder.DESCEND) {
-        if (by) kvs.sort((a, b) => by(b, a));
+        if (less) goSort(kvs, (a, b) => less(b, a));
         else kvs.reverse();
       }
     }
