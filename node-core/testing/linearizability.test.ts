@@ -162,4 +162,57 @@ describe('linearizability checker (KV model)', () => {
     const typed: Model<string | undefined, KvInput, KvOutput> = kvModel;
     assert.ok(typed.describe);
   });
+
+  test('agrees with brute force on random small histories (with pending calls)', () => {
+    let seed = 7;
+    const rnd = () => {
+      seed = (seed * 1103515245 + 12345) & 0x7fffffff;
+      return seed / 0x7fffffff;
+    };
+    const values = ['a', 'b', undefined];
+    const bruteForce = (ops: KvOperation[]): boolean => {
+      const used = new Array<boolean>(ops.length).fill(false);
+      const search = (state: string | undefined, done: number): boolean => {
+        if (done === ops.length) return true;
+        for (let i = 0; i < ops.length; i++) {
+          if (used[i]) continue;
+          // i may go next only if no other remaining op returned before i was called.
+          let minimal = true;
+          for (let j = 0; j < ops.length; j++) {
+            if (j !== i && !used[j] && (ops[j].return ?? Infinity) < ops[i].call) minimal = false;
+          }
+          if (!minimal) continue;
+          const r = kvModel.step(state, ops[i].input, ops[i].output);
+          if (!r.ok) continue;
+          used[i] = true;
+          if (search(r.state, done + 1)) return true;
+          used[i] = false;
+        }
+        return false;
+      };
+      return search(undefined, 0);
+    };
+    let legal = 0;
+    let illegal = 0;
+    for (let trial = 0; trial < 3000; trial++) {
+      const n = 1 + Math.floor(rnd() * 6);
+      const h: KvOperation[] = [];
+      for (let i = 0; i < n; i++) {
+        const call = Math.floor(rnd() * 10);
+        const pending = rnd() < 0.15;
+        const ret = pending ? undefined : call + Math.floor(rnd() * 5);
+        const x = rnd();
+        const pickV = () => values[Math.floor(rnd() * values.length)];
+        if (x < 0.4) h.push(get(i, 'k', pickV(), call, ret));
+        else if (x < 0.7) h.push(put(i, 'k', pickV() ?? 'a', call, ret));
+        else h.push(cas(i, 'k', pickV(), pickV() ?? 'b', rnd() < 0.5, call, ret));
+      }
+      const expected = bruteForce(h);
+      const got = checkKvHistory(h).result;
+      assert.equal(got, expected ? 'ok' : 'illegal', JSON.stringify(h));
+      if (expected) legal++;
+      else illegal++;
+    }
+    assert.ok(legal > 300 && illegal > 300, `both outcomes exercised (${legal}/${illegal})`);
+  });
 });
