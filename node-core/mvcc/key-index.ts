@@ -129,13 +129,13 @@ export class KeyIndex {
   }
 
   /**
-   * Pushes (main, sub, tombstone) of every revision in [fromRev, toRev] onto
-   * out (etcd's keyIndex.since, bounded above).
+   * Pushes every revision of the key in [fromRev, toRev] onto out, tombstones
+   * marked: what the key bucket holds for it in that span (etcd's watchers
+   * read the bucket, so unlike keyIndex.since nothing is merged).
    */
   since(fromRev: number, toRev: number, out: RevRef[]): void {
     const gens = this.gens;
     const lastg = gens.length - 1;
-    let lastMain = -1;
     for (let gi = 0; gi <= lastg; gi++) {
       const g = gens[gi];
       const n = g.mains.length;
@@ -144,11 +144,7 @@ export class KeyIndex {
       for (let i = firstAtOrAfter(g.mains, fromRev); i < n; i++) {
         const main = g.mains[i];
         if (main > toRev) break;
-        const tomb = i === n - 1 && gi !== lastg;
-        // etcd keeps only the last change of a key within one main revision
-        if (main === lastMain) out[out.length - 1] = { main, sub: g.subs[i], tomb, key: this.key };
-        else out.push({ main, sub: g.subs[i], tomb, key: this.key });
-        lastMain = main;
+        out.push({ main, sub: g.subs[i], tomb: i === n - 1 && gi !== lastg, key: this.key });
       }
     }
   }

@@ -751,11 +751,8 @@ export class MvccStore implements KVStore {
       const hi = end.length === 0 ? null : end.toString('latin1');
       if (hi === null || hi > lo) {
         this.tree.forRange(lo, hi, (_k, ki) => {
-          const g = ki.gens[ki.gens.length - 1];
-          // skip keys untouched since fromRev without walking their history
-          const lastG = g.mains.length ? g : ki.gens[ki.gens.length - 2];
-          if (lastG && lastG.mains[lastG.mains.length - 1] < fromRev) return;
-          ki.since(fromRev, toRev, refs);
+          // keys untouched since fromRev are skipped without walking their history
+          if (ki.modMain >= fromRev) ki.since(fromRev, toRev, refs);
         });
         refs.sort((a, b) => a.main - b.main || a.sub - b.sub);
       }

@@ -41,6 +41,7 @@ export interface HashKVResult {
 export interface KVStore {
   /** Current revision (the last write's main revision; 1 on a new store as etcd). */
   readonly rev: number;
+  /** Revision of the last compaction; -1 until the first one (etcd's compactMainRev, reported as HashKV's compact_revision). */
   readonly compactRev: number;
   /** Throws Errors.Compacted / Errors.FutureRev for a `revision` out of range. Header left to the caller. */
   range(req: RangeRequest): RangeResponseInit;
@@ -54,7 +55,7 @@ export interface KVStore {
   hashKV(rev: number): HashKVResult;
   /** Events with mod_revision >= fromRev (and <= toRev) on [key, rangeEnd), from history; throws Errors.Compacted. */
   eventsBetween(key: Buffer, rangeEnd: Buffer | undefined, fromRev: number, toRev: number, prevKv: boolean): Event[];
-  /** Latest KeyValue of a key, or undefined. */
+  /** Latest KeyValue of a key, or undefined. Returned KeyValues are fresh objects the caller may keep. */
   get(key: Buffer): KeyValue | undefined;
   subscribe(listener: EventListener): () => void;
 }
