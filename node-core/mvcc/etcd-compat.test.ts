@@ -181,7 +181,7 @@ describe('mvcc store vs etcd 3.4', { skip: !HAVE_ETCD && 'etcd not installed' },
     const pick = <T>(xs: readonly T[]): T => xs[Math.floor(r() * xs.length)];
     const keys = ['a', 'b', 'c', 'd', 'k/1', 'k/2', 'k/3', 'z', '\u0000x', '\u00ffy'].map((k) => Buffer.from(k, 'latin1'));
     // more keys make bigger sorted results (Go sorts more than 12 items unstably)
-    for (let i = 0; i < Number(process.env.MVCC_COMPAT_EXTRA_KEYS ?? 0); i++) keys.push(Buffer.from(`m/${i}`));
+    for (let i = 0; i < Number(process.env.MVCC_COMPAT_EXTRA_KEYS ?? 20); i++) keys.push(Buffer.from(`m/${i}`));
     const values = ['', '1', '2', '10', 'v', 'zz'].map((v) => Buffer.from(v));
     const revisionChoice = (): number => {
       const cur = t.store.rev;
@@ -265,7 +265,11 @@ describe('mvcc store vs etcd 3.4', { skip: !HAVE_ETCD && 'etcd not installed' },
       assert.deepEqual(b, a, what);
     };
 
-    const N = Number(process.env.MVCC_COMPAT_OPS ?? 400);
+    // before any write or compaction: revision 1, compact revision -1
+    const h0 = await call<{ hash: number; compact_revision: number; header?: { revision: number } }>(maint, 'HashKV', { revision: 0 });
+    assert.deepEqual(t.store.hashKV(0), { hash: h0.hash, compactRev: h0.compact_revision, rev: h0.header?.revision });
+
+    const N = Number(process.env.MVCC_COMPAT_OPS ?? 600);
     for (let i = 0; i < N; i++) {
       const x = r();
       if (x < 0.3) {
