@@ -247,18 +247,17 @@ export class Raft {
 
   /** Applies a Ready's effects: what was applied and persisted. */
   advance(appliedCursor: number, committedEntries: Entry[], lastEntry: Entry | undefined, snapshotIndex: number): void {
-    if (appliedCursor > 0) {
-      this.raftLog.appliedTo(appliedCursor);
-      if (this.prs.config.autoLeave && appliedCursor >= this.pendingConfIndex && this.state === StateType.Leader) {
-        // The joint config we are in is applied and asks to be left automatically: propose it.
-        const m = msg({ type: MessageType.MsgProp, from: this.id, entries: [{ term: 0, index: 0, type: EntryType.ConfChangeV2, data: encodeConfChangeV2({ transition: 0, changes: [] }) }] });
-        try {
-          this.step(m);
-          this.logger.info(`initiating automatic transition out of joint configuration ${configString(this.prs.config)}`);
-        } catch (e) {
-          // Dropped (e.g. transfer in progress): retried on the next advance.
-          if (!(e instanceof ErrProposalDropped)) throw e;
-        }
+    if (appliedCursor > 0) this.raftLog.appliedTo(appliedCursor);
+    // Checked on every advance, not only when something was applied: a leave that was dropped
+    // (transfer in flight) must be retried even when the cluster is idle.
+    if (this.prs.config.autoLeave && this.raftLog.applied >= this.pendingConfIndex && this.state === StateType.Leader) {
+      // The joint config we are in is applied and asks to be left automatically: propose it.
+      const m = msg({ type: MessageType.MsgProp, from: this.id, entries: [{ term: 0, index: 0, type: EntryType.ConfChangeV2, data: encodeConfChangeV2({ transition: 0, changes: [] }) }] });
+      try {
+        this.step(m);
+        this.logger.info(`initiating automatic transition out of joint configuration ${configString(this.prs.config)}`);
+      } catch (e) {
+        if (!(e instanceof ErrProposalDropped)) throw e;
       }
     }
     this.reduceUncommittedSize(committedEntries);

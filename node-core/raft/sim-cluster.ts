@@ -59,6 +59,9 @@ export interface SimResult {
   confChanges: number;
   crashes: number;
   reads: number;
+  /** Joint configurations entered and left (counted once per log index, not per node). */
+  jointEntered: number;
+  jointLeft: number;
   /** Client operations with call/return times, for a linearizability check. */
   history: SimKvOperation[];
 }
@@ -144,7 +147,7 @@ export class Simulation {
     this.maxInflight = 1 + Math.floor(r() * 8);
     this.maxSizePerMsg = r() < 0.5 ? Number.POSITIVE_INFINITY : 40 + Math.floor(r() * 100);
     this.steps = opts.steps ?? 300;
-    this.stats = { seed: opts.seed, nodes: this.n, committed: 0, leaders: 0, snapshotsSent: 0, confChanges: 0, crashes: 0, reads: 0, history: this.history };
+    this.stats = { seed: opts.seed, nodes: this.n, committed: 0, leaders: 0, snapshotsSent: 0, confChanges: 0, crashes: 0, reads: 0, jointEntered: 0, jointLeft: 0, history: this.history };
     const voters: NodeId[] = [];
     for (let i = 1; i <= this.n; i++) voters.push(BigInt(i));
     this.nextNodeId = BigInt(this.n + 1);
@@ -291,6 +294,12 @@ export class Simulation {
     if (prev === undefined) {
       this.appliedAt[e.index] = identity;
       if (e.type === EntryType.Normal && e.data.length > 0) this.stats.committed++;
+      if (e.type === EntryType.ConfChangeV2 && node.raw) {
+        const joint = node.raw.raft.prs.isJoint();
+        const v2 = decodeConfChangeEntry(e.type, e.data);
+        if (v2 && v2.changes.length === 0 && joint) this.stats.jointLeft++;
+        else if (v2 && v2.changes.length > 0 && !joint) this.stats.jointEntered++;
+      }
     } else if (prev !== identity) {
       this.fail(`state machine safety: node ${node.id} applied ${identity} at ${e.index}, others applied ${prev}`);
     }

@@ -18,7 +18,7 @@ if (single !== undefined) {
   });
 } else {
   test(`raft simulation: ${count} seeds (3 and 5 nodes)`, () => {
-    const totals = { operations: 0, linUnknown: 0, committed: 0, leaders: 0, snapshotsSent: 0, confChanges: 0, crashes: 0, reads: 0, three: 0, five: 0 };
+    const totals = { operations: 0, linUnknown: 0, jointEntered: 0, jointLeft: 0, committed: 0, leaders: 0, snapshotsSent: 0, confChanges: 0, crashes: 0, reads: 0, three: 0, five: 0 };
     const started = performance.now();
     for (let seed = firstSeed; seed < firstSeed + count; seed++) {
       let r: SimResult;
@@ -39,6 +39,8 @@ if (single !== undefined) {
       totals.confChanges += r.confChanges;
       totals.crashes += r.crashes;
       totals.reads += r.reads;
+      totals.jointEntered += r.jointEntered;
+      totals.jointLeft += r.jointLeft;
       if (r.nodes === 3) totals.three++;
       else totals.five++;
     }
@@ -48,6 +50,7 @@ if (single !== undefined) {
     assert.ok(totals.committed > count * 10, 'proposals commit');
     assert.ok(totals.snapshotsSent > 0, 'snapshots are sent');
     assert.ok(totals.confChanges > 0, 'conf changes happen');
+    assert.ok(totals.jointEntered > 0 && totals.jointLeft > 0, 'joint configs are entered and left');
     assert.ok(totals.three > 0 && totals.five > 0);
   });
 }
