@@ -4,8 +4,10 @@
 // carving from bigger slabs makes that rare. A slab is never written twice:
 // lmdb-js keeps a pointer to the value until its batch commits, so handed-out
 // bytes must stay untouched, and they are only ever appended after.
+// Watch events keep views into a slab (their key and value), so a slab is
+// as large as it is worth and no larger: one retained event pins all of it.
 
-const SLAB_SIZE = 256 * 1024;
+const SLAB_SIZE = 64 * 1024;
 const MAX_CARVED = 4096;
 
 let slab = Buffer.allocUnsafeSlow(SLAB_SIZE);
