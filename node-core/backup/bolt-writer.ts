@@ -285,11 +285,6 @@ function bucketHeader(root: number, sequence: bigint): Buffer {
   return h;
 }
 
-async function* iterate(src: Iterable<BoltEntry> | AsyncIterable<BoltEntry> | undefined): AsyncGenerator<BoltEntry> {
-  if (!src) return;
-  yield* src;
-}
-
 function describe(name: Buffer): string {
   return /^[\x20-\x7e]*$/.test(name.toString('latin1')) ? name.toString('latin1') : `0x${name.toString('hex')}`;
 }
@@ -311,7 +306,8 @@ async function writeBucket(sink: PageSink, src: BoltBucketSource, where: string)
   let prev: Buffer | undefined;
   let si = 0;
 
-  const add = async (key: Buffer, value: Buffer, flags: number): Promise<void> => {
+  // synchronous so that a synchronous source is consumed without a promise per entry
+  const add = (key: Buffer, value: Buffer, flags: number): void => {
     if (key.length === 0) throw new BoltFormatError(`empty key in bucket ${where}`);
     if (key.length > MAX_KEY_SIZE) throw new BoltFormatError(`key of ${key.length} bytes in bucket ${where} exceeds bolt's limit`);
     if (value.length > MAX_VALUE_SIZE) throw new BoltFormatError(`value of ${value.length} bytes in bucket ${where} exceeds bolt's limit`);
@@ -329,21 +325,33 @@ async function writeBucket(sink: PageSink, src: BoltBucketSource, where: string)
     } else {
       tree!.add(key, value, flags);
     }
-    if (sink.needsFlush) await sink.flush();
   };
   const addSubsBefore = async (key: Buffer | undefined): Promise<void> => {
     while (si < subs.length && (!key || Buffer.compare(subs[si]!.name, key) <= 0)) {
       const s = subs[si++]!;
       const child = await writeBucket(sink, s.src, `${where}/${describe(s.name)}`);
-      await add(s.name, child, BUCKET_LEAF_FLAG);
+      add(s.name, child, BUCKET_LEAF_FLAG);
     }
   };
-
-  for await (const [k, v] of iterate(src.entries)) {
+  const addEntry = async (k: Uint8Array, v: Uint8Array): Promise<void> => {
     // copy: sources such as LMDB cursors may reuse their buffers, and leaf entries wait in memory for their page
     const key = Buffer.from(k);
-    await addSubsBefore(key);
-    await add(key, Buffer.from(v), 0);
+    if (si < subs.length && Buffer.compare(subs[si]!.name, key) <= 0) await addSubsBefore(key);
+    add(key, Buffer.from(v), 0);
+  };
+
+  const entries = src.entries;
+  if (entries && Symbol.iterator in entries) {
+    for (const [k, v] of entries) {
+      if (si < subs.length) await addEntry(k, v);
+      else add(Buffer.from(k), Buffer.from(v), 0);
+      if (sink.needsFlush) await sink.flush();
+    }
+  } else if (entries) {
+    for await (const [k, v] of entries) {
+      await addEntry(k, v);
+      if (sink.needsFlush) await sink.flush();
+    }
   }
   await addSubsBefore(undefined);
 
