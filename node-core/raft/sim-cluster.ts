@@ -145,7 +145,8 @@ export class Simulation {
     this.preVote = r() < 0.6;
     this.checkQuorum = r() < 0.6;
     this.maxInflight = 1 + Math.floor(r() * 8);
-    this.maxSizePerMsg = r() < 0.5 ? Number.POSITIVE_INFINITY : 40 + Math.floor(r() * 100);
+    // One entry per message (size 1) makes followers ack old-term entries on their own.
+    this.maxSizePerMsg = r() < 0.4 ? Number.POSITIVE_INFINITY : r() < 0.5 ? 1 : 40 + Math.floor(r() * 100);
     this.steps = opts.steps ?? 300;
     this.stats = { seed: opts.seed, nodes: this.n, committed: 0, leaders: 0, snapshotsSent: 0, confChanges: 0, crashes: 0, reads: 0, jointEntered: 0, jointLeft: 0, history: this.history };
     const voters: NodeId[] = [];
