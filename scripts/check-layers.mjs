@@ -53,7 +53,7 @@ walk('node-core', (file) => {
       errors.push(`${file}: imports outside node-core: ${spec}`);
       continue;
     }
-    const tl = target.length === 1 ? 'index' : target[0];
+    const tl = target.length === 1 && /^index(\.ts)?$/.test(target[0]) ? 'index' : target[0];
     if (tl === 'index') {
       errors.push(`${file}: node-core modules must not import the public index`);
       continue;

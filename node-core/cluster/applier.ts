@@ -20,6 +20,8 @@ export interface ApplyOutcome {
   result?: unknown;
   error?: Error;
   rev: number;
+  /** The request id from the entry's header: whoever proposed it waits on this. */
+  id?: bigint;
 }
 
 export class Applier {
@@ -55,13 +57,18 @@ export class Applier {
       for (const [field, fn] of this.fns) {
         if (req[field] !== undefined) {
           const result = fn(this.ctx, req);
-          return { result, rev: this.ctx.mvcc.rev };
+          return { result, rev: this.ctx.mvcc.rev, id: req.header?.ID };
         }
       }
-      return { error: Errors.NotCapable, rev: this.ctx.mvcc.rev };
+      return { error: Errors.NotCapable, rev: this.ctx.mvcc.rev, id: req.header?.ID };
     } catch (e) {
-      return { error: e as Error, rev: this.ctx.mvcc.rev };
+      return { error: e as Error, rev: this.ctx.mvcc.rev, id: req?.header?.ID };
     }
+  }
+
+  /** Counts an entry that carries no request (a conf change) as applied. */
+  skip(index: number): void {
+    if (index > this.applied) this.applied = index;
   }
 
   /** Records the applied index in the current backend batch. */

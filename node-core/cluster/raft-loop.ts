@@ -1,0 +1,490 @@
+// The raft loop: drives the pure RawNode with real time, disk and network.
+// Per Ready: persist the snapshot, entries and hard state (one backend
+// commit, the group-commit fsync shared by every proposal that arrived
+// meanwhile), only then send messages, apply committed entries in order,
+// answer read states, advance. Proposals wait by request id; a follower's
+// proposal is forwarded to the leader by raft itself and answered when the
+// follower applies it.
+import type { Backend } from '../backend/backend';
+import { Errors, type EtcdError } from '../errors';
+import {
+  type ConfChange,
+  type ConfChangeV2,
+  ConfChangeType,
+  type ConfState,
+  decodeConfChange,
+  decodeConfChangeV2,
+  type Entry,
+  EntryType,
+  ErrProposalDropped,
+  isEmptySnap,
+  type Message,
+  RawNode,
+  type Ready,
+  type ReadState,
+  type SoftState,
+  StateType,
+} from '../raft';
+import type { Applier } from './applier';
+import type { NodeConfig } from './config';
+import type { Logger } from './logger';
+import type { MemberStore } from './members';
+import { decodeMember } from './members';
+import type { Metrics } from './metrics';
+import { DiskStorage } from './raft-storage';
+
+/** What the loop needs from the peer network (implemented by ./transport). */
+export interface PeerTransportLike {
+  start(): Promise<void>;
+  setPeer(id: bigint, urls: string[]): void;
+  removePeer(id: bigint): void;
+  send(msgs: Message[]): void;
+  isActive(id: bigint): boolean;
+  stop(): Promise<void>;
+}
+
+export interface Applied {
+  result: unknown;
+  rev: number;
+}
+
+interface Waiter {
+  resolve(v: Applied): void;
+  reject(e: Error): void;
+  deadline: number;
+  /** Leader when the request was proposed: a change means the timeout is due to leader failure. */
+  lead: bigint;
+}
+
+interface PendingRead {
+  resolve(): void;
+  reject(e: Error): void;
+  deadline: number;
+}
+
+export interface RaftLoopOptions {
+  config: NodeConfig;
+  backend: Backend;
+  applier: Applier;
+  members: MemberStore;
+  memberId: bigint;
+  log: Logger;
+  metrics: Metrics;
+  /** Injected randomness for election timeouts (tests pass a seeded one). */
+  random?: () => number;
+  onLeaderChange(lead: bigint, isLeader: boolean): void;
+  onRemoved(): void;
+}
+
+/** etcd's SnapshotCatchUpEntries: entries kept after a snapshot for slow followers. */
+const CATCH_UP_ENTRIES = 5000;
+
+export class RaftLoop {
+  readonly raw: RawNode;
+  readonly storage: DiskStorage;
+  transport?: PeerTransportLike;
+  lead = 0n;
+  private raftState: StateType = StateType.Follower;
+  private confState: ConfState;
+  private readonly waiters = new Map<bigint, Waiter>();
+  private readonly ccWaiters = new Map<number, Waiter>();
+  private blocked: { data: Buffer; id: bigint }[] = [];
+  private reads: PendingRead[] = [];
+  private readRound?: { ctx: string; reads: PendingRead[]; sentAt: number };
+  private readWaiting: { index: number; reads: PendingRead[] }[] = [];
+  private readSeq = 0;
+  private running = false;
+  private again = false;
+  private scheduled = false;
+  private stopped = false;
+  private tickTimer?: NodeJS.Timeout;
+  private sweepTimer?: NodeJS.Timeout;
+  private snapshotIndex: number;
+  private ccSeq = 0;
+  private readonly reqTimeoutMs: number;
+
+  constructor(private readonly o: RaftLoopOptions) {
+    this.storage = DiskStorage.load(o.backend);
+    const electionTick = Math.max(2, Math.round(o.config.electionTimeout / o.config.heartbeatInterval));
+    this.reqTimeoutMs = 5000 + 2 * o.config.electionTimeout;
+    const fresh = this.storage.isEmpty();
+    this.raw = new RawNode({
+      id: o.memberId,
+      electionTick,
+      heartbeatTick: 1,
+      storage: this.storage,
+      applied: fresh ? 0 : Math.min(o.applier.appliedIndex, this.storage.snapshot().metadata.index),
+      maxSizePerMsg: 1024 * 1024,
+      maxInflightMsgs: 512,
+      checkQuorum: true,
+      // pre-vote always: a partitioned member rejoining must not depose a healthy leader
+      preVote: true,
+      readOnlyOption: 'safe',
+      random: o.random ?? Math.random,
+      logger: { debug: () => undefined, info: (...a: unknown[]) => o.log.debug(a.map(String).join(' ')), warn: (...a: unknown[]) => o.log.warn(a.map(String).join(' ')) },
+    });
+    this.confState = this.storage.initialState().confState;
+    this.snapshotIndex = this.storage.snapshot().metadata.index;
+  }
+
+  /** First start of a member of a new cluster: the initial membership goes into the log. */
+  bootstrap(voters: bigint[]): void {
+    this.raw.bootstrap(voters);
+  }
+
+  isFresh(): boolean {
+    return this.storage.isEmpty();
+  }
+
+  start(): void {
+    this.tickTimer = setInterval(() => {
+      this.raw.tick();
+      this.schedule();
+    }, this.o.config.heartbeatInterval);
+    this.sweepTimer = setInterval(() => this.sweep(), 250);
+    this.schedule();
+    // a single voter need not wait an election timeout to lead
+    if (this.confState.voters.length === 1 && this.confState.voters[0] === this.o.memberId) {
+      this.raw.campaign();
+      this.schedule();
+    }
+  }
+
+  get term(): number {
+    return this.storage.getHardState().term;
+  }
+
+  get committedIndex(): number {
+    return this.storage.getHardState().commit;
+  }
+
+  get lastIndex(): number {
+    return this.storage.lastIndex();
+  }
+
+  isLeader(): boolean {
+    return this.raftState === StateType.Leader;
+  }
+
+  voters(): bigint[] {
+    return [...this.confState.voters];
+  }
+
+  learners(): bigint[] {
+    return [...this.confState.learners];
+  }
+
+  /** Called by the transport for every incoming message. */
+  step(m: Message): void {
+    if (this.stopped) return;
+    try {
+      this.raw.step(m);
+    } catch (e) {
+      this.o.log.debug('dropped raft message', { error: (e as Error).message });
+      return;
+    }
+    this.schedule();
+  }
+
+  reportUnreachable(id: bigint): void {
+    this.raw.reportUnreachable(id);
+  }
+
+  reportSnapshot(id: bigint, failed: boolean): void {
+    this.raw.reportSnapshot(id, failed);
+    this.schedule();
+  }
+
+  propose(data: Buffer, id: bigint): Promise<Applied> {
+    if (this.stopped) return Promise.reject(Errors.Stopped);
+    const p = new Promise<Applied>((resolve, reject) =>
+      this.waiters.set(id, { resolve, reject, deadline: Date.now() + this.reqTimeoutMs, lead: this.lead }),
+    );
+    this.tryPropose(data, id);
+    return p;
+  }
+
+  private tryPropose(data: Buffer, id: bigint): void {
+    try {
+      this.raw.propose(data);
+      this.schedule();
+    } catch (e) {
+      if (e instanceof ErrProposalDropped) this.blocked.push({ data, id });
+      else this.settle(id, undefined, e as Error);
+    }
+  }
+
+  /** Proposes a membership change; resolves when it is applied. */
+  proposeConfChange(cc: Omit<ConfChange, 'id'>): Promise<Applied> {
+    if (this.stopped) return Promise.reject(Errors.Stopped);
+    const ccId = ++this.ccSeq + Math.floor(Math.random() * 1e9) * 1000;
+    const p = new Promise<Applied>((resolve, reject) =>
+      this.ccWaiters.set(ccId, { resolve, reject, deadline: Date.now() + this.reqTimeoutMs, lead: this.lead }),
+    );
+    try {
+      this.raw.proposeConfChange({ ...cc, id: ccId });
+      this.schedule();
+    } catch (e) {
+      this.ccWaiters.delete(ccId);
+      return Promise.reject(e instanceof ErrProposalDropped ? Errors.NoLeader : (e as Error));
+    }
+    return p;
+  }
+
+  /** ReadIndex: resolves once this member has applied everything committed when the read began. */
+  readIndex(): Promise<void> {
+    if (this.stopped) return Promise.reject(Errors.Stopped);
+    return new Promise<void>((resolve, reject) => {
+      this.reads.push({ resolve, reject, deadline: Date.now() + this.reqTimeoutMs });
+      if (!this.readRound) this.startReadRound();
+    });
+  }
+
+  private startReadRound(): void {
+    if (!this.reads.length) return;
+    const ctx = Buffer.allocUnsafe(8);
+    ctx.writeBigUInt64BE(BigInt(++this.readSeq));
+    this.readRound = { ctx: ctx.toString('hex'), reads: this.reads, sentAt: Date.now() };
+    this.reads = [];
+    this.raw.readIndex(ctx);
+    this.schedule();
+  }
+
+  private onReadState(rs: ReadState): void {
+    const round = this.readRound;
+    if (!round || Buffer.from(rs.requestCtx).toString('hex') !== round.ctx) return;
+    this.readRound = undefined;
+    if (this.o.applier.appliedIndex >= rs.index) for (const r of round.reads) r.resolve();
+    else this.readWaiting.push({ index: rs.index, reads: round.reads });
+    this.startReadRound();
+  }
+
+  private releaseReads(): void {
+    if (!this.readWaiting.length) return;
+    const applied = this.o.applier.appliedIndex;
+    while (this.readWaiting.length && this.readWaiting[0].index <= applied) {
+      for (const r of this.readWaiting.shift()!.reads) r.resolve();
+    }
+  }
+
+  transferLeader(to: bigint): void {
+    this.raw.transferLeader(to);
+    this.schedule();
+  }
+
+  campaign(): void {
+    this.raw.campaign();
+    this.schedule();
+  }
+
+  private schedule(): void {
+    if (this.scheduled || this.stopped) return;
+    this.scheduled = true;
+    setImmediate(() => {
+      this.scheduled = false;
+      void this.runReady();
+    });
+  }
+
+  private async runReady(): Promise<void> {
+    if (this.running) {
+      this.again = true;
+      return;
+    }
+    this.running = true;
+    try {
+      do {
+        this.again = false;
+        while (!this.stopped && this.raw.hasReady()) await this.handleReady(this.raw.ready());
+      } while (this.again && !this.stopped);
+    } catch (e) {
+      this.o.log.error('raft loop failed', { error: (e as Error).stack ?? String(e) });
+    } finally {
+      this.running = false;
+    }
+  }
+
+  private async handleReady(rd: Ready): Promise<void> {
+    if (rd.softState) this.onSoftState(rd.softState);
+    const snap = rd.snapshot && !isEmptySnap(rd.snapshot) ? rd.snapshot : undefined;
+    if (snap) this.storage.applySnapshot(snap);
+    if (rd.entries.length) this.storage.append(rd.entries);
+    if (rd.hardState) this.storage.setHardState(rd.hardState);
+    if (rd.mustSync || rd.entries.length || snap) {
+      const t0 = performance.now();
+      await this.o.backend.commit();
+      this.o.metrics.fsync.observe((performance.now() - t0) / 1000);
+      if (this.stopped) return;
+    }
+    if (rd.messages.length && this.transport) this.transport.send(rd.messages);
+    if (snap) {
+      // the state machine arrives with the snapshot message (see node.ts); raft's view moves on
+      this.confState = snap.metadata.confState;
+      this.snapshotIndex = snap.metadata.index;
+    }
+    if (rd.committedEntries.length) {
+      this.o.metrics.proposalsCommitted += rd.committedEntries.length;
+      for (const e of rd.committedEntries) this.applyEntry(e);
+      this.o.applier.persistAppliedIndex();
+      this.releaseReads();
+    }
+    for (const rs of rd.readStates) this.onReadState(rs);
+    this.raw.advance(rd);
+    this.maybeSnapshot();
+  }
+
+  private onSoftState(ss: SoftState): void {
+    const wasLeader = this.raftState === StateType.Leader;
+    this.raftState = ss.raftState;
+    if (ss.lead !== this.lead) {
+      const prev = this.lead;
+      this.lead = ss.lead;
+      if (ss.lead !== 0n) this.o.metrics.leaderChanges++;
+      this.o.log.info(ss.lead === 0n ? 'raft lost leader' : 'raft elected leader', { lead: ss.lead, prev, term: this.term });
+      if (ss.lead !== 0n && this.blocked.length) {
+        const b = this.blocked;
+        this.blocked = [];
+        for (const x of b) this.tryPropose(x.data, x.id);
+      }
+    }
+    const isLeader = ss.raftState === StateType.Leader;
+    if (isLeader !== wasLeader || ss.lead !== 0n) this.o.onLeaderChange(this.lead, isLeader);
+  }
+
+  private applyEntry(e: Entry): void {
+    if (e.type === EntryType.Normal) {
+      const out = this.o.applier.apply(e.index, e.term, e.data);
+      this.o.metrics.proposalsApplied++;
+      if (out.id !== undefined) this.settle(out.id, out.error ? undefined : { result: out.result, rev: out.rev }, out.error);
+      return;
+    }
+    const already = e.index <= this.o.applier.appliedIndex;
+    let ccId = 0;
+    let cc: ConfChange | ConfChangeV2;
+    if (e.type === EntryType.ConfChange) {
+      const v1 = decodeConfChange(e.data);
+      ccId = v1.id ?? 0;
+      cc = v1;
+      if (!already) this.applyMembership(v1.type, v1.nodeId, v1.context);
+    } else {
+      const v2 = decodeConfChangeV2(e.data);
+      cc = v2;
+      if (!already) for (const c of v2.changes) this.applyMembership(c.type, c.nodeId, v2.context);
+    }
+    this.confState = this.raw.applyConfChange(cc);
+    this.o.applier.skip(e.index);
+    this.syncPeers();
+    const w = this.ccWaiters.get(ccId);
+    if (w) {
+      this.ccWaiters.delete(ccId);
+      w.resolve({ result: undefined, rev: 0 });
+    }
+    if (!this.confState.voters.includes(this.o.memberId) && !this.confState.learners.includes(this.o.memberId) && this.o.members.isRemoved(this.o.memberId)) {
+      this.o.log.warn('the member has been permanently removed from the cluster');
+      this.o.onRemoved();
+    }
+  }
+
+  private applyMembership(type: ConfChangeType, nodeId: bigint, context?: Uint8Array): void {
+    const members = this.o.members;
+    const fromContext = context && context.length ? decodeMember(context) : undefined;
+    switch (type) {
+      case ConfChangeType.ConfChangeAddNode:
+      case ConfChangeType.ConfChangeAddLearnerNode: {
+        const existing = members.get(nodeId);
+        const learner = type === ConfChangeType.ConfChangeAddLearnerNode;
+        if (existing) members.put({ ...existing, isLearner: learner ? existing.isLearner : false });
+        else if (fromContext) members.put({ ...fromContext, id: nodeId, isLearner: learner });
+        break;
+      }
+      case ConfChangeType.ConfChangeRemoveNode:
+        if (members.get(nodeId)) members.remove(nodeId);
+        break;
+      case ConfChangeType.ConfChangeUpdateNode: {
+        const existing = members.get(nodeId);
+        if (existing && fromContext) members.put({ ...existing, peerURLs: fromContext.peerURLs });
+        break;
+      }
+    }
+  }
+
+  /** Keeps the transport's peer list equal to the membership. */
+  syncPeers(): void {
+    const t = this.transport;
+    if (!t) return;
+    const ids = new Set<bigint>();
+    for (const m of this.o.members.list()) {
+      if (m.id === this.o.memberId) continue;
+      ids.add(m.id);
+      t.setPeer(m.id, m.peerURLs);
+    }
+    for (const id of [...this.confState.voters, ...this.confState.learners]) if (!ids.has(id) && id !== this.o.memberId) t.removePeer(id);
+  }
+
+  private maybeSnapshot(): void {
+    const applied = this.o.applier.appliedIndex;
+    if (applied - this.snapshotIndex <= this.o.config.snapshotCount) return;
+    const lastInStorage = this.storage.lastIndex();
+    const at = Math.min(applied, lastInStorage);
+    if (at <= this.snapshotIndex) return;
+    this.storage.createSnapshot(at, this.confState, Buffer.from(JSON.stringify(this.o.members.list().map((m) => ({ ...m, id: m.id.toString(16) })))));
+    this.snapshotIndex = at;
+    const compactTo = at - CATCH_UP_ENTRIES;
+    if (compactTo > this.storage.firstIndex()) this.storage.compact(compactTo);
+    this.o.log.info('saved raft snapshot and compacted the log', { index: at, compacted: compactTo });
+  }
+
+  private settle(id: bigint, applied: Applied | undefined, error: Error | undefined): void {
+    const w = this.waiters.get(id);
+    if (!w) return;
+    this.waiters.delete(id);
+    if (error || !applied) w.reject(error ?? Errors.Stopped);
+    else w.resolve(applied);
+  }
+
+  /** Times out requests that could not be committed or read in time (etcd's ReqTimeout). */
+  private sweep(): void {
+    const now = Date.now();
+    const timeoutFor = (w: Waiter): EtcdError => (w.lead !== this.lead ? Errors.TimeoutDueToLeaderFail : Errors.Timeout);
+    for (const [id, w] of this.waiters) {
+      if (w.deadline > now) break;
+      this.waiters.delete(id);
+      this.blocked = this.blocked.filter((b) => b.id !== id);
+      w.reject(timeoutFor(w));
+    }
+    for (const [id, w] of this.ccWaiters) {
+      if (w.deadline > now) continue;
+      this.ccWaiters.delete(id);
+      w.reject(timeoutFor(w));
+    }
+    const expire = (list: PendingRead[]): PendingRead[] => list.filter((r) => (r.deadline <= now ? (r.reject(Errors.Timeout), false) : true));
+    this.reads = expire(this.reads);
+    for (const w of this.readWaiting) w.reads = expire(w.reads);
+    this.readWaiting = this.readWaiting.filter((w) => w.reads.length);
+    const round = this.readRound;
+    if (round) {
+      round.reads = expire(round.reads);
+      // a ReadIndex lost to a leader change is never answered: ask again
+      if (now - round.sentAt > this.o.config.electionTimeout) {
+        this.readRound = undefined;
+        this.reads = [...round.reads, ...this.reads];
+        this.startReadRound();
+      }
+    }
+  }
+
+  async stop(): Promise<void> {
+    if (this.stopped) return;
+    this.stopped = true;
+    if (this.tickTimer) clearInterval(this.tickTimer);
+    if (this.sweepTimer) clearInterval(this.sweepTimer);
+    for (const [, w] of this.waiters) w.reject(Errors.Stopped);
+    for (const [, w] of this.ccWaiters) w.reject(Errors.Stopped);
+    this.waiters.clear();
+    this.ccWaiters.clear();
+    for (const r of [...this.reads, ...(this.readRound?.reads ?? []), ...this.readWaiting.flatMap((w) => w.reads)]) r.reject(Errors.Stopped);
+    if (this.transport) await this.transport.stop();
+    // let an in-flight Ready finish its commit before the backend closes
+    for (let i = 0; i < 100 && this.running; i++) await new Promise((r) => setTimeout(r, 10));
+  }
+}
