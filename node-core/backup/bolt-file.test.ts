@@ -341,6 +341,34 @@ describe('bolt writer and reader', () => {
     assert.equal(fs.existsSync(file), false, 'a failed write leaves no file behind');
   });
 
+  test("check() finds what bbolt's Tx.Check finds", async () => {
+    const file = path.join(dir, 'check.db');
+    const entries: BoltEntry[] = [];
+    for (let i = 0; i < 3000; i++) entries.push([Buffer.from(`k${String(i).padStart(5, '0')}`), Buffer.alloc(50, i)]);
+    await writeBoltFile([{ name: 'b', entries }, { name: 'c', entries: entries.slice(0, 5) }], file);
+    const ok = await readBoltFile(file);
+    let seen = 0;
+    assert.deepEqual(
+      ok.check(() => seen++),
+      [],
+    );
+    assert.equal(seen, 3005);
+    ok.close();
+
+    // point a branch's second child at its first: one page referenced twice, one orphaned
+    const bytes = fs.readFileSync(file);
+    const branch = pages(file).find((p) => p.flags & BRANCH_PAGE_FLAG && p.count >= 2)!;
+    const at = branch.id * 4096 + PAGE_HEADER_SIZE;
+    const orphan = readPgid(bytes, at + 16 + 8);
+    bytes.writeBigUInt64LE(BigInt(readPgid(bytes, at + 8)), at + 16 + 8);
+    fs.writeFileSync(file, bytes);
+    const bad = await readBoltFile(file);
+    const problems = bad.check();
+    bad.close();
+    assert.ok(problems.some((p) => /multiple references/.test(p)), problems.join('; '));
+    assert.ok(problems.includes(`page ${orphan}: unreachable unfreed`) || problems.some((p) => /out of order/.test(p)), problems.join('; '));
+  });
+
   test('hash and meta checks: corrupt data, missing hash, damaged meta page', async () => {
     const file = path.join(dir, 'h.db');
     const entries: BoltEntry[] = [];

@@ -11,10 +11,13 @@ import {
   BUCKET_HEADER_SIZE,
   BUCKET_LEAF_FLAG,
   decodeMetaPage,
+  FREELIST_COUNT_OVERFLOW,
+  FREELIST_PAGE_FLAG,
   LEAF_ELEMENT_SIZE,
   LEAF_PAGE_FLAG,
   type Meta,
   PAGE_HEADER_SIZE,
+  type PageHeader,
   readPageHeader,
   readPgid,
 } from './bolt-format';
@@ -63,6 +66,11 @@ interface Item {
   value: Buffer;
   flags: number;
 }
+
+type PageVisitor = (id: number, h: PageHeader) => void;
+
+/** bolt's own cap on reported problems is none; a broken file would flood the report. */
+const MAX_CHECK_ERRORS = 100;
 
 function toBuffer(b: Uint8Array | string): Buffer {
   return typeof b === 'string' ? Buffer.from(b, 'utf8') : Buffer.from(b.buffer, b.byteOffset, b.byteLength);
@@ -174,7 +182,7 @@ export class BoltFile {
   }
 
   /** Yields every element of a bucket in key order (nested buckets carry BUCKET_LEAF_FLAG). */
-  private *items(ref: BucketRef, where: readonly Buffer[]): Generator<Item> {
+  private *items(ref: BucketRef, where: readonly Buffer[], onPage?: PageVisitor): Generator<Item> {
     let prev: Buffer | undefined;
     const check = (key: Buffer): void => {
       if (prev && Buffer.compare(prev, key) >= 0) throw new BoltFormatError(`bucket ${describe(where)}: keys out of order`);
@@ -187,14 +195,21 @@ export class BoltFile {
       }
       return;
     }
-    yield* this.walkPage(ref.root, where, check, 0);
+    yield* this.walkPage(ref.root, where, check, 0, onPage);
   }
 
-  private *walkPage(id: number, where: readonly Buffer[], check: (k: Buffer) => void, depth: number): Generator<Item> {
+  private *walkPage(
+    id: number,
+    where: readonly Buffer[],
+    check: (k: Buffer) => void,
+    depth: number,
+    onPage: PageVisitor | undefined,
+  ): Generator<Item> {
     // bolt trees are shallow (a few levels for terabytes); deeper means a cycle
     if (depth > 64) throw new BoltFormatError(`bucket ${describe(where)}: tree too deep at page ${id}`);
     const p = this.page(id);
     const h = readPageHeader(p);
+    onPage?.(id, h);
     if (h.flags & LEAF_PAGE_FLAG) {
       for (const it of leafItems(p, where)) {
         check(it.key);
@@ -203,7 +218,7 @@ export class BoltFile {
     } else if (h.flags & BRANCH_PAGE_FLAG) {
       for (let i = 0; i < h.count; i++) {
         const el = PAGE_HEADER_SIZE + i * BRANCH_ELEMENT_SIZE;
-        yield* this.walkPage(readPgid(p, el + 8), where, check, depth + 1);
+        yield* this.walkPage(readPgid(p, el + 8), where, check, depth + 1, onPage);
       }
     } else {
       throw new BoltFormatError(`bucket ${describe(where)}: page ${id} has unexpected flags 0x${h.flags.toString(16)}`);
@@ -256,17 +271,77 @@ export class BoltFile {
     yield* this.walkBucket(this.rootRef(), []);
   }
 
-  private *walkBucket(ref: BucketRef, path: Buffer[]): Generator<BoltWalkEntry> {
-    for (const it of this.items(ref, path)) {
+  private *walkBucket(ref: BucketRef, path: Buffer[], onPage?: PageVisitor): Generator<BoltWalkEntry> {
+    for (const it of this.items(ref, path, onPage)) {
       if (it.flags & BUCKET_LEAF_FLAG) {
         const sub = [...path, it.key];
-        yield* this.walkBucket(BoltFile.bucketRef(it.value, sub), sub);
+        yield* this.walkBucket(BoltFile.bucketRef(it.value, sub), sub, onPage);
       } else if (path.length) {
         yield { path, key: it.key, value: it.value };
       } else {
         throw new BoltFormatError(`key/value ${describe([it.key])} outside any bucket`);
       }
     }
+  }
+
+  /**
+   * bolt's Tx.Check (what `etcdctl snapshot status` runs first): every page
+   * below the high-water mark is reachable exactly once or free, reachable
+   * pages are branches or leaves, and keys are in order. `visit` sees every
+   * key/value on the way, so a caller's own validation costs no second read.
+   * Returns the problems found (empty when the file is sound).
+   */
+  check(visit?: (entry: BoltWalkEntry) => void): string[] {
+    const errors: string[] = [];
+    const report = (msg: string): void => {
+      if (errors.length < MAX_CHECK_ERRORS) errors.push(msg);
+    };
+    const n = this.meta.pgid;
+    const REACHABLE = 1;
+    const FREE = 2;
+    const state = new Uint8Array(n);
+    state[0] = state[1] = REACHABLE;
+    try {
+      if (this.meta.freelist >= 0) {
+        const fl = this.page(this.meta.freelist);
+        const h = readPageHeader(fl);
+        if (!(h.flags & FREELIST_PAGE_FLAG)) report(`page ${this.meta.freelist}: freelist page has flags 0x${h.flags.toString(16)}`);
+        for (let i = 0; i <= h.overflow; i++) state[this.meta.freelist + i] = REACHABLE;
+        let first = 0;
+        let count = h.count;
+        if (count === FREELIST_COUNT_OVERFLOW) {
+          first = 1;
+          count = readPgid(fl, PAGE_HEADER_SIZE);
+        }
+        if (PAGE_HEADER_SIZE + (first + count) * 8 > fl.length) throw new BoltFormatError(`freelist of ${count} ids overruns its page`);
+        for (let i = first; i < first + count; i++) {
+          const id = readPgid(fl, PAGE_HEADER_SIZE + i * 8);
+          if (id >= n) report(`page ${id}: freed page out of bounds`);
+          else if (state[id] === FREE) report(`page ${id}: already freed`);
+          else if (state[id] === REACHABLE) report(`page ${id}: freed page is in use`);
+          else state[id] = FREE;
+        }
+      }
+      const onPage: PageVisitor = (id, h) => {
+        for (let i = 0; i <= h.overflow; i++) {
+          const p = id + i;
+          if (p >= n) report(`page ${p}: out of bounds: ${n}`);
+          else if (state[p] === REACHABLE) report(`page ${p}: multiple references`);
+          else if (state[p] === FREE) report(`page ${p}: reachable freed`);
+          else state[p] = REACHABLE;
+        }
+      };
+      for (const e of this.walkBucket(this.rootRef(), [], onPage)) visit?.(e);
+    } catch (err) {
+      if (!(err instanceof BoltFormatError)) throw err;
+      report(err.message);
+      return errors;
+    }
+    // without a persisted freelist (NoFreelistSync) the free pages are exactly the unreachable ones
+    if (this.meta.freelist >= 0) {
+      for (let i = 0; i < n; i++) if (!state[i]) report(`page ${i}: unreachable unfreed`);
+    }
+    return errors;
   }
 
   /** Key/value counts per bucket path (nested buckets counted separately). */

@@ -166,19 +166,30 @@ export async function importEtcdSnapshot(file: string, backend: Backend, opts: I
       leases: 0,
     };
     const targets = ETCD_BUCKETS.filter((b) => opts.includeMembership || !MEMBERSHIP_BUCKETS.has(b));
-    // read and check everything before the first write, so a bad file leaves the backend as it was
-    for (const b of targets) {
-      for (const [k, v] of bolt.entries([b])) {
-        if (b === 'key') result.revision = Math.max(result.revision, checkKeyRecord(k, v));
-        else if (b === 'lease') {
-          if (k.length !== 8) throw new BoltFormatError(`lease bucket: key ${k.toString('hex')} is not a lease id`);
+    // check the whole file (bolt's integrity check plus our records) before the first write,
+    // so a bad file leaves the backend as it was
+    const wanted = new Set<string>(targets);
+    const problems = bolt.check((e) => {
+      if (e.path.length !== 1) return;
+      const b = e.path[0]!.toString('latin1');
+      if (!wanted.has(b)) return;
+      const { key: k, value: v } = e;
+      if (b === 'key') result.revision = Math.max(result.revision, checkKeyRecord(k, v));
+      else if (b === 'lease') {
+        if (k.length !== 8) throw new BoltFormatError(`lease bucket: key ${k.toString('hex')} is not a lease id`);
+        try {
           decodeLease(v);
-          result.leases++;
-        } else if (b === 'meta') {
-          if (k.equals(CONSISTENT_INDEX) && v.length === 8) result.snapshotConsistentIndex = v.readBigUInt64BE(0);
-          if (k.equals(FINISHED_COMPACT) && v.length >= REV_BYTES) result.compactRevision = Number(v.readBigInt64BE(0));
+        } catch (err) {
+          throw new BoltFormatError(`lease bucket: lease ${k.toString('hex')} does not decode (${(err as Error).message})`);
         }
+        result.leases++;
+      } else if (b === 'meta') {
+        if (k.equals(CONSISTENT_INDEX) && v.length === 8) result.snapshotConsistentIndex = v.readBigUInt64BE(0);
+        if (k.equals(FINISHED_COMPACT) && v.length >= REV_BYTES) result.compactRevision = Number(v.readBigInt64BE(0));
       }
+    });
+    if (problems.length) {
+      throw new BoltFormatError(`snapshot file integrity check failed. ${problems.length} errors found.\n${problems.join('\n')}`);
     }
 
     await backend.commit();
