@@ -1,1 +1,7 @@
+// node-core's public entry: the one module the desktop app and other
+// embedders import. Everything else in node-core is internal.
 export * from './client/index';
+export { startNode, type RunningNode, type StartOptions } from './server/start';
+export { defaultConfig, mergeConfig, parseArgs, type NodeConfig } from './cluster/config';
+export { createLogger, silentLogger, type Logger, type LogLevel } from './cluster/logger';
+export type { Member } from './cluster/membership';
