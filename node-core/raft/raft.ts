@@ -741,7 +741,7 @@ export class Raft {
       case MessageType.MsgProp:
         if (this.lead === NONE) throw new ErrProposalDropped('raft proposal dropped: no leader');
         if (this.disableProposalForwarding) throw new ErrProposalDropped('raft proposal dropped: forwarding disabled');
-        this.send({ ...m, to: this.lead });
+        this.send({ ...m, to: this.lead, term: 0 });
         return;
       case MessageType.MsgApp:
         this.electionElapsed = 0;
@@ -760,7 +760,7 @@ export class Raft {
         return;
       case MessageType.MsgTransferLeader:
         if (this.lead === NONE) return;
-        this.send({ ...m, to: this.lead });
+        this.send({ ...m, to: this.lead, term: 0 });
         return;
       case MessageType.MsgTimeoutNow:
         if (this.promotable()) {
@@ -771,7 +771,7 @@ export class Raft {
         return;
       case MessageType.MsgReadIndex:
         if (this.lead === NONE) return;
-        this.send({ ...m, to: this.lead });
+        this.send({ ...m, to: this.lead, term: 0 });
         return;
       case MessageType.MsgReadIndexResp:
         if (m.entries.length !== 1) return;

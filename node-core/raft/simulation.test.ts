@@ -1,9 +1,15 @@
+// Whole-cluster randomized simulation of the raft core (see sim-cluster.ts for the model):
+// every seed runs 300 chaotic ticks (loss, duplication, reordering, partitions, crash-restarts,
+// proposals, ReadIndex reads, conf changes incl. joint consensus, leader transfers, compaction),
+// then heals and demands progress. Safety is checked as it happens; the clients' KV history is
+// checked for linearizability afterwards.
+//   RAFT_SIM_SEEDS=<count>        number of seeds (default 3000), RAFT_SIM_FIRST_SEED=<n> to shift
+//   RAFT_SIM_SEED=<n>             replay one seed with an event trace
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
-import { checkKvHistory } from '../testing/linearizability';
+import { checkKvHistory, describeReport, kvModel } from '../testing/linearizability';
 import { type SimResult, runSimulation } from './sim-cluster';
 
-// RAFT_SIM_SEED=<n> replays one seed with a trace; RAFT_SIM_SEEDS=<count> runs more seeds.
 const single = process.env.RAFT_SIM_SEED;
 const count = Number(process.env.RAFT_SIM_SEEDS ?? 3000);
 const firstSeed = Number(process.env.RAFT_SIM_FIRST_SEED ?? 1);
@@ -14,7 +20,7 @@ if (single !== undefined) {
     const lin = checkKvHistory(r.history);
     const { history, ...rest } = r;
     console.log({ ...rest, operations: history.length, linearizable: lin.result });
-    assert.notEqual(lin.result, 'illegal', JSON.stringify(lin.partitions.filter((p) => p.result === 'illegal'), null, 1));
+    assert.notEqual(lin.result, 'illegal', describeReport(kvModel, lin));
   });
 } else {
   test(`raft simulation: ${count} seeds (3 and 5 nodes)`, () => {
@@ -30,7 +36,7 @@ if (single !== undefined) {
       }
       // End to end: the clients' view of the replicated KV store must be linearizable.
       const lin = checkKvHistory(r.history);
-      if (lin.result === 'illegal') assert.fail(`history not linearizable (reproduce with RAFT_SIM_SEED=${seed})`);
+      if (lin.result === 'illegal') assert.fail(`history not linearizable (reproduce with RAFT_SIM_SEED=${seed}):\n${describeReport(kvModel, lin)}`);
       if (lin.result === 'unknown') totals.linUnknown++;
       totals.operations += r.history.length;
       totals.committed += r.committed;

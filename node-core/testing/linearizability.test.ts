@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, test } from 'node:test';
-import { type KvInput, type KvOperation, type KvOutput, type Model, type Operation, checkKvHistory, checkOperations, kvModel } from './linearizability';
+import { type KvInput, type KvOperation, type KvOutput, type Model, type Operation, checkKvHistory, checkOperations, describeReport, kvModel } from './linearizability';
 
 const get = (clientId: number, key: string, value: string | undefined, call: number, ret?: number): KvOperation => ({
   clientId,
@@ -51,6 +51,9 @@ describe('linearizability checker (KV model)', () => {
     const r = checkKvHistory(h);
     assert.equal(r.result, 'illegal');
     assert.ok((r.partitions[0].longestPrefix?.length ?? 0) >= 2);
+    const text = describeReport(kvModel, r);
+    assert.match(text, /illegal: 3 operations/);
+    assert.match(text, /\[4, 5\] client 2: \{"op":"get","key":"x"\} -> \{"op":"get","value":"a"\}/);
   });
 
   test('values going back in time across readers are rejected', () => {

@@ -231,3 +231,21 @@ export const kvModel: Model<string | undefined, KvInput, KvOutput> = {
 export function checkKvHistory(history: KvOperation[], opts?: CheckOptions): CheckReport<KvInput, KvOutput> {
   return checkOperations(kvModel, history, opts);
 }
+
+/** A readable account of the first illegal partition: its operations by call time and how far the search got. */
+export function describeReport<S, I, O>(model: Model<S, I, O>, report: CheckReport<I, O>): string {
+  const bad = report.partitions.find((p) => p.result !== 'ok');
+  if (!bad) return 'linearizable';
+  const show = (op: Operation<I, O>): string => {
+    const what = model.describe ? model.describe(op.input, op.output) : JSON.stringify({ input: op.input, output: op.output });
+    const ret = op.return === undefined || op.return === Number.POSITIVE_INFINITY ? '∞' : String(op.return);
+    return `  [${op.call}, ${ret}] client ${op.clientId}: ${what}`;
+  };
+  const lines = [`${bad.result}: ${bad.operations.length} operations`];
+  for (const op of [...bad.operations].sort((a, b) => a.call - b.call)) lines.push(show(op));
+  if (bad.longestPrefix) {
+    lines.push(`longest linearizable prefix (${bad.longestPrefix.length}):`);
+    for (const op of bad.longestPrefix) lines.push(show(op));
+  }
+  return lines.join('\n');
+}
