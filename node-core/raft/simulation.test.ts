@@ -3,7 +3,7 @@
 // proposals, ReadIndex reads, conf changes incl. joint consensus, leader transfers, compaction),
 // then heals and demands progress. Safety is checked as it happens; the clients' KV history is
 // checked for linearizability afterwards.
-//   RAFT_SIM_SEEDS=<count>        number of seeds (default 3000), RAFT_SIM_FIRST_SEED=<n> to shift
+//   RAFT_SIM_SEEDS=<count>        number of seeds (default 2000), RAFT_SIM_FIRST_SEED=<n> to shift
 //   RAFT_SIM_SEED=<n>             replay one seed with an event trace
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
@@ -11,7 +11,7 @@ import { checkKvHistory, describeReport, kvModel } from '../testing/linearizabil
 import { type SimResult, runSimulation } from './sim-cluster';
 
 const single = process.env.RAFT_SIM_SEED;
-const count = Number(process.env.RAFT_SIM_SEEDS ?? 3000);
+const count = Number(process.env.RAFT_SIM_SEEDS ?? 2000);
 const firstSeed = Number(process.env.RAFT_SIM_FIRST_SEED ?? 1);
 
 if (single !== undefined) {
