@@ -11,12 +11,15 @@ import path from 'node:path';
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { EtcdError } from '../errors/index';
+import { decodeEvent, encodeEvent, type Event } from '../proto/gen/mvccpb';
 import {
   Compare_CompareResult,
   Compare_CompareTarget,
   KVService,
   LeaseService,
   MaintenanceService,
+  WatchService,
+  type WatchResponse,
   RangeRequest_SortOrder,
   RangeRequest_SortTarget,
   decodeDeleteRangeResponse,
@@ -108,6 +111,48 @@ function show(x: unknown): string {
   });
 }
 
+type WatchClient = grpc.Client & { Watch(): grpc.ClientDuplexStream<unknown, WatchResponse> };
+
+/**
+ * History from etcd's watch: the events from startRev on (until `expect`
+ * arrived or the stream went quiet), or the compact revision when refused.
+ */
+function etcdHistory(
+  w: WatchClient,
+  key: Buffer,
+  rangeEnd: Buffer | undefined,
+  startRev: number,
+  prevKv: boolean,
+  expect: number,
+): Promise<{ events: Event[] } | { compacted: number }> {
+  return new Promise((resolve, reject) => {
+    const stream = w.Watch();
+    const events: Event[] = [];
+    let timer: NodeJS.Timeout | undefined;
+    const finish = (r: { events: Event[] } | { compacted: number }) => {
+      clearTimeout(timer);
+      stream.removeAllListeners('data');
+      stream.on('error', () => undefined);
+      stream.cancel();
+      resolve(r);
+    };
+    // etcd syncs lagging watchers every 100 ms
+    const quiet = () => {
+      clearTimeout(timer);
+      timer = setTimeout(() => finish({ events }), 400);
+    };
+    stream.on('data', (resp: WatchResponse) => {
+      if (resp.compact_revision) return finish({ compacted: resp.compact_revision });
+      events.push(...resp.events);
+      if (events.length >= expect && expect > 0) finish({ events });
+      else quiet();
+    });
+    stream.on('error', reject);
+    stream.write({ create_request: { key, range_end: rangeEnd, start_revision: startRev, prev_kv: prevKv } });
+    quiet();
+  });
+}
+
 function rand(seed: number): () => number {
   let s = seed >>> 0;
   return () => {
@@ -122,6 +167,7 @@ describe('mvcc store vs etcd 3.4', { skip: !HAVE_ETCD && 'etcd not installed' },
   let kv: Client;
   let maint: Client;
   let lease: Client;
+  let watch: WatchClient;
   let t: TestStore;
   let output = '';
 
@@ -148,6 +194,7 @@ describe('mvcc store vs etcd 3.4', { skip: !HAVE_ETCD && 'etcd not installed' },
     kv = makeClient(KVService, 'KV', addr);
     maint = makeClient(MaintenanceService, 'Maintenance', addr);
     lease = makeClient(LeaseService, 'Lease', addr);
+    watch = makeClient(WatchService, 'Watch', addr) as unknown as WatchClient;
     const deadline = Date.now() + 10000;
     for (;;) {
       try {
@@ -166,6 +213,7 @@ describe('mvcc store vs etcd 3.4', { skip: !HAVE_ETCD && 'etcd not installed' },
     kv?.close();
     maint?.close();
     lease?.close();
+    watch?.close();
     if (proc && proc.exitCode === null) {
       proc.kill('SIGKILL');
       await new Promise((r) => proc!.once('exit', r));
@@ -306,6 +354,27 @@ describe('mvcc store vs etcd 3.4', { skip: !HAVE_ETCD && 'etcd not installed' },
         }
         assert.equal(b, a, `compact ${rev}`);
         count(`compact ${a}`);
+      }
+      if (i % 100 === 99) {
+        // history as a watcher catching up sees it, from just below the
+        // compact revision (refused), from it, and from later
+        const key = pick(keys);
+        let end = rangeEndFor(key);
+        // etcd refuses an empty watch range before looking at history
+        if (end && end.length && !(end.length === 1 && end[0] === 0) && Buffer.compare(key, end) >= 0) end = undefined;
+        const c = t.store.compactRev;
+        const from = Math.max(1, pick([c - 1, c, c + Math.floor(r() * (t.store.rev - c + 1))]));
+        const prevKv = r() < 0.5;
+        let mine: { events: Event[] } | { compacted: number };
+        try {
+          mine = { events: t.store.eventsBetween(key, end, from, t.store.rev, prevKv).map((e) => decodeEvent(encodeEvent(e))) };
+        } catch (e) {
+          if (!(e instanceof EtcdError)) throw e;
+          mine = { compacted: t.store.compactRev };
+        }
+        const theirs = await etcdHistory(watch, key, end, from, prevKv, 'events' in mine ? mine.events.length : 0);
+        assert.deepEqual(mine, theirs, `history of ${show({ key, end, from, prevKv })} at ${t.store.rev}`);
+        count(`watch ${'events' in mine ? mine.events.length : 'compacted'}`);
       }
       if (i % 50 === 49 || i === N - 1) {
         await t.backend.commit();
