@@ -481,11 +481,15 @@ export interface BoltImageOptions extends BoltWriteOptions {
   tmpDir?: string;
   /** After the database bytes, yield their 32-byte sha256 (etcd's Snapshot stream and snapshot file). */
   appendSha256?: boolean;
+  /** Bytes per yielded chunk after the header pages (default 1 MiB; etcd's Snapshot RPC sends 32 KiB). */
+  chunkSize?: number;
 }
 
 /** Lays out the database into a spool file and returns it as a one-shot stream of chunks. */
 export async function buildBoltImage(buckets: readonly BoltBucketSource[], opts: BoltImageOptions = {}): Promise<BoltImage> {
   const { pageSize, txid } = checkOptions(opts);
+  const chunkSize = opts.chunkSize ?? READ_CHUNK;
+  if (!Number.isInteger(chunkSize) || chunkSize < 1) throw new BoltFormatError(`invalid chunk size ${chunkSize}`);
   const dir = await fs.promises.mkdtemp(path.join(opts.tmpDir ?? os.tmpdir(), 'bolt-image-'));
   const spool = path.join(dir, 'body');
   const cleanup = (): Promise<void> => fs.promises.rm(dir, { recursive: true, force: true });
@@ -512,11 +516,11 @@ export async function buildBoltImage(buckets: readonly BoltBucketSource[], opts:
     const fh = await fs.promises.open(spool, 'r');
     try {
       hash.update(head);
-      yield head;
+      for (let o = 0; o < head.length; o += chunkSize) yield head.subarray(o, o + chunkSize);
       for (;;) {
         // a fresh buffer per chunk: the consumer may keep it (e.g. queued in a gRPC write)
-        const buf = Buffer.allocUnsafe(READ_CHUNK);
-        const { bytesRead } = await fh.read(buf, 0, READ_CHUNK, null);
+        const buf = Buffer.allocUnsafe(chunkSize);
+        const { bytesRead } = await fh.read(buf, 0, chunkSize, null);
         if (!bytesRead) break;
         const chunk = buf.subarray(0, bytesRead);
         hash.update(chunk);

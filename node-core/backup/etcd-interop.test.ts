@@ -381,10 +381,13 @@ describe('etcd 3.4 snapshot interop', { skip, timeout: 90_000 }, () => {
     assert.deepEqual(fromDataDir.get('meta', Buffer.from('consistent_index')), u64(7));
 
     // and out again through the streaming export
-    const image = await exportEtcdSnapshot(backend, { tmpDir: dir });
+    const image = await exportEtcdSnapshot(backend, { tmpDir: dir, chunkSize: 32 * 1024 });
     const out = path.join(dir, 'reexported.snapshot.db');
     const fh = await fs.promises.open(out, 'w');
-    for await (const chunk of image) await fh.write(chunk);
+    for await (const chunk of image) {
+      assert.ok(chunk.length <= 32 * 1024);
+      await fh.write(chunk);
+    }
     await fh.close();
     assert.equal(fs.statSync(out).size, image.dbSize + 32);
     assert.deepEqual(fs.readFileSync(out).subarray(image.dbSize), image.sha256);

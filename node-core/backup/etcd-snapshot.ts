@@ -60,6 +60,8 @@ export interface SnapshotSource {
 export interface ExportOptions {
   /** Directory for the spool file the stream is laid out in (default: the OS temp dir). */
   tmpDir?: string;
+  /** Bytes per chunk (default 1 MiB; etcd's Snapshot RPC sends 32 KiB messages). */
+  chunkSize?: number;
 }
 
 function sources(src: SnapshotSource): BoltBucketSource[] {
@@ -80,7 +82,7 @@ async function settle(src: SnapshotSource | Backend): Promise<void> {
  */
 export async function exportEtcdSnapshot(src: SnapshotSource | Backend, opts: ExportOptions = {}): Promise<BoltImage> {
   await settle(src);
-  return buildBoltImage(sources(src), { tmpDir: opts.tmpDir, appendSha256: true });
+  return buildBoltImage(sources(src), { tmpDir: opts.tmpDir, chunkSize: opts.chunkSize, appendSha256: true });
 }
 
 /** Writes an etcd snapshot file (what `etcdctl snapshot save` writes: the bolt file, then its sha256). */
