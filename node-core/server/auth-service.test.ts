@@ -126,3 +126,47 @@ describe('Auth gRPC service', () => {
     await assert.rejects(resolveAuthInfo({ metadata: (() => { const m = new Metadata(); m.set('token', rootToken); return m; })() }, { auth: store, clientCertAuth: false }), Errors.InvalidAuthToken);
   });
 });
+
+describe('resolveAuthInfo (token, then certificate CN)', () => {
+  const tb = tempBackend('auth-ctx');
+  const store = new AuthStore(tb.backend, { hasher: new BcryptHasher({ cost: 4 }) });
+  after(async () => {
+    await store.close();
+    await tb.cleanup();
+  });
+  const certCall = (cn: unknown, md = new Metadata()) => ({
+    metadata: md,
+    getAuthContext: () => ({ transportSecurityType: 'ssl', sslPeerCertificate: { subject: { CN: cn } } as never }),
+  });
+
+  test('the CN counts only with --client-cert-auth, and never through a gateway', async () => {
+    assert.equal(await resolveAuthInfo(certCall('alice'), { auth: store, clientCertAuth: false }), undefined);
+    assert.deepEqual(await resolveAuthInfo(certCall('alice'), { auth: store, clientCertAuth: true }), { username: 'alice', revision: store.revision });
+    // Go keeps the last CN attribute
+    assert.equal((await resolveAuthInfo(certCall(['a', 'b']), { auth: store, clientCertAuth: true }))?.username, 'b');
+    const gw = new Metadata();
+    gw.set('grpcgateway-accept', 'application/json');
+    assert.equal(await resolveAuthInfo(certCall('alice', gw), { auth: store, clientCertAuth: true }), undefined);
+    // no certificate (plain text or not verified): anonymous
+    assert.equal(await resolveAuthInfo({ metadata: new Metadata(), getAuthContext: () => ({}) }, { auth: store, clientCertAuth: true }), undefined);
+  });
+
+  test('a token wins over the certificate; a simple token waits for its index to be applied', async () => {
+    store.userAdd({ name: 'root', password: '', hashed_password: Buffer.from('x') });
+    store.userGrantRole({ user: 'root', role: 'root' });
+    store.authEnable();
+    const token = store.authenticate('root', { index: 77, simpleTokenPrefix: store.genTokenPrefix() }).token!;
+    const md = new Metadata();
+    md.set('token', token);
+    const waited: number[] = [];
+    const ai = await resolveAuthInfo(certCall('alice', md), {
+      auth: store,
+      clientCertAuth: true,
+      waitApplied: async (i) => {
+        waited.push(i);
+      },
+    });
+    assert.equal(ai?.username, 'root');
+    assert.deepEqual(waited, [77]);
+  });
+});
