@@ -7,7 +7,6 @@ import {
   ConfChangeTransition,
   ConfChangeType,
   type ConfChangeV2,
-  EMPTY_BYTES,
   EntryType,
 } from './types';
 
@@ -196,5 +195,3 @@ export function decodeConfChangeEntry(type: EntryType, data: Uint8Array): ConfCh
   if (type === EntryType.ConfChangeV2) return decodeConfChangeV2(data);
   return undefined;
 }
-
-export const EMPTY_CONF_CHANGE_V2_DATA = EMPTY_BYTES;
