@@ -1,16 +1,137 @@
-// The Cluster service: membership as this member knows it.
+// The Cluster service: membership changes through raft conf changes, with
+// etcd's checks (--strict-reconfig-check quorum protection, one learner at
+// most, promotion only of a learner that has caught up).
 import type { ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
 import type { EtcdNode } from '../cluster/node';
-import type { ClusterHandlers, MemberListRequest, MemberListResponseInit } from '../proto/gen/etcdserverpb';
+import { computeMemberId, type Member } from '../cluster/membership';
+import { Errors } from '../errors';
+import { ConfChangeType } from '../raft';
+import type {
+  ClusterHandlers,
+  MemberAddRequest,
+  MemberAddResponseInit,
+  MemberInit,
+  MemberListRequest,
+  MemberListResponseInit,
+  MemberPromoteRequest,
+  MemberPromoteResponseInit,
+  MemberRemoveRequest,
+  MemberRemoveResponseInit,
+  MemberUpdateRequest,
+  MemberUpdateResponseInit,
+} from '../proto/gen/etcdserverpb';
+import { toServiceError } from './grpc-status';
+import type { RequestGuard } from './request-guard';
 
 type Unary<Req, Res> = (call: ServerUnaryCall<Req, Res>, cb: sendUnaryData<Res>) => void;
 
-export function createClusterHandlers(node: EtcdNode): Partial<ClusterHandlers> {
+const MAX_LEARNERS = 1;
+
+function toPb(m: Member): MemberInit {
+  return { ID: m.id, name: m.name, peerURLs: m.peerURLs, clientURLs: m.clientURLs, isLearner: m.isLearner };
+}
+
+function validUrls(urls: string[]): boolean {
+  if (!urls.length) return false;
+  return urls.every((u) => {
+    try {
+      const p = new URL(u);
+      return (p.protocol === 'http:' || p.protocol === 'https:' || p.protocol === 'unix:' || p.protocol === 'unixs:') && !!p.host;
+    } catch {
+      return false;
+    }
+  });
+}
+
+const isStarted = (m: Member): boolean => m.name !== '';
+
+export function createClusterHandlers(node: EtcdNode, guard: RequestGuard): ClusterHandlers {
+  const fail = <R>(cb: sendUnaryData<R>, e: unknown): void => cb(toServiceError(e) as Parameters<sendUnaryData<R>>[0]);
+  const voting = (): Member[] => node.members.filter((m) => !m.isLearner);
+
   const memberList: Unary<MemberListRequest, MemberListResponseInit> = (_call, cb) => {
-    cb(null, {
-      header: node.header(),
-      members: node.members.map((m) => ({ ID: m.id, name: m.name, peerURLs: m.peerURLs, clientURLs: m.clientURLs, isLearner: m.isLearner })),
-    });
+    cb(null, { header: node.header(), members: node.members.map(toPb) });
   };
-  return { MemberList: memberList };
+
+  const memberAdd: Unary<MemberAddRequest, MemberAddResponseInit> = (call, cb) => {
+    const req = call.request;
+    guard
+      .forAdmin(call)
+      .then(async () => {
+        if (!validUrls(req.peerURLs)) throw Errors.MemberBadURLs;
+        const m: Member = {
+          id: computeMemberId(req.peerURLs, node.config.initialClusterToken, Math.floor(Date.now() / 1000)),
+          name: '',
+          peerURLs: [...req.peerURLs],
+          clientURLs: [],
+          isLearner: req.isLearner,
+        };
+        node.memberStore.validateAdd(m);
+        if (m.isLearner && node.members.filter((x) => x.isLearner).length >= MAX_LEARNERS) throw Errors.TooManyLearners;
+        if (node.config.strictReconfigCheck && !m.isLearner) {
+          const vs = voting();
+          const nmembers = vs.length + 1;
+          const nstarted = vs.filter(isStarted).length;
+          if (!(nstarted === 1 && nmembers === 2) && nstarted < Math.floor(nmembers / 2) + 1) throw Errors.MemberNotEnoughStarted;
+        }
+        await node.changeMembership(m.isLearner ? ConfChangeType.ConfChangeAddLearnerNode : ConfChangeType.ConfChangeAddNode, m.id, m);
+        cb(null, { header: node.header(), member: toPb(m), members: node.members.map(toPb) });
+      })
+      .catch((e: unknown) => fail(cb, e));
+  };
+
+  const memberRemove: Unary<MemberRemoveRequest, MemberRemoveResponseInit> = (call, cb) => {
+    const id = call.request.ID;
+    guard
+      .forAdmin(call)
+      .then(async () => {
+        const m = node.memberStore.get(id);
+        if (!m) throw node.memberStore.isRemoved(id) ? Errors.MemberNotFound : Errors.MemberNotFound;
+        if (node.config.strictReconfigCheck && !m.isLearner) {
+          const rest = voting().filter((x) => x.id !== id);
+          const nstarted = rest.filter(isStarted).length;
+          if (nstarted < Math.floor(rest.length / 2) + 1) throw Errors.MemberNotEnoughStarted;
+        }
+        await node.changeMembership(ConfChangeType.ConfChangeRemoveNode, id);
+        cb(null, { header: node.header(), members: node.members.map(toPb) });
+      })
+      .catch((e: unknown) => fail(cb, e));
+  };
+
+  const memberUpdate: Unary<MemberUpdateRequest, MemberUpdateResponseInit> = (call, cb) => {
+    const req = call.request;
+    guard
+      .forAdmin(call)
+      .then(async () => {
+        if (!validUrls(req.peerURLs)) throw Errors.MemberBadURLs;
+        node.memberStore.validateUpdate(req.ID, req.peerURLs);
+        const m = node.memberStore.get(req.ID)!;
+        await node.changeMembership(ConfChangeType.ConfChangeUpdateNode, req.ID, { ...m, peerURLs: [...req.peerURLs] });
+        cb(null, { header: node.header(), members: node.members.map(toPb) });
+      })
+      .catch((e: unknown) => fail(cb, e));
+  };
+
+  const memberPromote: Unary<MemberPromoteRequest, MemberPromoteResponseInit> = (call, cb) => {
+    const id = call.request.ID;
+    guard
+      .forAdmin(call)
+      .then(async () => {
+        const m = node.memberStore.get(id);
+        if (!m) throw Errors.MemberNotFound;
+        if (!m.isLearner) throw Errors.MemberNotLearner;
+        // as etcd's isLearnerReady: the learner's log must be within 90% of the leader's
+        if (node.isLeader()) {
+          const st = node.raft.raw.status();
+          const pr = st.progress?.get(id);
+          const leaderMatch = st.progress?.get(node.memberId)?.match ?? 0;
+          if (!pr || pr.match < leaderMatch * 0.9) throw Errors.LearnerNotReady;
+        }
+        await node.changeMembership(ConfChangeType.ConfChangeAddNode, id, { ...m, isLearner: false });
+        cb(null, { header: node.header(), members: node.members.map(toPb) });
+      })
+      .catch((e: unknown) => fail(cb, e));
+  };
+
+  return { MemberAdd: memberAdd, MemberRemove: memberRemove, MemberUpdate: memberUpdate, MemberList: memberList, MemberPromote: memberPromote };
 }

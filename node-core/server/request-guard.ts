@@ -16,6 +16,8 @@ export interface RequestGuard {
   forTxnRead(call: CallInfo, req: TxnRequest): Promise<void>;
   /** Resolves the caller for a write; the result goes into the log entry's header. */
   forWrite(call: CallInfo): Promise<RequestUserHeader>;
+  /** Root-only operations (membership, maintenance changes, auth management). */
+  forAdmin(call: CallInfo): Promise<RequestUserHeader>;
 }
 
 const resolved = Promise.resolve();
@@ -25,4 +27,5 @@ export const openGuard: RequestGuard = {
   forRead: () => resolved,
   forTxnRead: () => resolved,
   forWrite: () => noUser,
+  forAdmin: () => noUser,
 };

@@ -40,8 +40,8 @@ export async function startNode(partial: Partial<NodeConfig>, opts: StartOptions
   });
   const guard = openGuard;
   server.addService(KVService, createKVHandlers(node, guard));
-  server.addService(MaintenanceService, createMaintenanceHandlers(node) as grpc.UntypedServiceImplementation);
-  server.addService(ClusterService, createClusterHandlers(node) as grpc.UntypedServiceImplementation);
+  server.addService(MaintenanceService, createMaintenanceHandlers(node, guard) as grpc.UntypedServiceImplementation);
+  server.addService(ClusterService, createClusterHandlers(node, guard));
 
   const listeners: ClientListener[] = [];
   const httpHandler = createHttpHandler(node);
