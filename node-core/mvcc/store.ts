@@ -565,15 +565,41 @@ export class MvccStore implements KVStore {
     for (const op of ok ? rt.success : rt.failure) if (op.request_txn) this.compareToPath(op.request_txn, path);
   }
 
+  /** etcd 3.4's applyCompare: every key of the range must satisfy it; none compares as a zero KeyValue. */
   private applyCompare(c: Compare): boolean {
-    const kvs: KeyValue[] = [];
-    this.rangeKeys(c.key, rangeEndOf(c.range_end), this.currentRev, 0, kvs);
-    if (kvs.length === 0) {
-      if (c.target === Compare_CompareTarget.VALUE) return false;
-      return compareKV(c, EMPTY_KV);
+    const end = rangeEndOf(c.range_end);
+    let found = false;
+    let ok = true;
+    const check = (ki: KeyIndex): boolean => {
+      if (ki.deleted) return true;
+      found = true;
+      ok = compareKV(c, this.compareView(ki, c.target === Compare_CompareTarget.VALUE));
+      return ok;
+    };
+    if (end === undefined) {
+      const ki = this.keys.get(c.key.toString('latin1'));
+      if (ki) check(ki);
+    } else {
+      const lo = c.key.toString('latin1');
+      const hi = end.length === 0 ? null : end.toString('latin1');
+      if (hi === null || hi > lo) this.tree.forRange(lo, hi, (_k, ki) => check(ki));
     }
-    for (const kv of kvs) if (!compareKV(c, kv)) return false;
-    return true;
+    if (!found) return c.target !== Compare_CompareTarget.VALUE && compareKV(c, EMPTY_KV);
+    return ok;
+  }
+
+  // Compares run before the txn writes, at the current revision, where all
+  // but the value is in the index: only a VALUE compare reads it.
+  private readonly cmpKv: KeyValue = { key: EMPTY, create_revision: 0, mod_revision: 0, version: 0, value: EMPTY, lease: 0n };
+  private compareView(ki: KeyIndex, withValue: boolean): KeyValue {
+    if (withValue) return this.readKv(ki, ki.modMain, ki.modSub);
+    const g = ki.gens[ki.gens.length - 1];
+    const kv = this.cmpKv;
+    kv.create_revision = g.created;
+    kv.mod_revision = ki.modMain;
+    kv.version = g.ver;
+    kv.lease = ki.lease;
+    return kv;
   }
 
   private checkRequests(rt: TxnRequest, path: boolean[], at: { i: number }, puts: boolean): void {
