@@ -266,6 +266,13 @@ export class BoltFile {
     }
   }
 
+  /** Every element of a bucket in key order, nested buckets included (flagged, value = raw bucket header). */
+  *elements(path: BucketPath): Generator<{ key: Buffer; value: Buffer; bucket: boolean }> {
+    const ref = this.resolve(path);
+    if (!ref) return;
+    for (const it of this.items(ref, path.map(toBuffer))) yield { key: it.key, value: it.value, bucket: !!(it.flags & BUCKET_LEAF_FLAG) };
+  }
+
   /** Every key/value pair of every bucket, depth first, in key order. */
   *walk(): Generator<BoltWalkEntry> {
     yield* this.walkBucket(this.rootRef(), []);

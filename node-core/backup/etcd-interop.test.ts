@@ -14,7 +14,7 @@ import { Backend } from '../backend/backend';
 import { decodeLease, encodeLease } from '../proto/gen/leasepb';
 import { decodeKeyValue, encodeKeyValue } from '../proto/gen/mvccpb';
 import { readBoltFile } from './bolt-reader';
-import { ETCD_BUCKETS, exportEtcdSnapshot, importEtcdSnapshot, saveEtcdSnapshot } from './etcd-snapshot';
+import { ETCD_BUCKETS, exportEtcdSnapshot, importEtcdSnapshot, saveEtcdSnapshot, snapshotStatus } from './etcd-snapshot';
 
 const ETCD = '/usr/bin/etcd';
 const ETCDCTL = '/usr/bin/etcdctl';
@@ -259,6 +259,7 @@ describe('etcd 3.4 snapshot interop', { skip, timeout: 90_000 }, () => {
     assert.equal(fs.statSync(file).size, res.dbSize + 32);
 
     const status = JSON.parse(ctl(['snapshot', 'status', file, '-w', 'json'])) as { revision: number; totalKey: number; totalSize: number };
+    assert.deepEqual(await snapshotStatus(file), status);
     const keyRecords = [...backend.range('key')].length;
     assert.equal(status.revision, maxRev);
     assert.equal(status.totalKey, keyRecords + 3, 'key records + consistent_index + lease + clusterVersion, not raftLog');
@@ -336,6 +337,8 @@ describe('etcd 3.4 snapshot interop', { skip, timeout: 90_000 }, () => {
     const snap = path.join(dir, 'etcd.snapshot.db');
     ctl(['snapshot', 'save', snap], e);
     await stop(src.proc);
+
+    assert.deepEqual(await snapshotStatus(snap), JSON.parse(ctl(['snapshot', 'status', snap, '-w', 'json'])));
 
     const backend = Backend.open(path.join(dir, 'imported'), { sync: false });
     backends.push(backend);

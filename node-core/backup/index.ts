@@ -15,15 +15,16 @@
 //     freelist, packed leaf/branch pages, overflow pages for big elements,
 //     inline buckets for small ones, nested buckets. Memory holds one page per
 //     tree level, never the data.
-//   buildBoltImage(buckets, {appendSha256?, tmpDir?}) → Promise<BoltImage>
+//   buildBoltImage(buckets, {appendSha256?, tmpDir?, chunkSize?}) → Promise<BoltImage>
 //     The same as a one-shot AsyncIterable<Buffer> of chunks, laid out first
 //     into a spool file so `dbSize` is known up front; `sha256` is set once
 //     the database bytes have streamed. close() drops an unread image.
+//     `Readable.from(image)` makes it a Node stream.
 //   readBoltFile(path, {hash?, requireHash?}) → Promise<BoltFile>
 //     Opens a snapshot or a data file (member/snap/db), verifying a trailing
-//     sha256 if present. BoltFile: bucketNames(path?), entries(path) and
-//     walk() generators (pages are read on demand), meta, dbSize,
-//     hashVerified, stats(), close().
+//     sha256 if present. BoltFile: bucketNames(path?), entries(path),
+//     elements(path) and walk() generators (pages are read on demand),
+//     check() (bbolt's Tx.Check), meta, dbSize, hashVerified, stats(), close().
 //
 // etcd snapshots of our backend
 //   exportEtcdSnapshot(backend) → Promise<BoltImage>: etcd's Snapshot stream
@@ -33,6 +34,8 @@
 //   importEtcdSnapshot(path, backend, {skipHashCheck?, includeMembership?,
 //     consistentIndex?}) → Promise<ImportResult>: verifies, checks revision
 //     records and leases, then replaces our etcd buckets with the file's.
+//   snapshotStatus(path) → Promise<{hash, revision, totalKey, totalSize}>:
+//     `etcdctl snapshot status`, the same numbers (CRC-32C hash included).
 //   ETCD_BUCKETS: the buckets that travel (key, meta, lease, auth, authUsers,
 //     authRoles, members, members_removed, cluster, alarm).
 export {
@@ -64,8 +67,11 @@ export {
   exportEtcdSnapshot,
   importEtcdSnapshot,
   saveEtcdSnapshot,
+  snapshotStatus,
   type ExportOptions,
   type ImportOptions,
   type ImportResult,
   type SnapshotSource,
+  type SnapshotStatus,
 } from './etcd-snapshot';
+export { crc32c } from './crc32c';
