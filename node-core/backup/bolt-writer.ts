@@ -185,9 +185,10 @@ interface Level {
 }
 
 /**
- * Bulk-loads one bucket's B+tree bottom-up. Leaf pages are packed full (as
- * etcd's defrag does); each completed page is written at once and its first
- * key goes up to the parent level.
+ * Bulk-loads one bucket's B+tree bottom-up. Pages are packed full: a
+ * snapshot is read far more than it is modified, and etcd's `key` bucket only
+ * grows at its end, where bolt splits the last page as usual. Each completed
+ * page is written at once and its first key goes up to the parent level.
  */
 class TreeBuilder {
   private readonly levels: Level[] = [];

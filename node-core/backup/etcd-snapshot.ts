@@ -121,7 +121,7 @@ export interface ImportResult {
   buckets: Partial<Record<BucketName, number>>;
   /** Buckets in the file that are not etcd 3.4's (left out). */
   skippedBuckets: string[];
-  /** Highest main revision in the `key` bucket (0 if empty). */
+  /** The store's revision as etcd computes it at start: the highest main revision in `key`, or the compaction revision if higher. */
   revision: number;
   /** meta.finishedCompactRev's main revision (0 if never compacted). */
   compactRevision: number;
@@ -152,7 +152,10 @@ function checkKeyRecord(k: Buffer, v: Buffer): number {
  * Fills `backend` from an etcd snapshot (or bolt data file): verifies the
  * trailing sha256, then replaces the contents of every etcd bucket with the
  * file's (membership and consistent_index as `opts` says). Revision records
- * and leases are checked to decode. Raft buckets are not touched.
+ * and leases are checked to decode. Raft buckets are not touched. Run it on
+ * a backend no node is using; it is not atomic (a failure part-way through
+ * the copy leaves a mix: import again), but a bad file is refused before
+ * anything is written.
  */
 export async function importEtcdSnapshot(file: string, backend: Backend, opts: ImportOptions = {}): Promise<ImportResult> {
   const bolt = await BoltFile.open(file, { requireHash: !opts.skipHashCheck });
@@ -197,12 +200,6 @@ export async function importEtcdSnapshot(file: string, backend: Backend, opts: I
 
     await backend.commit();
     let pending = 0;
-    const step = async (): Promise<void> => {
-      if (++pending >= IMPORT_BATCH) {
-        pending = 0;
-        await backend.commit();
-      }
-    };
     for (const b of targets) {
       // delete in committed batches rather than across one long-lived range iterator
       for (;;) {
@@ -216,7 +213,11 @@ export async function importEtcdSnapshot(file: string, backend: Backend, opts: I
         if (b === 'meta' && k.equals(CONSISTENT_INDEX)) continue;
         backend.put(b, k, v);
         n++;
-        await step();
+        // bounded batches keep the backend's write overlay small on a big import
+        if (++pending >= IMPORT_BATCH) {
+          pending = 0;
+          await backend.commit();
+        }
       }
       if (b === 'meta') {
         const ci = Buffer.alloc(8);
@@ -227,6 +228,8 @@ export async function importEtcdSnapshot(file: string, backend: Backend, opts: I
       result.buckets[b] = n;
     }
     await backend.commit();
+    // etcd's store revision after a restore: compaction may have removed the newest records' keys
+    result.revision = Math.max(result.revision, result.compactRevision);
     return result;
   } finally {
     bolt.close();
