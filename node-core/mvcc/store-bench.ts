@@ -1,7 +1,8 @@
 // Micro-benchmark of the store's hot paths (not a test):
 //   node --import tsx node-core/mvcc/store-bench.ts
 import { Backend } from '../backend/backend';
-import { decodePutRequest, decodeRangeRequest, encodePutRequest, encodeRangeRequest } from '../proto/gen/etcdserverpb';
+import { Compare_CompareResult, Compare_CompareTarget, decodePutRequest, decodeRangeRequest, encodePutRequest, encodeRangeRequest } from '../proto/gen/etcdserverpb';
+import { EMPTY } from '../proto/wire';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
@@ -40,6 +41,18 @@ async function main(): Promise<void> {
   time('range prefix ~N/100 keys, limit 100', 2000, () => store.range({ ...prefix, limit: 100 }));
   time('range prefix count_only', 2000, () => store.range({ ...prefix, count_only: true }));
   time('range prefix all', 200, () => store.range(prefix));
+  // the Kubernetes write: put if the key's mod revision is unchanged, else read it
+  const txns = Array.from({ length: 1000 }, (_, i) => keyOf((i * 104729) % N));
+  time('txn mod==X ? put : get', 100000, (i) => {
+    const key = txns[i % 1000];
+    const mod = store.get(key)!.mod_revision;
+    store.txn({
+      compare: [{ key, range_end: EMPTY, target: Compare_CompareTarget.MOD, result: Compare_CompareResult.EQUAL, mod_revision: mod }],
+      success: [{ request_put: { key, value, lease: 0n, prev_kv: false, ignore_value: false, ignore_lease: false } }],
+      failure: [{ request_range: decodeRangeRequest(encodeRangeRequest({ key })) }],
+    });
+  });
+  await backend.commit();
   const t0 = Date.now();
   const h = store.hashKV(0);
   console.log(`hashKV over ${2 * N} revisions: ${Date.now() - t0} ms (${h.hash})`);

@@ -92,6 +92,17 @@ function rangeEndOf(rangeEnd: Buffer): Buffer | undefined {
   return rangeEnd;
 }
 
+/**
+ * A key for the lease hooks, which may keep it as long as the lease lives: a
+ * buffer of its own, since a view into a shared slab or pool would keep all
+ * of that memory alive with it.
+ */
+function ownedKey(key: string): Buffer {
+  const b = Buffer.allocUnsafeSlow(key.length);
+  b.write(key, 0, 'latin1');
+  return b;
+}
+
 const EMPTY_KV: KeyValue = { key: EMPTY, create_revision: 0, mod_revision: 0, version: 0, value: EMPTY, lease: 0n };
 
 function compareNum(a: number, b: number): number {
@@ -474,8 +485,11 @@ export class MvccStore implements KVStore {
     this.changes++;
     this.events.push({ type: Event_EventType.PUT, kv });
     ki.lease = leaseId;
-    if (oldLease !== 0n) this.hooks.detach(oldLease, kv.key);
-    if (leaseId !== 0n) this.hooks.attach(leaseId, kv.key);
+    if (oldLease !== 0n || leaseId !== 0n) {
+      const key = ownedKey(ki.key);
+      if (oldLease !== 0n) this.hooks.detach(oldLease, key);
+      if (leaseId !== 0n) this.hooks.attach(leaseId, key);
+    }
     const resp: PutResponseInit = { header: { revision: rev } };
     if (p.prev_kv && prev) resp.prev_kv = prev;
     return resp;
@@ -528,7 +542,7 @@ export class MvccStore implements KVStore {
     const lease = ki.lease;
     if (lease !== 0n) {
       ki.lease = 0n;
-      this.hooks.detach(lease, key);
+      this.hooks.detach(lease, ownedKey(ki.key));
     }
   }
 
@@ -843,7 +857,7 @@ export class MvccStore implements KVStore {
     if (scheduled <= this.compactMainRev) scheduled = 0;
 
     for (const ki of this.keys.values()) {
-      if (ki.lease !== 0n && ki.live()) this.hooks.attach(ki.lease, Buffer.from(ki.key, 'latin1'));
+      if (ki.lease !== 0n && ki.live()) this.hooks.attach(ki.lease, ownedKey(ki.key));
     }
     if (scheduled !== 0 && scheduled <= this.currentRev) this.startCompaction(scheduled);
   }
