@@ -333,9 +333,17 @@ describe('etcd 3.4 snapshot interop', { skip, timeout: 90_000 }, () => {
     ctl(['compaction', String(mid)], e);
     ctl(['put', 'last', 'one'], e);
     const before = getAll(e);
+    // users, roles and the auth switch travel in their own buckets (they do not move the revision)
+    ctl(['user', 'add', 'root:rootpw'], e);
+    ctl(['role', 'add', 'reader'], e);
+    ctl(['role', 'grant-permission', 'reader', 'read', 'app/', '--prefix'], e);
+    ctl(['user', 'add', 'alice:alicepw'], e);
+    ctl(['user', 'grant-role', 'alice', 'reader'], e);
+    ctl(['auth', 'enable'], e);
+    const root = '--user=root:rootpw';
 
     const snap = path.join(dir, 'etcd.snapshot.db');
-    ctl(['snapshot', 'save', snap], e);
+    ctl([root, 'snapshot', 'save', snap], e);
     await stop(src.proc);
 
     assert.deepEqual(await snapshotStatus(snap), JSON.parse(ctl(['snapshot', 'status', snap, '-w', 'json'])));
@@ -371,6 +379,11 @@ describe('etcd 3.4 snapshot interop', { skip, timeout: 90_000 }, () => {
     assert.deepEqual(backend.get('meta', Buffer.from('consistent_index')), u64(0));
     assert.deepEqual(backend.get('meta', Buffer.from('finishedCompactRev'))?.subarray(0, 8), u64(mid));
     assert.deepEqual(backend.get('members', Buffer.from('abc')), Buffer.from('{"id":1}'), 'our membership is kept');
+    assert.deepEqual(
+      [...backend.range('authUsers')].map(([k]) => k.toString()),
+      ['alice', 'root'],
+    );
+    assert.deepEqual(backend.get('auth', Buffer.from('authEnabled')), Buffer.from([1]));
 
     // a data dir's bolt file carries no hash: refused unless asked, as etcdctl's --skip-hash-check
     const dataFile = path.join(dir, 'src', 'member', 'snap', 'db');
@@ -407,16 +420,22 @@ describe('etcd 3.4 snapshot interop', { skip, timeout: 90_000 }, () => {
       `--initial-advertise-peer-urls=http://127.0.0.1:${ports2.peer}`,
     ]);
     const back = await startEtcd('back', restored, ports2);
-    const after = getAll(back.endpoint);
+    const after = getAll(back.endpoint, [root]);
     assert.equal(after.revision, before.revision);
     assert.deepEqual(after.kvs, before.kvs);
-    const leases = parseJson<{ leases?: { id: string | number }[] }>(ctl(['lease', 'list', '-w', 'json'], back.endpoint));
+    const leases = parseJson<{ leases?: { id: string | number }[] }>(ctl([root, 'lease', 'list', '-w', 'json'], back.endpoint));
     assert.deepEqual(
       (leases.leases ?? []).map((l) => BigInt(l.id)),
       [lease],
     );
+    // auth came along: alice may read app/ but not write it, and anonymous requests are refused
+    assert.match(ctl(['--user=alice:alicepw', 'get', 'app/00', '--print-value-only'], back.endpoint), /third/);
+    const denied = spawnSync(ETCDCTL, [`--endpoints=${back.endpoint}`, '--user=alice:alicepw', 'put', 'app/00', 'x'], { encoding: 'utf8' });
+    assert.match(denied.stderr, /permission denied/);
+    const anonymous = spawnSync(ETCDCTL, [`--endpoints=${back.endpoint}`, 'get', 'app/00'], { encoding: 'utf8' });
+    assert.notEqual(anonymous.status, 0);
     // the compaction point travelled with meta: older revisions stay compacted
-    const r = spawnSync(ETCDCTL, [`--endpoints=${back.endpoint}`, 'get', 'app/00', `--rev=${mid - 1}`], { encoding: 'utf8' });
+    const r = spawnSync(ETCDCTL, [`--endpoints=${back.endpoint}`, root, 'get', 'app/00', `--rev=${mid - 1}`], { encoding: 'utf8' });
     assert.match(r.stderr, /required revision has been compacted/);
     await stop(back.proc);
   });
