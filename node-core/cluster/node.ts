@@ -4,16 +4,19 @@
 // Ready, shared by every proposal that arrived meanwhile), replicates it,
 // applies it in log order and answers the proposer. Linearizable reads pass
 // a ReadIndex barrier first; serializable reads go straight to the store.
+import fs from 'node:fs';
 import path from 'node:path';
 import { Backend } from '../backend/backend';
 import { Errors } from '../errors';
+import { Lessor, minLeaseTTL } from '../lease/lessor';
 import { MvccStore } from '../mvcc/store';
 import type { KVStore, LeaseHooks } from '../mvcc/types';
-import { type ConfChangeType } from '../raft';
+import { type ConfChangeType, type Message } from '../raft';
 import { encodeInternalRaftRequest, type InternalRaftRequestInit, type ResponseHeaderInit } from '../proto/gen/etcdserverpb';
 import { authAppliers } from './apply-auth';
 import { kvAppliers } from './apply-kv';
 import { leaseAppliers } from './apply-lease';
+import { startLeaseDriver } from './lease-driver';
 import { memberAppliers } from './apply-member';
 import type { ApplyServices } from './apply-types';
 import { Applier } from './applier';
@@ -35,6 +38,8 @@ export interface NodeOpenOptions {
   createTransport?: (node: EtcdNode) => PeerTransportLike;
   /** Injected randomness for raft's election timeouts. */
   random?: () => number;
+  /** Ids and membership learned from the running cluster (joining with --initial-cluster-state existing). */
+  identity?: { memberId: bigint; clusterId: bigint; members: Member[] };
 }
 
 export class EtcdNode {
@@ -55,6 +60,9 @@ export class EtcdNode {
   private wasLeader = false;
   private stopped = false;
   private published = false;
+  private closedResolve!: () => void;
+  /** Resolves when the node has closed (stopped, or removed from the cluster). */
+  readonly closed = new Promise<void>((r) => (this.closedResolve = r));
 
   private constructor(config: NodeConfig, log: Logger, opts: NodeOpenOptions) {
     this.config = config;
@@ -64,11 +72,14 @@ export class EtcdNode {
       mapSize: Math.max(config.quotaBackendBytes * 2, 8 * 1024 * 1024 * 1024),
     });
     this.memberStore = new MemberStore(this.backend);
-    const ids = this.resolveIdentity();
+    const ids = this.resolveIdentity(opts.identity);
     this.memberId = ids.memberId;
     this.clusterId = ids.clusterId;
     this.services.members = this.memberStore;
-    const leases: LeaseHooks | undefined = undefined;
+    // the lessor loads before the store, whose restore re-attaches keys to their leases (as etcd)
+    const lessor = Lessor.open(this.backend, { minTTL: minLeaseTTL(config.electionTimeout, config.heartbeatInterval) });
+    this.services.lessor = lessor;
+    const leases: LeaseHooks = lessor.hooks;
     this.mvcc = MvccStore.open(this.backend, { leases });
     this.applier = new Applier(this.backend, this.mvcc, this.services, [kvAppliers, leaseAppliers, authAppliers, memberAppliers]);
     // ids unique across restarts: member bits, then a time-based counter (etcd's idutil)
@@ -92,34 +103,42 @@ export class EtcdNode {
       log.info('restarting member', { 'member-id': this.memberId, 'cluster-id': this.clusterId, applied: this.applier.appliedIndex, 'last-index': this.raft.lastIndex });
     }
     if (opts.createTransport) this.raft.transport = opts.createTransport(this);
+    startLeaseDriver(this, lessor);
   }
 
   /**
    * Member and cluster ids: remembered from the first start; on a first start
    * derived from --initial-cluster exactly as etcd does.
    */
-  private resolveIdentity(): { memberId: bigint; clusterId: bigint } {
+  private resolveIdentity(joined?: NodeOpenOptions['identity']): { memberId: bigint; clusterId: bigint } {
     const savedCluster = this.backend.get('meta', CLUSTER_ID);
     const savedMember = this.backend.get('meta', MEMBER_ID);
     if (savedCluster && savedMember) return { memberId: savedMember.readBigUInt64BE(0), clusterId: savedCluster.readBigUInt64BE(0) };
+    const b = (v: bigint): Buffer => {
+      const x = Buffer.allocUnsafe(8);
+      x.writeBigUInt64BE(v);
+      return x;
+    };
+    if (joined) {
+      if (this.memberStore.isEmpty()) for (const m of joined.members) this.memberStore.put(m);
+      this.backend.put('meta', CLUSTER_ID, b(joined.clusterId));
+      this.backend.put('meta', MEMBER_ID, b(joined.memberId));
+      return { memberId: joined.memberId, clusterId: joined.clusterId };
+    }
     const config = this.config;
     const cluster = parseInitialCluster(config.initialCluster);
     const initial: Member[] = [...cluster.entries()].map(([name, urls]) => ({
       id: computeMemberId(urls, config.initialClusterToken),
       name,
       peerURLs: urls,
-      clientURLs: name === config.name ? config.advertiseClientUrls : [],
+      // client URLs become known when each member publishes them through the log
+      clientURLs: [],
       isLearner: false,
     }));
     const me = initial.find((m) => m.name === config.name);
     if (!me) throw new Error(`couldn't find local name "${config.name}" in the initial cluster configuration`);
     if (this.memberStore.isEmpty()) for (const m of initial) this.memberStore.put(m);
     const clusterId = computeClusterId(initial.map((m) => m.id));
-    const b = (v: bigint): Buffer => {
-      const x = Buffer.allocUnsafe(8);
-      x.writeBigUInt64BE(v);
-      return x;
-    };
     this.backend.put('meta', CLUSTER_ID, b(clusterId));
     this.backend.put('meta', MEMBER_ID, b(me.id));
     return { memberId: me.id, clusterId };
@@ -134,6 +153,11 @@ export class EtcdNode {
     }
     node.raft.start();
     return node;
+  }
+
+  /** True before the first start wrote anything (decides bootstrap vs. join vs. restart). */
+  static isFreshDataDir(dataDir: string): boolean {
+    return !fs.existsSync(path.join(dataDir, 'member', 'db', 'data.mdb'));
   }
 
   get members(): Member[] {
@@ -184,8 +208,8 @@ export class EtcdNode {
     const me = this.memberStore.get(this.memberId);
     if (me && me.name === this.config.name && sameUrls(me.clientURLs, this.config.advertiseClientUrls)) return;
     this.propose({ member_attr: { ID: this.memberId, name: this.config.name, clientURLs: this.config.advertiseClientUrls } }).catch((e: unknown) => {
-      this.published = false;
-      this.log.warn('failed to publish member attributes', { error: (e as Error).message });
+      this.log.warn('failed to publish member attributes; retrying', { error: (e as Error).message });
+      if (!this.stopped) setTimeout(() => this.publishAttributes(), 1000).unref();
     });
   }
 
@@ -224,6 +248,22 @@ export class EtcdNode {
     return this.raft.proposeConfChange({ type, nodeId: id, context: member ? encodeMember(member) : undefined });
   }
 
+  /**
+   * State-machine transfer for a follower behind the leader's compacted log.
+   * Not implemented yet: the transfer is refused (raft records the failure and
+   * retries), so such a follower stays behind until the log is replayed from
+   * a peer that still has it. Logged loudly so an operator notices.
+   */
+  snapshotData(msg: Message): Promise<{ stream: AsyncIterable<Buffer>; done(): void }> {
+    this.log.error('a follower needs a state snapshot, which this version cannot send', { to: msg.to, index: msg.snapshot?.metadata.index });
+    return Promise.reject(new Error('state snapshot transfer is not supported'));
+  }
+
+  receiveSnapshot(msg: Message, dbFile: string): void {
+    this.log.error('received a state snapshot, which this version cannot install', { from: msg.from, index: msg.snapshot?.metadata.index });
+    fs.rm(dbFile, { force: true }, () => undefined);
+  }
+
   async close(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
@@ -231,6 +271,7 @@ export class EtcdNode {
     this.leaderListeners.clear();
     await this.raft.stop();
     await this.backend.close();
+    this.closedResolve();
   }
 }
 

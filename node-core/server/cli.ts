@@ -46,6 +46,12 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
         () => resolve(1),
       );
     };
+    void running.closed.then(() => {
+      if (!stopping) {
+        log.warn('member closed (removed from the cluster); exiting');
+        resolve(0);
+      }
+    });
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGTERM', () => stop('SIGTERM'));
   });

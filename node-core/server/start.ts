@@ -2,19 +2,55 @@
 // and the client listeners. The CLI and the desktop app both come through here.
 import * as grpc from '@grpc/grpc-js';
 import fs from 'node:fs';
-import { mergeConfig, type NodeConfig } from '../cluster/config';
+import { mergeConfig, parseInitialCluster, type NodeConfig } from '../cluster/config';
+import type { Member } from '../cluster/membership';
+import { fetchMembers, PeerTransport } from '../cluster/transport';
+import path from 'node:path';
 import { createLogger, type Logger } from '../cluster/logger';
 import { EtcdNode } from '../cluster/node';
-import { ClusterService, KVService, MaintenanceService } from '../proto/gen/etcdserverpb';
+import { ClusterService, KVService, LeaseService, MaintenanceService, WatchService } from '../proto/gen/etcdserverpb';
+import { ElectionService } from '../proto/gen/v3electionpb';
+import { LockService } from '../proto/gen/v3lockpb';
 import { listenClientUrl, type ClientListener } from './client-listener';
 import { createClusterHandlers } from './cluster-service';
 import { createHttpHandler } from './http-endpoints';
+import { createElectionHandlers } from './election-service';
 import { createKVHandlers } from './kv-service';
+import { createLeaseHandlers } from './lease-service';
+import { createLockHandlers } from './lock-service';
+import { createWatchHandlers } from './watch-service';
 import { createMaintenanceHandlers } from './maintenance-service';
 import { openGuard } from './request-guard';
 
+/**
+ * A member joining a running cluster (--initial-cluster-state existing, no
+ * data yet) learns its id, the cluster id and the membership from the other
+ * members, as etcd's GetClusterFromRemotePeers: its id is the one MemberAdd
+ * gave the member with its peer URLs.
+ */
+async function joinIdentity(config: NodeConfig, log: Logger): Promise<{ memberId: bigint; clusterId: bigint; members: Member[] } | undefined> {
+  if (config.initialClusterState !== 'existing' || !EtcdNode.isFreshDataDir(config.dataDir)) return undefined;
+  const mine = new Set(config.initialAdvertisePeerUrls);
+  const others = [...parseInitialCluster(config.initialCluster).entries()].filter(([name]) => name !== config.name).flatMap(([, urls]) => urls);
+  const deadline = Date.now() + 30_000;
+  for (;;) {
+    try {
+      const got = await fetchMembers(others, config.initialClusterToken);
+      const me = got.members.find((m) => m.peerURLs.some((u) => mine.has(u)));
+      if (!me) throw new Error(`member with peer URLs ${[...mine].join(',')} is not in the cluster; add it with MemberAdd first`);
+      log.info('joining existing cluster', { 'member-id': me.id, 'cluster-id': got.clusterId });
+      return { memberId: me.id, clusterId: got.clusterId, members: got.members.map((m) => ({ ...m, name: m.id === me.id ? config.name : m.name })) };
+    } catch (e) {
+      if (Date.now() > deadline) throw new Error(`could not fetch the cluster membership from ${others.join(',')}: ${(e as Error).message}`);
+      await new Promise((r) => setTimeout(r, 500));
+    }
+  }
+}
+
 export interface RunningNode {
   readonly config: NodeConfig;
+  /** Resolves when the member stopped, by stop() or by being removed from the cluster. */
+  readonly closed: Promise<void>;
   readonly node: EtcdNode;
   /** The client URLs actually listened on (port 0 resolved). */
   readonly clientUrls: string[];
@@ -32,7 +68,28 @@ export async function startNode(partial: Partial<NodeConfig>, opts: StartOptions
   const config = mergeConfig(partial);
   const log = opts.logger ?? createLogger(config.logLevel);
   fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-  const node = await EtcdNode.open(config, log);
+  const identity = await joinIdentity(config, log);
+  const node = await EtcdNode.open(config, log, {
+    identity,
+    createTransport: (n) =>
+      new PeerTransport({
+        memberId: n.memberId,
+        clusterId: n.clusterId,
+        listenPeerUrls: config.listenPeerUrls,
+        clusterToken: config.initialClusterToken,
+        snapshotDir: path.join(config.dataDir, 'member'),
+        maxMessageBytes: Math.max(128 << 20, config.maxRequestBytes * 4),
+        log,
+        handler: {
+          receive: (m) => n.raft.step(m),
+          receiveSnapshot: (m, file) => n.receiveSnapshot(m, file),
+          openSnapshotData: (m) => n.snapshotData(m),
+          reportUnreachable: (id) => n.raft.reportUnreachable(id),
+          reportSnapshot: (id, failed) => n.raft.reportSnapshot(id, failed),
+          members: () => n.members,
+        },
+      }),
+  });
   const server = new grpc.Server({
     'grpc.max_receive_message_length': config.maxRequestBytes + GRPC_OVERHEAD_BYTES,
     'grpc.max_send_message_length': 2 ** 31 - 1,
@@ -42,6 +99,10 @@ export async function startNode(partial: Partial<NodeConfig>, opts: StartOptions
   server.addService(KVService, createKVHandlers(node, guard));
   server.addService(MaintenanceService, createMaintenanceHandlers(node, guard) as grpc.UntypedServiceImplementation);
   server.addService(ClusterService, createClusterHandlers(node, guard));
+  server.addService(WatchService, createWatchHandlers(node, guard));
+  server.addService(LeaseService, createLeaseHandlers(node, guard));
+  server.addService(LockService, createLockHandlers(node, guard));
+  server.addService(ElectionService, createElectionHandlers(node, guard));
 
   const listeners: ClientListener[] = [];
   const httpHandler = createHttpHandler(node);
@@ -66,9 +127,18 @@ export async function startNode(partial: Partial<NodeConfig>, opts: StartOptions
   });
   log.info('ready to serve client requests', { name: config.name, 'member-id': node.memberId, 'cluster-id': node.clusterId, 'client-urls': clientUrls });
   let stopped = false;
+  // a member removed from the cluster closes itself; its listeners go with it
+  void node.closed.then(() => {
+    if (!stopped) {
+      stopped = true;
+      server.forceShutdown();
+      void Promise.all(listeners.map((l) => l.close()));
+    }
+  });
   return {
     config,
     node,
+    closed: node.closed,
     clientUrls,
     async stop() {
       if (stopped) return;
