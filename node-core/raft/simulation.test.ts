@@ -4,7 +4,8 @@
 // then heals and demands progress. Safety is checked as it happens; the clients' KV history is
 // checked for linearizability afterwards.
 //   RAFT_SIM_SEEDS=<count>        number of seeds (default 2000), RAFT_SIM_FIRST_SEED=<n> to shift
-//   RAFT_SIM_SEED=<n>             replay one seed with an event trace
+//   RAFT_SIM_SEED=<n>             replay one seed with an event trace (RAFT_SIM_STEPS=<k> for long runs)
+//   RAFT_SIM_LONG_SEEDS=<count>   long runs of 3000 ticks each (default 10)
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import { checkKvHistory, describeReport, kvModel } from '../testing/linearizability';
@@ -16,7 +17,7 @@ const firstSeed = Number(process.env.RAFT_SIM_FIRST_SEED ?? 1);
 
 if (single !== undefined) {
   test(`raft simulation seed ${single}`, () => {
-    const r = runSimulation({ seed: Number(single), trace: true });
+    const r = runSimulation({ seed: Number(single), trace: true, steps: Number(process.env.RAFT_SIM_STEPS ?? 300) });
     const lin = checkKvHistory(r.history);
     const { history, ...rest } = r;
     console.log({ ...rest, operations: history.length, linearizable: lin.result });
@@ -58,5 +59,23 @@ if (single !== undefined) {
     assert.ok(totals.confChanges > 0, 'conf changes happen');
     assert.ok(totals.jointEntered > 0 && totals.jointLeft > 0, 'joint configs are entered and left');
     assert.ok(totals.three > 0 && totals.five > 0);
+  });
+}
+
+if (single === undefined) {
+  const longCount = Number(process.env.RAFT_SIM_LONG_SEEDS ?? 10);
+  test(`raft simulation: ${longCount} long runs (3000 ticks)`, () => {
+    for (let seed = 1_000_001; seed < 1_000_001 + longCount; seed++) {
+      let r: SimResult;
+      try {
+        r = runSimulation({ seed, steps: 3000 });
+      } catch (e) {
+        const m = e instanceof Error ? e.message : String(e);
+        assert.fail(`simulation failed (reproduce with RAFT_SIM_SEED=${seed} RAFT_SIM_STEPS=3000): ${m}`);
+      }
+      const lin = checkKvHistory(r.history);
+      if (lin.result === 'illegal') assert.fail(`history not linearizable (reproduce with RAFT_SIM_SEED=${seed} RAFT_SIM_STEPS=3000):\n${describeReport(kvModel, lin)}`);
+      assert.ok(r.committed > 100, `seed ${seed}: only ${r.committed} writes committed in 3000 ticks`);
+    }
   });
 }
