@@ -1,0 +1,164 @@
+// The Lease service: etcd 3.4's v3rpc/lease.go and the lease half of
+// etcdserver/v3_server.go. Grant and revoke go through the log; renew
+// (keep-alive) and time-to-live are answered by the leader's lessor, which
+// alone knows expiries.
+import type { ServerDuplexStream, ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
+import type { EtcdNode } from '../cluster/node';
+import { EtcdError, Errors } from '../errors';
+import type { Lessor } from '../lease/lessor';
+import type {
+  LeaseGrantRequest,
+  LeaseGrantResponseInit,
+  LeaseHandlers,
+  LeaseKeepAliveRequest,
+  LeaseKeepAliveResponseInit,
+  LeaseLeasesRequest,
+  LeaseLeasesResponseInit,
+  LeaseRevokeRequest,
+  LeaseRevokeResponseInit,
+  LeaseTimeToLiveRequest,
+  LeaseTimeToLiveResponseInit,
+} from '../proto/gen/etcdserverpb';
+import { toServiceError } from './grpc-status';
+import type { RequestGuard } from './request-guard';
+
+type Unary<Req, Res> = (call: ServerUnaryCall<Req, Res>, cb: sendUnaryData<Res>) => void;
+
+function fail<Res>(cb: sendUnaryData<Res>, e: unknown): void {
+  cb(toServiceError(e) as Parameters<sendUnaryData<Res>>[0]);
+}
+
+export function lessorOf(node: EtcdNode): Lessor {
+  const l = node.services.lessor as Lessor | undefined;
+  if (!l) throw Errors.NotCapable;
+  return l;
+}
+
+const MASK63 = (1n << 63n) - 1n;
+const LOW40 = (1n << 40n) - 1n;
+const LOW48 = (1n << 48n) - 1n;
+const idGens = new WeakMap<EtcdNode, { prefix: bigint; suffix: bigint }>();
+
+/**
+ * etcd's idutil.Generator as used for lease ids: 16 bits of member id, then
+ * a counter seeded with the start time in ms (so ids do not repeat across
+ * restarts), kept positive.
+ */
+export function nextLeaseId(node: EtcdNode): bigint {
+  let g = idGens.get(node);
+  if (!g) {
+    g = { prefix: (node.memberId & 0xffffn) << 48n, suffix: (BigInt(Date.now()) & LOW40) << 8n };
+    idGens.set(node, g);
+  }
+  for (;;) {
+    g.suffix++;
+    const id = (g.prefix | (g.suffix & LOW48)) & MASK63;
+    if (id !== 0n) return id;
+  }
+}
+
+/** Grants a lease through the log (also used by the lock and election services' sessions). */
+export async function grantLease(node: EtcdNode, ttl: number, id: bigint, header: { username?: string; auth_revision?: number } = {}): Promise<LeaseGrantResponseInit> {
+  // no id given: choose one, as etcd's LeaseGrant
+  const ID = id === 0n ? nextLeaseId(node) : id;
+  const a = await node.propose({ header, lease_grant: { TTL: ttl, ID } });
+  const r = a.result as { ID: bigint; TTL: number };
+  return { header: node.header(a.rev), ID: r.ID, TTL: r.TTL, error: '' };
+}
+
+/** etcd's LeaseRenew on the leader; lease not found (or revoked while expired) gives TTL 0. */
+async function renew(node: EtcdNode, id: bigint): Promise<number> {
+  if (!node.isLeader()) throw Errors.NotLeader;
+  try {
+    return await lessorOf(node).renew(id);
+  } catch (e) {
+    if (e === Errors.LeaseNotFound) return 0;
+    throw e;
+  }
+}
+
+export function createLeaseHandlers(node: EtcdNode, guard: RequestGuard): LeaseHandlers {
+  const leaseGrant: Unary<LeaseGrantRequest, LeaseGrantResponseInit> = (call, cb) => {
+    guard
+      .forWrite(call)
+      .then((h) => grantLease(node, call.request.TTL, call.request.ID, h))
+      .then((res) => cb(null, res))
+      .catch((e: unknown) => fail(cb, e));
+  };
+
+  const leaseRevoke: Unary<LeaseRevokeRequest, LeaseRevokeResponseInit> = (call, cb) => {
+    guard
+      .forWrite(call)
+      .then((h) => node.propose({ header: h, lease_revoke: { ID: call.request.ID } }))
+      .then((a) => cb(null, { header: node.header(a.rev) }))
+      .catch((e: unknown) => fail(cb, e));
+  };
+
+  const leaseTimeToLive: Unary<LeaseTimeToLiveRequest, LeaseTimeToLiveResponseInit> = (call, cb) => {
+    const req = call.request;
+    try {
+      if (!node.isLeader()) throw Errors.NotLeader;
+      const l = lessorOf(node).lookup(req.ID);
+      if (!l) {
+        cb(null, { header: node.header(), ID: req.ID, TTL: -1 });
+        return;
+      }
+      // Go's int64(Duration.Seconds()): truncated; "forever" is MaxInt64 ns
+      const ttl = l.remainingMs === Infinity ? 9223372036 : Math.trunc(l.remainingMs / 1000);
+      const res: LeaseTimeToLiveResponseInit = { header: node.header(), ID: req.ID, TTL: ttl, grantedTTL: l.ttl };
+      if (req.keys) res.keys = l.keys;
+      cb(null, res);
+    } catch (e) {
+      fail(cb, e);
+    }
+  };
+
+  const leaseLeases: Unary<LeaseLeasesRequest, LeaseLeasesResponseInit> = (_call, cb) => {
+    try {
+      cb(null, { header: node.header(), leases: lessorOf(node).list().map((ID) => ({ ID })) });
+    } catch (e) {
+      fail(cb, e);
+    }
+  };
+
+  const leaseKeepAlive = (call: ServerDuplexStream<LeaseKeepAliveRequest, LeaseKeepAliveResponseInit>): void => {
+    let chain: Promise<void> = Promise.resolve();
+    let done = false;
+    const finish = (e?: unknown): void => {
+      if (done) return;
+      done = true;
+      if (e) call.emit('error', toServiceError(e));
+      else call.end();
+    };
+    call.on('data', (req: LeaseKeepAliveRequest) => {
+      chain = chain.then(async () => {
+        if (done) return;
+        // header before the renew: its revision never runs ahead of the keep-alive (etcd)
+        const header = node.header();
+        try {
+          const TTL = await renew(node, req.ID);
+          if (!done) call.write({ header, ID: req.ID, TTL });
+        } catch (e) {
+          finish(e instanceof EtcdError ? e : Errors.NotCapable);
+        }
+      });
+    });
+    call.on('end', () => {
+      void chain.then(() => finish());
+    });
+    call.on('cancelled', () => {
+      done = true;
+    });
+    call.on('error', () => {
+      done = true;
+    });
+  };
+
+  return {
+    LeaseGrant: leaseGrant,
+    LeaseRevoke: leaseRevoke,
+    LeaseKeepAlive: leaseKeepAlive,
+    LeaseTimeToLive: leaseTimeToLive,
+    LeaseLeases: leaseLeases,
+  };
+}

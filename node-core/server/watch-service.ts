@@ -1,0 +1,287 @@
+// The Watch service: etcd 3.4's v3rpc/watch.go over the watch hub. One hub
+// stream per gRPC stream; requests (create / cancel / progress) are handled
+// one at a time in arrival order; responses leave in order through one queue
+// that honours the gRPC stream's flow control. Event responses waiting in the
+// queue are bounded (etcd's chanBufLen): past it the hub sees the stream as
+// full and the watcher catches up from history once the client reads again.
+import type { ServerDuplexStream } from '@grpc/grpc-js';
+import type { EtcdNode } from '../cluster/node';
+import { Errors } from '../errors';
+import type { RangeRequest, WatchCreateRequest, WatchHandlers, WatchRequest, WatchResponseInit } from '../proto/gen/etcdserverpb';
+import { encodeWatchResponse } from '../proto/gen/etcdserverpb';
+import { encodeEvent, type Event, type EventInit } from '../proto/gen/mvccpb';
+import { WatchError, WatchHub, type HubResponse, type WatchStream } from '../watch/hub';
+import type { RequestGuard } from './request-guard';
+
+/** etcd's chanBufLen: event responses a stream may have waiting. */
+const STREAM_BUFFER = 128;
+/** clientv3.InvalidWatchID: a response not tied to one watcher. */
+const INVALID_WATCH_ID = -1;
+const EMPTY = Buffer.alloc(0);
+
+const hubs = new WeakMap<EtcdNode, WatchHub>();
+
+/** The node's watch hub (one per node, shared by Watch, Lock and Election). */
+export function watchHubOf(node: EtcdNode): WatchHub {
+  let h = hubs.get(node);
+  if (!h) {
+    h = new WatchHub(node.mvcc);
+    hubs.set(node, h);
+  }
+  return h;
+}
+
+function rangeAt(key: Buffer, rev: number): RangeRequest {
+  return {
+    key,
+    range_end: EMPTY,
+    limit: 0,
+    revision: rev,
+    sort_order: 0,
+    sort_target: 0,
+    serializable: true,
+    keys_only: false,
+    count_only: false,
+    min_mod_revision: 0,
+    max_mod_revision: 0,
+    min_create_revision: 0,
+    max_create_revision: 0,
+  };
+}
+
+function varintLen(n: number): number {
+  let l = 1;
+  while (n >= 0x80) {
+    n = Math.floor(n / 128);
+    l++;
+  }
+  return l;
+}
+
+/**
+ * etcd's sendFragments: splits a response whose encoding reaches the limit
+ * into responses flagged `fragment`, the last one unflagged; a single event
+ * is never split.
+ */
+export function fragment(wr: WatchResponseInit, maxBytes: number): WatchResponseInit[] {
+  const events = wr.events ?? [];
+  if (events.length < 2) return [wr];
+  const sizes = events.map((e) => {
+    const n = encodeEvent(e).length;
+    return 1 + varintLen(n) + n;
+  });
+  const base = encodeWatchResponse({ ...wr, events: [] }).length;
+  const total = sizes.reduce((a, b) => a + b, base);
+  if (total < maxBytes) return [wr];
+  const fragBase = encodeWatchResponse({ ...wr, events: [], fragment: true }).length;
+  const out: WatchResponseInit[] = [];
+  let idx = 0;
+  for (;;) {
+    const cur: EventInit[] = [];
+    let size = fragBase;
+    while (idx < events.length) {
+      cur.push(events[idx]);
+      size += sizes[idx];
+      if (cur.length > 1 && size >= maxBytes) {
+        cur.pop();
+        break;
+      }
+      idx++;
+    }
+    const last = idx === events.length;
+    out.push({ ...wr, events: cur, fragment: !last });
+    if (last) return out;
+  }
+}
+
+type Item = { ctrl: WatchResponseInit } | { hub: HubResponse };
+
+class ServerWatchStream {
+  private readonly hs: WatchStream;
+  private readonly queue: Item[] = [];
+  private hubQueued = 0;
+  private blocked = false;
+  private closed = false;
+  private readonly active = new Set<number>();
+  private readonly prevKV = new Set<number>();
+  private readonly fragmented = new Set<number>();
+  /** id → whether a progress notification is due at the next tick (etcd's sws.progress). */
+  private readonly progress = new Map<number, boolean>();
+  private readonly ticker: NodeJS.Timeout | undefined;
+  private chain: Promise<void> = Promise.resolve();
+
+  constructor(
+    private readonly node: EtcdNode,
+    private readonly guard: RequestGuard,
+    private readonly call: ServerDuplexStream<WatchRequest, WatchResponseInit>,
+  ) {
+    this.hs = watchHubOf(node).newStream({
+      send: (r) => {
+        if (this.closed) return true;
+        if (this.hubQueued >= STREAM_BUFFER) return false;
+        this.hubQueued++;
+        this.queue.push({ hub: r });
+        this.schedulePump();
+        return true;
+      },
+    });
+    const interval = node.config.experimentalWatchProgressNotifyInterval;
+    if (interval > 0) {
+      this.ticker = setInterval(() => this.onProgressTick(), interval);
+      this.ticker.unref();
+    }
+    call.on('data', (req: WatchRequest) => {
+      this.chain = this.chain.then(() => this.handle(req)).catch(() => undefined);
+    });
+    call.on('drain', () => {
+      this.blocked = false;
+      this.pump();
+    });
+    // etcd keeps a half-closed stream running until the client goes away
+    call.on('cancelled', () => this.close());
+    call.on('close', () => this.close());
+    call.on('error', () => this.close());
+  }
+
+  private close(): void {
+    if (this.closed) return;
+    this.closed = true;
+    if (this.ticker) clearInterval(this.ticker);
+    this.hs.close();
+    this.queue.length = 0;
+  }
+
+  private onProgressTick(): void {
+    for (const [id, due] of this.progress) {
+      if (due) this.hs.requestProgress(id);
+      this.progress.set(id, true);
+    }
+  }
+
+  private async handle(req: WatchRequest): Promise<void> {
+    if (this.closed) return;
+    if (req.create_request) await this.create(req.create_request);
+    else if (req.cancel_request) {
+      const id = req.cancel_request.watch_id;
+      if (this.hs.cancel(id)) {
+        this.forget(id);
+        this.ctrl({ header: this.node.header(), watch_id: id, canceled: true });
+      }
+    } else if (req.progress_request) {
+      this.ctrl({ header: this.node.header(), watch_id: INVALID_WATCH_ID });
+    }
+  }
+
+  private forget(id: number): void {
+    this.active.delete(id);
+    this.prevKV.delete(id);
+    this.fragmented.delete(id);
+    this.progress.delete(id);
+  }
+
+  private async create(creq: WatchCreateRequest): Promise<void> {
+    // \x00 is the smallest key; a one-byte \x00 range end means every key >= key
+    const key = creq.key.length === 0 ? Buffer.from([0]) : creq.key;
+    let end: Buffer | undefined;
+    if (creq.range_end.length === 0) end = undefined;
+    else if (creq.range_end.length === 1 && creq.range_end[0] === 0) end = EMPTY;
+    else end = creq.range_end;
+    try {
+      await this.guard.forRead(this.call, key, creq.range_end);
+    } catch (e) {
+      const reason = e instanceof Error && e.message.startsWith('etcdserver:') ? e.message : Errors.PermissionDenied.message;
+      this.ctrl({ header: this.node.header(), watch_id: INVALID_WATCH_ID, created: true, canceled: true, cancel_reason: reason });
+      return;
+    }
+    if (this.closed) return;
+    const wsrev = this.hs.rev;
+    const rev = creq.start_revision === 0 ? wsrev + 1 : creq.start_revision;
+    let id: number;
+    try {
+      id = this.hs.watch({ id: creq.watch_id, key, end, startRev: rev, filters: creq.filters });
+    } catch (e) {
+      const msg = e instanceof WatchError ? e.message : String(e);
+      this.ctrl({ header: this.node.header(wsrev), watch_id: INVALID_WATCH_ID, created: true, canceled: true, cancel_reason: msg });
+      return;
+    }
+    this.active.add(id);
+    if (creq.progress_notify) this.progress.set(id, true);
+    if (creq.prev_kv) this.prevKV.add(id);
+    if (creq.fragment) this.fragmented.add(id);
+    // queued before any event of the watcher can be: created always comes first
+    this.ctrl({ header: this.node.header(wsrev), watch_id: id, created: true });
+  }
+
+  private ctrl(r: WatchResponseInit): void {
+    if (this.closed) return;
+    this.queue.push({ ctrl: r });
+    this.schedulePump();
+  }
+
+  private pumpScheduled = false;
+  private schedulePump(): void {
+    // the hub may call in the middle of an apply: write on the next tick
+    if (this.pumpScheduled) return;
+    this.pumpScheduled = true;
+    queueMicrotask(() => {
+      this.pumpScheduled = false;
+      this.pump();
+    });
+  }
+
+  private pump(): void {
+    let freed = false;
+    while (!this.blocked && !this.closed && this.queue.length) {
+      const item = this.queue.shift()!;
+      let out: WatchResponseInit[];
+      if ('ctrl' in item) out = [item.ctrl];
+      else {
+        this.hubQueued--;
+        freed = true;
+        const wr = this.fromHub(item.hub);
+        if (!wr) continue;
+        out = this.fragmented.has(item.hub.watchId) ? fragment(wr, this.node.config.maxRequestBytes) : [wr];
+      }
+      for (const r of out) if (!this.call.write(r)) this.blocked = true;
+    }
+    if (freed) this.hs.kick();
+  }
+
+  /** etcd's sendLoop conversion: prev_kv read at mod_revision - 1, compaction as a cancel. */
+  private fromHub(r: HubResponse): WatchResponseInit | undefined {
+    const id = r.watchId;
+    // a canceled watcher's queued events are dropped, as etcd
+    if (!this.active.has(id)) return undefined;
+    let events: Event[] = r.events;
+    if (this.prevKV.has(id) && events.length) {
+      events = events.map((ev) => {
+        const kv = ev.kv!;
+        try {
+          const res = this.node.mvcc.range(rangeAt(kv.key, kv.mod_revision - 1));
+          const prev = res.kvs?.[0];
+          return prev ? { ...ev, prev_kv: prev as Event['prev_kv'] } : ev;
+        } catch {
+          return ev; // compacted since: no prev_kv, as etcd
+        }
+      });
+    }
+    if (events.length && this.progress.get(id)) this.progress.set(id, false);
+    const canceled = r.compactRevision !== 0;
+    if (canceled) this.forget(id);
+    return {
+      header: this.node.header(r.revision),
+      watch_id: id,
+      events,
+      compact_revision: r.compactRevision,
+      canceled,
+    };
+  }
+}
+
+export function createWatchHandlers(node: EtcdNode, guard: RequestGuard): WatchHandlers {
+  return {
+    Watch: (call) => {
+      new ServerWatchStream(node, guard, call);
+    },
+  };
+}
