@@ -69,7 +69,7 @@ interface Item {
 
 type PageVisitor = (id: number, h: PageHeader) => void;
 
-/** bolt's own cap on reported problems is none; a broken file would flood the report. */
+/** bolt reports every problem; past this many, a badly broken file's report only gets longer. */
 const MAX_CHECK_ERRORS = 100;
 
 function toBuffer(b: Uint8Array | string): Buffer {
