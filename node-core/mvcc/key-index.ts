@@ -42,6 +42,23 @@ export function firstAtOrAfter(mains: number[], rev: number): number {
   return lo;
 }
 
+/**
+ * Appends to a short array by copying it exactly: V8 grows an array on push
+ * to 17 slots at once, which for the one or two revisions most keys have
+ * would be most of the index's memory. Long arrays (hot keys) grow by push.
+ */
+function append<T>(a: T[], v: T): T[] {
+  if (a.length >= 8) {
+    a.push(v);
+    return a;
+  }
+  const n = a.length;
+  const b = new Array<T>(n + 1);
+  for (let i = 0; i < n; i++) b[i] = a[i];
+  b[n] = v;
+  return b;
+}
+
 // Second result of doCompact; module-level so the per-key compaction loop
 // allocates nothing.
 let compactRevIndex = -1;
@@ -72,8 +89,8 @@ export class KeyIndex {
   put(main: number, sub: number): void {
     const g = this.gens[this.gens.length - 1];
     if (g.mains.length === 0) g.created = main;
-    g.mains.push(main);
-    g.subs.push(sub);
+    g.mains = append(g.mains, main);
+    g.subs = append(g.subs, sub);
     g.ver++;
     this.modMain = main;
     this.modSub = sub;
@@ -85,8 +102,8 @@ export class KeyIndex {
     const g = this.gens[0];
     g.created = created;
     g.ver = ver;
-    g.mains.push(main);
-    g.subs.push(sub);
+    g.mains = [main];
+    g.subs = [sub];
     this.modMain = main;
     this.modSub = sub;
     this.deleted = false;
@@ -96,7 +113,7 @@ export class KeyIndex {
   tombstone(main: number, sub: number): boolean {
     if (this.gens[this.gens.length - 1].mains.length === 0) return false;
     this.put(main, sub);
-    this.gens.push(new Generation());
+    this.gens = append(this.gens, new Generation());
     this.deleted = true;
     return true;
   }
