@@ -18,6 +18,7 @@
 // to the new cluster's member count (the index its fresh WAL starts from) and
 // takes membership from its flags; etcd then rebuilds its key index from
 // `key` and its lessor from `lease` at start.
+import fs from 'node:fs';
 import type { Backend, BucketName } from '../backend/backend';
 import { decodeLease } from '../proto/gen/leasepb';
 import { decodeKeyValue } from '../proto/gen/mvccpb';
@@ -86,10 +87,17 @@ export async function exportEtcdSnapshot(src: SnapshotSource | Backend, opts: Ex
   return buildBoltImage(sources(src), { tmpDir: opts.tmpDir, chunkSize: opts.chunkSize, appendSha256: true });
 }
 
-/** Writes an etcd snapshot file (what `etcdctl snapshot save` writes: the bolt file, then its sha256). */
+/**
+ * Writes an etcd snapshot file (what `etcdctl snapshot save` writes: the bolt
+ * file, then its sha256), through `<file>.part` and a rename as etcdctl does,
+ * so `file` never holds a partial snapshot.
+ */
 export async function saveEtcdSnapshot(src: SnapshotSource | Backend, file: string): Promise<BoltFileResult> {
   await settle(src);
-  return writeBoltFile(sources(src), file, { appendSha256: true });
+  const part = `${file}.part`;
+  const res = await writeBoltFile(sources(src), part, { appendSha256: true });
+  await fs.promises.rename(part, file);
+  return res;
 }
 
 export interface ImportOptions {
