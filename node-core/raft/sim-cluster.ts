@@ -400,7 +400,15 @@ export class Simulation {
       for (const f of due) {
         const m = f.m;
         const target = this.nodes.get(m.to);
-        if (!target || !target.raw || !this.connected(m.from, m.to)) continue;
+        if (!target || !target.raw || !this.connected(m.from, m.to)) {
+          // The transport noticing a dead link tells raft, which stops streaming optimistically.
+          const sender = this.nodes.get(m.from);
+          if (sender?.raw && this.rng() < 0.2) {
+            sender.raw.reportUnreachable(m.to);
+            touched.add(sender);
+          }
+          continue;
+        }
         try {
           target.raw.step(m);
         } catch (e) {
