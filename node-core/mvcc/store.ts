@@ -232,12 +232,10 @@ export class MvccStore implements KVStore {
   }
 
   get(key: Buffer): KeyValue | undefined {
+    // at the current revision: inside a write txn, like range(), it does not see the txn's writes
     const ki = this.keys.get(key.toString('latin1'));
-    if (!ki) return undefined;
-    const g = ki.live();
-    if (!g) return undefined;
-    const n = g.mains.length - 1;
-    return this.readKv(ki, g.mains[n], g.subs[n]);
+    if (!ki || !visibleAt(ki, this.currentRev)) return undefined;
+    return this.readKv(ki, hitMain, hitSub);
   }
 
   private txReadRev(): number {
