@@ -113,9 +113,9 @@ const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 2000;
 /** A connection that has not answered by then is treated as down (a paused process accepts TCP but never speaks). */
 const CONNECT_TIMEOUT_MS = 3000;
-/** A write not flushed by then means the peer stopped reading: reconnect (etcd's ConnWriteTimeout). */
+/** A stream pushing back that long means the peer stopped reading: reconnect (etcd's ConnWriteTimeout). */
 const WRITE_STALL_MS = 5000;
-/** isActive() turns false while a write has been pending this long. */
+/** isActive() turns false while the stream has pushed back this long. */
 const ACTIVE_STALL_MS = 1000;
 const CHECK_INTERVAL_MS = 500;
 /** One write's worth; the rest of a longer queue goes in the next write. */
@@ -203,8 +203,8 @@ class Lane {
   private stream: http2.ClientHttp2Stream | undefined;
   private queue: Message[] = [];
   private queuedBytes = 0;
-  private writing = false;
-  private writeStartedAt = 0;
+  /** When the stream last refused more (write() returned false), 0 while it takes writes. */
+  private blockedSince = 0;
   private connectStartedAt = 0;
   private backoffMs = BACKOFF_MIN_MS;
   private timer: NodeJS.Timeout | undefined;
@@ -306,7 +306,7 @@ class Lane {
     const { session, stream } = this;
     this.session = undefined;
     this.stream = undefined;
-    this.writing = false;
+    this.blockedSince = 0;
     stream?.destroy();
     session?.destroy();
   }
@@ -351,57 +351,65 @@ class Lane {
     return true;
   }
 
+  /**
+   * Writes everything queued, as one batch per write (capped at MAX_BATCH_BYTES). Writes go out at
+   * once while the stream takes them; once it pushes back (its buffer is full: the peer or the
+   * network is slower than us), messages queue until 'drain' and then leave as one batch. Waiting
+   * for each write's completion instead would add a round of the event loop to every message.
+   */
   flush(): void {
-    if (this.state !== 'open' || this.writing || this.queue.length === 0) return;
     const stream = this.stream;
-    if (!stream) return;
-    let count = this.queue.length;
-    let bytes = this.queuedBytes;
-    if (bytes > MAX_BATCH_BYTES) {
-      bytes = 0;
-      count = 0;
-      while (count < this.queue.length && (count === 0 || bytes + approxMessageBytes(this.queue[count]) <= MAX_BATCH_BYTES)) {
-        bytes += approxMessageBytes(this.queue[count]);
-        count++;
+    if (this.state !== 'open' || !stream || this.blockedSince !== 0) return;
+    while (this.queue.length > 0) {
+      let count = this.queue.length;
+      let bytes = this.queuedBytes;
+      if (bytes > MAX_BATCH_BYTES) {
+        bytes = 0;
+        count = 0;
+        while (count < this.queue.length && (count === 0 || bytes + approxMessageBytes(this.queue[count]) <= MAX_BATCH_BYTES)) {
+          bytes += approxMessageBytes(this.queue[count]);
+          count++;
+        }
+      }
+      let frame: Buffer;
+      try {
+        frame = encodeBatchFrame(this.queue, count);
+      } catch (e) {
+        this.t.log.error('failed to encode raft messages', this.fields({ error: e instanceof Error ? e.message : String(e) }));
+        this.droppedMessages += this.queue.length;
+        this.queue = [];
+        this.queuedBytes = 0;
+        this.t.peerUnreachable(this.peer);
+        return;
+      }
+      if (count === this.queue.length) {
+        this.queue = [];
+        this.queuedBytes = 0;
+      } else {
+        this.queue = this.queue.slice(count);
+        this.queuedBytes -= bytes;
+      }
+      this.sentMessages += count;
+      if (!stream.write(frame)) {
+        this.blockedSince = Date.now();
+        stream.once('drain', () => {
+          if (this.stream !== stream) return;
+          this.blockedSince = 0;
+          this.flush();
+        });
+        return;
       }
     }
-    let frame: Buffer;
-    try {
-      frame = encodeBatchFrame(this.queue, count);
-    } catch (e) {
-      this.t.log.error('failed to encode raft messages', this.fields({ error: e instanceof Error ? e.message : String(e) }));
-      this.droppedMessages += this.queue.length;
-      this.queue = [];
-      this.queuedBytes = 0;
-      this.t.peerUnreachable(this.peer);
-      return;
-    }
-    if (count === this.queue.length) {
-      this.queue = [];
-      this.queuedBytes = 0;
-    } else {
-      this.queue = this.queue.slice(count);
-      this.queuedBytes -= bytes;
-    }
-    this.sentMessages += count;
-    this.writing = true;
-    this.writeStartedAt = Date.now();
-    stream.write(frame, (err) => {
-      if (this.stream !== stream) return;
-      this.writing = false;
-      if (err) return this.down(err);
-      this.flush();
-    });
   }
 
   /** Called periodically: catches peers that stopped reading or never answer. */
   check(now: number): void {
     if (this.state === 'connecting' && now - this.connectStartedAt > CONNECT_TIMEOUT_MS) this.down(new Error('connection timed out'));
-    else if (this.state === 'open' && this.writing && now - this.writeStartedAt > WRITE_STALL_MS) this.down(new Error('write timed out'));
+    else if (this.state === 'open' && this.blockedSince !== 0 && now - this.blockedSince > WRITE_STALL_MS) this.down(new Error('write timed out'));
   }
 
   active(now: number): boolean {
-    return this.state === 'open' && !(this.writing && now - this.writeStartedAt > ACTIVE_STALL_MS);
+    return this.state === 'open' && !(this.blockedSince !== 0 && now - this.blockedSince > ACTIVE_STALL_MS);
   }
 }
 
