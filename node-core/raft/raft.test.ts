@@ -435,6 +435,30 @@ describe('membership changes', () => {
     assert.deepEqual(net.appliedData(1n), ['before']);
   });
 
+  test('a joiner refuses a snapshot that predates its addition and takes a newer one', () => {
+    const net = elected();
+    net.propose(1n, 'a');
+    const n1 = net.node(1n);
+    const snapAt = () => {
+      const applied = n1.raw.raft.raftLog.applied;
+      n1.storage.createSnapshot(applied, n1.confState, enc(`s${applied}`));
+      n1.storage.compact(applied);
+    };
+    snapAt();
+    n1.raw.proposeConfChange({ type: ConfChangeType.ConfChangeAddNode, nodeId: 4n });
+    net.stabilize();
+    const n4 = net.addNode(4n);
+    net.tickAll(3);
+    assert.equal(n4.raw.raft.raftLog.lastIndex(), 0, 'snapshot without 4 in its ConfState is refused');
+    assert.ok(net.delivered.some((m) => m.type === MessageType.MsgSnap && m.to === 4n));
+    snapAt();
+    net.tickAll(3);
+    assert.ok(n4.storage.snapshot().metadata.index > 0);
+    assert.deepEqual(n4.confState.voters, [1n, 2n, 3n, 4n]);
+    net.propose(1n, 'b');
+    assert.deepEqual(net.appliedData(4n), ['b'], 'earlier entries arrived inside the snapshot');
+  });
+
   test('only one conf change may be pending', () => {
     const net = elected();
     net.drop(MessageType.MsgApp);
