@@ -1,11 +1,13 @@
 // The Cluster service: membership changes through raft conf changes, with
 // etcd's checks (--strict-reconfig-check quorum protection, one learner at
 // most, promotion only of a learner that has caught up).
+import * as grpc from '@grpc/grpc-js';
 import type { ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
 import type { EtcdNode } from '../cluster/node';
 import { computeMemberId, type Member } from '../cluster/membership';
-import { Errors } from '../errors';
+import { Errors, EtcdError } from '../errors';
 import { ConfChangeType } from '../raft';
+import { ClusterService, decodeMemberPromoteResponse } from '../proto/gen/etcdserverpb';
 import type {
   ClusterHandlers,
   MemberAddRequest,
@@ -14,6 +16,7 @@ import type {
   MemberListRequest,
   MemberListResponseInit,
   MemberPromoteRequest,
+  MemberPromoteResponse,
   MemberPromoteResponseInit,
   MemberRemoveRequest,
   MemberRemoveResponseInit,
@@ -44,6 +47,30 @@ function validUrls(urls: string[]): boolean {
 }
 
 const isStarted = (m: Member): boolean => m.name !== '';
+
+/** Calls MemberPromote on the leader's client URL; etcd's errors come back unchanged. */
+function forwardPromote(node: EtcdNode, req: MemberPromoteRequest): Promise<MemberPromoteResponse> {
+  const lead = node.memberStore.get(node.leaderId);
+  const url = lead?.clientURLs[0];
+  if (!url) return Promise.reject(Errors.NoLeader);
+  const Client = grpc.makeGenericClientConstructor(ClusterService, 'Cluster');
+  const u = new URL(url);
+  const client = new Client(u.host, u.protocol === 'https:' ? grpc.credentials.createSsl() : grpc.credentials.createInsecure());
+  return new Promise((resolve, reject) => {
+    client.makeUnaryRequest(
+      ClusterService.MemberPromote.path,
+      ClusterService.MemberPromote.requestSerialize,
+      decodeMemberPromoteResponse,
+      req,
+      { deadline: Date.now() + 5000 + 2 * node.config.electionTimeout },
+      (err: grpc.ServiceError | null, res?: MemberPromoteResponse) => {
+        client.close();
+        if (err) reject(new EtcdError(err.code, err.details));
+        else resolve(res!);
+      },
+    );
+  });
+}
 
 export function createClusterHandlers(node: EtcdNode, guard: RequestGuard): ClusterHandlers {
   const fail = <R>(cb: sendUnaryData<R>, e: unknown): void => cb(toServiceError(e) as Parameters<sendUnaryData<R>>[0]);
@@ -120,13 +147,17 @@ export function createClusterHandlers(node: EtcdNode, guard: RequestGuard): Clus
         const m = node.memberStore.get(id);
         if (!m) throw Errors.MemberNotFound;
         if (!m.isLearner) throw Errors.MemberNotLearner;
-        // as etcd's isLearnerReady: the learner's log must be within 90% of the leader's
-        if (node.isLeader()) {
-          const st = node.raft.raw.status();
-          const pr = st.progress?.get(id);
-          const leaderMatch = st.progress?.get(node.memberId)?.match ?? 0;
-          if (!pr || pr.match < leaderMatch * 0.9) throw Errors.LearnerNotReady;
+        // only the leader knows how far the learner got: a follower asks it, as etcd does
+        if (!node.isLeader()) {
+          const res = await forwardPromote(node, call.request);
+          cb(null, { ...res, header: node.header() });
+          return;
         }
+        // as etcd's isLearnerReady: the learner's log must be within 90% of the leader's
+        const st = node.raft.raw.status();
+        const pr = st.progress?.get(id);
+        const leaderMatch = st.progress?.get(node.memberId)?.match ?? 0;
+        if (!pr || pr.match < leaderMatch * 0.9) throw Errors.LearnerNotReady;
         await node.changeMembership(ConfChangeType.ConfChangeAddNode, id, { ...m, isLearner: false });
         cb(null, { header: node.header(), members: node.members.map(toPb) });
       })

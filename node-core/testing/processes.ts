@@ -195,3 +195,60 @@ export async function ensureEtcdload(): Promise<string> {
   if (code !== 0 || !fs.existsSync(out)) throw new Error('building the shared etcdload failed');
   return out;
 }
+
+export interface ClusterProcs {
+  members: ServerProc[];
+  /** comma-separated client endpoints, for etcdctl and etcdload */
+  endpoints: string;
+  /** restarts member i on its data dir (after kill/stop) */
+  restart(i: number): Promise<ServerProc>;
+  stop(): Promise<void>;
+}
+
+/** A three (or n) member cluster of real etcd or etcdesk-node processes on free loopback ports. */
+export async function startCluster(kind: 'etcd' | 'etcdesk', n = 3, extraArgs: string[] = []): Promise<ClusterProcs> {
+  const ports = await Promise.all(Array.from({ length: n }, async () => ({ client: await freePort(), peer: await freePort() })));
+  const token = `tok-${process.pid}-${ports[0].client}`;
+  const initial = ports.map((p, i) => `m${i + 1}=http://127.0.0.1:${p.peer}`).join(',');
+  const dirs = ports.map((_, i) => tempDir(`${kind}-m${i + 1}`));
+  const startOne = (i: number, wait: boolean): Promise<ServerProc> =>
+    startProc(kind, {
+      name: `m${i + 1}`,
+      dataDir: dirs[i],
+      clientPort: ports[i].client,
+      peerPort: ports[i].peer,
+      waitReady: wait,
+      extraArgs: ['--initial-cluster', initial, '--initial-cluster-token', token, '--initial-cluster-state', 'new', ...extraArgs],
+    });
+  const members = await Promise.all(ports.map((_, i) => startOne(i, false)));
+  await Promise.all(members.map((m) => waitHealthy(m.clientUrl, 30_000, m.proc)));
+  const c: ClusterProcs = {
+    members,
+    endpoints: members.map((m) => m.endpoint).join(','),
+    async restart(i: number) {
+      const m = await startOne(i, false);
+      c.members[i] = m;
+      await waitHealthy(m.clientUrl, 30_000, m.proc);
+      return m;
+    },
+    async stop() {
+      await Promise.all(c.members.map((m) => m.stop()));
+    },
+  };
+  return c;
+}
+
+/** Index of the member that leads, per `etcdctl endpoint status` (-1 when none answers as leader). */
+export async function findLeader(c: ClusterProcs, among: number[] = c.members.map((_, i) => i)): Promise<number> {
+  for (const i of among) {
+    const r = await etcdctl(c.members[i].endpoint, ['endpoint', 'status', '-w', 'json'], { timeoutMs: 3000 });
+    if (r.code !== 0) continue;
+    try {
+      const st = JSON.parse(r.stdout) as { Status: { header: { member_id: number | string }; leader: number | string } }[];
+      if (String(st[0].Status.leader) === String(st[0].Status.header.member_id)) return i;
+    } catch {
+      // not JSON: not answering
+    }
+  }
+  return -1;
+}
