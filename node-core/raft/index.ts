@@ -36,6 +36,11 @@
  * it are handed out again; skip re-applying data your state machine already has (etcd's
  * consistent index), but always call applyConfChange for conf change entries.
  *
+ * Snapshots: the leader sends Storage.snapshot() to followers that need compacted entries. A
+ * member refuses a snapshot whose ConfState does not contain it (added after the snapshot was
+ * taken) and waits for a newer one, as in etcd: keep some entries after each compaction
+ * (etcd's SnapshotCatchUpEntries) and keep snapshotting as the log grows.
+ *
  * Conf change entries use raftpb's protobuf encoding (encodeConfChange / decodeConfChangeV2 ...),
  * so the log stays compatible with etcd's tools.
  */
