@@ -1,0 +1,109 @@
+// A local three-member (or n) cluster inside one process, for the desktop
+// app and tests: each member is a full node (own data dir, own client and
+// peer ports on 127.0.0.1, real raft over the loopback transport), so
+// stopping one and watching the leader move behaves exactly as with separate
+// processes.
+import fs from 'node:fs';
+import net from 'node:net';
+import path from 'node:path';
+import type { NodeConfig } from '../cluster/config';
+import { silentLogger, type Logger } from '../cluster/logger';
+import { startNode, type RunningNode } from './start';
+
+export interface LocalClusterOptions {
+  /** Parent folder; member i keeps its data in <dir>/m<i>. */
+  dir: string;
+  size?: number;
+  /** First client port; member i uses basePort + 2i (client) and + 2i + 1 (peer). 0 picks free ports. */
+  basePort?: number;
+  logger?: Logger;
+  /** Extra config for every member (heartbeat, election timeout, quota ...). */
+  config?: Partial<NodeConfig>;
+}
+
+export interface LocalMemberInfo {
+  index: number;
+  name: string;
+  clientUrl: string;
+  peerUrl: string;
+  running: boolean;
+}
+
+export interface LocalCluster {
+  readonly size: number;
+  /** Client URLs of every member (stopped ones included: clients fail over). */
+  readonly clientUrls: string[];
+  members(): LocalMemberInfo[];
+  member(i: number): RunningNode | undefined;
+  /** Graceful stop of one member. */
+  stopMember(i: number): Promise<void>;
+  /** Starts a stopped member again on its data. */
+  restartMember(i: number): Promise<void>;
+  stop(): Promise<void>;
+}
+
+async function freePort(): Promise<number> {
+  return new Promise((resolve, reject) => {
+    const s = net.createServer();
+    s.once('error', reject);
+    s.listen(0, '127.0.0.1', () => {
+      const a = s.address();
+      const port = typeof a === 'object' && a ? a.port : 0;
+      s.close(() => resolve(port));
+    });
+  });
+}
+
+export async function startLocalCluster(opts: LocalClusterOptions): Promise<LocalCluster> {
+  const size = opts.size ?? 3;
+  fs.mkdirSync(opts.dir, { recursive: true });
+  const ports: { client: number; peer: number }[] = [];
+  for (let i = 0; i < size; i++) {
+    if (opts.basePort) ports.push({ client: opts.basePort + 2 * i, peer: opts.basePort + 2 * i + 1 });
+    else ports.push({ client: await freePort(), peer: await freePort() });
+  }
+  // remember the ports with the data, so a restarted app finds the same cluster
+  const portsFile = path.join(opts.dir, 'ports.json');
+  if (fs.existsSync(portsFile) && !opts.basePort) {
+    const saved = JSON.parse(fs.readFileSync(portsFile, 'utf8')) as { client: number; peer: number }[];
+    if (saved.length === size) ports.splice(0, size, ...saved);
+  }
+  fs.writeFileSync(portsFile, JSON.stringify(ports));
+  const names = ports.map((_, i) => `local${i + 1}`);
+  const initialCluster = ports.map((p, i) => `${names[i]}=http://127.0.0.1:${p.peer}`).join(',');
+  const cfg = (i: number): Partial<NodeConfig> => ({
+    ...opts.config,
+    name: names[i],
+    dataDir: path.join(opts.dir, `m${i + 1}`),
+    listenClientUrls: [`http://127.0.0.1:${ports[i].client}`],
+    advertiseClientUrls: [`http://127.0.0.1:${ports[i].client}`],
+    listenPeerUrls: [`http://127.0.0.1:${ports[i].peer}`],
+    initialAdvertisePeerUrls: [`http://127.0.0.1:${ports[i].peer}`],
+    initialCluster,
+    initialClusterToken: 'etcdesk-local',
+    initialClusterState: 'new',
+  });
+  const log = opts.logger ?? silentLogger;
+  const running: (RunningNode | undefined)[] = await Promise.all(ports.map((_, i) => startNode(cfg(i), { logger: log })));
+  const clientUrls = ports.map((p) => `http://127.0.0.1:${p.client}`);
+  return {
+    size,
+    clientUrls,
+    members: () =>
+      ports.map((p, i) => ({ index: i, name: names[i], clientUrl: clientUrls[i], peerUrl: `http://127.0.0.1:${p.peer}`, running: !!running[i] })),
+    member: (i) => running[i],
+    async stopMember(i) {
+      const r = running[i];
+      running[i] = undefined;
+      await r?.stop();
+    },
+    async restartMember(i) {
+      if (running[i]) return;
+      running[i] = await startNode(cfg(i), { logger: log });
+    },
+    async stop() {
+      await Promise.all(running.map((r) => r?.stop()));
+      running.fill(undefined);
+    },
+  };
+}
