@@ -29,6 +29,8 @@ import { Metrics } from './metrics';
 import { RaftLoop, type Applied, type PeerTransportLike } from './raft-loop';
 
 export type { Applied } from './raft-loop';
+// the membership change kinds, for the server's Cluster service (which must not reach into raft)
+export { ConfChangeType } from '../raft';
 
 const CLUSTER_ID = Buffer.from('etcdesk_cluster_id');
 const MEMBER_ID = Buffer.from('etcdesk_member_id');

@@ -3,10 +3,9 @@
 // most, promotion only of a learner that has caught up).
 import * as grpc from '@grpc/grpc-js';
 import type { ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
-import type { EtcdNode } from '../cluster/node';
+import { ConfChangeType, type EtcdNode } from '../cluster/node';
 import { computeMemberId, type Member } from '../cluster/membership';
 import { Errors, EtcdError } from '../errors';
-import { ConfChangeType } from '../raft';
 import { ClusterService, decodeMemberPromoteResponse } from '../proto/gen/etcdserverpb';
 import type {
   ClusterHandlers,
