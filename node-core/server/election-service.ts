@@ -23,7 +23,7 @@ import type {
   ResignResponseInit,
 } from '../proto/gen/v3electionpb';
 import { toServiceError } from './grpc-status';
-import { callSignal, createRevEquals, firstCreate, fullRange, get, prefixEnd, sessionLease, txn, waitDeletes, watchUntil } from './lock-service';
+import { callSignal, createRevEquals, recipeError, firstCreate, fullRange, get, prefixEnd, sessionLease, txn, waitDeletes, watchUntil } from './lock-service';
 import type { RequestGuard } from './request-guard';
 
 // Plain Go errors in etcd: gRPC answers them as Unknown with the text.
@@ -122,7 +122,7 @@ async function observe(node: EtcdNode, name: Buffer, signal: AbortSignal, send: 
 }
 
 export function createElectionHandlers(node: EtcdNode, guard: RequestGuard): ElectionHandlers {
-  const fail = <T>(cb: sendUnaryData<T>, e: unknown): void => cb(toServiceError(e) as Parameters<sendUnaryData<T>>[0]);
+  const fail = <T>(cb: sendUnaryData<T>, e: unknown): void => cb(recipeError(e) as Parameters<sendUnaryData<T>>[0]);
   const leaderKey = (l: LeaderKey | undefined): LeaderKey => {
     if (!l) throw ErrMissingLeaderKey;
     return l;
@@ -174,7 +174,7 @@ export function createElectionHandlers(node: EtcdNode, guard: RequestGuard): Ele
         .then(() => call.end())
         .catch((e: unknown) => {
           if (signal.aborted) return;
-          call.emit('error', toServiceError(e));
+          call.emit('error', recipeError(e));
         });
     },
   };

@@ -156,6 +156,15 @@ export async function sessionLease(node: EtcdNode, lease: bigint): Promise<bigin
   return (await grantLease(node, DEFAULT_SESSION_TTL, 0n)).ID!;
 }
 
+/**
+ * etcd runs these recipes through an in-process client, whose errors reach
+ * the gRPC layer as plain errors: the caller sees Unknown with the message.
+ */
+export function recipeError(e: unknown): ReturnType<typeof toServiceError> {
+  const s = toServiceError(e);
+  return { ...s, code: 2 };
+}
+
 /** The call's cancellation as an AbortSignal. */
 export function callSignal(call: { on(ev: 'cancelled', f: () => void): unknown; cancelled?: boolean }): AbortSignal {
   const ac = new AbortController();
@@ -190,7 +199,7 @@ export async function lock(node: EtcdNode, name: Buffer, leaseId: bigint, signal
 }
 
 export function createLockHandlers(node: EtcdNode, guard: RequestGuard): LockHandlers {
-  const fail = <T>(cb: sendUnaryData<T>, e: unknown): void => cb(toServiceError(e) as Parameters<sendUnaryData<T>>[0]);
+  const fail = <T>(cb: sendUnaryData<T>, e: unknown): void => cb(recipeError(e) as Parameters<sendUnaryData<T>>[0]);
   return {
     Lock: (call: ServerUnaryCall<LockRequest, LockResponseInit>, cb: sendUnaryData<LockResponseInit>) => {
       const signal = callSignal(call);
