@@ -69,7 +69,7 @@ describe('v3lock service', { skip: !hasEtcd() && 'etcd not installed' }, () => {
     const [l1, l2] = await Promise.all([co.leaseGrant(30), co.leaseGrant(30)]);
     await co.unary(LockService.Lock, { name: Buffer.from('rv'), lease: l1.ID });
     let got = false;
-    const waiter = co.unary<unknown, LockResponse>(LockService.Lock, { name: Buffer.from('rv'), lease: l2.ID }).then((r) => {
+    const waiter = co.unary<LockRequestInit, LockResponse>(LockService.Lock, { name: Buffer.from('rv'), lease: l2.ID }).then((r) => {
       got = true;
       return r;
     });
