@@ -9,7 +9,7 @@ import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { REPO_ROOT, startEtcd, startEtcdesk, type ServerProc } from '../node-core/testing/processes';
+import { REPO_ROOT, startCluster, startEtcd, startEtcdesk, type ServerProc } from '../node-core/testing/processes';
 
 interface LoadResult {
   op: string;
@@ -69,6 +69,18 @@ const scenarios: Scenario[] = [
       { name: 'range (linearizable), 64 clients', args: ['-op', 'range', '-clients', '64', '-total', n(60000)] },
       { name: 'range (serializable), 64 clients', args: ['-op', 'range-serializable', '-clients', '64', '-total', n(60000)] },
       { name: 'txn-put, 64 clients', args: ['-op', 'txn-put', '-clients', '64', '-total', n(30000)] },
+    ],
+  },
+  {
+    name: 'three members',
+    start: async (kind) => {
+      const c = await startCluster(kind, 3, ['--log-level', 'warn']);
+      return { endpoints: c.endpoints, stop: () => c.stop() };
+    },
+    workloads: [
+      { name: 'put, 64 clients', args: ['-op', 'put', '-clients', '64', '-conns', '3', '-total', n(40000)] },
+      { name: 'range (linearizable), 64 clients', args: ['-op', 'range', '-clients', '64', '-conns', '3', '-total', n(60000)] },
+      { name: 'range (serializable), 64 clients', args: ['-op', 'range-serializable', '-clients', '64', '-conns', '3', '-total', n(60000)] },
     ],
   },
 ];
