@@ -890,9 +890,7 @@ export class Raft {
         }
       });
       if (best !== NONE && bestMatch === this.raftLog.lastIndex()) this.sendTimeoutNow(best);
-      const msgs = this.msgs;
       this.becomeFollower(this.term, NONE);
-      this.msgs = msgs;
       return cs;
     }
     if (this.state !== StateType.Leader || cs.voters.length === 0) return cs;
