@@ -84,7 +84,17 @@ interface Node {
 
 const open: PeerTransport[] = [];
 
-async function node(id: bigint, opts: { clusterId?: bigint; url?: string; tls?: PeerTlsOptions; maxQueueMessages?: number; snapshotDir?: string } = {}): Promise<Node> {
+interface NodeOpts {
+  clusterId?: bigint;
+  url?: string;
+  tls?: PeerTlsOptions;
+  maxQueueMessages?: number;
+  snapshotDir?: string;
+  writeStallMs?: number;
+  connectTimeoutMs?: number;
+}
+
+async function node(id: bigint, opts: NodeOpts = {}): Promise<Node> {
   const h = new Recorder();
   const t = new PeerTransport({
     memberId: id,
@@ -96,6 +106,8 @@ async function node(id: bigint, opts: { clusterId?: bigint; url?: string; tls?: 
     clusterToken: 'tok',
     maxQueueMessages: opts.maxQueueMessages,
     snapshotDir: opts.snapshotDir,
+    writeStallMs: opts.writeStallMs,
+    connectTimeoutMs: opts.connectTimeoutMs,
   });
   await t.start();
   open.push(t);
@@ -306,6 +318,105 @@ test('a peer that accepts connections but never answers (paused) does not block 
   await a.h.until(() => a.h.unreachable.includes(ID3), 'paused peer reported');
   assert.ok((a.t.stats(ID3)?.dropped ?? 0) >= 2900, 'bounded queue dropped the rest');
   assert.equal(a.t.isActive(ID3), false);
+});
+
+/** A TCP proxy that can stop forwarding (and reading) in both directions: a SIGSTOPped peer. */
+async function pausableProxy(targetPort: number): Promise<{ url: string; pause(): void; resume(): void; close(): void }> {
+  let paused = false;
+  const pairs: [net.Socket, net.Socket][] = [];
+  const server = net.createServer((down) => {
+    const up = net.connect(targetPort, '127.0.0.1');
+    pairs.push([down, up]);
+    down.pipe(up);
+    up.pipe(down);
+    down.on('error', () => up.destroy());
+    up.on('error', () => down.destroy());
+    down.on('close', () => up.destroy());
+    up.on('close', () => down.destroy());
+    if (paused) {
+      down.unpipe(up);
+      up.unpipe(down);
+      down.pause();
+      up.pause();
+    }
+  });
+  await new Promise<void>((r) => server.listen(0, '127.0.0.1', r));
+  return {
+    url: `http://127.0.0.1:${(server.address() as net.AddressInfo).port}`,
+    pause() {
+      paused = true;
+      for (const [d, u] of pairs) {
+        d.unpipe(u);
+        u.unpipe(d);
+        d.pause();
+        u.pause();
+      }
+    },
+    resume() {
+      paused = false;
+      for (const [d, u] of pairs.splice(0)) {
+        d.destroy();
+        u.destroy();
+      }
+    },
+    close() {
+      for (const [d, u] of pairs) {
+        d.destroy();
+        u.destroy();
+      }
+      server.close();
+    },
+  };
+}
+
+test('a peer paused mid-stream: others unaffected, reported, reconnected once it is back', async (t) => {
+  t.after(stopAll);
+  const a = await node(ID1, { writeStallMs: 1000, connectTimeoutMs: 500, maxQueueMessages: 200 });
+  const b = await node(ID2);
+  const c = await node(ID3);
+  const proxy = await pausableProxy(Number(new URL(b.url).port));
+  t.after(() => proxy.close());
+  a.t.setPeer(ID2, [proxy.url]);
+  a.t.setPeer(ID3, [c.url]);
+  await a.h.until(() => a.t.isActive(ID2) && a.t.isActive(ID3), 'connected');
+  a.t.send([app(ID1, ID2, 1), beat(ID1, ID2, 1)]);
+  await b.h.until(() => b.h.received.length === 2, 'first messages');
+
+  proxy.pause();
+  const big = [ent(1, 256 << 10)];
+  let i = 1;
+  const start = Date.now();
+  while (Date.now() - start < 2500) {
+    i++;
+    a.t.send([app(ID1, ID2, i, big), beat(ID1, ID2, i), app(ID1, ID3, i), beat(ID1, ID3, i)]);
+    await new Promise((r) => setTimeout(r, 2));
+  }
+  await c.h.until(() => c.h.received.length === 2 * (i - 1), 'c unaffected');
+  assert.ok(a.h.unreachable.includes(ID2), 'paused peer reported');
+  assert.ok(!a.h.unreachable.includes(ID3));
+  assert.equal(a.t.isActive(ID2), false);
+  assert.ok((a.t.stats(ID2)?.dropped ?? 0) > 0);
+
+  proxy.resume();
+  await a.h.until(() => a.t.isActive(ID2), 'reconnected', 6000);
+  a.t.send([beat(ID1, ID2, 1_000_000)]);
+  await b.h.until(() => b.h.received.some((m) => m.commit === 1_000_000), 'delivery resumed');
+});
+
+test('heartbeats do not queue behind a large batch of entries', async (t) => {
+  t.after(stopAll);
+  const a = await node(ID1);
+  const b = await node(ID2);
+  connect([a, b]);
+  await a.h.until(() => a.t.isActive(ID2), 'connected');
+  const ents = Array.from({ length: 8 }, (_, k) => ent(k + 1, 1 << 20));
+  const bulk: Message[] = [];
+  for (let i = 0; i < 6; i++) bulk.push(app(ID1, ID2, i * 8, ents));
+  a.t.send([...bulk, beat(ID1, ID2, 42)]);
+  await b.h.until(() => b.h.received.length === 7, '48 MiB of entries and a heartbeat', 10_000);
+  const order = b.h.received.map((m) => m.type);
+  assert.ok(order.indexOf(MessageType.MsgHeartbeat) < order.length - 1, `heartbeat arrived before the last MsgApp: ${order.join(',')}`);
+  assert.deepEqual(b.h.received.filter((m) => m.type === MessageType.MsgApp).map((m) => m.index), bulk.map((m) => m.index));
 });
 
 test('snapshot streaming: a multi-MB file arrives intact; failures are reported', async (t) => {

@@ -80,6 +80,10 @@ export interface TransportOptions {
   /** Per-lane queue bounds before messages are dropped. Defaults: 4096 messages (etcd's streamBufSize), 64 MiB. */
   maxQueueMessages?: number;
   maxQueueBytes?: number;
+  /** A dial not answered by then counts as failed (default 3 s: a paused process accepts TCP but never speaks). */
+  connectTimeoutMs?: number;
+  /** A stream pushing back that long means the peer stopped reading: reconnect (default 5 s, etcd's ConnWriteTimeout). */
+  writeStallMs?: number;
 }
 
 export interface FetchedMembers {
@@ -111,9 +115,7 @@ const enum Code {
 
 const BACKOFF_MIN_MS = 100;
 const BACKOFF_MAX_MS = 2000;
-/** A connection that has not answered by then is treated as down (a paused process accepts TCP but never speaks). */
 const CONNECT_TIMEOUT_MS = 3000;
-/** A stream pushing back that long means the peer stopped reading: reconnect (etcd's ConnWriteTimeout). */
 const WRITE_STALL_MS = 5000;
 /** isActive() turns false while the stream has pushed back this long. */
 const ACTIVE_STALL_MS = 1000;
@@ -205,6 +207,8 @@ class Lane {
   private queuedBytes = 0;
   /** When the stream last refused more (write() returned false), 0 while it takes writes. */
   private blockedSince = 0;
+  /** When the outstanding liveness ping was sent, 0 when none is. */
+  private pingSentAt = 0;
   private connectStartedAt = 0;
   private backoffMs = BACKOFF_MIN_MS;
   private timer: NodeJS.Timeout | undefined;
@@ -282,12 +286,11 @@ class Lane {
     if (this.state === 'closed' || this.state === 'backoff') return;
     const wasOpen = this.state === 'open';
     this.teardown();
-    if (this.queue.length > 0) {
-      this.droppedMessages += this.queue.length;
-      this.queue = [];
-      this.queuedBytes = 0;
-      this.t.peerUnreachable(this.peer);
-    }
+    this.droppedMessages += this.queue.length;
+    // what was written into a dead connection is lost as surely as what is still queued
+    if (wasOpen || this.queue.length > 0) this.t.peerUnreachable(this.peer);
+    this.queue = [];
+    this.queuedBytes = 0;
     if (err instanceof GrpcCallError && err.code === Code.FailedPrecondition) {
       this.t.log.error('peer refused the stream', this.fields({ error: err.message }));
       this.failureLogged = true;
@@ -307,6 +310,7 @@ class Lane {
     this.session = undefined;
     this.stream = undefined;
     this.blockedSince = 0;
+    this.pingSentAt = 0;
     stream?.destroy();
     session?.destroy();
   }
@@ -402,14 +406,38 @@ class Lane {
     }
   }
 
-  /** Called periodically: catches peers that stopped reading or never answer. */
+  /**
+   * Called periodically: catches peers that never answer a dial, stopped reading, or stopped
+   * answering HTTP/2 pings (a paused process whose socket buffers still take our small writes).
+   */
   check(now: number): void {
-    if (this.state === 'connecting' && now - this.connectStartedAt > CONNECT_TIMEOUT_MS) this.down(new Error('connection timed out'));
-    else if (this.state === 'open' && this.blockedSince !== 0 && now - this.blockedSince > WRITE_STALL_MS) this.down(new Error('write timed out'));
+    if (this.state === 'connecting') {
+      if (now - this.connectStartedAt > this.t.connectTimeoutMs) this.down(new Error('connection timed out'));
+      return;
+    }
+    if (this.state !== 'open') return;
+    if (this.blockedSince !== 0 && now - this.blockedSince > this.t.writeStallMs) return this.down(new Error('write timed out'));
+    if (this.pingSentAt !== 0) {
+      if (now - this.pingSentAt > this.t.writeStallMs) this.down(new Error('peer stopped answering pings'));
+      return;
+    }
+    const session = this.session;
+    if (!session) return;
+    this.pingSentAt = now;
+    try {
+      session.ping((err) => {
+        if (this.session !== session || err) return;
+        this.pingSentAt = 0;
+      });
+    } catch {
+      // too many unacknowledged pings: the check above takes the connection down in time
+    }
   }
 
   active(now: number): boolean {
-    return this.state === 'open' && !(this.blockedSince !== 0 && now - this.blockedSince > ACTIVE_STALL_MS);
+    if (this.state !== 'open') return false;
+    if (this.blockedSince !== 0 && now - this.blockedSince > ACTIVE_STALL_MS) return false;
+    return !(this.pingSentAt !== 0 && now - this.pingSentAt > ACTIVE_STALL_MS);
   }
 }
 
@@ -444,6 +472,8 @@ export class PeerTransport {
   readonly log: Logger;
   readonly maxQueueMessages: number;
   readonly maxQueueBytes: number;
+  readonly connectTimeoutMs: number;
+  readonly writeStallMs: number;
   private readonly opts: TransportOptions;
   private readonly handler: TransportHandler;
   private readonly maxMessageBytes: number;
@@ -466,6 +496,8 @@ export class PeerTransport {
     this.maxMessageBytes = opts.maxMessageBytes ?? 128 << 20;
     this.maxQueueMessages = opts.maxQueueMessages ?? 4096;
     this.maxQueueBytes = opts.maxQueueBytes ?? 64 << 20;
+    this.connectTimeoutMs = opts.connectTimeoutMs ?? CONNECT_TIMEOUT_MS;
+    this.writeStallMs = opts.writeStallMs ?? WRITE_STALL_MS;
   }
 
   /** Listens on every --listen-peer-urls; with port 0 the actual ports are in listenUrls(). */
@@ -545,7 +577,7 @@ export class PeerTransport {
     const now = Date.now();
     if (p.msg.active(now) || p.app.active(now)) return true;
     const r = this.lastReceived.get(id);
-    return r !== undefined && now - r < WRITE_STALL_MS;
+    return r !== undefined && now - r < this.writeStallMs;
   }
 
   /** Counters for metrics and tests. */
