@@ -50,13 +50,43 @@ const TOMBSTONE = 0x74; // 't'
 const IMPORT_BATCH = 10_000;
 
 /**
- * What an export reads from. `Backend` satisfies it; a view over one read
- * transaction (when the backend offers one) makes the export consistent
- * across buckets while writes continue. A bare Backend reads each bucket in
- * its own snapshot, so export it while no apply batch is in flight.
+ * What an export reads from. `Backend` satisfies it; so may a view over one
+ * explicit read transaction, should the backend offer one.
  */
 export interface SnapshotSource {
   range(bucket: BucketName): Iterable<[Buffer, Buffer]>;
+}
+
+/**
+ * Opens every bucket's range before anything awaits. lmdb-js serves reads
+ * outside an explicit transaction from one shared read transaction that is
+ * only renewed from the event loop after a commit, and a range iterator keeps
+ * the transaction it started in; so ranges started in the same synchronous
+ * stretch read the same committed state, and key data, leases and
+ * meta.consistent_index agree even while the apply loop keeps committing
+ * during the (asynchronous) export. Ranges opened lazily, bucket by bucket,
+ * would each see a later state.
+ */
+function openSources(src: SnapshotSource): { buckets: BoltBucketSource[]; close(): void } {
+  const its: Iterator<[Buffer, Buffer]>[] = [];
+  // every bucket is written even when empty, as a running etcd has them all
+  const buckets = ETCD_BUCKETS.map((name): BoltBucketSource => {
+    const it = src.range(name)[Symbol.iterator]();
+    its.push(it);
+    // pulling the first entry is what makes the range open its snapshot
+    const first = it.next();
+    return { name, entries: resume(first, it) };
+  });
+  return {
+    buckets,
+    close: () => {
+      for (const it of its) it.return?.();
+    },
+  };
+}
+
+function* resume(first: IteratorResult<[Buffer, Buffer]>, it: Iterator<[Buffer, Buffer]>): Generator<[Buffer, Buffer]> {
+  for (let r = first; !r.done; r = it.next()) yield r.value;
 }
 
 export interface ExportOptions {
@@ -64,11 +94,6 @@ export interface ExportOptions {
   tmpDir?: string;
   /** Bytes per chunk (default 1 MiB; etcd's Snapshot RPC sends 32 KiB messages). */
   chunkSize?: number;
-}
-
-function sources(src: SnapshotSource): BoltBucketSource[] {
-  // every bucket is written even when empty, as a running etcd has them all
-  return ETCD_BUCKETS.map((name) => ({ name, entries: src.range(name) }));
 }
 
 async function settle(src: SnapshotSource | Backend): Promise<void> {
@@ -84,7 +109,12 @@ async function settle(src: SnapshotSource | Backend): Promise<void> {
  */
 export async function exportEtcdSnapshot(src: SnapshotSource | Backend, opts: ExportOptions = {}): Promise<BoltImage> {
   await settle(src);
-  return buildBoltImage(sources(src), { tmpDir: opts.tmpDir, chunkSize: opts.chunkSize, appendSha256: true });
+  const open = openSources(src);
+  try {
+    return await buildBoltImage(open.buckets, { tmpDir: opts.tmpDir, chunkSize: opts.chunkSize, appendSha256: true });
+  } finally {
+    open.close();
+  }
 }
 
 /**
@@ -95,7 +125,13 @@ export async function exportEtcdSnapshot(src: SnapshotSource | Backend, opts: Ex
 export async function saveEtcdSnapshot(src: SnapshotSource | Backend, file: string): Promise<BoltFileResult> {
   await settle(src);
   const part = `${file}.part`;
-  const res = await writeBoltFile(sources(src), part, { appendSha256: true });
+  const open = openSources(src);
+  let res: BoltFileResult;
+  try {
+    res = await writeBoltFile(open.buckets, part, { appendSha256: true });
+  } finally {
+    open.close();
+  }
   await fs.promises.rename(part, file);
   return res;
 }
