@@ -27,13 +27,20 @@
 //     check() (bbolt's Tx.Check), meta, dbSize, hashVerified, stats(), close().
 //
 // etcd snapshots of our backend
-//   exportEtcdSnapshot(backend) → Promise<BoltImage>: etcd's Snapshot stream
-//     (database bytes, then their sha256) of the ten etcd buckets.
+//   exportEtcdSnapshot(backend, {tmpDir?, chunkSize?}) → Promise<BoltImage>:
+//     etcd's Snapshot stream (database bytes, then their sha256) of the ten
+//     etcd buckets, all read from one committed state even while applies go
+//     on (writes not yet committed are not in it).
 //   saveEtcdSnapshot(backend, path) → Promise<{dbSize, sha256}>: the same as a
-//     file, as `etcdctl snapshot save` writes it.
+//     file, as `etcdctl snapshot save` writes it (via path.part + rename).
 //   importEtcdSnapshot(path, backend, {skipHashCheck?, includeMembership?,
-//     consistentIndex?}) → Promise<ImportResult>: verifies, checks revision
-//     records and leases, then replaces our etcd buckets with the file's.
+//     consistentIndex?}) → Promise<ImportResult>: verifies the sha256 (a file
+//     without one, e.g. a data dir's db, needs skipHashCheck), runs bbolt's
+//     integrity check and checks revision records and leases, then replaces
+//     our etcd buckets with the file's. By default, like `etcdctl snapshot
+//     restore`, the old cluster's membership is not taken (ours stays) and
+//     meta.consistent_index is reset (to 0: the raft log it counted is not
+//     imported); raft buckets are untouched. Run it on a backend no node uses.
 //   snapshotStatus(path) → Promise<{hash, revision, totalKey, totalSize}>:
 //     `etcdctl snapshot status`, the same numbers (CRC-32C hash included).
 //   ETCD_BUCKETS: the buckets that travel (key, meta, lease, auth, authUsers,
