@@ -286,9 +286,12 @@ test('a stopped peer and one that never listens do not block the others; deliver
   // c comes back on the same address: a reconnects within the backoff cap
   c = await node(ID3, { url: cUrl });
   await a.h.until(() => a.t.isActive(ID3), 'reconnect', 5000);
-  const before = i;
-  pump();
-  await c.h.until(() => c.h.received.some((m) => m.type === MessageType.MsgApp && m.index > before - 1), 'delivery resumed');
+  const retry = setInterval(pump, 50);
+  try {
+    await c.h.until(() => c.h.received.some((m) => m.type === MessageType.MsgApp) && c.h.received.some((m) => m.type === MessageType.MsgHeartbeat), 'delivery resumed', 6000);
+  } finally {
+    clearInterval(retry);
+  }
 });
 
 test('a peer that accepts connections but never answers (paused) does not block or grow memory', async (t) => {
@@ -399,8 +402,17 @@ test('a peer paused mid-stream: others unaffected, reported, reconnected once it
 
   proxy.resume();
   await a.h.until(() => a.t.isActive(ID2), 'reconnected', 6000);
-  a.t.send([beat(ID1, ID2, 1_000_000)]);
-  await b.h.until(() => b.h.received.some((m) => m.commit === 1_000_000), 'delivery resumed');
+  // as raft does: keep sending; each lane comes back on its own schedule
+  const retry = setInterval(() => a.t.send([beat(ID1, ID2, 1_000_000), app(ID1, ID2, 1_000_000)]), 50);
+  try {
+    await b.h.until(
+      () => [MessageType.MsgApp, MessageType.MsgHeartbeat].every((ty) => b.h.received.some((m) => m.type === ty && m.commit === 1_000_000)),
+      'delivery resumed on both lanes',
+      6000,
+    );
+  } finally {
+    clearInterval(retry);
+  }
 });
 
 test('heartbeats do not queue behind a large batch of entries', async (t) => {

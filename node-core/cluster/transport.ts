@@ -694,8 +694,11 @@ export class PeerTransport {
         session.close();
       }
       if (data) this.safely(() => data?.done());
-      if (failed) this.safely(() => this.handler.reportUnreachable(to));
-      this.safely(() => this.handler.reportSnapshot(to, failed));
+      // after stop() the raft loop is gone: only the data source is released
+      if (!this.stopped) {
+        if (failed) this.safely(() => this.handler.reportUnreachable(to));
+        this.safely(() => this.handler.reportSnapshot(to, failed));
+      }
     }
   }
 
