@@ -292,7 +292,7 @@ class Lane {
     this.queue = [];
     this.queuedBytes = 0;
     if (err instanceof GrpcCallError && err.code === Code.FailedPrecondition) {
-      this.t.log.error('peer refused the stream', this.fields({ error: err.message }));
+      if (!this.failureLogged) this.t.log.error('peer refused the stream', this.fields({ error: err.message }));
       this.failureLogged = true;
     } else if (wasOpen || !this.failureLogged) {
       this.t.log.warn(wasOpen ? 'lost peer stream' : 'failed to dial peer', this.fields({ error: err.message }));
