@@ -18,6 +18,8 @@ const STREAM_BUFFER = 128;
 /** clientv3.InvalidWatchID: a response not tied to one watcher. */
 const INVALID_WATCH_ID = -1;
 const EMPTY = Buffer.alloc(0);
+/** etcd fragments at --max-request-bytes plus its gRPC overhead allowance (v3rpc's grpcOverheadBytes). */
+const GRPC_OVERHEAD_BYTES = 512 * 1024;
 
 const hubs = new WeakMap<EtcdNode, WatchHub>();
 
@@ -240,7 +242,7 @@ class ServerWatchStream {
         freed = true;
         const wr = this.fromHub(item.hub);
         if (!wr) continue;
-        out = this.fragmented.has(item.hub.watchId) ? fragment(wr, this.node.config.maxRequestBytes) : [wr];
+        out = this.fragmented.has(item.hub.watchId) ? fragment(wr, this.node.config.maxRequestBytes + GRPC_OVERHEAD_BYTES) : [wr];
       }
       for (const r of out) if (!this.call.write(r)) this.blocked = true;
     }
