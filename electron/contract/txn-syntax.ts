@@ -26,7 +26,8 @@ export function opToEtcdctl(op: TxnOp): string {
 }
 
 export function txnToEtcdctl(t: TxnRequest): string {
-  return [t.compares.map(compareToEtcdctl), t.success.map(opToEtcdctl), t.failure.map(opToEtcdctl)].map((lines) => lines.join('\n') + '\n').join('\n');
+  // Each section ends with an empty line, the last one included (etcdctl reads until it).
+  return [t.compares.map(compareToEtcdctl), t.success.map(opToEtcdctl), t.failure.map(opToEtcdctl)].map((lines) => lines.map((l) => l + '\n').join('') + '\n').join('');
 }
 
 /** The interactive form, with etcdctl's prompts, for display. */

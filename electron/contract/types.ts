@@ -234,6 +234,8 @@ export interface WatchUpdateEvent {
   watchId: string;
   revision: number;
   events: WatchEvent[];
+  /** Events main left out of this update to keep bulk writes from flooding the renderer. */
+  dropped: number;
 }
 
 export interface WatchErrorEvent {

@@ -20,6 +20,7 @@ import {
   type TxnOp,
   type TxnOpResult,
   type UserInfo,
+  type WatchEvent,
 } from '../contract/index';
 import { fromB64, kvToContract, permToContract, permTypeOf, prefixEndOf, rangeEndFor, text } from './convert';
 import type { ConnectionManager } from './connection-manager';
@@ -46,6 +47,8 @@ export interface HandlerDeps {
 
 const { Compare_CompareResult: CR, Compare_CompareTarget: CT } = EtcdPb;
 const TREE_LIMIT = 5000;
+const WATCH_FLUSH_MS = 100;
+const WATCH_MAX_EVENTS = 200;
 
 function compareToPb(c: TxnCompare): EtcdPb.CompareInit {
   const result = { '=': CR.EQUAL, '!=': CR.NOT_EQUAL, '<': CR.LESS, '>': CR.GREATER }[c.op];
@@ -312,26 +315,44 @@ export function createHandlers(deps: HandlerDeps): Handlers {
       const id = `w${++watchSeq}`;
       const key = prefix ? text(prefix) : Buffer.from([0]);
       const rangeEnd = fromKey || !prefix ? Buffer.from([0]) : prefixEndOf(key);
+      // Bulk writes (a 100k-key import) must not stream every event to the renderer:
+      // events are batched per WATCH_FLUSH_MS and capped; the rest is only counted.
+      let pending: WatchEvent[] = [];
+      let dropped = 0;
+      let revision = 0;
+      let timer: ReturnType<typeof setTimeout> | null = null;
+      const flush = (): void => {
+        timer = null;
+        ctx.emit('watch:update', { watchId: id, revision, events: pending, dropped });
+        pending = [];
+        dropped = 0;
+      };
       const watch = c().watch(
         { key, rangeEnd, prevKv: false },
         {
           onEvents: (u) => {
             m.invalidateKeys();
-            ctx.emit('watch:update', {
-              watchId: id,
-              revision: u.revision,
-              events: u.events.map((e) => ({ type: e.type === MvccPb.Event_EventType.DELETE ? 'delete' : 'put', kv: kvToContract(e.kv ?? { key: Buffer.alloc(0), value: Buffer.alloc(0), create_revision: 0, mod_revision: 0, version: 0, lease: 0n }) })),
-            });
+            revision = u.revision;
+            for (const e of u.events) {
+              if (pending.length >= WATCH_MAX_EVENTS) {
+                dropped++;
+                continue;
+              }
+              const kv = e.kv ?? { key: Buffer.alloc(0), value: Buffer.alloc(0), create_revision: 0, mod_revision: 0, version: 0, lease: 0n };
+              pending.push({ type: e.type === MvccPb.Event_EventType.DELETE ? 'delete' : 'put', kv: kvToContract(kv) });
+            }
+            if (!timer) timer = setTimeout(flush, WATCH_FLUSH_MS);
           },
           onError: (e) => {
+            if (timer) clearTimeout(timer);
             m.watches.delete(id);
             ctx.emit('watch:error', { watchId: id, error: serializeError(e) });
           },
         },
       );
       m.watches.set(id, { owner: ctx.clientId, watch });
-      const revision = await watch.ready;
-      return { watchId: id, revision };
+      const rev = await watch.ready;
+      return { watchId: id, revision: rev };
     },
     'watch:stop': async ({ watchId }) => {
       m.watches.get(watchId)?.watch.close();

@@ -7,6 +7,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import * as core from '../../node-core/index';
+import { startNode as coreStartNode, createLogger } from '../../node-core/index';
 
 export interface HostedNode {
   clientUrls: string[];
@@ -216,13 +217,18 @@ export function nodeCoreEngine(startNode: StartNode, startLocalCluster: StartLoc
   };
 }
 
-/** The engine in use: node-core when it exports startNode, else the etcd binary. */
+/**
+ * The engine in use: node-core's startNode by default; ETCDESK_ENGINE=etcd
+ * picks a real etcd binary instead (to compare behaviour, or while a node-core
+ * feature is missing).
+ */
 export function pickEngine(): NodeEngine | null {
-  const exports = core as unknown as Record<string, unknown>;
-  const startNode = exports.startNode as StartNode | undefined;
-  const startLocalCluster = exports.startLocalCluster as StartLocalCluster | undefined;
-  const forced = process.env.ETCDESK_ENGINE;
-  if (typeof startNode === 'function' && forced !== 'etcd') return nodeCoreEngine(startNode, typeof startLocalCluster === 'function' ? startLocalCluster : undefined);
-  const bin = etcdBinary();
-  return bin ? etcdBinaryEngine(bin) : null;
+  // startLocalCluster is still being written by the node team: found at run time, the option hides without it.
+  const startLocalCluster = (core as unknown as Record<string, unknown>).startLocalCluster as StartLocalCluster | undefined;
+  if (process.env.ETCDESK_ENGINE === 'etcd') {
+    const bin = etcdBinary();
+    return bin ? etcdBinaryEngine(bin) : null;
+  }
+  const startNode: StartNode = (cfg) => coreStartNode(cfg, { logger: createLogger('warn') });
+  return nodeCoreEngine(startNode, typeof startLocalCluster === 'function' ? startLocalCluster : undefined);
 }

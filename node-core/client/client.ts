@@ -102,9 +102,16 @@ export class EtcdClient {
         { name: this.options.username, password: this.options.password ?? '' },
         new grpc.Metadata(),
       )
-        .then((r) => {
-          this.token = r.token;
-        })
+        .then(
+          (r) => {
+            this.token = r.token;
+          },
+          (e: unknown) => {
+            // With auth off etcd refuses Authenticate but serves everyone: carry on without a token.
+            if (/authentication is not enabled/.test(toEtcdError(e).message)) this.token = null;
+            else throw e;
+          },
+        )
         .finally(() => {
           this.authing = null;
         });

@@ -14,5 +14,5 @@ app.use(pinia);
 useUiStore().init(window.matchMedia('(prefers-color-scheme: dark)').matches, localStorage.getItem('etcdesk-theme'));
 void useConnectionStore().init();
 // e2e and support: what the renderer holds, without reaching into Vue.
-Object.defineProperty(window, '__etcdesk', { value: { loadedKeyRows: () => useKeysStore().loadedRows } });
+Object.defineProperty(window, '__etcdesk', { value: { loadedKeyRows: () => useKeysStore().loadedRows, firstPageMs: () => useKeysStore().firstPageMs } });
 app.mount('#app');

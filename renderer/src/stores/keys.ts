@@ -156,6 +156,8 @@ export const useKeysStore = defineStore('keys', {
 
     onWatch(u: WatchUpdateEvent): void {
       if (u.watchId !== this.watchId) return;
+      // Main capped the batch: the selected key may be among the dropped events, so ask.
+      if (u.dropped && this.selectedKey) void this.recheckSelected();
       for (const e of u.events) {
         if (e.kv.key !== this.selectedKey) continue;
         if (e.type === 'delete') {
@@ -170,6 +172,18 @@ export const useKeysStore = defineStore('keys', {
         this.reloadTimer = null;
         void this.reloadKeepingPages();
       }, 250);
+    },
+
+    async recheckSelected(): Promise<void> {
+      const key = this.selectedKey;
+      if (!key) return;
+      const r = await useApi().invoke('kv:get', { key });
+      if (key !== this.selectedKey) return;
+      const mod = r.kv?.modRevision ?? 0;
+      if (mod === (this.selected?.modRevision ?? 0)) return;
+      if (!r.kv) this.selectedDeleted = true;
+      if (this.dirty) this.remoteChanged = true;
+      else if (r.kv) await this.select(key, true);
     },
 
     async reloadKeepingPages(): Promise<void> {

@@ -34,6 +34,8 @@ export const useUiStore = defineStore('ui', {
     },
     toast(kind: Toast['kind'], text: string, ms = kind === 'error' ? 8000 : 3000): void {
       const id = ++toastSeq;
+      // Also to the console: support logs and e2e see what the user saw.
+      if (kind === 'error') console.warn(`[etcdesk] ${text}`);
       this.toasts.push({ id, kind, text });
       setTimeout(() => this.dismiss(id), ms);
     },
