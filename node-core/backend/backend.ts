@@ -85,6 +85,9 @@ export class Backend {
       // each commit is synced before its promise resolves (classic LMDB
       // durability); overlapping syncs made group commit wait longer here
       overlappingSync: false,
+      // the raft WAL is the durability point: a power loss may roll back the
+      // last state commit (never corrupt it), and it is replayed from the WAL
+      noMetaSync: true,
       cache: false,
     });
     for (const b of BUCKETS) {

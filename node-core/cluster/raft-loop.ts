@@ -5,6 +5,7 @@
 // answer read states, advance. Proposals wait by request id; a follower's
 // proposal is forwarded to the leader by raft itself and answered when the
 // follower applies it.
+import path from 'node:path';
 import type { Backend } from '../backend/backend';
 import { Errors, type EtcdError } from '../errors';
 import {
@@ -104,7 +105,7 @@ export class RaftLoop {
   private readonly reqTimeoutMs: number;
 
   constructor(private readonly o: RaftLoopOptions) {
-    this.storage = DiskStorage.load(o.backend);
+    this.storage = DiskStorage.load(path.join(o.config.dataDir, 'member', 'wal'), o.backend, { sync: !o.config.unsafeNoFsync });
     const electionTick = Math.max(2, Math.round(o.config.electionTimeout / o.config.heartbeatInterval));
     this.reqTimeoutMs = 5000 + 2 * o.config.electionTimeout;
     const fresh = this.storage.isEmpty();
@@ -312,7 +313,7 @@ export class RaftLoop {
     if (rd.hardState) this.storage.setHardState(rd.hardState);
     if (rd.mustSync || rd.entries.length || snap) {
       const t0 = performance.now();
-      await this.o.backend.commit();
+      await this.storage.flush();
       this.o.metrics.fsync.observe((performance.now() - t0) / 1000);
       if (this.stopped) return;
     }
@@ -484,7 +485,8 @@ export class RaftLoop {
     this.ccWaiters.clear();
     for (const r of [...this.reads, ...(this.readRound?.reads ?? []), ...this.readWaiting.flatMap((w) => w.reads)]) r.reject(Errors.Stopped);
     if (this.transport) await this.transport.stop();
-    // let an in-flight Ready finish its commit before the backend closes
+    // let an in-flight Ready finish its flush before the logs close
     for (let i = 0; i < 100 && this.running; i++) await new Promise((r) => setTimeout(r, 10));
+    await this.storage.close();
   }
 }

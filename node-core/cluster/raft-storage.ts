@@ -1,43 +1,11 @@
 // The raft log on disk, as etcd keeps it: an in-memory MemoryStorage that
-// raft reads from, mirrored to the backend's `raftLog` (index → entry) and
-// `raftState` (hard state, snapshot metadata) buckets. Writes made here ride
-// in the backend's next commit, which the raft loop awaits before any message
-// that depends on them leaves.
+// raft reads from, mirrored to the write-ahead log (./wal). Writes made here
+// are durable once flush() resolves, which the raft loop awaits before any
+// message that depends on them leaves and before anything is applied.
 import type { Backend } from '../backend/backend';
 import { type ConfState, type Entry, type HardState, MemoryStorage, type Snapshot, EntryType } from '../raft';
+import { Wal } from './wal';
 
-const HARD_STATE = Buffer.from('hardstate');
-const SNAPSHOT_META = Buffer.from('snapshot');
-
-const u64 = (n: number): Buffer => {
-  const b = Buffer.allocUnsafe(8);
-  b.writeBigUInt64BE(BigInt(n));
-  return b;
-};
-
-function encodeEntry(e: Entry): Buffer {
-  const v = Buffer.allocUnsafe(9 + e.data.length);
-  v.writeBigUInt64BE(BigInt(e.term), 0);
-  v[8] = e.type;
-  v.set(e.data, 9);
-  return v;
-}
-
-function decodeEntry(index: number, v: Buffer): Entry {
-  return { index, term: Number(v.readBigUInt64BE(0)), type: v[8] as EntryType, data: v.subarray(9) };
-}
-
-function encodeHardState(hs: HardState): Buffer {
-  const b = Buffer.allocUnsafe(24);
-  b.writeBigUInt64BE(BigInt(hs.term), 0);
-  b.writeBigUInt64BE(hs.vote, 8);
-  b.writeBigUInt64BE(BigInt(hs.commit), 16);
-  return b;
-}
-
-function decodeHardState(b: Buffer): HardState {
-  return { term: Number(b.readBigUInt64BE(0)), vote: b.readBigUInt64BE(8), commit: Number(b.readBigUInt64BE(16)) };
-}
 
 interface SnapMetaJson {
   index: number;
@@ -78,24 +46,25 @@ function decodeSnapMeta(b: Buffer): Snapshot {
 }
 
 export class DiskStorage extends MemoryStorage {
-  private constructor(private readonly backend: Backend) {
+  private constructor(
+    private readonly wal: Wal,
+    private readonly backend: Backend,
+  ) {
     super();
   }
 
-  /** Loads the persisted log (everything after the last snapshot) into memory. */
-  static load(backend: Backend): DiskStorage {
-    const s = new DiskStorage(backend);
-    const meta = backend.get('raftState', SNAPSHOT_META);
-    if (meta) MemoryStorage.prototype.applySnapshot.call(s, decodeSnapMeta(meta));
-    const hs = backend.get('raftState', HARD_STATE);
-    if (hs) MemoryStorage.prototype.setHardState.call(s, decodeHardState(hs));
-    const first = s.firstIndex();
+  /** Replays the write-ahead log in walDir (everything after the last snapshot) into memory. */
+  static load(walDir: string, backend: Backend, opts: { sync?: boolean } = {}): DiskStorage {
+    const { wal, replay } = Wal.open(walDir, opts);
+    const s = new DiskStorage(wal, backend);
+    if (replay.snapshot) MemoryStorage.prototype.applySnapshot.call(s, decodeSnapMeta(replay.snapshot));
+    if (replay.hardState) MemoryStorage.prototype.setHardState.call(s, replay.hardState);
     const ents: Entry[] = [];
-    for (const [k, v] of backend.range('raftLog', u64(first))) {
-      const index = Number(k.readBigUInt64BE(0));
-      if (ents.length && index !== ents[ents.length - 1].index + 1) break; // a gap: the tail after it is garbage
-      if (!ents.length && index !== first) break;
-      ents.push(decodeEntry(index, Buffer.from(v)));
+    const first = s.firstIndex();
+    for (const e of replay.entries) {
+      if (e.index < first) continue;
+      if (ents.length ? e.index !== ents[ents.length - 1].index + 1 : e.index !== first) break;
+      ents.push({ index: e.index, term: e.term, type: e.type as EntryType, data: e.data });
     }
     if (ents.length) MemoryStorage.prototype.append.call(s, ents);
     return s;
@@ -106,38 +75,46 @@ export class DiskStorage extends MemoryStorage {
     return this.lastIndex() === 0 && this.getHardState().term === 0;
   }
 
+  /** Makes everything appended or set so far durable: one write and one fdatasync. */
+  flush(): Promise<void> {
+    const p = this.wal.flush();
+    const snap = this.snapshot();
+    this.wal.maybeRotate(snap.metadata.index, snap.metadata.index ? encodeSnapMeta(snap) : undefined, this.getHardState());
+    return p;
+  }
+
   override setHardState(hs: HardState): void {
     super.setHardState(hs);
-    this.backend.put('raftState', HARD_STATE, encodeHardState(hs));
+    this.wal.setHardState(hs);
   }
 
   override append(entries: Entry[]): void {
     if (!entries.length) return;
-    const lastBefore = this.lastIndex();
     super.append(entries);
-    for (const e of entries) this.backend.put('raftLog', u64(e.index), encodeEntry(e));
-    // a new leader overwrote a longer uncommitted tail: drop what is beyond the new end
-    const last = entries[entries.length - 1].index;
-    for (let i = last + 1; i <= lastBefore; i++) this.backend.del('raftLog', u64(i));
+    this.wal.appendEntries(entries);
   }
 
   override applySnapshot(snap: Snapshot): void {
-    const lastBefore = this.lastIndex();
-    const firstBefore = this.firstIndex();
     super.applySnapshot(snap);
-    this.backend.put('raftState', SNAPSHOT_META, encodeSnapMeta(snap));
-    for (let i = firstBefore; i <= lastBefore; i++) this.backend.del('raftLog', u64(i));
+    this.wal.saveSnapshot(snap.metadata.index, encodeSnapMeta(snap));
   }
 
   override createSnapshot(i: number, cs: ConfState | undefined, data: Uint8Array): Snapshot {
     const snap = super.createSnapshot(i, cs, data);
-    this.backend.put('raftState', SNAPSHOT_META, encodeSnapMeta(snap));
+    this.wal.saveSnapshot(snap.metadata.index, encodeSnapMeta(snap));
     return snap;
   }
 
   override compact(compactIndex: number): void {
-    const first = this.firstIndex();
     super.compact(compactIndex);
-    for (let i = first; i <= compactIndex; i++) this.backend.del('raftLog', u64(i));
+    // segments may go only once the state machine holding those entries is durable
+    void this.backend.commit().then(
+      () => this.wal.releaseTo(compactIndex),
+      () => undefined,
+    );
+  }
+
+  close(): Promise<void> {
+    return this.wal.close();
   }
 }
