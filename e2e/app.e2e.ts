@@ -281,7 +281,7 @@ describe('Etcdesk in the browser shell', { timeout: 200_000 }, () => {
     await page.locator('[data-key="/big/000000"]').waitFor();
     // The search box debounces 200 ms before asking; what matters is the server round trip.
     const elapsed = Date.now() - t0;
-    const firstPageMs = await page.evaluate(() => (window as unknown as { __etcdesk: { firstPageMs(): number } }).__etcdesk.firstPageMs());
+    const firstPageMs = await page.evaluate(() => (globalThis as unknown as { __etcdesk: { firstPageMs(): number } }).__etcdesk.firstPageMs());
     console.log(`first page: ${firstPageMs.toFixed(0)} ms in the store, ${elapsed} ms from typing (incl. 200 ms debounce)`);
     assert.ok(firstPageMs < 1000, `first page took ${firstPageMs} ms`);
     assert.match((await page.getByTestId('key-total').textContent()) ?? '', /100[,.\s\u202f]?000 keys/);
@@ -291,7 +291,7 @@ describe('Etcdesk in the browser shell', { timeout: 200_000 }, () => {
     await list.evaluate((el) => (el.scrollTop = el.scrollHeight));
     await page.locator('[data-key="/big/099999"]').waitFor({ timeout: 30_000 });
     await shot(page, 'keys-100k-end');
-    const held = await page.evaluate(() => (window as unknown as { __etcdesk: { loadedKeyRows(): number } }).__etcdesk.loadedKeyRows());
+    const held = await page.evaluate(() => (globalThis as unknown as { __etcdesk: { loadedKeyRows(): number } }).__etcdesk.loadedKeyRows());
     assert.ok(held <= 2400, `renderer holds ${held} rows`);
     const domRows = await page.locator('.krow').count();
     assert.ok(domRows < 200, `${domRows} rows in the DOM`);

@@ -1,5 +1,5 @@
 /// <reference types="vite/client" />
-import type { EtcdeskBridge } from '@contract';
+import type { EtcdeskBridge } from '../electron/contract/index';
 
 declare module '*.vue' {
   import type { DefineComponent } from 'vue';

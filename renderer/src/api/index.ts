@@ -1,6 +1,6 @@
 // The renderer's one way out: the contract-typed API, backed by the preload
 // bridge inside Electron or by HTTP + server-sent events in the browser shell.
-import { ContractError, SHELL_TOKEN_HEADER, type Channel, type EtcdeskApi, type EtcdeskBridge, type Envelope, type EventChannel, type EventMap, type Req, type Res } from '@contract';
+import { ContractError, SHELL_TOKEN_HEADER, type Channel, type EtcdeskApi, type EtcdeskBridge, type Envelope, type EventChannel, type EventMap, type Req, type Res } from '../../../electron/contract/index';
 
 let current: EtcdeskApi | null = null;
 

@@ -1,7 +1,7 @@
 // Value views: the same bytes as text, pretty JSON, YAML, hex dump or base64,
 // each with its own parse/validate so the editor saves exactly what it shows.
 import { load as yamlLoad } from 'js-yaml';
-import { b64ToBytes, bytesToB64, fromHex, isBinary, toHex } from '@contract';
+import { b64ToBytes, bytesToB64, fromHex, isBinary, toHex } from '../../../electron/contract/index';
 
 export type ValueMode = 'text' | 'json' | 'yaml' | 'hex' | 'base64';
 export const VALUE_MODES: ValueMode[] = ['text', 'json', 'yaml', 'hex', 'base64'];

@@ -1,5 +1,5 @@
 import { defineStore } from 'pinia';
-import type { AuthOverview, PermCheckOp, PermCheckResult, PermScope, PermType } from '@contract';
+import type { AuthOverview, PermCheckOp, PermCheckResult, PermScope, PermType } from '../../../electron/contract/index';
 import { useApi } from '../api';
 
 export const useAuthStore = defineStore('auth', {

@@ -1,5 +1,5 @@
 import { defineStore } from 'pinia';
-import type { ClusterInfo } from '@contract';
+import type { ClusterInfo } from '../../../electron/contract/index';
 import { useApi } from '../api';
 
 export const useClusterStore = defineStore('cluster', {

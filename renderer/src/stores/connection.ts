@@ -1,5 +1,5 @@
 import { defineStore } from 'pinia';
-import type { AppInfo, ConnectionProfile, ConnectionStatus } from '@contract';
+import type { AppInfo, ConnectionProfile, ConnectionStatus } from '../../../electron/contract/index';
 import { useApi } from '../api';
 
 const idle: ConnectionStatus = { state: 'disconnected', profileId: null, profileName: '', kind: null, endpoints: [], activeEndpoint: null, user: null };

@@ -3,7 +3,7 @@
 // prefix scrolls without the renderer ever holding it all.
 import { defineStore } from 'pinia';
 import { markRaw } from 'vue';
-import { b64ToBytes, bytesToB64, isBinary, utf8ToB64, type HistoryResponse, type KeyRow, type KeyValue, type TreeNode, type WatchUpdateEvent } from '@contract';
+import { b64ToBytes, bytesToB64, isBinary, utf8ToB64, type HistoryResponse, type KeyRow, type KeyValue, type TreeNode, type WatchUpdateEvent } from '../../../electron/contract/index';
 import { useApi } from '../api';
 import { guessMode, parse, render, validate, type ValueMode } from '../lib/value-format';
 
@@ -170,7 +170,8 @@ export const useKeysStore = defineStore('keys', {
       if (this.reloadTimer) return;
       this.reloadTimer = setTimeout(() => {
         this.reloadTimer = null;
-        void this.reloadKeepingPages();
+        // A failed background refresh keeps the current rows; the next event or refresh retries.
+        this.reloadKeepingPages().catch(() => undefined);
       }, 250);
     },
 

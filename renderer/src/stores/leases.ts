@@ -1,5 +1,5 @@
 import { defineStore } from 'pinia';
-import type { LeaseInfo } from '@contract';
+import type { LeaseInfo } from '../../../electron/contract/index';
 import { useApi } from '../api';
 
 export const useLeasesStore = defineStore('leases', {

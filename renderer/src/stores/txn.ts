@@ -1,5 +1,5 @@
 import { defineStore } from 'pinia';
-import { txnToInteractive, type TxnCompare, type TxnOp, type TxnRequest, type TxnResult } from '@contract';
+import { txnToInteractive, type TxnCompare, type TxnOp, type TxnRequest, type TxnResult } from '../../../electron/contract/index';
 import { useApi } from '../api';
 
 export const useTxnStore = defineStore('txn', {

@@ -1,5 +1,5 @@
 import { defineStore } from 'pinia';
-import type { ProgressEvent } from '@contract';
+import type { ProgressEvent } from '../../../electron/contract/index';
 import { errorMessage, useApi } from '../api';
 
 export type View = 'keys' | 'txn' | 'leases' | 'auth' | 'cluster' | 'connections';
@@ -37,7 +37,9 @@ export const useUiStore = defineStore('ui', {
       // Also to the console: support logs and e2e see what the user saw.
       if (kind === 'error') console.warn(`[etcdesk] ${text}`);
       this.toasts.push({ id, kind, text });
-      setTimeout(() => this.dismiss(id), ms);
+      const t: unknown = setTimeout(() => this.dismiss(id), ms);
+      // Under node (store tests) a pending toast must not keep the process alive.
+      (t as { unref?: () => void }).unref?.();
     },
     dismiss(id: number): void {
       this.toasts = this.toasts.filter((t) => t.id !== id);
