@@ -6,6 +6,7 @@ import type { Backend } from '../backend/backend';
 import { Errors } from '../errors';
 import type { KVStore } from '../mvcc/types';
 import { decodeInternalRaftRequest, type InternalRaftRequest } from '../proto/gen/etcdserverpb';
+import type { ApplyGate } from './alarms';
 import type { ApplierTable, ApplyContext, ApplyField, ApplyFn, ApplyServices } from './apply-types';
 
 const CONSISTENT_INDEX = Buffer.from('consistent_index');
@@ -52,6 +53,9 @@ export class Applier {
     try {
       if (data.length === 0) return { rev: this.ctx.mvcc.rev };
       req = decoded ?? decodeInternalRaftRequest(data);
+      // alarms first (etcd's capped/corrupt appliers wrap the auth applier)
+      const gate = this.ctx.services.alarmGate as ApplyGate | undefined;
+      if (gate) gate.check(req);
       const guard = this.ctx.services.authGuard as ApplyAuthGuard | undefined;
       if (guard) guard.authorize(req);
       for (const [field, fn] of this.fns) {

@@ -13,9 +13,12 @@ import { MvccStore } from '../mvcc/store';
 import type { KVStore, LeaseHooks } from '../mvcc/types';
 import { type ConfChangeType, type Message } from '../raft';
 import { encodeInternalRaftRequest, type InternalRaftRequestInit, type ResponseHeaderInit } from '../proto/gen/etcdserverpb';
+import { AlarmStore, alarmAppliers, AlarmType, costOf, createAlarmGate, Quota } from './alarms';
 import { authAppliers } from './apply-auth';
 import { kvAppliers } from './apply-kv';
 import { leaseAppliers } from './apply-lease';
+import { startAutoCompaction } from './compactor';
+import { runStartChecks, startCorruptionMonitor, writeIntegrityCheckpoint } from './corruption';
 import { startLeaseDriver } from './lease-driver';
 import { memberAppliers } from './apply-member';
 import type { ApplyServices } from './apply-types';
@@ -55,7 +58,10 @@ export class EtcdNode {
   readonly log: Logger;
   readonly metrics = new Metrics();
   readonly raft: RaftLoop;
-  private readonly alarms: { memberId: bigint; alarm: number }[] = [];
+  readonly alarms: AlarmStore;
+  /** The backend quota (--quota-backend-bytes), checked when writes are proposed. */
+  readonly quota: Quota;
+  private checksPassed = false;
   private readonly applier: Applier;
   private reqSeq: bigint;
   private readonly leaderListeners = new Set<(isLeader: boolean) => void>();
@@ -83,7 +89,10 @@ export class EtcdNode {
     this.services.lessor = lessor;
     const leases: LeaseHooks = lessor.hooks;
     this.mvcc = MvccStore.open(this.backend, { leases });
-    this.applier = new Applier(this.backend, this.mvcc, this.services, [kvAppliers, leaseAppliers, authAppliers, memberAppliers]);
+    this.alarms = new AlarmStore(this.backend);
+    this.services.alarmGate = createAlarmGate(this.alarms);
+    this.quota = new Quota(config.quotaBackendBytes, () => this.backend.size().total);
+    this.applier = new Applier(this.backend, this.mvcc, this.services, [kvAppliers, leaseAppliers, authAppliers, memberAppliers, alarmAppliers(this.alarms, log)]);
     // ids unique across restarts: member bits, then a time-based counter (etcd's idutil)
     this.reqSeq = ((this.memberId & 0xffffn) << 48n) | (BigInt(Date.now()) << 8n);
     this.raft = new RaftLoop({
@@ -106,6 +115,8 @@ export class EtcdNode {
     }
     if (opts.createTransport) this.raft.transport = opts.createTransport(this);
     startLeaseDriver(this, lessor);
+    startAutoCompaction(this);
+    startCorruptionMonitor(this);
   }
 
   /**
@@ -149,6 +160,13 @@ export class EtcdNode {
   static async open(config: NodeConfig, log: Logger, opts: NodeOpenOptions = {}): Promise<EtcdNode> {
     const node = new EtcdNode(config, log, opts);
     await node.backend.commit();
+    try {
+      await runStartChecks(node);
+    } catch (e) {
+      await node.close();
+      throw e;
+    }
+    node.checksPassed = true;
     if (node.raft.transport) {
       node.raft.syncPeers();
       await node.raft.transport.start();
@@ -217,13 +235,21 @@ export class EtcdNode {
 
   /** Active alarms (etcd's AlarmMember list). */
   alarmList(): { memberId: bigint; alarm: number }[] {
-    return this.alarms;
+    return this.alarms.get().map((a) => ({ memberId: a.memberID, alarm: a.alarm }));
   }
 
   /** Whether an alarm other than the excluded ones (by name: NOSPACE, CORRUPT) is raised. */
   hasAlarm(exclude: string[] = []): boolean {
     const names = ['NONE', 'NOSPACE', 'CORRUPT'];
-    return this.alarms.some((a) => !exclude.includes(names[a.alarm] ?? ''));
+    return this.alarms.get().some((a) => !exclude.includes(names[a.alarm] ?? ''));
+  }
+
+  /** Raises an alarm for this member through the log (etcd raises NOSPACE this way when a write exceeds the quota). */
+  raiseAlarm(alarm: AlarmType): void {
+    if (this.alarms.get(alarm).some((a) => a.memberID === this.memberId)) return;
+    this.propose({ alarm: { action: 1, memberID: this.memberId, alarm } }).catch((e: unknown) => {
+      this.log.warn('failed to raise alarm', { alarm, error: (e as Error).message });
+    });
   }
 
   header(rev?: number): ResponseHeaderInit {
@@ -233,6 +259,12 @@ export class EtcdNode {
   /** Proposes a request through raft; resolves with its apply result once applied here. */
   propose(req: InternalRaftRequestInit): Promise<Applied> {
     if (this.stopped) return Promise.reject(Errors.Stopped);
+    // etcd's quotaKVServer/quotaLeaseServer: a write that would pass the quota raises NOSPACE instead
+    const cost = costOf(req);
+    if (cost > 0 && !this.quota.available(cost)) {
+      this.raiseAlarm(AlarmType.NOSPACE);
+      return Promise.reject(Errors.NoSpace);
+    }
     const id = ++this.reqSeq;
     const data = encodeInternalRaftRequest({ ...req, header: { ...(req.header ?? {}), ID: id } });
     if (data.length > this.config.maxRequestBytes) return Promise.reject(Errors.RequestTooLarge);
@@ -272,6 +304,8 @@ export class EtcdNode {
     if (this.wasLeader) for (const cb of this.leaderListeners) cb(false);
     this.leaderListeners.clear();
     await this.raft.stop();
+    // the hash the next start compares the store with (see ./corruption)
+    if (this.checksPassed) await writeIntegrityCheckpoint(this).catch((e: unknown) => this.log.warn('could not write the integrity checkpoint', { error: (e as Error).message }));
     await this.backend.close();
     this.closedResolve();
   }
