@@ -20,6 +20,7 @@ import { createLeaseHandlers } from './lease-service';
 import { createLockHandlers } from './lock-service';
 import { createWatchHandlers } from './watch-service';
 import { createMaintenanceHandlers } from './maintenance-service';
+import { guardLearner } from './learner-guard';
 import { openGuard } from './request-guard';
 
 /**
@@ -96,13 +97,14 @@ export async function startNode(partial: Partial<NodeConfig>, opts: StartOptions
     'grpc.keepalive_permit_without_calls': 1,
   });
   const guard = openGuard;
-  server.addService(KVService, createKVHandlers(node, guard));
-  server.addService(MaintenanceService, createMaintenanceHandlers(node, guard) as grpc.UntypedServiceImplementation);
-  server.addService(ClusterService, createClusterHandlers(node, guard));
-  server.addService(WatchService, createWatchHandlers(node, guard));
-  server.addService(LeaseService, createLeaseHandlers(node, guard));
-  server.addService(LockService, createLockHandlers(node, guard));
-  server.addService(ElectionService, createElectionHandlers(node, guard));
+  const learner = (): boolean => node.isLearner();
+  server.addService(KVService, guardLearner(createKVHandlers(node, guard), learner, (m, r) => m === 'Range' && (r as { serializable?: boolean }).serializable === true));
+  server.addService(MaintenanceService, guardLearner(createMaintenanceHandlers(node, guard) as grpc.UntypedServiceImplementation, learner, (m) => m === 'Status'));
+  server.addService(ClusterService, guardLearner(createClusterHandlers(node, guard), learner));
+  server.addService(WatchService, guardLearner(createWatchHandlers(node, guard), learner));
+  server.addService(LeaseService, guardLearner(createLeaseHandlers(node, guard), learner));
+  server.addService(LockService, guardLearner(createLockHandlers(node, guard), learner));
+  server.addService(ElectionService, guardLearner(createElectionHandlers(node, guard), learner));
 
   const listeners: ClientListener[] = [];
   const httpHandler = createHttpHandler(node);

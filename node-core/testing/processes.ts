@@ -198,6 +198,8 @@ export async function ensureEtcdload(): Promise<string> {
 
 export interface ClusterProcs {
   members: ServerProc[];
+  /** --initial-cluster-token, for members that join later */
+  token: string;
   /** comma-separated client endpoints, for etcdctl and etcdload */
   endpoints: string;
   /** restarts member i on its data dir (after kill/stop) */
@@ -224,6 +226,7 @@ export async function startCluster(kind: 'etcd' | 'etcdesk', n = 3, extraArgs: s
   await Promise.all(members.map((m) => waitHealthy(m.clientUrl, 30_000, m.proc)));
   const c: ClusterProcs = {
     members,
+    token,
     endpoints: members.map((m) => m.endpoint).join(','),
     async restart(i: number) {
       const m = await startOne(i, false);
