@@ -13,8 +13,16 @@ import { encodeEvent, type Event, type EventInit } from '../proto/gen/mvccpb';
 import { WatchError, WatchHub, type HubResponse, type WatchStream } from '../watch/hub';
 import type { RequestGuard } from './request-guard';
 
-/** etcd's chanBufLen: event responses a stream may have waiting. */
+/** etcd's chanBufLen: event responses a stream may have waiting once the client stops reading. */
 const STREAM_BUFFER = 128;
+/**
+ * Responses handed to gRPC but not yet on the wire before we wait for
+ * 'drain'. grpc-js reports "full" after 16 messages; a fan-out of thousands
+ * of watchers on one stream would look blocked all the time with that.
+ */
+const WRITE_BUFFER_MSGS = 4096;
+/** Hard cap on queued event responses, for a burst of applies between two pumps. */
+const MAX_QUEUED = 65536;
 /** clientv3.InvalidWatchID: a response not tied to one watcher. */
 const INVALID_WATCH_ID = -1;
 const EMPTY = Buffer.alloc(0);
@@ -120,7 +128,9 @@ class ServerWatchStream {
     this.hs = watchHubOf(node).newStream({
       send: (r) => {
         if (this.closed) return true;
-        if (this.hubQueued >= STREAM_BUFFER) return false;
+        // while gRPC keeps taking responses, one revision's fan-out queues whole;
+        // once it pushes back, the bound applies and watchers fall back to history
+        if (this.hubQueued >= STREAM_BUFFER && (this.blocked || this.hubQueued >= MAX_QUEUED)) return false;
         this.hubQueued++;
         this.queue.push({ hub: r });
         this.schedulePump();
@@ -244,7 +254,8 @@ class ServerWatchStream {
         if (!wr) continue;
         out = this.fragmented.has(item.hub.watchId) ? fragment(wr, this.node.config.maxRequestBytes + GRPC_OVERHEAD_BYTES) : [wr];
       }
-      for (const r of out) if (!this.call.write(r)) this.blocked = true;
+      for (const r of out) this.call.write(r);
+      if (this.call.writableLength >= WRITE_BUFFER_MSGS) this.blocked = true;
     }
     if (freed) this.hs.kick();
   }
