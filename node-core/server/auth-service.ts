@@ -12,7 +12,7 @@ import type {
   InternalRaftRequestInit,
   ResponseHeaderInit,
 } from '../proto/gen/etcdserverpb';
-import { resolveAuthInfo, userHeader, type AuthCall } from './auth-context';
+import { createAuthGuard, resolveAuthInfo, userHeader, type AuthCall, type AuthGuardApi } from './auth-context';
 
 /** What the Auth service needs from the node. */
 export interface AuthServiceNode {
@@ -103,5 +103,21 @@ export function createAuthHandlers(node: AuthServiceNode): AuthHandlers {
     RoleRevokePermission: unary((r) => ({
       auth_role_revoke_permission: { role: r.role, key: r.key, range_end: r.range_end },
     })),
+  };
+}
+
+/**
+ * Everything the server needs for auth in one call: the Auth service
+ * handlers and the guard the KV/Watch/Maintenance/Cluster services consult
+ * (it satisfies request-guard.ts's RequestGuard).
+ */
+export function createAuthServer(node: AuthServiceNode): { handlers: AuthHandlers; guard: AuthGuardApi } {
+  return {
+    handlers: createAuthHandlers(node),
+    guard: createAuthGuard({
+      auth: node.services.auth,
+      clientCertAuth: node.clientCertAuth ?? false,
+      waitApplied: node.waitApplied?.bind(node),
+    }),
   };
 }
