@@ -101,8 +101,11 @@ export interface AuthGuardApi {
    * created-and-canceled response (the stream stays open).
    */
   forWatch(call: AuthCall, req: Pick<WatchCreateRequest, 'key' | 'range_end'>): Promise<string | undefined>;
-  /** Root-only RPCs: Maintenance Defragment/Snapshot/Hash/HashKV/MoveLeader, Cluster member changes. */
-  forAdmin(call: AuthCall): Promise<void>;
+  /**
+   * Root-only RPCs (Maintenance Defragment/Snapshot/Hash/HashKV/MoveLeader,
+   * Cluster member changes); resolves with the caller for a log entry header.
+   */
+  forAdmin(call: AuthCall): Promise<RequestUserHeader>;
   /**
    * After a serializable read (etcd's doSerialize): fails with
    * Errors.AuthOldRevision if auth changed while the read ran.
@@ -136,7 +139,9 @@ export function createAuthGuard(opts: AuthContextOptions): AuthGuardApi {
       }
     },
     async forAdmin(call) {
-      store.isAdminPermitted(await resolve(call));
+      const ai = await resolve(call);
+      store.isAdminPermitted(ai);
+      return userHeader(ai);
     },
     async afterRead(call) {
       if (!store.enabled) return;
