@@ -11,6 +11,25 @@ import { Wal } from './wal';
 const e = (index: number, term: number, s = `v${index}`): { index: number; term: number; type: number; data: Buffer } => ({ index, term, type: 0, data: Buffer.from(s) });
 
 describe('wal', () => {
+  it('segments are preallocated; records start a new segment when one is full', async () => {
+    const dir = tempDir('wal-rotate');
+    const { wal } = Wal.open(dir);
+    const big = Buffer.alloc(3 * 1024 * 1024, 7);
+    for (let i = 1; i <= 12; i++) {
+      wal.appendEntries([{ index: i, term: 1, type: 0, data: big }]);
+      await wal.flush();
+    }
+    await wal.close();
+    const segs = fs.readdirSync(dir).filter((f) => f.endsWith('.wal'));
+    assert.ok(segs.length >= 2, `segments: ${segs.join(',')}`);
+    const { replay, wal: w2 } = Wal.open(dir);
+    assert.deepEqual(replay.entries.map((x) => x.index), Array.from({ length: 12 }, (_, i) => i + 1));
+    assert.ok(replay.entries.every((x) => x.data.length === big.length && x.data[100] === 7));
+    w2.releaseTo(5);
+    await w2.close();
+    assert.ok(fs.readdirSync(dir).filter((f) => f.endsWith('.wal')).length < segs.length, 'a segment holding only old entries is released');
+  });
+
   it('replays entries, the last hard state and snapshot after reopening', async () => {
     const dir = tempDir('wal');
     const { wal } = Wal.open(dir);
@@ -33,12 +52,15 @@ describe('wal', () => {
     const { wal } = Wal.open(dir);
     wal.appendEntries([e(1, 1), e(2, 1)]);
     await wal.close();
-    const file = path.join(dir, fs.readdirSync(dir)[0]);
-    const size = fs.statSync(file).size;
-    fs.appendFileSync(file, Buffer.from([50, 0, 0, 0, 1, 2, 3, 4, 1, 9]));
+    const file = path.join(dir, fs.readdirSync(dir).filter((f) => f.endsWith('.wal'))[0]);
+    // each record: 8-byte header + type + 17 bytes of entry header + 2 bytes of data
+    const end = 2 * 28;
+    const fd = fs.openSync(file, 'r+');
+    fs.writeSync(fd, Buffer.from([50, 0, 0, 0, 1, 2, 3, 4, 1, 9]), 0, 10, end);
+    fs.closeSync(fd);
     const { replay, wal: w2 } = Wal.open(dir);
     assert.deepEqual(replay.entries.map((x) => x.index), [1, 2]);
-    assert.equal(fs.statSync(file).size, size);
+    assert.equal(fs.readFileSync(file).subarray(end, end + 10).every((b) => b === 0), true, 'the torn record is cleared');
     w2.appendEntries([e(3, 1)]);
     await w2.close();
     assert.deepEqual(Wal.open(dir).replay.entries.map((x) => x.index), [1, 2, 3]);
@@ -49,9 +71,10 @@ describe('wal', () => {
     const { wal } = Wal.open(dir);
     wal.appendEntries([e(1, 1, 'aaaa'), e(2, 1, 'bbbb')]);
     await wal.close();
-    const file = path.join(dir, fs.readdirSync(dir)[0]);
+    const file = path.join(dir, fs.readdirSync(dir).filter((f) => f.endsWith('.wal'))[0]);
     const b = fs.readFileSync(file);
-    b[b.length - 2] ^= 0xff;
+    // inside the second record's data (records are 30 bytes with 4-byte values)
+    b[30 + 8 + 18] ^= 0xff;
     fs.writeFileSync(file, b);
     assert.deepEqual(Wal.open(dir).replay.entries.map((x) => x.index), [1]);
   });

@@ -16,8 +16,17 @@ export function hasEtcd(): boolean {
   return fs.existsSync(ETCD_BIN) && fs.existsSync(ETCDCTL_BIN);
 }
 
+const created: string[] = [];
+// test data dirs go when the test process exits (WAL segments are preallocated: 32 MiB a member)
+process.on('exit', () => {
+  if (process.env.ETCDESK_KEEP_TEST_DIRS) return;
+  for (const d of created) fs.rmSync(d, { recursive: true, force: true });
+});
+
 export function tempDir(prefix: string): string {
-  return fs.mkdtempSync(path.join(os.tmpdir(), `etcdesk-${prefix}-`));
+  const d = fs.mkdtempSync(path.join(os.tmpdir(), `etcdesk-${prefix}-`));
+  created.push(d);
+  return d;
 }
 
 export async function freePort(): Promise<number> {
