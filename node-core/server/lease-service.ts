@@ -3,6 +3,7 @@
 // (keep-alive) and time-to-live are answered by the leader's lessor, which
 // alone knows expiries.
 import type { ServerDuplexStream, ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
+import { EtcdClient } from '../client/client';
 import type { EtcdNode } from '../cluster/node';
 import { EtcdError, Errors } from '../errors';
 import type { Lessor } from '../lease/lessor';
@@ -66,16 +67,39 @@ export async function grantLease(node: EtcdNode, ttl: number, id: bigint, header
   return { header: node.header(a.rev), ID: r.ID, TTL: r.TTL, error: '' };
 }
 
-/** etcd's LeaseRenew on the leader; lease not found (or revoked while expired) gives TTL 0. */
+const leaderClients = new WeakMap<EtcdNode, { url: string; client: EtcdClient }>();
+
+/**
+ * A client to the current leader's client URLs: only the leader's lessor
+ * knows expiries, so a follower forwards renew and time-to-live there, as
+ * etcd does (it uses the leader's peer URL; the effect is the same).
+ */
+function leaderClient(node: EtcdNode): EtcdClient {
+  const lead = node.leaderId;
+  if (lead === 0n) throw Errors.NoLeader;
+  const m = node.members.find((x) => x.id === lead);
+  if (!m || m.clientURLs.length === 0) throw Errors.NoLeader;
+  const url = m.clientURLs.join(',');
+  const cached = leaderClients.get(node);
+  if (cached && cached.url === url) return cached.client;
+  cached?.client.close();
+  const client = new EtcdClient({ endpoints: m.clientURLs, timeoutMs: 5000 });
+  leaderClients.set(node, { url, client });
+  return client;
+}
+
+/** etcd's LeaseRenew: on the leader, or forwarded to it; lease not found (or revoked while expired) gives TTL 0. */
 async function renew(node: EtcdNode, id: bigint): Promise<number> {
-  if (!node.isLeader()) throw Errors.NotLeader;
   try {
-    return await lessorOf(node).renew(id);
+    if (node.isLeader()) return await lessorOf(node).renew(id);
+    return (await leaderClient(node).leaseKeepAliveOnce(id)).TTL;
   } catch (e) {
-    if (e === Errors.LeaseNotFound) return 0;
+    if (e === Errors.LeaseNotFound || (e instanceof EtcdError && e.message === Errors.LeaseNotFound.message)) return 0;
     throw e;
   }
 }
+
+const leaderClient2 = async (node: EtcdNode): Promise<EtcdClient> => leaderClient(node);
 
 export function createLeaseHandlers(node: EtcdNode, guard: RequestGuard): LeaseHandlers {
   const leaseGrant: Unary<LeaseGrantRequest, LeaseGrantResponseInit> = (call, cb) => {
@@ -96,8 +120,14 @@ export function createLeaseHandlers(node: EtcdNode, guard: RequestGuard): LeaseH
 
   const leaseTimeToLive: Unary<LeaseTimeToLiveRequest, LeaseTimeToLiveResponseInit> = (call, cb) => {
     const req = call.request;
+    if (!node.isLeader()) {
+      leaderClient2(node)
+        .then((c) => c.leaseTimeToLive(req.ID, req.keys))
+        .then((r) => cb(null, { ...r, header: node.header() }))
+        .catch((e: unknown) => fail(cb, e));
+      return;
+    }
     try {
-      if (!node.isLeader()) throw Errors.NotLeader;
       const l = lessorOf(node).lookup(req.ID);
       if (!l) {
         cb(null, { header: node.header(), ID: req.ID, TTL: -1 });
