@@ -110,7 +110,7 @@ describe('Etcdesk in the browser shell', { timeout: 200_000 }, () => {
     await until(async () => (await etcdctl(shell, ['get', '/tmp/a'])).trim() === '', 5000, 'key deleted');
     await page.getByTestId('key-search').fill('/tmp/');
     await page.locator('[data-testid=keys-status][data-prefix="/tmp/"]').waitFor();
-    await until(async () => (await page.getByTestId('key-total').textContent())?.startsWith('1 keys'), 5000, 'one key left');
+    await until(async () => (await page.getByTestId('key-total').textContent())?.startsWith('1 key'), 5000, 'one key left');
     await page.getByTestId('delete-prefix').click();
     assert.match((await page.getByTestId('confirm-prefix').textContent()) ?? '', /1 keys under \/tmp\//);
     await page.getByTestId('confirm-prefix-ok').click();

@@ -221,3 +221,32 @@ describe('browser shell transport', () => {
     assert.equal((await fetch(`http://127.0.0.1:${server.port}/api/events?token=no`)).status, 401);
   });
 });
+
+describe('local three-member cluster (etcd engine)', { timeout: 60_000 }, () => {
+  it('starts three members with one leader and equal HashKV on every member', async () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'etcdesk-cluster-'));
+    const profiles = new ProfileStore(path.join(dir, 'connections.json'), null, true);
+    const basePort = 30_000 + Math.floor(Math.random() * 5000) * 2;
+    const manager = new ConnectionManager({ dataDir: dir, engine: etcdBinaryEngine('etcd'), profiles, onStatus: () => undefined, clusterBasePort: basePort });
+    const h = createHandlers({
+      manager,
+      profiles,
+      info: { mode: 'shell', version: 'test', platform: process.platform, features: { localCluster: true, embeddedEngine: 'etcd' } },
+      broadcast: () => undefined,
+      chooseSnapshotPath: async () => null,
+    });
+    try {
+      const s = await h['conn:connect']({ id: 'local-cluster' }, ctx);
+      assert.equal(s.state, 'connected', s.error?.message);
+      assert.equal(s.endpoints.length, 3);
+      const info = await h['cluster:info']({}, ctx);
+      assert.equal(info.members.length, 3);
+      assert.equal(info.members.filter((m) => m.isLeader).length, 1);
+      const hashes = await h['maint:hashkv']({}, ctx);
+      assert.equal(new Set(hashes.hashes.map((x) => x.hash)).size, 1);
+    } finally {
+      await manager.shutdown();
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+});

@@ -229,6 +229,6 @@ export function pickEngine(): NodeEngine | null {
     const bin = etcdBinary();
     return bin ? etcdBinaryEngine(bin) : null;
   }
-  const startNode: StartNode = (cfg) => coreStartNode(cfg, { logger: createLogger('warn') });
+  const startNode: StartNode = (cfg) => coreStartNode(cfg, { logger: createLogger('error') });
   return nodeCoreEngine(startNode, typeof startLocalCluster === 'function' ? startLocalCluster : undefined);
 }

@@ -32,11 +32,13 @@ export const useUiStore = defineStore('ui', {
     toggleTheme(): void {
       this.theme = this.theme === 'dark' ? 'light' : 'dark';
     },
-    toast(kind: Toast['kind'], text: string, ms = kind === 'error' ? 8000 : 3000): void {
+    toast(kind: Toast['kind'], text: string, ms = kind === 'error' ? 8000 : 2500): void {
       const id = ++toastSeq;
       // Also to the console: support logs and e2e see what the user saw.
       if (kind === 'error') console.warn(`[etcdesk] ${text}`);
       this.toasts.push({ id, kind, text });
+      // A burst of actions must not bury the page: only the newest few stay.
+      if (this.toasts.length > 3) this.toasts.splice(0, this.toasts.length - 3);
       const t: unknown = setTimeout(() => this.dismiss(id), ms);
       // Under node (store tests) a pending toast must not keep the process alive.
       (t as { unref?: () => void }).unref?.();
