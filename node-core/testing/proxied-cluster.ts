@@ -39,6 +39,7 @@ export async function startProxiedCluster(n = 3, extraArgs: string[] = []): Prom
   const c: ProxiedCluster = {
     members,
     proxies,
+    token,
     endpoints: members.map((m) => m.endpoint).join(','),
     async restart(i: number) {
       const m = await startOne(i);
