@@ -24,6 +24,7 @@ import type {
 } from '../proto/gen/v3electionpb';
 import { toServiceError } from './grpc-status';
 import { callSignal, createRevEquals, recipeError, firstCreate, fullRange, get, prefixEnd, sessionLease, txn, waitDeletes, watchUntil } from './lock-service';
+import type { RequestUserHeader } from './kv-service';
 import type { RequestGuard } from './request-guard';
 
 // Plain Go errors in etcd: gRPC answers them as Unknown with the text.
@@ -32,20 +33,20 @@ export const ErrElectionNoLeader = new Error('election: no leader');
 export const ErrMissingLeaderKey = new Error('"leader" field must be provided');
 
 /** concurrency.Election.Proclaim on a resumed election. */
-async function proclaim(node: EtcdNode, key: Buffer, rev: number, lease: bigint, value: Buffer): Promise<ResponseHeaderInit> {
-  const { header, resp } = await txn(node, { compare: createRevEquals(key, rev), success: [{ request_put: { key, value, lease } }] });
+async function proclaim(node: EtcdNode, key: Buffer, rev: number, lease: bigint, value: Buffer, user: RequestUserHeader): Promise<ResponseHeaderInit> {
+  const { header, resp } = await txn(node, { compare: createRevEquals(key, rev), success: [{ request_put: { key, value, lease } }] }, user);
   if (!resp.succeeded) throw ErrElectionNotLeader;
   return header;
 }
 
 /** concurrency.Election.Resign on a resumed election. */
-async function resign(node: EtcdNode, key: Buffer, rev: number): Promise<ResponseHeaderInit> {
-  const { header } = await txn(node, { compare: createRevEquals(key, rev), success: [{ request_delete_range: { key } }] });
+async function resign(node: EtcdNode, key: Buffer, rev: number, user: RequestUserHeader): Promise<ResponseHeaderInit> {
+  const { header } = await txn(node, { compare: createRevEquals(key, rev), success: [{ request_delete_range: { key } }] }, user);
   return header;
 }
 
-async function campaign(node: EtcdNode, req: CampaignRequest, signal: AbortSignal): Promise<CampaignResponseInit> {
-  const lease = await sessionLease(node, req.lease);
+async function campaign(node: EtcdNode, req: CampaignRequest, signal: AbortSignal, user: RequestUserHeader): Promise<CampaignResponseInit> {
+  const lease = await sessionLease(node, req.lease, user);
   const pfx = Buffer.concat([req.name, Buffer.from('/')]);
   const key = Buffer.concat([pfx, Buffer.from(lease.toString(16))]);
   const value = Buffer.from(req.value);
@@ -53,16 +54,16 @@ async function campaign(node: EtcdNode, req: CampaignRequest, signal: AbortSigna
     compare: createRevEquals(key, 0),
     success: [{ request_put: { key, value, lease } }],
     failure: [{ request_range: fullRange({ key }) }],
-  });
+  }, user);
   let rev = header.revision ?? 0;
   if (!resp.succeeded) {
     const kv = resp.responses![0].response_range!.kvs![0];
     rev = kv.create_revision ?? 0;
     if (!Buffer.from(kv.value ?? []).equals(value)) {
       try {
-        await proclaim(node, key, rev, lease, value);
+        await proclaim(node, key, rev, lease, value, user);
       } catch (e) {
-        await resign(node, key, rev).catch(() => undefined);
+        await resign(node, key, rev, user).catch(() => undefined);
         throw e;
       }
     }
@@ -71,7 +72,7 @@ async function campaign(node: EtcdNode, req: CampaignRequest, signal: AbortSigna
     await waitDeletes(node, pfx, rev - 1, signal);
   } catch (e) {
     // a canceled campaign withdraws, as the Election does on context cancel
-    if (signal.aborted) await resign(node, key, rev).catch(() => undefined);
+    if (signal.aborted) await resign(node, key, rev, user).catch(() => undefined);
     throw e;
   }
   return { header, leader: { name: Buffer.from(req.name), key, rev, lease } };
@@ -132,7 +133,7 @@ export function createElectionHandlers(node: EtcdNode, guard: RequestGuard): Ele
       const signal = callSignal(call);
       guard
         .forWrite(call)
-        .then(() => campaign(node, call.request, signal))
+        .then((user) => campaign(node, call.request, signal, user))
         .then((r) => cb(null, r))
         .catch((e: unknown) => fail(cb, e));
     },
@@ -140,8 +141,8 @@ export function createElectionHandlers(node: EtcdNode, guard: RequestGuard): Ele
       Promise.resolve()
         .then(() => leaderKey(call.request.leader))
         .then(async (l) => {
-          await guard.forWrite(call);
-          return proclaim(node, Buffer.from(l.key), l.rev, l.lease, Buffer.from(call.request.value));
+          const user = await guard.forWrite(call);
+          return proclaim(node, Buffer.from(l.key), l.rev, l.lease, Buffer.from(call.request.value), user);
         })
         .then((header) => cb(null, { header }))
         .catch((e: unknown) => fail(cb, e));
@@ -150,8 +151,8 @@ export function createElectionHandlers(node: EtcdNode, guard: RequestGuard): Ele
       Promise.resolve()
         .then(() => leaderKey(call.request.leader))
         .then(async (l) => {
-          await guard.forWrite(call);
-          return resign(node, Buffer.from(l.key), l.rev);
+          const user = await guard.forWrite(call);
+          return resign(node, Buffer.from(l.key), l.rev, user);
         })
         .then((header) => cb(null, { header }))
         .catch((e: unknown) => fail(cb, e));

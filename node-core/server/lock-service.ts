@@ -24,6 +24,7 @@ import { Event_EventType, type Event, type KeyValue } from '../proto/gen/mvccpb'
 import type { LockHandlers, LockRequest, LockResponseInit, UnlockRequest, UnlockResponseInit } from '../proto/gen/v3lockpb';
 import { toServiceError } from './grpc-status';
 import { grantLease } from './lease-service';
+import type { RequestUserHeader } from './kv-service';
 import type { RequestGuard } from './request-guard';
 import { watchHubOf } from './watch-service';
 
@@ -73,8 +74,9 @@ export async function get(node: EtcdNode, r: RangeRequest): Promise<{ header: Re
   return { header: node.header(), kvs: (res.kvs ?? []) as KeyValue[] };
 }
 
-export async function txn(node: EtcdNode, t: TxnRequestInit): Promise<{ header: ResponseHeaderInit; resp: TxnResponseInit }> {
-  const a = await node.propose({ txn: t });
+export async function txn(node: EtcdNode, t: TxnRequestInit, user: RequestUserHeader = {}): Promise<{ header: ResponseHeaderInit; resp: TxnResponseInit }> {
+  // the caller's identity rides along, so auth checks the recipe's writes as the caller's own
+  const a = await node.propose({ header: user, txn: t });
   return { header: node.header(a.rev), resp: a.result as TxnResponseInit };
 }
 
@@ -151,9 +153,9 @@ export async function waitDeletes(node: EtcdNode, pfx: Buffer, maxCreateRev: num
 }
 
 /** A session's lease: the caller's, or a new one of concurrency's default TTL (then left to expire, as etcd's orphaned session). */
-export async function sessionLease(node: EtcdNode, lease: bigint): Promise<bigint> {
+export async function sessionLease(node: EtcdNode, lease: bigint, user: RequestUserHeader = {}): Promise<bigint> {
   if (lease !== 0n) return lease;
-  return (await grantLease(node, DEFAULT_SESSION_TTL, 0n)).ID!;
+  return (await grantLease(node, DEFAULT_SESSION_TTL, 0n, user)).ID!;
 }
 
 /**
@@ -174,8 +176,8 @@ export function callSignal(call: { on(ev: 'cancelled', f: () => void): unknown; 
 }
 
 /** concurrency.Mutex.Lock. */
-export async function lock(node: EtcdNode, name: Buffer, leaseId: bigint, signal: AbortSignal): Promise<{ header: ResponseHeaderInit; key: Buffer }> {
-  const lease = await sessionLease(node, leaseId);
+export async function lock(node: EtcdNode, name: Buffer, leaseId: bigint, signal: AbortSignal, user: RequestUserHeader = {}): Promise<{ header: ResponseHeaderInit; key: Buffer }> {
+  const lease = await sessionLease(node, leaseId, user);
   const pfx = Buffer.concat([name, Buffer.from('/')]);
   const myKey = Buffer.concat([pfx, Buffer.from(lease.toString(16))]);
   const getOwner = { request_range: firstCreate(pfx) };
@@ -183,7 +185,7 @@ export async function lock(node: EtcdNode, name: Buffer, leaseId: bigint, signal
     compare: createRevEquals(myKey, 0),
     success: [{ request_put: { key: myKey, value: EMPTY, lease } }, getOwner],
     failure: [{ request_range: fullRange({ key: myKey }) }, getOwner],
-  });
+  }, user);
   let myRev = header.revision ?? 0;
   if (!resp.succeeded) myRev = resp.responses![0].response_range!.kvs![0].create_revision ?? 0;
   const owner = resp.responses![1].response_range!.kvs ?? [];
@@ -193,7 +195,7 @@ export async function lock(node: EtcdNode, name: Buffer, leaseId: bigint, signal
     return { header: hdr, key: myKey };
   } catch (e) {
     // release the waiter's key, as the Mutex does when its wait fails
-    await node.propose({ delete_range: { key: myKey } }).catch(() => undefined);
+    await node.propose({ header: user, delete_range: { key: myKey } }).catch(() => undefined);
     throw e;
   }
 }
@@ -205,7 +207,7 @@ export function createLockHandlers(node: EtcdNode, guard: RequestGuard): LockHan
       const signal = callSignal(call);
       guard
         .forWrite(call)
-        .then(() => lock(node, Buffer.from(call.request.name), call.request.lease, signal))
+        .then((user) => lock(node, Buffer.from(call.request.name), call.request.lease, signal, user))
         .then((r) => cb(null, r))
         .catch((e: unknown) => fail(cb, e));
     },
