@@ -71,7 +71,8 @@ export interface WorkloadOptions {
   until: Promise<void>;
   /** Per-call deadline. */
   timeoutMs: number;
-  serializableReads?: boolean;
+  /** Serializable (member-local) reads for all clients, or for the clients (by index) it returns true for. */
+  serializableReads?: boolean | ((clientIndex: number) => boolean);
   /** Deterministic choices per client (seeded), so a failing run can be read back. */
   seed?: number;
 }
@@ -108,12 +109,13 @@ export async function runKvWorkload(opts: WorkloadOptions): Promise<void> {
         const lastSeen = new Map<string, string | undefined>();
         let clientId = i;
         let seq = 0;
+        const serializable = typeof opts.serializableReads === 'function' ? opts.serializableReads(i) : !!opts.serializableReads;
         while (!stopped) {
           const key = opts.keys[Math.floor(rand() * opts.keys.length)];
           const r = rand();
           let res;
           if (r < 0.45) {
-            res = await opts.recorder.record(clientId, { op: 'get', key }, () => kvGet(client, key, opts.serializableReads));
+            res = await opts.recorder.record(clientId, { op: 'get', key }, () => kvGet(client, key, serializable));
             if (res.ok && res.output.op === 'get') lastSeen.set(key, res.output.value);
           } else if (r < 0.7) {
             const value = `c${i}-${seq++}`;
