@@ -61,7 +61,12 @@ const DEFAULT_MAP_SIZE = 16 * 1024 * 1024 * 1024;
 
 export class Backend {
   readonly dir: string;
-  private readonly env: RootDatabase<Buffer, Buffer>;
+  private env: RootDatabase<Buffer, Buffer>;
+  private envDir: string;
+  private readonly opts: BackendOptions;
+  /** Set while defrag() swaps environments: commits wait for it. */
+  private defragging: Promise<void> | undefined;
+  private defragSeq = 0;
   private readonly dbs = new Map<BucketName, Database<Buffer, Buffer>>();
   private readonly overlay = new Map<BucketName, Map<string, Pending>>();
   private seq = 0;
@@ -73,9 +78,19 @@ export class Backend {
 
   private constructor(dir: string, opts: BackendOptions) {
     this.dir = dir;
+    this.opts = opts;
     fs.mkdirSync(dir, { recursive: true });
-    this.env = open<Buffer, Buffer>({
-      path: path.join(dir, 'db'),
+    // (no dot in the name: lmdb-js takes a path with an extension for a file)
+    // a defrag interrupted by a crash leaves its copy here: the data file in db/ is complete either way
+    for (const e of fs.readdirSync(dir)) if (e.startsWith('db-defrag')) fs.rmSync(path.join(dir, e), { recursive: true, force: true });
+    this.envDir = path.join(dir, 'db');
+    this.env = this.openEnv(this.envDir);
+  }
+
+  private openEnv(envDir: string): RootDatabase<Buffer, Buffer> {
+    const opts = this.opts;
+    const env = open<Buffer, Buffer>({
+      path: envDir,
       encoding: 'binary',
       keyEncoding: 'binary',
       compression: false,
@@ -91,9 +106,10 @@ export class Backend {
       cache: false,
     });
     for (const b of BUCKETS) {
-      this.dbs.set(b, this.env.openDB<Buffer, Buffer>({ name: b, encoding: 'binary', keyEncoding: 'binary', cache: false }));
-      this.overlay.set(b, new Map());
+      this.dbs.set(b, env.openDB<Buffer, Buffer>({ name: b, encoding: 'binary', keyEncoding: 'binary', cache: false }));
+      if (!this.overlay.has(b)) this.overlay.set(b, new Map());
     }
+    return env;
   }
 
   static open(dir: string, opts: BackendOptions = {}): Backend {
@@ -143,6 +159,7 @@ export class Backend {
 
   /** Resolves when every write issued so far is committed and synced to disk. */
   commit(): Promise<void> {
+    if (this.defragging) return this.defragging.then(() => this.commit());
     if (this.pending.length) {
       const batch = this.pending;
       this.pending = [];
@@ -194,11 +211,62 @@ export class Backend {
     await this.env.backup(file, true);
   }
 
+  /**
+   * etcd's defrag: rewrites the data file without free pages, so it shrinks
+   * to what is in use. Writes keep queueing (readable through the overlay)
+   * but no commit happens until the swap is done. The compacting copy is made
+   * beside the data file, synced, opened, and renamed over the data file in
+   * one step, so a crash at any point leaves either the old or the new file
+   * complete in db/ (a leftover copy is removed at the next open). Do not
+   * hold range() iterators across it.
+   */
+  async defrag(): Promise<void> {
+    while (this.defragging) await this.defragging;
+    if (this.closed) throw new Error('backend closed');
+    await this.commit();
+    let release!: () => void;
+    this.defragging = new Promise<void>((r) => (release = r));
+    try {
+      await this.lastWrite;
+      const tmpDir = path.join(this.dir, `db-defrag-${process.pid}-${++this.defragSeq}`);
+      fs.mkdirSync(tmpDir, { recursive: true });
+      const tmpFile = path.join(tmpDir, 'data.mdb');
+      // lmdb copies into a directory (its data.mdb), as the environment is one
+      await this.env.backup(tmpDir, true);
+      const fd = fs.openSync(tmpFile, 'r+');
+      try {
+        fs.fsyncSync(fd);
+      } finally {
+        fs.closeSync(fd);
+      }
+      const oldEnv = this.env;
+      const oldDir = this.envDir;
+      // from here to the rename nothing awaits: every read sees one complete store
+      this.env = this.openEnv(tmpDir);
+      this.envDir = tmpDir;
+      const dbDir = path.join(this.dir, 'db');
+      fs.renameSync(tmpFile, path.join(dbDir, 'data.mdb'));
+      const dfd = fs.openSync(dbDir, 'r');
+      try {
+        fs.fsyncSync(dfd);
+      } finally {
+        fs.closeSync(dfd);
+      }
+      await oldEnv.close();
+      if (oldDir !== dbDir) fs.rmSync(oldDir, { recursive: true, force: true });
+    } finally {
+      this.defragging = undefined;
+      release();
+    }
+  }
+
   async close(): Promise<void> {
     if (this.closed) return;
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     await this.commit().catch(() => undefined);
     await this.env.close();
+    // the live environment may still be a defrag's (its data file already moved to db/)
+    if (this.envDir !== path.join(this.dir, 'db')) fs.rmSync(this.envDir, { recursive: true, force: true });
   }
 }

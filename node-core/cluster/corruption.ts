@@ -114,7 +114,10 @@ export function checkLocalIntegrity(node: EtcdNode): void {
   // a kill -9 may leave a checkpoint older than the store: it still covers the
   // revisions it hashed, unless a compaction since then removed some of them
   if (!cp || cp.compactRev !== node.mvcc.compactRev || cp.rev > node.mvcc.rev) return;
-  const h = node.mvcc.hashKV(cp.rev);
+  // HashKV refuses a past revision at or below the compaction; the current one it takes as 0
+  const atCurrent = cp.rev === node.mvcc.rev;
+  if (!atCurrent && cp.rev <= node.mvcc.compactRev) return;
+  const h = node.mvcc.hashKV(atCurrent ? 0 : cp.rev);
   if (h.hash !== cp.hash) {
     throw new CorruptionError(
       `${node.memberId.toString(16)} found data corruption: the store hashes to ${h.hash} at revision ${cp.rev}, but hashed to ${cp.hash} when it was last closed`,

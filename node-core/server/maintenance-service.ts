@@ -1,14 +1,25 @@
-// The Maintenance service: status, alarms and hashes of this member.
-import type { ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
+// The Maintenance service, as etcd's v3rpc/maintenance.go: status, alarms
+// (through the log), hashes, snapshots in etcd's file format, defragment and
+// leader transfer.
+import type { ServerUnaryCall, ServerWritableStream, sendUnaryData } from '@grpc/grpc-js';
+import { alarmString } from '../cluster/alarms';
 import type { EtcdNode } from '../cluster/node';
+import { crc32c, exportEtcdSnapshot, ETCD_BUCKETS } from '../backup/index';
 import type {
+  AlarmMember,
   AlarmRequest,
   AlarmResponseInit,
+  DefragmentRequest,
+  DefragmentResponseInit,
   HashKVRequest,
   HashKVResponseInit,
+  HashRequest,
+  HashResponseInit,
   MaintenanceHandlers,
   MoveLeaderRequest,
   MoveLeaderResponseInit,
+  SnapshotRequest,
+  SnapshotResponseInit,
   StatusRequest,
   StatusResponseInit,
 } from '../proto/gen/etcdserverpb';
@@ -19,10 +30,55 @@ import { SERVER_VERSION } from './http-endpoints';
 
 type Unary<Req, Res> = (call: ServerUnaryCall<Req, Res>, cb: sendUnaryData<Res>) => void;
 
-export function createMaintenanceHandlers(node: EtcdNode, guard: RequestGuard): Partial<MaintenanceHandlers> {
+const CONSISTENT_INDEX = 'consistent_index';
+/** Bytes per Snapshot message (etcd sends 32 KiB; fewer, larger messages cost less here). */
+const SNAPSHOT_CHUNK = 1024 * 1024;
+
+/**
+ * etcd's backend.Hash(DefaultIgnores): CRC-32C over every etcd bucket in
+ * name order (bolt's root cursor), each bucket's name then its keys and
+ * values, leaving out meta.consistent_index, and our own per-member meta
+ * records (etcdesk_*), which etcd does not have and which differ by member.
+ */
+export async function hashBackend(node: EtcdNode): Promise<{ hash: number; rev: number }> {
+  await node.backend.commit();
+  const rev = node.mvcc.rev;
+  const names = [...ETCD_BUCKETS].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
+  let h = 0;
+  for (const name of names) {
+    h = crc32c(h, Buffer.from(name));
+    const isMeta = name === 'meta';
+    for (const [k, v] of node.backend.range(name)) {
+      if (isMeta) {
+        const ks = k.toString('latin1');
+        if (ks === CONSISTENT_INDEX || ks.startsWith('etcdesk_')) continue;
+      }
+      h = crc32c(h, k);
+      h = crc32c(h, v);
+    }
+  }
+  return { hash: h >>> 0, rev };
+}
+
+/** Runs one export or defrag at a time: a defrag swaps the environment an export reads from. */
+class Exclusive {
+  private tail: Promise<unknown> = Promise.resolve();
+  run<T>(fn: () => Promise<T>): Promise<T> {
+    const p = this.tail.then(fn, fn);
+    this.tail = p.catch(() => undefined);
+    return p;
+  }
+}
+
+export function createMaintenanceHandlers(node: EtcdNode, guard: RequestGuard): MaintenanceHandlers {
+  const exclusive = new Exclusive();
+
   const status: Unary<StatusRequest, StatusResponseInit> = (_call, cb) => {
     try {
       const size = node.backend.size();
+      const errors: string[] = [];
+      if (node.leaderId === 0n) errors.push(Errors.NoLeader.message);
+      for (const a of node.alarms.get()) errors.push(alarmString(a));
       cb(null, {
         header: node.header(),
         version: SERVER_VERSION,
@@ -33,13 +89,15 @@ export function createMaintenanceHandlers(node: EtcdNode, guard: RequestGuard): 
         raftTerm: node.raftTerm,
         raftAppliedIndex: node.appliedIndex,
         isLearner: node.isLearner(),
-        errors: node.alarmList().map((a) => `memberID:${a.memberId} alarm:${['NONE', 'NOSPACE', 'CORRUPT'][a.alarm]} `),
+        errors,
       });
     } catch (e) {
       cb(toServiceError(e) as Parameters<sendUnaryData<StatusResponseInit>>[0]);
     }
   };
 
+  // no admin check (etcd has one): members' corruption checks call it over the
+  // client URL, where etcd uses its unauthenticated peer endpoint
   const hashKV: Unary<HashKVRequest, HashKVResponseInit> = (call, cb) => {
     try {
       const h = node.mvcc.hashKV(call.request.revision);
@@ -49,8 +107,84 @@ export function createMaintenanceHandlers(node: EtcdNode, guard: RequestGuard): 
     }
   };
 
-  const alarm: Unary<AlarmRequest, AlarmResponseInit> = (_call, cb) => {
-    cb(null, { header: node.header(), alarms: node.alarmList().map((a) => ({ memberID: a.memberId, alarm: a.alarm })) });
+  const hash: Unary<HashRequest, HashResponseInit> = (call, cb) => {
+    guard
+      .forAdmin(call)
+      .then(() => hashBackend(node))
+      .then((h) => cb(null, { header: node.header(h.rev), hash: h.hash }))
+      .catch((e: unknown) => cb(toServiceError(e) as Parameters<sendUnaryData<HashResponseInit>>[0]));
+  };
+
+  // etcd sends every alarm request, GET included, through the log (raftRequestOnce)
+  const alarm: Unary<AlarmRequest, AlarmResponseInit> = (call, cb) => {
+    node
+      .propose({ alarm: call.request })
+      .then((a) => {
+        const res = (a.result ?? { alarms: [] }) as { alarms?: AlarmMember[] };
+        cb(null, { header: node.header(), alarms: res.alarms ?? [] });
+      })
+      .catch((e: unknown) => cb(toServiceError(e) as Parameters<sendUnaryData<AlarmResponseInit>>[0]));
+  };
+
+  const defragment: Unary<DefragmentRequest, DefragmentResponseInit> = (call, cb) => {
+    guard
+      .forAdmin(call)
+      .then(() =>
+        exclusive.run(async () => {
+          node.log.info('starting defragment');
+          const before = node.backend.size().total;
+          await node.backend.defrag();
+          node.log.info('finished defragment', { 'current-db-size-bytes-diff': node.backend.size().total - before });
+        }),
+      )
+      .then(() => cb(null, { header: node.header() }))
+      .catch((e: unknown) => {
+        node.log.warn('failed to defragment', { error: (e as Error).message });
+        cb(toServiceError(e) as Parameters<sendUnaryData<DefragmentResponseInit>>[0]);
+      });
+  };
+
+  // etcd's Snapshot: the bolt database in chunks counting down remaining_bytes, then its sha256
+  const snapshot = (call: ServerWritableStream<SnapshotRequest, SnapshotResponseInit>): void => {
+    let cancelled = false;
+    call.on('cancelled', () => (cancelled = true));
+    const send = (m: SnapshotResponseInit): Promise<void> =>
+      new Promise((resolve) => {
+        if (call.write(m)) resolve();
+        else call.once('drain', () => resolve());
+      });
+    const run = async (): Promise<void> => {
+      await guard.forAdmin(call);
+      const image = await exclusive.run(() => exportEtcdSnapshot(node.backend, { chunkSize: SNAPSHOT_CHUNK }));
+      const total = image.dbSize;
+      node.log.info('sending database snapshot to client', { 'total-bytes': total });
+      let sent = 0;
+      const tail: Buffer[] = [];
+      try {
+        for await (const chunk of image) {
+          if (cancelled) break;
+          let body = chunk;
+          if (sent + body.length > total) {
+            tail.push(body.subarray(total - sent));
+            body = body.subarray(0, total - sent);
+          }
+          if (body.length) {
+            sent += body.length;
+            await send({ header: node.header(), remaining_bytes: total - sent, blob: body });
+          }
+        }
+      } finally {
+        await image.close();
+      }
+      if (cancelled) return;
+      const sha = image.sha256 ?? Buffer.concat(tail);
+      await send({ header: node.header(), remaining_bytes: 0, blob: sha });
+      node.log.info('successfully sent database snapshot to client', { 'total-bytes': total });
+      call.end();
+    };
+    run().catch((e: unknown) => {
+      if (!cancelled) call.emit('error', toServiceError(e));
+    });
   };
 
   // etcd's MoveLeader: only the leader transfers, only to a voting member, and
@@ -75,5 +209,5 @@ export function createMaintenanceHandlers(node: EtcdNode, guard: RequestGuard): 
       .catch((e: unknown) => cb(toServiceError(e) as Parameters<sendUnaryData<MoveLeaderResponseInit>>[0]));
   };
 
-  return { Status: status, HashKV: hashKV, Alarm: alarm, MoveLeader: moveLeader };
+  return { Status: status, HashKV: hashKV, Hash: hash, Alarm: alarm, Defragment: defragment, Snapshot: snapshot, MoveLeader: moveLeader };
 }
