@@ -206,4 +206,18 @@ describe('lessor', () => {
     assert.deepEqual(proposed, [[{ ID: 4n, remaining_TTL: 0 }]]);
     assert.equal(l.lookup(4n)!.remainingMs, 100_000);
   });
+
+  it('recover reloads the bucket (a state snapshot installed underneath)', async () => {
+    env = await open();
+    env.lessor.grant(11n, 30);
+    env.lessor.grant(12n, 40);
+    // what a snapshot brought: lease 12 gone, 13 new
+    env.backend.del('lease', Buffer.from([0, 0, 0, 0, 0, 0, 0, 12]));
+    const other = Lessor.open(env.backend, { minTTL: 2 });
+    other.grant(13n, 50);
+    await env.backend.commit();
+    env.lessor.recover();
+    assert.deepEqual(env.lessor.list().sort(), [11n, 13n]);
+    assert.equal(env.lessor.lookup(13n)!.ttl, 50);
+  });
 });

@@ -176,12 +176,30 @@ export class Lessor {
   /** Loads the leases in the `lease` bucket (etcd's initAndRecover); open it before the MVCC store, which re-attaches keys. */
   static open(backend: Backend, opts: LessorOptions): Lessor {
     const l = new Lessor(backend, opts);
-    for (const [, v] of backend.range('lease')) {
-      const lpb = decodeLease(v);
-      const ttl = lpb.TTL < l.minTTL ? l.minTTL : lpb.TTL;
-      l.leases.set(lpb.ID, new Lease(lpb.ID, ttl, lpb.RemainingTTL));
-    }
+    l.load();
     return l;
+  }
+
+  private load(): void {
+    for (const [, v] of this.backend.range('lease')) {
+      const lpb = decodeLease(v);
+      const ttl = lpb.TTL < this.minTTL ? this.minTTL : lpb.TTL;
+      this.leases.set(lpb.ID, new Lease(lpb.ID, ttl, lpb.RemainingTTL));
+    }
+  }
+
+  /**
+   * etcd's lessor.Recover, for a state snapshot installed under a running
+   * member: reloads the bucket (committed data); the MVCC store's restore
+   * re-attaches the keys afterwards. Pending renews of dropped leases fail.
+   */
+  recover(): void {
+    for (const l of this.leases.values()) l.markRevoked();
+    this.leases.clear();
+    this.expiryHeap.clear();
+    this.checkpointHeap.clear();
+    this.load();
+    if (this.primary) for (const l of this.leases.values()) this.refresh(l, 0);
   }
 
   get isPrimary(): boolean {
