@@ -250,3 +250,21 @@ describe('local three-member cluster (etcd engine)', { timeout: 60_000 }, () => 
     }
   });
 });
+
+describe('browser shell static files', () => {
+  it('never serves outside the renderer folder and survives malformed paths', async () => {
+    const rendererDir = fs.mkdtempSync(path.join(os.tmpdir(), 'etcdesk-static-'));
+    fs.writeFileSync(path.join(rendererDir, 'index.html'), 'INDEX');
+    const server = await startShellServer({ rendererDir, handlers: () => ({}) as Handlers, token: 't' });
+    try {
+      const get = (p: string): Promise<Response> => fetch(`http://127.0.0.1:${server.port}${p}`);
+      assert.equal(await (await get('/../../../etc/passwd')).text(), 'INDEX');
+      assert.equal(await (await get('/%2e%2e/%2e%2e/etc/passwd')).text(), 'INDEX');
+      assert.equal((await get('/%E0%A4%A')).status, 400);
+      assert.equal((await get('/')).status, 200);
+    } finally {
+      await server.close();
+      fs.rmSync(rendererDir, { recursive: true, force: true });
+    }
+  });
+});

@@ -120,6 +120,14 @@ function createWindow(): void {
   else void win.loadFile(path.join(here, '../renderer/index.html'));
 }
 
+// One instance per user: a second one would host a second node on the same data folder.
+if (!app.requestSingleInstanceLock()) app.quit();
+app.on('second-instance', () => {
+  if (!win) return;
+  if (win.isMinimized()) win.restore();
+  win.focus();
+});
+
 void app.whenReady().then(() => {
   session.defaultSession.webRequest.onHeadersReceived((details, cb) => {
     cb({ responseHeaders: { ...details.responseHeaders, 'Content-Security-Policy': [CSP] } });

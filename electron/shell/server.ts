@@ -149,9 +149,17 @@ export async function startShellServer(o: ShellOptions): Promise<ShellServer> {
       return;
     }
     // Static renderer files; anything unknown is the app (single page).
-    const rel = path.normalize(decodeURIComponent(url.pathname)).replace(/^([/\\])+/, '');
-    let file = path.join(o.rendererDir, rel);
-    if (!file.startsWith(path.resolve(o.rendererDir)) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) file = path.join(o.rendererDir, 'index.html');
+    let decoded: string;
+    try {
+      decoded = decodeURIComponent(url.pathname);
+    } catch {
+      res.writeHead(400).end();
+      return;
+    }
+    const rel = path.normalize(decoded).replace(/^([/\\])+/, '');
+    const base = path.resolve(o.rendererDir);
+    let file = path.join(base, rel);
+    if (!file.startsWith(base + path.sep) || !fs.existsSync(file) || fs.statSync(file).isDirectory()) file = path.join(base, 'index.html');
     if (!fs.existsSync(file)) {
       res.writeHead(500, { 'Content-Type': 'text/plain' }).end('renderer not built: run `npm run build` first');
       return;
