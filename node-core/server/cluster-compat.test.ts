@@ -52,6 +52,8 @@ function normalize(s: Side, text: string): string {
     .replace(/"ts":"[^"]*"/g, '"ts":T')
     .replace(/client-[0-9a-f-]{36}/g, 'client-UUID')
     .replace(/took = [\d.]+[µmn]?s/g, 'took = T')
+    // "%16x" pads short ids with spaces; the label replaces the id, so drop the padding too
+    .replace(/(Member) +(?=[0-9a-f]{12,16}\b)/g, '$1 ')
     .replace(/127\.0\.0\.1:(\d+)/g, (all, port: string) => (s.labels.has(port) ? `127.0.0.1:${s.labels.get(port)}` : all))
     .replace(/\b\d{15,20}\b/g, (dec) => s.labels.get(hex(dec)) ?? '<id>')
     .replace(/\b[0-9a-f]{12,16}\b/g, (h) => s.labels.get(h) ?? (/[a-f]/.test(h) ? '<id>' : h));
@@ -113,6 +115,12 @@ describe('etcdctl compatibility: three-member clusters', { skip: !hasEtcd() && '
     // Which endpoint etcdctl's retry log names depends on who leads: not part of the contract.
     return { code: r.code, stdout, stderr: normalize(s, r.stderr).replace(/127\.0\.0\.1:m\d-client/g, '127.0.0.1:mX-client') };
   };
+
+  async function removeExtraMembers(s: Side): Promise<void> {
+    const r = await run(s, ['member', 'list', '-w', 'json']);
+    const j = parseJsonIds<{ members: MemberJson[] }>(r.stdout);
+    for (const m of j.members) if (!/^m\d$/.test(m.name ?? '')) await run(s, ['member', 'remove', hex(m.ID)]);
+  }
 
   async function run(s: Side, args: string[], at: Target = 'all'): Promise<CtlResult> {
     return etcdctl(await endpointOf(s, at), args, { timeoutMs: 20_000 });
@@ -301,6 +309,8 @@ describe('etcdctl compatibility: three-member clusters', { skip: !hasEtcd() && '
   it('strict reconfig: member add right after a peer reconnected is refused as unhealthy, as etcd does', { todo: 'etcdesk lacks etcd 3.4\'s isConnectedFullySince(5 s) check in mayAddMember / numConnectedSince in mayRemoveMember (reported)', timeout: 60_000 }, async (t) => {
     const results = await Promise.all(
       sides().map(async (s) => {
+        // a learner left behind by a failed test above would turn this into "too many learners"
+        await removeExtraMembers(s);
         const l = await leaderOf(s);
         const f = (l + 1) % 3;
         await s.c.members[f].kill();
