@@ -35,8 +35,9 @@ export type { Applied } from './raft-loop';
 // the membership change kinds, for the server's Cluster service (which must not reach into raft)
 export { ConfChangeType } from '../raft';
 
-const CLUSTER_ID = Buffer.from('etcdesk_cluster_id');
-const MEMBER_ID = Buffer.from('etcdesk_member_id');
+// exported for the snapshot restore, which writes a new member's identity
+export const CLUSTER_ID = Buffer.from('etcdesk_cluster_id');
+export const MEMBER_ID = Buffer.from('etcdesk_member_id');
 
 export interface NodeOpenOptions {
   /** Builds the peer transport once ids are known (absent: a single member needs none). */

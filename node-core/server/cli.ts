@@ -3,11 +3,13 @@
 import { FlagError, parseArgs, usage } from '../cluster/config';
 import { createLogger } from '../cluster/logger';
 import { CLUSTER_VERSION, SERVER_VERSION } from './http-endpoints';
+import { snapshotCommand } from './snapshot-restore';
 import { startNode, type RunningNode } from './start';
 
 export const ETCDESK_VERSION = '0.1.0';
 
 export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<number> {
+  if (argv[0] === 'snapshot') return snapshotCommand(argv.slice(1));
   let parsed;
   try {
     parsed = parseArgs(argv, env);
