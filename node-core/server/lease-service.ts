@@ -91,7 +91,14 @@ function leaderClient(node: EtcdNode): EtcdClient {
 /** etcd's LeaseRenew: on the leader, or forwarded to it; lease not found (or revoked while expired) gives TTL 0. */
 async function renew(node: EtcdNode, id: bigint): Promise<number> {
   try {
-    if (node.isLeader()) return await lessorOf(node).renew(id);
+    if (node.isLeader()) {
+      try {
+        return await lessorOf(node).renew(id);
+      } catch (e) {
+        // leadership moved while the renew waited: the new leader answers, as etcd retries on ErrNotPrimary
+        if (e !== Errors.NotLeader || node.isLeader()) throw e;
+      }
+    }
     return (await leaderClient(node).leaseKeepAliveOnce(id)).TTL;
   } catch (e) {
     if (e === Errors.LeaseNotFound || (e instanceof EtcdError && e.message === Errors.LeaseNotFound.message)) return 0;
