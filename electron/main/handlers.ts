@@ -218,7 +218,8 @@ export function createHandlers(deps: HandlerDeps): Handlers {
       return list.window(req.offset, Math.min(req.limit, 1000));
     },
     'kv:tree': async ({ prefix, delimiter }) => {
-      const { list, fresh } = m.keyList(prefix, true);
+      // Reuses main's key list for the prefix: watch events invalidate it, so it is never stale.
+      const { list, fresh } = m.keyList(prefix, false);
       if (fresh) await list.init();
       const nodes = await list.tree(delimiter);
       return { nodes: nodes.slice(0, TREE_LIMIT), revision: list.revision };

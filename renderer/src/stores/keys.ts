@@ -17,6 +17,8 @@ export interface Conflict {
 
 export const useKeysStore = defineStore('keys', {
   state: () => ({
+    /** The connection the state below belongs to. */
+    profileId: null as string | null,
     prefix: '',
     mode: 'flat' as 'flat' | 'tree',
     delimiter: '/',
