@@ -1,7 +1,25 @@
 // A member's Prometheus registry with etcd's metric names where they apply.
 // Counters and histograms are updated on the hot path with plain number
 // arithmetic; gauges are read from the node when scraped.
+import type { MethodDefinition, ServiceDefinition, UntypedServiceImplementation } from '@grpc/grpc-js';
 import type { EtcdNode } from './node';
+
+/** gRPC status code names, as go-grpc-prometheus labels them. */
+const CODE_NAMES = [
+  'OK', 'Canceled', 'Unknown', 'InvalidArgument', 'DeadlineExceeded', 'NotFound', 'AlreadyExists', 'PermissionDenied', 'ResourceExhausted',
+  'FailedPrecondition', 'Aborted', 'OutOfRange', 'Unimplemented', 'Internal', 'Unavailable', 'DataLoss', 'Unauthenticated',
+];
+
+/** Counters of one gRPC method (go-grpc-prometheus's started/handled), bumped by the wrapped handler. */
+export class GrpcMethodStats {
+  started = 0;
+  readonly handled: number[] = CODE_NAMES.map(() => 0);
+  constructor(
+    readonly type: 'unary' | 'client_stream' | 'server_stream' | 'bidi_stream',
+    readonly service: string,
+    readonly method: string,
+  ) {}
+}
 
 class Histogram {
   readonly counts: number[];
@@ -26,17 +44,13 @@ export class Metrics {
   proposalsApplied = 0;
   proposalsFailed = 0;
   leaderChanges = 0;
-  private readonly grpcHandled = new Map<string, number>();
-  private readonly grpcStarted = new Map<string, number>();
+  private readonly grpcMethods: GrpcMethodStats[] = [];
 
-  grpcStart(type: string, service: string, method: string): void {
-    const k = `grpc_type="${type}",grpc_service="${service}",grpc_method="${method}"`;
-    this.grpcStarted.set(k, (this.grpcStarted.get(k) ?? 0) + 1);
-  }
-
-  grpcDone(type: string, service: string, method: string, code: string): void {
-    const k = `grpc_code="${code}",grpc_method="${method}",grpc_service="${service}",grpc_type="${type}"`;
-    this.grpcHandled.set(k, (this.grpcHandled.get(k) ?? 0) + 1);
+  /** Registers a method's counters (every code starts at 0, as go-grpc-prometheus pre-registers them). */
+  grpcMethod(type: GrpcMethodStats['type'], service: string, method: string): GrpcMethodStats {
+    const s = new GrpcMethodStats(type, service, method);
+    this.grpcMethods.push(s);
+    return s;
   }
 
   render(node: EtcdNode): string {
@@ -65,11 +79,59 @@ export class Metrics {
     gauge('etcd_debugging_mvcc_compact_revision', 'The revision of the last compaction in store.', node.mvcc.compactRev);
     hist('etcd_disk_wal_fsync_duration_seconds', 'The latency distributions of fsync called by WAL.', this.fsync);
     hist('etcd_disk_backend_commit_duration_seconds', 'The latency distributions of commit called by backend.', this.backendCommit);
+    gauge('etcd_server_quota_backend_bytes', 'Current backend storage quota size in bytes.', node.quota.maxBytes);
+    const labels = (s: GrpcMethodStats): string => `grpc_method="${s.method}",grpc_service="${s.service}",grpc_type="${s.type}"`;
     out.push('# HELP grpc_server_started_total Total number of RPCs started on the server.', '# TYPE grpc_server_started_total counter');
-    for (const [k, v] of this.grpcStarted) out.push(`grpc_server_started_total{${k}} ${v}`);
+    for (const s of this.grpcMethods) out.push(`grpc_server_started_total{${labels(s)}} ${s.started}`);
     out.push('# HELP grpc_server_handled_total Total number of RPCs completed on the server, regardless of success or failure.', '# TYPE grpc_server_handled_total counter');
-    for (const [k, v] of this.grpcHandled) out.push(`grpc_server_handled_total{${k}} ${v}`);
+    for (const s of this.grpcMethods) s.handled.forEach((n, code) => out.push(`grpc_server_handled_total{grpc_code="${CODE_NAMES[code]}",${labels(s)}} ${n}`));
     return out.join('\n') + '\n';
   }
 }
 
+
+type AnyCall = { on(ev: string, fn: (...a: unknown[]) => void): unknown };
+
+/**
+ * Wraps a service's handlers so every call counts in grpc_server_started_total
+ * and, when it completes, grpc_server_handled_total by status code. Per call
+ * this costs one closure and two increments; labels are built only on scrape.
+ */
+export function instrumentService<T extends UntypedServiceImplementation>(def: ServiceDefinition, handlers: T, metrics: Metrics): T {
+  const out: UntypedServiceImplementation = {};
+  for (const [name, fn] of Object.entries(handlers)) {
+    const m = (def as Record<string, MethodDefinition<unknown, unknown> | undefined>)[name];
+    if (!m || typeof fn !== 'function') {
+      out[name] = fn;
+      continue;
+    }
+    const service = m.path.split('/')[1] ?? '';
+    const type = m.requestStream ? (m.responseStream ? 'bidi_stream' : 'client_stream') : m.responseStream ? 'server_stream' : 'unary';
+    const stats = metrics.grpcMethod(type, service, name);
+    const h = fn as (...a: unknown[]) => void;
+    if (type === 'unary' || type === 'client_stream') {
+      out[name] = ((call: unknown, cb: (err: { code?: number } | null, ...rest: unknown[]) => void) => {
+        stats.started++;
+        h(call, (err: { code?: number } | null, ...rest: unknown[]) => {
+          stats.handled[err ? (err.code ?? 2) : 0]++;
+          cb(err, ...rest);
+        });
+      }) as never;
+    } else {
+      out[name] = ((call: AnyCall) => {
+        stats.started++;
+        let done = false;
+        const finish = (code: number): void => {
+          if (done) return;
+          done = true;
+          stats.handled[code] = (stats.handled[code] ?? 0) + 1;
+        };
+        call.on('finish', () => finish(0));
+        call.on('error', (e) => finish((e as { code?: number } | undefined)?.code ?? 2));
+        call.on('cancelled', () => finish(1));
+        h(call);
+      }) as never;
+    }
+  }
+  return out as T;
+}

@@ -1,6 +1,6 @@
 // HTTP endpoints on the client port, as etcd serves them: /health,
 // /version and /metrics (Prometheus text). Metrics come from the registry.
-import type http from 'node:http';
+import http from 'node:http';
 import type { EtcdNode } from '../cluster/node';
 
 export const SERVER_VERSION = '3.4.23';
@@ -30,5 +30,46 @@ export function createHttpHandler(node: EtcdNode): http.RequestListener {
     }
     res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' });
     res.end('404 page not found\n');
+  };
+}
+
+/**
+ * --listen-metrics-urls: plain HTTP listeners serving the same /metrics and
+ * /health as the client port (etcd's metrics listener), so scrapers need not
+ * reach the gRPC port. Resolves once all listen; close() stops them.
+ */
+export async function listenMetricsUrls(urls: string[], handler: http.RequestListener): Promise<{ close(): Promise<void> }> {
+  const servers: http.Server[] = [];
+  const close = (): Promise<void> =>
+    Promise.all(servers.map((s) => new Promise<void>((r) => s.close(() => r())))).then(() => undefined);
+  try {
+    for (const raw of urls) {
+      const u = new URL(raw);
+      if (u.protocol !== 'http:') throw new Error(`metrics URL ${raw}: only http:// is supported in this build`);
+      const srv = http.createServer((req, res) => {
+        const p = new URL(req.url ?? '/', 'http://x').pathname;
+        if (p === '/metrics' || p === '/health') return handler(req, res);
+        res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' });
+        res.end('404 page not found\n');
+      });
+      srv.keepAliveTimeout = 5000;
+      await new Promise<void>((resolve, reject) => {
+        srv.once('error', reject);
+        srv.listen(Number(u.port || 80), u.hostname.replace(/^\[|\]$/g, ''), () => {
+          srv.off('error', reject);
+          resolve();
+        });
+      });
+      servers.push(srv);
+    }
+  } catch (e) {
+    await close();
+    throw e;
+  }
+  return {
+    close: () => {
+      for (const s of servers) s.closeAllConnections();
+      return close();
+    },
   };
 }

@@ -13,7 +13,8 @@ import { ElectionService } from '../proto/gen/v3electionpb';
 import { LockService } from '../proto/gen/v3lockpb';
 import { listenClientUrl, type ClientListener } from './client-listener';
 import { createClusterHandlers } from './cluster-service';
-import { createHttpHandler } from './http-endpoints';
+import { createHttpHandler, listenMetricsUrls } from './http-endpoints';
+import { instrumentService } from '../cluster/metrics';
 import { createElectionHandlers } from './election-service';
 import { createKVHandlers } from './kv-service';
 import { createLeaseHandlers } from './lease-service';
@@ -97,6 +98,9 @@ export async function startNode(partial: Partial<NodeConfig>, opts: StartOptions
     'grpc.keepalive_permit_without_calls': 1,
   });
   const guard = openGuard;
+  // every service's calls count in /metrics (grpc_server_started_total, grpc_server_handled_total)
+  const addService = server.addService.bind(server);
+  server.addService = (def, impl) => addService(def, instrumentService(def, impl, node.metrics));
   const learner = (): boolean => node.isLearner();
   server.addService(KVService, guardLearner(createKVHandlers(node, guard), learner, (m, r) => m === 'Range' && (r as { serializable?: boolean }).serializable === true));
   server.addService(MaintenanceService, guardLearner(createMaintenanceHandlers(node, guard) as grpc.UntypedServiceImplementation, learner, (m) => m === 'Status'));
@@ -116,6 +120,8 @@ export async function startNode(partial: Partial<NodeConfig>, opts: StartOptions
       listeners.push(l);
       log.warn('serving client traffic insecurely; this is strongly discouraged!', { address: url.replace(/^\w+:\/\//, '') });
     }
+    const metricsListeners = await listenMetricsUrls(config.listenMetricsUrls, httpHandler);
+    void node.closed.then(() => metricsListeners.close());
   } catch (e) {
     for (const l of listeners) await l.close();
     await node.close();
