@@ -65,6 +65,7 @@ export const useKeysStore = defineStore('keys', {
           const r = await useApi().invoke('kv:tree', { prefix: this.treePath, delimiter: this.delimiter });
           this.treeNodes = markRaw(r.nodes);
           this.revision = r.revision;
+          this.listEpoch++;
           return;
         }
         const r = await useApi().invoke('kv:window', { prefix: this.prefix, offset: 0, limit: PAGE, refresh });
