@@ -4,7 +4,7 @@
 // delivered per second and the delivery latency (put sent → event received,
 // same clock) against etcdesk-node and real etcd 3.4.
 //
-// Run alone: node --import tsx bench/watch-bench.ts [watchers] [writes]
+// Run alone: node --import tsx bench/watch-bench.ts [watchers] [writes] [writes/s]
 // (env WATCH_BENCH_ONLY=etcd|etcdesk). run-bench.ts may call runWatchBench().
 import * as grpc from '@grpc/grpc-js';
 import { pathToFileURL } from 'node:url';
@@ -17,6 +17,8 @@ export interface WatchBenchOptions {
   writes?: number;
   /** Puts in flight at once. */
   writeConcurrency?: number;
+  /** Paced writes (puts per second) to measure delivery latency below saturation; unpaced when absent. */
+  writesPerSec?: number;
 }
 
 export interface WatchBenchResult {
@@ -93,10 +95,16 @@ export async function runWatchLoad(endpoint: string, opts: WatchBenchOptions = {
     });
   const start = performance.now();
   let next = 0;
+  const rate = opts.writesPerSec;
   await Promise.all(
     Array.from({ length: conc }, async () => {
       while (next < writes) {
         const i = next++;
+        if (rate) {
+          const due = start + (i * 1000) / rate;
+          const wait = due - performance.now();
+          if (wait > 0) await new Promise((r) => setTimeout(r, wait));
+        }
         await put({ key: Buffer.from(`${PREFIX}k${i % 100}`), value: Buffer.from(String(performance.now())) });
       }
     }),
@@ -137,10 +145,11 @@ export async function runWatchBench(kind: 'etcd' | 'etcdesk', opts: WatchBenchOp
 if (import.meta.url === pathToFileURL(process.argv[1] ?? '').href) {
   const watchers = Number(process.argv[2] ?? 10_000);
   const writes = Number(process.argv[3] ?? 100);
+  const writesPerSec = process.argv[4] ? Number(process.argv[4]) : undefined;
   const only = process.env.WATCH_BENCH_ONLY;
   for (const kind of ['etcd', 'etcdesk'] as const) {
     if (only && only !== kind) continue;
-    const r = await runWatchBench(kind, { watchers, writes });
-    console.log(JSON.stringify(r));
+    const r = await runWatchBench(kind, { watchers, writes, writesPerSec });
+    console.log(JSON.stringify({ ...r, writesPerSec: writesPerSec ?? 'unpaced' }));
   }
 }
