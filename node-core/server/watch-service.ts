@@ -11,6 +11,7 @@ import type { RangeRequest, WatchCreateRequest, WatchHandlers, WatchRequest, Wat
 import { encodeWatchResponse } from '../proto/gen/etcdserverpb';
 import { encodeEvent, type Event, type EventInit } from '../proto/gen/mvccpb';
 import { WatchError, WatchHub, type HubResponse, type WatchStream } from '../watch/hub';
+import { toServiceError } from './grpc-status';
 import type { RequestGuard } from './request-guard';
 
 /** etcd's chanBufLen: event responses a stream may have waiting once the client stops reading. */
@@ -291,9 +292,18 @@ class ServerWatchStream {
   }
 }
 
+/** clientv3.WithRequireLeader: a stream that asks for a leader is refused without one (etcd's stream interceptor). */
+export function refuseWithoutLeader(node: EtcdNode, call: { metadata: { get(k: string): unknown[] } }): boolean {
+  return call.metadata.get('hasleader')[0] === 'true' && node.leaderId === 0n;
+}
+
 export function createWatchHandlers(node: EtcdNode, guard: RequestGuard): WatchHandlers {
   return {
     Watch: (call) => {
+      if (refuseWithoutLeader(node, call)) {
+        call.emit('error', toServiceError(Errors.NoLeader));
+        return;
+      }
       new ServerWatchStream(node, guard, call);
     },
   };
