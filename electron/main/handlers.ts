@@ -425,6 +425,12 @@ export function createHandlers(deps: HandlerDeps): Handlers {
       // Keep administering: from now on requests need credentials.
       if (!client.options.username) {
         if (!rootPassword) throw new ContractError(-1, 'auth enabled; reconnect with the root user');
+        try {
+          await client.authenticateProbe('root', rootPassword);
+        } catch {
+          // root existed with another password: say so instead of failing every later call.
+          throw new ContractError(-1, 'authentication enabled, but that is not the root password: reconnect with root\'s credentials');
+        }
         m.relogin('root', rootPassword);
       } else client.resetToken();
       return overview(c());
