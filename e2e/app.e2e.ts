@@ -8,7 +8,7 @@ import type { Browser, Page } from 'playwright-core';
 import { EtcdClient } from '../node-core/index';
 import { txnToEtcdctl, type TxnRequest } from '../electron/contract/index';
 import { startEtcd } from '../node-core/client/test-etcd';
-import { etcdctl, etcdctlTry, launchBrowser, openApp, shot, startShell, until, sleep, type Shell } from './harness';
+import { artifacts, etcdctl, etcdctlTry, launchBrowser, openApp, shot, startShell, until, sleep, type Shell } from './harness';
 
 describe('Etcdesk in the browser shell', { timeout: 200_000 }, () => {
   let shell: Shell;
@@ -25,6 +25,8 @@ describe('Etcdesk in the browser shell', { timeout: 200_000 }, () => {
   };
 
   before(async () => {
+    // Failure screenshots of an earlier run would mislead.
+    if (fs.existsSync(artifacts)) for (const f of fs.readdirSync(artifacts)) if (f.startsWith('FAILED-')) fs.rmSync(path.join(artifacts, f));
     [shell, browser] = await Promise.all([startShell(), launchBrowser()]);
     page = await openApp(browser, shell);
   });
