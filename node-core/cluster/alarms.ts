@@ -41,9 +41,9 @@ export function alarmName(a: number): string {
   return ALARM_NAMES[a] ?? String(a);
 }
 
-/** etcd's AlarmMember.String() (gogo text format), as Status errors and `etcdctl alarm list` print it. */
+/** etcd's AlarmMember.String() (gogo's compact text: zero fields left out), as Status errors and `etcdctl alarm list` print it. */
 export function alarmString(m: { memberID: bigint; alarm: number }): string {
-  return `memberID:${m.memberID} alarm:${alarmName(m.alarm)} `;
+  return (m.memberID ? `memberID:${m.memberID} ` : '') + (m.alarm ? `alarm:${alarmName(m.alarm)} ` : '');
 }
 
 export class AlarmStore {
