@@ -8,6 +8,7 @@ import { useApi } from '../api';
 import { guessMode, parse, render, validate, type ValueMode } from '../lib/value-format';
 
 export const PAGE = 200;
+let reloadSeq = 0;
 export const MAX_PAGES = 12;
 
 export interface Conflict {
@@ -60,15 +61,19 @@ export const useKeysStore = defineStore('keys', {
     async reload(refresh = true): Promise<void> {
       this.loading = true;
       const t0 = performance.now();
+      // Only the latest reload may land: a slower earlier one (another prefix) must not overwrite it.
+      const seq = ++reloadSeq;
       try {
         if (this.mode === 'tree') {
           const r = await useApi().invoke('kv:tree', { prefix: this.treePath, delimiter: this.delimiter });
+          if (seq !== reloadSeq) return;
           this.treeNodes = markRaw(r.nodes);
           this.revision = r.revision;
           this.listEpoch++;
           return;
         }
         const r = await useApi().invoke('kv:window', { prefix: this.prefix, offset: 0, limit: PAGE, refresh });
+        if (seq !== reloadSeq) return;
         this.pages = { 0: markRaw(r.rows) };
         this.pageOrder = [0];
         this.pending = {};
@@ -78,7 +83,7 @@ export const useKeysStore = defineStore('keys', {
         this.listEpoch++;
         this.firstPageMs = performance.now() - t0;
       } finally {
-        this.loading = false;
+        if (seq === reloadSeq) this.loading = false;
       }
     },
 
@@ -87,6 +92,7 @@ export const useKeysStore = defineStore('keys', {
       const first = Math.floor(Math.max(0, start) / PAGE);
       const last = Math.floor(Math.max(0, Math.min(end, this.total) - 1) / PAGE);
       const epoch = this.listEpoch;
+      const seq = reloadSeq;
       const jobs: Promise<void>[] = [];
       for (let p = first; p <= last; p++) {
         if (this.pages[p] || this.pending[p]) continue;
@@ -95,7 +101,7 @@ export const useKeysStore = defineStore('keys', {
           useApi()
             .invoke('kv:window', { prefix: this.prefix, offset: p * PAGE, limit: PAGE })
             .then((r) => {
-              if (epoch !== this.listEpoch) return;
+              if (epoch !== this.listEpoch || seq !== reloadSeq) return;
               this.pages[p] = markRaw(r.rows);
               this.pageOrder.push(p);
               this.total = r.total;
@@ -163,6 +169,8 @@ export const useKeysStore = defineStore('keys', {
       if (u.dropped && this.selectedKey) void this.recheckSelected();
       for (const e of u.events) {
         if (e.kv.key !== this.selectedKey) continue;
+        // Our own save (or anything we have already seen) is not a remote change.
+        if (e.type === 'put' && this.selected && e.kv.modRevision <= this.selected.modRevision) continue;
         if (e.type === 'delete') {
           this.selectedDeleted = true;
           this.remoteChanged = this.dirty;
@@ -234,7 +242,8 @@ export const useKeysStore = defineStore('keys', {
     /** Saves with a compare on mod_revision: a concurrent change becomes a conflict, never an overwrite. */
     async save(force = false): Promise<'saved' | 'conflict'> {
       if (!this.selectedKey) throw new Error('no key selected');
-      const bytes = parse(this.draft, this.valueMode);
+      const saved = this.draft;
+      const bytes = parse(saved, this.valueMode);
       const expect = force && this.conflict ? (this.conflict.theirs?.modRevision ?? 0) : (this.selected?.modRevision ?? 0);
       const r = await useApi().invoke('kv:put', { key: this.selectedKey, value: bytesToB64(bytes), lease: this.selected?.lease, expectModRevision: expect });
       if (!r.ok) {
@@ -245,7 +254,8 @@ export const useKeysStore = defineStore('keys', {
       this.remoteChanged = false;
       this.selected = r.kv;
       this.selectedDeleted = false;
-      this.pristine = this.draft;
+      // What was saved, not what the editor holds now: typing may have gone on while the save was in flight.
+      this.pristine = saved;
       if (this.history) void this.loadHistory();
       return 'saved';
     },
