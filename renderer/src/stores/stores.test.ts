@@ -58,6 +58,29 @@ describe('keys store', () => {
     assert.ok(keys.loadedRows <= MAX_PAGES * PAGE, `holds ${keys.loadedRows}`);
   });
 
+  it('a slow response for an older search never overwrites a newer one', async () => {
+    const gates: Record<string, () => void> = {};
+    setApi(
+      fakeApi({
+        'kv:window': (r) =>
+          new Promise((resolve) => {
+            gates[r.prefix] = () => resolve({ total: r.prefix ? 1 : 50, offset: 0, rows: [row(r.prefix ? 1 : 0)], revision: 1, partial: false });
+          }),
+      }),
+    );
+    const keys = useKeysStore();
+    keys.prefix = '';
+    const old = keys.reload();
+    keys.prefix = '/big/';
+    const fresh = keys.reload();
+    gates['/big/']();
+    await fresh;
+    gates['']();
+    await old;
+    assert.equal(keys.total, 1);
+    assert.equal(keys.rowAt(0)?.keyText, 'k1');
+  });
+
   it('saves with a mod_revision compare and turns a concurrent change into a conflict', async () => {
     let server = kv('/a', 'one', 5);
     const api = fakeApi({
