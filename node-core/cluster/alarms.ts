@@ -108,8 +108,11 @@ export class Quota {
   constructor(
     quotaBackendBytes: number,
     private readonly readSize: () => number,
+    log?: { info(msg: string, f?: Record<string, unknown>): void; warn(msg: string, f?: Record<string, unknown>): void },
   ) {
     this.maxBytes = quotaBackendBytes > 0 ? quotaBackendBytes : DEFAULT_QUOTA_BYTES;
+    if (quotaBackendBytes > MAX_QUOTA_BYTES) log?.warn('quota exceeds the maximum value', { 'quota-size-bytes': quotaBackendBytes, 'quota-maximum-size-bytes': MAX_QUOTA_BYTES });
+    log?.info(quotaBackendBytes > 0 ? 'enabled backend quota' : 'enabled backend quota with default value', { 'quota-size-bytes': this.maxBytes });
   }
 
   // etcd reads an atomic the backend keeps current; our size is a stat call,

@@ -154,3 +154,30 @@ test('startAutoCompaction: only the leader proposes, through propose({compaction
   assert.equal(leaderCb, undefined);
   assert.equal(startAutoCompaction({ ...host, config: { autoCompactionMode: 'periodic', autoCompactionRetention: '0' } }, clock), undefined);
 });
+
+test('a member with --auto-compaction-retention=1s compacts through the log on its own', async () => {
+  const { startNode } = await import('../server/start');
+  const { EtcdClient } = await import('../client/client');
+  const { silentLogger } = await import('./logger');
+  const { freePort, tempDir } = await import('../testing/processes');
+  const peer = `http://127.0.0.1:${await freePort()}`;
+  const r = await startNode(
+    { dataDir: tempDir('autocompact'), name: 'm', listenClientUrls: ['http://127.0.0.1:0'], listenPeerUrls: [peer], initialAdvertisePeerUrls: [peer], initialCluster: `m=${peer}`, autoCompactionMode: 'periodic', autoCompactionRetention: '1s' },
+    { logger: silentLogger },
+  );
+  const c = new EtcdClient({ endpoints: [r.clientUrls[0]] });
+  try {
+    for (let i = 0; i < 10; i++) await c.put({ key: Buffer.from('k'), value: Buffer.from(String(i)) });
+    const deadline = Date.now() + 10_000;
+    let compactRev = -1;
+    while (compactRev <= 1 && Date.now() < deadline) {
+      await new Promise((res) => setTimeout(res, 200));
+      compactRev = (await c.hashKV(0)).compact_revision;
+    }
+    assert.ok(compactRev > 1, `compacted (compact revision ${compactRev})`);
+    await assert.rejects(c.range({ key: Buffer.from('k'), revision: 1 }), /required revision has been compacted/);
+  } finally {
+    c.close();
+    await r.stop();
+  }
+});
