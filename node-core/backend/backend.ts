@@ -232,7 +232,10 @@ export class Backend {
       fs.mkdirSync(tmpDir, { recursive: true });
       const tmpFile = path.join(tmpDir, 'data.mdb');
       // lmdb copies into a directory (its data.mdb), as the environment is one
-      await this.env.backup(tmpDir, true);
+      await this.env.backup(tmpDir, true).catch((e: unknown) => {
+        fs.rmSync(tmpDir, { recursive: true, force: true });
+        throw e;
+      });
       const fd = fs.openSync(tmpFile, 'r+');
       try {
         fs.fsyncSync(fd);
@@ -241,11 +244,23 @@ export class Backend {
       }
       const oldEnv = this.env;
       const oldDir = this.envDir;
+      const oldDbs = new Map(this.dbs);
       // from here to the rename nothing awaits: every read sees one complete store
       this.env = this.openEnv(tmpDir);
       this.envDir = tmpDir;
       const dbDir = path.join(this.dir, 'db');
-      fs.renameSync(tmpFile, path.join(dbDir, 'data.mdb'));
+      try {
+        fs.renameSync(tmpFile, path.join(dbDir, 'data.mdb'));
+      } catch (e) {
+        // e.g. Windows refuses to replace an open file: keep the old environment, which still has everything
+        const fresh = this.env;
+        this.env = oldEnv;
+        this.envDir = oldDir;
+        for (const [b, db] of oldDbs) this.dbs.set(b, db);
+        await fresh.close();
+        fs.rmSync(tmpDir, { recursive: true, force: true });
+        throw e;
+      }
       const dfd = fs.openSync(dbDir, 'r');
       try {
         fs.fsyncSync(dfd);
