@@ -131,6 +131,7 @@ export class RaftLoop {
   /** First start of a member of a new cluster: the initial membership goes into the log. */
   bootstrap(voters: bigint[]): void {
     this.raw.bootstrap(voters);
+    this.confState = { ...this.confState, voters: [...voters] };
   }
 
   isFresh(): boolean {

@@ -7,8 +7,11 @@ import type { Server as GrpcServer, ServerCredentials } from '@grpc/grpc-js';
 import http from 'node:http';
 import net from 'node:net';
 import fs from 'node:fs';
+import { sniffAuthority } from './h2-authority';
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0');
+/** ETCDESK_RAW_H2=1 skips the :authority rewrite (hands sockets to nghttp2 directly). */
+const rewriteAuthority = process.env.ETCDESK_RAW_H2 !== '1';
 
 export interface ClientListener {
   url: string;
@@ -57,8 +60,9 @@ export async function listenClientUrl(
       }
       socket.unshift(head);
       const n = Math.min(head.length, H2_PREFACE.length);
-      if (head.subarray(0, n).equals(H2_PREFACE.subarray(0, n))) injector.injectConnection(socket);
-      else httpServer.emit('connection', socket);
+      if (!head.subarray(0, n).equals(H2_PREFACE.subarray(0, n))) httpServer.emit('connection', socket);
+      else if (rewriteAuthority) sniffAuthority(socket, (conn) => injector.injectConnection(conn));
+      else injector.injectConnection(socket);
     });
   });
   const target = listenTarget(url);

@@ -1,0 +1,55 @@
+// The :authority rewrite: grpc-go's `http://host:port` authority would make
+// nghttp2 reset the stream; the rewrite keeps the HPACK state consistent.
+import assert from 'node:assert/strict';
+import { describe, it } from 'node:test';
+import { after, before } from 'node:test';
+import { etcdctl, hasEtcd, startEtcdesk, type ServerProc } from '../testing/processes';
+import { AuthorityRewriter } from './h2-authority';
+
+// literal with incremental indexing, indexed name 1 (:authority), raw value
+function literal(value: string): Buffer {
+  const v = Buffer.from(value, 'latin1');
+  return Buffer.concat([Buffer.from([0x41, v.length]), v]);
+}
+
+describe('h2 :authority rewrite', () => {
+  it('strips the scheme from a literal :authority and keeps other fields byte for byte', () => {
+    const rw = new AuthorityRewriter();
+    const block = Buffer.concat([Buffer.from([0x83, 0x86]), literal('http://127.0.0.1:2379'), Buffer.from([0x84])]);
+    const out = rw.rewriteBlock(block);
+    assert.deepEqual(out, Buffer.concat([Buffer.from([0x83, 0x86]), Buffer.from([0x41, 14]), Buffer.from('127.0.0.1:2379'), Buffer.from([0x84])]));
+    // the next block references the inserted entry (index 62) and passes unchanged
+    const next = Buffer.from([0x83, 0xbe]);
+    assert.equal(rw.rewriteBlock(next), next);
+  });
+
+  it('leaves blocks without a scheme untouched (same buffer)', () => {
+    const rw = new AuthorityRewriter();
+    const block = Buffer.concat([Buffer.from([0x83]), literal('127.0.0.1:2379')]);
+    assert.equal(rw.rewriteBlock(block), block);
+  });
+
+  it('decodes Huffman-coded values (www.example.com from RFC 7541 C.4.1)', () => {
+    const rw = new AuthorityRewriter();
+    const huff = Buffer.from('f1e3c2e5f23a6ba0ab90f4ff', 'hex');
+    const block = Buffer.concat([Buffer.from([0x41, 0x80 | huff.length]), huff]);
+    assert.equal(rw.rewriteBlock(block), block);
+  });
+});
+
+describe('etcdctl with scheme endpoints (per-endpoint maintenance calls)', { skip: !hasEtcd() && 'etcdctl not installed' }, () => {
+  let n: ServerProc;
+  before(async () => {
+    n = await startEtcdesk();
+  });
+  after(async () => {
+    await n?.stop();
+  });
+  it('endpoint status, hashkv and status --cluster answer over http:// endpoints', async () => {
+    const ep = `http://${n.endpoint}`;
+    for (const args of [['endpoint', 'status'], ['endpoint', 'hashkv'], ['endpoint', 'status', '--cluster'], ['put', 'k', 'v']]) {
+      const r = await etcdctl(ep, args);
+      assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
+    }
+  });
+});
