@@ -259,3 +259,35 @@ test('/metrics parses as Prometheus text with etcd names, on the client port and
   // the metrics listener goes away with the member
   await assert.rejects(httpGet(`http://127.0.0.1:${mport}/metrics`));
 });
+
+test('a three-member cluster restored from one snapshot (etcd disaster recovery) serves the same HashKV on every member', async () => {
+  const { r, c } = await start(tempDir('maint-3src'));
+  for (let i = 0; i < 50; i++) await c.put({ key: b(`r/${i % 9}`), value: b(`v${i}`) });
+  const want = await c.hashKV(0);
+  const file = path.join(tempDir('maint-3snap'), 'snap.db');
+  await snapshotTo(c, file);
+  c.close();
+  await r.stop();
+  const peers = await Promise.all([0, 1, 2].map(async () => `http://127.0.0.1:${await freePort()}`));
+  const initialCluster = peers.map((p, i) => `n${i}=${p}`).join(',');
+  const dirs = peers.map(() => path.join(tempDir('maint-3dst'), 'd'));
+  const restored = await Promise.all(
+    peers.map((p, i) => restoreSnapshot(file, { dataDir: dirs[i], name: `n${i}`, initialCluster, initialAdvertisePeerUrls: [p], initialClusterToken: 'dr' })),
+  );
+  assert.equal(new Set(restored.map((x) => x.clusterId)).size, 1, 'one cluster id');
+  assert.equal(new Set(restored.map((x) => x.memberId)).size, 3, 'three member ids');
+  const nodes = await Promise.all(
+    peers.map((p, i) => startNode({ dataDir: dirs[i], name: `n${i}`, listenClientUrls: ['http://127.0.0.1:0'], listenPeerUrls: [p], electionTimeout: 500, heartbeatInterval: 50 }, { logger: silentLogger })),
+  );
+  running.push(...nodes);
+  const clients = nodes.map((n) => new EtcdClient({ endpoints: [n.clientUrls[0]], timeoutMs: 10_000 }));
+  for (const cl of clients) {
+    const h = await cl.hashKV(want.header!.revision);
+    assert.equal(h.hash, want.hash);
+  }
+  await clients[0].put({ key: b('after'), value: b('dr') });
+  assert.equal((await clients[2].range({ key: b('after') })).kvs.length, 1);
+  assert.equal((await clients[1].memberList()).members.length, 3);
+  for (const cl of clients) cl.close();
+  await Promise.all(nodes.map((n) => n.stop()));
+});
