@@ -12,7 +12,7 @@ import { Lessor, minLeaseTTL } from '../lease/lessor';
 import { MvccStore } from '../mvcc/store';
 import type { KVStore, LeaseHooks } from '../mvcc/types';
 import { type ConfChangeType, type Message } from '../raft';
-import { encodeInternalRaftRequest, type InternalRaftRequestInit, type ResponseHeaderInit } from '../proto/gen/etcdserverpb';
+import { AlarmRequest_AlarmAction, encodeInternalRaftRequest, type InternalRaftRequestInit, type ResponseHeaderInit } from '../proto/gen/etcdserverpb';
 import { AlarmStore, alarmAppliers, AlarmType, costOf, createAlarmGate, Quota } from './alarms';
 import { authAppliers } from './apply-auth';
 import { kvAppliers } from './apply-kv';
@@ -171,6 +171,7 @@ export class EtcdNode {
     if (node.raft.transport) {
       node.raft.syncPeers();
       await node.raft.transport.start();
+      node.trackPeers();
     }
     node.raft.start();
     return node;
@@ -183,6 +184,31 @@ export class EtcdNode {
 
   get members(): Member[] {
     return this.memberStore.list();
+  }
+
+  // since when each peer has been continuously reachable (etcd's transport ActiveSince)
+  private readonly activeSince = new Map<bigint, number>();
+  private peerTimer?: NodeJS.Timeout;
+
+  private trackPeers(): void {
+    const t = this.raft.transport!;
+    const poll = (): void => {
+      const now = Date.now();
+      for (const m of this.memberStore.list()) {
+        if (m.id === this.memberId) continue;
+        if (t.isActive(m.id)) {
+          if (!this.activeSince.has(m.id)) this.activeSince.set(m.id, now);
+        } else this.activeSince.delete(m.id);
+      }
+    };
+    poll();
+    this.peerTimer = setInterval(poll, 250);
+    this.peerTimer.unref();
+  }
+
+  /** Epoch ms since which the peer has been reachable without interruption; undefined when it is not. */
+  peerActiveSince(id: bigint): number | undefined {
+    return this.activeSince.get(id);
   }
 
   get raftTerm(): number {
@@ -248,7 +274,7 @@ export class EtcdNode {
   /** Raises an alarm for this member through the log (etcd raises NOSPACE this way when a write exceeds the quota). */
   raiseAlarm(alarm: AlarmType): void {
     if (this.alarms.get(alarm).some((a) => a.memberID === this.memberId)) return;
-    this.propose({ alarm: { action: 1, memberID: this.memberId, alarm } }).catch((e: unknown) => {
+    this.propose({ alarm: { action: AlarmRequest_AlarmAction.ACTIVATE, memberID: this.memberId, alarm } }).catch((e: unknown) => {
       this.log.warn('failed to raise alarm', { alarm, error: (e as Error).message });
     });
   }
@@ -302,6 +328,7 @@ export class EtcdNode {
   async close(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
+    if (this.peerTimer) clearInterval(this.peerTimer);
     if (this.wasLeader) for (const cb of this.leaderListeners) cb(false);
     this.leaderListeners.clear();
     await this.raft.stop();
