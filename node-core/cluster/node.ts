@@ -171,7 +171,6 @@ export class EtcdNode {
     if (node.raft.transport) {
       node.raft.syncPeers();
       await node.raft.transport.start();
-      node.trackPeers();
     }
     node.raft.start();
     return node;
@@ -184,31 +183,6 @@ export class EtcdNode {
 
   get members(): Member[] {
     return this.memberStore.list();
-  }
-
-  // since when each peer has been continuously reachable (etcd's transport ActiveSince)
-  private readonly activeSince = new Map<bigint, number>();
-  private peerTimer?: NodeJS.Timeout;
-
-  private trackPeers(): void {
-    const t = this.raft.transport!;
-    const poll = (): void => {
-      const now = Date.now();
-      for (const m of this.memberStore.list()) {
-        if (m.id === this.memberId) continue;
-        if (t.isActive(m.id)) {
-          if (!this.activeSince.has(m.id)) this.activeSince.set(m.id, now);
-        } else this.activeSince.delete(m.id);
-      }
-    };
-    poll();
-    this.peerTimer = setInterval(poll, 250);
-    this.peerTimer.unref();
-  }
-
-  /** Epoch ms since which the peer has been reachable without interruption; undefined when it is not. */
-  peerActiveSince(id: bigint): number | undefined {
-    return this.activeSince.get(id);
   }
 
   get raftTerm(): number {
@@ -328,7 +302,6 @@ export class EtcdNode {
   async close(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
-    if (this.peerTimer) clearInterval(this.peerTimer);
     if (this.wasLeader) for (const cb of this.leaderListeners) cb(false);
     this.leaderListeners.clear();
     await this.raft.stop();
