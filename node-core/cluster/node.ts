@@ -185,6 +185,11 @@ export class EtcdNode {
     return this.memberStore.list();
   }
 
+  /** Epoch ms since which the peer has been reachable without interruption; undefined when it is not. */
+  peerActiveSince(id: bigint): number | undefined {
+    return this.raft.transport?.activeSince(id);
+  }
+
   get raftTerm(): number {
     return this.raft.term;
   }

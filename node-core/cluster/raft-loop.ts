@@ -41,6 +41,7 @@ export interface PeerTransportLike {
   removePeer(id: bigint): void;
   send(msgs: Message[]): void;
   isActive(id: bigint): boolean;
+  activeSince(id: bigint): number | undefined;
   stop(): Promise<void>;
 }
 

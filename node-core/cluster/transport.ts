@@ -210,6 +210,8 @@ class Lane {
   /** When the outstanding liveness ping was sent, 0 when none is. */
   private pingSentAt = 0;
   private connectStartedAt = 0;
+  /** When the current stream was established (a reconnect moves it). */
+  openedAt = 0;
   private backoffMs = BACKOFF_MIN_MS;
   private timer: NodeJS.Timeout | undefined;
   private urlIndex = 0;
@@ -263,6 +265,7 @@ class Lane {
       const st = grpcStatus(h);
       if (st && st.code !== Code.OK) return this.down(new GrpcCallError(st.code, st.message));
       this.state = 'open';
+      this.openedAt = Date.now();
       this.backoffMs = BACKOFF_MIN_MS;
       if (this.failureLogged) this.t.log.info('peer stream established', this.fields());
       this.failureLogged = false;
@@ -578,6 +581,18 @@ export class PeerTransport {
     if (p.msg.active(now) || p.app.active(now)) return true;
     const r = this.lastReceived.get(id);
     return r !== undefined && now - r < this.writeStallMs;
+  }
+
+  /**
+   * Since when both streams to the peer have been up without interruption
+   * (etcd's ActiveSince); undefined while either is down or stalled.
+   */
+  activeSince(id: bigint): number | undefined {
+    const p = this.peers.get(id);
+    if (!p) return undefined;
+    const now = Date.now();
+    if (!p.msg.active(now) || !p.app.active(now)) return undefined;
+    return Math.max(p.msg.openedAt, p.app.openedAt);
   }
 
   /** Counters for metrics and tests. */

@@ -149,7 +149,7 @@ describe('etcdctl compatibility: three-member clusters', { skip: !hasEtcd() && '
     assert.deepEqual(lists[1], lists[0]);
   });
 
-  it('member list -w json prints the same header as etcd', { todo: 'etcdesk puts revision in Cluster RPC headers; etcd 3.4 leaves it 0 (reported)' }, async () => {
+  it('member list -w json prints the same header as etcd', async () => {
     // member order follows the ids, which differ between clusters: compare the header alone
     const [a, b] = await Promise.all(sides().map((s) => run(s, ['member', 'list', '-w', 'json'])));
     // (member_id: whichever member etcdctl's balancer picked)
@@ -204,7 +204,7 @@ describe('etcdctl compatibility: three-member clusters', { skip: !hasEtcd() && '
     });
   });
 
-  it('endpoint status --cluster, hashkv and defrag on the members\' http:// client URLs', { todo: 'etcdesk resets gRPC streams whose :authority is "http://host:port" (grpc-go sends that for scheme URLs): PROTOCOL_ERROR (reported)' }, async () => {
+  it('endpoint status --cluster, hashkv and defrag on the members\' http:// client URLs', async () => {
     const rows = await Promise.all(sides().map(async (s) => ({ s, r: await run(s, ['endpoint', 'status', '--cluster', '-w', 'json']) })));
     for (const { s, r } of rows) assert.equal(r.code, 0, `${s.name}: ${r.stderr}`);
     for (const s of sides()) {
@@ -306,7 +306,7 @@ describe('etcdctl compatibility: three-member clusters', { skip: !hasEtcd() && '
     assert.deepEqual(selfText[1], selfText[0]);
   });
 
-  it('strict reconfig: member add right after a peer reconnected is refused as unhealthy, as etcd does', { todo: 'etcdesk lacks etcd 3.4\'s isConnectedFullySince(5 s) check in mayAddMember / numConnectedSince in mayRemoveMember (reported)', timeout: 60_000 }, async (t) => {
+  it('strict reconfig: member add right after a peer reconnected is refused as unhealthy, as etcd does', { timeout: 60_000 }, async (t) => {
     const results = await Promise.all(
       sides().map(async (s) => {
         // a learner left behind by a failed test above would turn this into "too many learners"

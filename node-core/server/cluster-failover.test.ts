@@ -7,7 +7,7 @@ import { spawn } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { ensureEtcdload, etcdctl, findLeader, hasEtcd, startCluster, tempDir, type ClusterProcs } from '../testing/processes';
+import { ensureEtcdload, etcdctl, etcdctlUntil, findLeader, hasEtcd, startCluster, tempDir, type ClusterProcs } from '../testing/processes';
 
 const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
@@ -100,7 +100,7 @@ describe('three-member cluster under failures', { skip: !hasEtcd() && 'etcdctl n
   it('learner added, promoted and a member removed under load', { timeout: 60_000 }, async () => {
     const gen = spawn(load, ['-endpoints', c.endpoints, '-op', 'put', '-clients', '8', '-total', '1000000', '-timeout', '8s'], { stdio: 'ignore' });
     try {
-      const add = await etcdctl(c.endpoints, ['member', 'add', 'learner1', '--learner', '--peer-urls', 'http://127.0.0.1:1'], { timeoutMs: 20_000 });
+      const add = await etcdctlUntil(c.endpoints, ['member', 'add', 'learner1', '--learner', '--peer-urls', 'http://127.0.0.1:1']);
       assert.equal(add.code, 0, add.stderr);
       const list = await etcdctl(c.endpoints, ['member', 'list']);
       const line = list.stdout.split('\n').find((l) => l.includes('http://127.0.0.1:1,') || l.includes('http://127.0.0.1:1 '));
@@ -110,7 +110,7 @@ describe('three-member cluster under failures', { skip: !hasEtcd() && 'etcdctl n
       const promote = await etcdctl(c.endpoints, ['member', 'promote', id], { timeoutMs: 20_000 });
       assert.notEqual(promote.code, 0);
       assert.match(promote.stderr, /can only promote a learner member which is in sync with leader/);
-      const rm = await etcdctl(c.endpoints, ['member', 'remove', id], { timeoutMs: 20_000 });
+      const rm = await etcdctlUntil(c.endpoints, ['member', 'remove', id]);
       assert.equal(rm.code, 0, rm.stderr);
       const after = await etcdctl(c.endpoints, ['member', 'list']);
       assert.equal(after.stdout.trim().split('\n').length, 3, after.stdout);

@@ -47,6 +47,15 @@ function validUrls(urls: string[]): boolean {
 
 const isStarted = (m: Member): boolean => m.name !== '';
 
+/** etcd's HealthInterval: peers must have been connected this long before a reconfiguration. */
+const HEALTH_INTERVAL_MS = 5000;
+
+function connectedSince(node: EtcdNode, id: bigint, since: number): boolean {
+  if (id === node.memberId) return true;
+  const t = node.peerActiveSince(id);
+  return t !== undefined && t <= since;
+}
+
 /** Calls MemberPromote on the leader's client URL; etcd's errors come back unchanged. */
 function forwardPromote(node: EtcdNode, req: MemberPromoteRequest): Promise<MemberPromoteResponse> {
   const lead = node.memberStore.get(node.leaderId);
@@ -76,7 +85,7 @@ export function createClusterHandlers(node: EtcdNode, guard: RequestGuard): Clus
   const voting = (): Member[] => node.members.filter((m) => !m.isLearner);
 
   const memberList: Unary<MemberListRequest, MemberListResponseInit> = (_call, cb) => {
-    cb(null, { header: node.header(), members: node.members.map(toPb) });
+    cb(null, { header: node.header(0), members: node.members.map(toPb) });
   };
 
   const memberAdd: Unary<MemberAddRequest, MemberAddResponseInit> = (call, cb) => {
@@ -100,8 +109,13 @@ export function createClusterHandlers(node: EtcdNode, guard: RequestGuard): Clus
           const nstarted = vs.filter(isStarted).length;
           if (!(nstarted === 1 && nmembers === 2) && nstarted < Math.floor(nmembers / 2) + 1) throw Errors.MemberNotEnoughStarted;
         }
+        // etcd's isConnectedFullySince: this member must have been connected to every voter for a while
+        if (node.config.strictReconfigCheck) {
+          const since = Date.now() - HEALTH_INTERVAL_MS;
+          if (!voting().every((v) => connectedSince(node, v.id, since))) throw Errors.Unhealthy;
+        }
         await node.changeMembership(m.isLearner ? ConfChangeType.ConfChangeAddLearnerNode : ConfChangeType.ConfChangeAddNode, m.id, m);
-        cb(null, { header: node.header(), member: toPb(m), members: node.members.map(toPb) });
+        cb(null, { header: node.header(0), member: toPb(m), members: node.members.map(toPb) });
       })
       .catch((e: unknown) => fail(cb, e));
   };
@@ -117,9 +131,17 @@ export function createClusterHandlers(node: EtcdNode, guard: RequestGuard): Clus
           const rest = voting().filter((x) => x.id !== id);
           const nstarted = rest.filter(isStarted).length;
           if (nstarted < Math.floor(rest.length / 2) + 1) throw Errors.MemberNotEnoughStarted;
+          // a member that is down is not part of the active quorum: removing it is safe
+          const downed = id !== node.memberId && node.peerActiveSince(id) === undefined;
+          if (!downed) {
+            const vs = voting();
+            const since = Date.now() - HEALTH_INTERVAL_MS;
+            const active = vs.filter((v) => connectedSince(node, v.id, since)).length;
+            if (active - 1 < 1 + Math.floor((vs.length - 1) / 2)) throw Errors.Unhealthy;
+          }
         }
         await node.changeMembership(ConfChangeType.ConfChangeRemoveNode, id);
-        cb(null, { header: node.header(), members: node.members.map(toPb) });
+        cb(null, { header: node.header(0), members: node.members.map(toPb) });
       })
       .catch((e: unknown) => fail(cb, e));
   };
@@ -133,7 +155,7 @@ export function createClusterHandlers(node: EtcdNode, guard: RequestGuard): Clus
         node.memberStore.validateUpdate(req.ID, req.peerURLs);
         const m = node.memberStore.get(req.ID)!;
         await node.changeMembership(ConfChangeType.ConfChangeUpdateNode, req.ID, { ...m, peerURLs: [...req.peerURLs] });
-        cb(null, { header: node.header(), members: node.members.map(toPb) });
+        cb(null, { header: node.header(0), members: node.members.map(toPb) });
       })
       .catch((e: unknown) => fail(cb, e));
   };
@@ -149,7 +171,7 @@ export function createClusterHandlers(node: EtcdNode, guard: RequestGuard): Clus
         // only the leader knows how far the learner got: a follower asks it, as etcd does
         if (!node.isLeader()) {
           const res = await forwardPromote(node, call.request);
-          cb(null, { ...res, header: node.header() });
+          cb(null, { ...res, header: node.header(0) });
           return;
         }
         // as etcd's isLearnerReady: the learner's log must be within 90% of the leader's
@@ -158,7 +180,7 @@ export function createClusterHandlers(node: EtcdNode, guard: RequestGuard): Clus
         const leaderMatch = st.progress?.get(node.memberId)?.match ?? 0;
         if (!pr || pr.match < leaderMatch * 0.9) throw Errors.LearnerNotReady;
         await node.changeMembership(ConfChangeType.ConfChangeAddNode, id, { ...m, isLearner: false });
-        cb(null, { header: node.header(), members: node.members.map(toPb) });
+        cb(null, { header: node.header(0), members: node.members.map(toPb) });
       })
       .catch((e: unknown) => fail(cb, e));
   };

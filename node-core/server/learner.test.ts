@@ -2,7 +2,7 @@
 // answers only what etcd lets a learner answer.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { etcdctl, freePort, hasEtcd, startCluster, startEtcdesk, type ClusterProcs, type ServerProc } from '../testing/processes';
+import { etcdctlUntil, etcdctl, freePort, hasEtcd, startCluster, startEtcdesk, type ClusterProcs, type ServerProc } from '../testing/processes';
 
 describe('learner member', { skip: !hasEtcd() && 'etcdctl not installed' }, () => {
   let c: ClusterProcs;
@@ -19,7 +19,7 @@ describe('learner member', { skip: !hasEtcd() && 'etcdctl not installed' }, () =
     assert.equal((await etcdctl(c.endpoints, ['put', 'before-join', 'yes'])).code, 0);
     const peerPort = await freePort();
     const peerUrl = `http://127.0.0.1:${peerPort}`;
-    const add = await etcdctl(c.endpoints, ['member', 'add', 'learner1', '--learner', `--peer-urls=${peerUrl}`]);
+    const add = await etcdctlUntil(c.endpoints, ['member', 'add', 'learner1', '--learner', `--peer-urls=${peerUrl}`]);
     assert.equal(add.code, 0, add.stderr);
     const initial = /ETCD_INITIAL_CLUSTER="([^"]+)"/.exec(add.stdout)![1];
     learner = await startEtcdesk({

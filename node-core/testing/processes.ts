@@ -264,3 +264,16 @@ export async function findLeader(c: ClusterProcs, among: number[] = c.members.ma
   }
   return -1;
 }
+
+/**
+ * Repeats an etcdctl command while it fails with `unhealthy cluster` (etcd's
+ * strict reconfiguration check wants peers connected for 5 s first).
+ */
+export async function etcdctlUntil(endpoint: string, args: string[], timeoutMs = 20_000): Promise<CtlResult> {
+  const deadline = Date.now() + timeoutMs;
+  for (;;) {
+    const r = await etcdctl(endpoint, args, { timeoutMs: 15_000 });
+    if (r.code === 0 || !/unhealthy cluster/.test(r.stderr) || Date.now() > deadline) return r;
+    await new Promise((res) => setTimeout(res, 500));
+  }
+}
