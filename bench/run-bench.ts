@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { REPO_ROOT, startCluster, startEtcd, startEtcdesk, type ServerProc } from '../node-core/testing/processes';
+import { runWatchBench, type WatchBenchResult } from './watch-bench';
 
 interface LoadResult {
   op: string;
@@ -116,7 +117,27 @@ async function main(): Promise<void> {
     }
     rows.push(...scRows);
   }
-  const table = render(rows);
+  // watch fan-out: 10,000 watchers on one prefix (its own driver: etcdload has no watch op)
+  const watchRows: { name: string; etcd?: WatchBenchResult; ours?: WatchBenchResult }[] = [];
+  for (const w of [
+    { name: '10,000 watchers, 20 writes/s', opts: { watchers: 10000, connections: 4, writes: Math.round(200 * scale), writesPerSec: 20 } },
+    { name: '10,000 watchers, unpaced', opts: { watchers: 10000, connections: 4, writes: Math.round(200 * scale) } },
+  ]) {
+    if (only && !`watch ${w.name}`.includes(only)) continue;
+    const row: (typeof watchRows)[number] = { name: w.name };
+    row.ours = await runWatchBench('etcdesk', w.opts);
+    row.etcd = await runWatchBench('etcd', w.opts);
+    process.stderr.write(`watch ${w.name}: etcdesk ${row.ours.eventsPerSec.toFixed(0)} ev/s p99 ${row.ours.p99Ms} ms; etcd ${row.etcd.eventsPerSec.toFixed(0)} ev/s p99 ${row.etcd.p99Ms} ms\n`);
+    watchRows.push(row);
+  }
+  let table = render(rows);
+  if (watchRows.length) {
+    const f = (x: number | undefined, d = 0): string => (x === undefined ? '-' : x.toFixed(d));
+    table += '\n\n| watch | etcd events/s | etcdesk events/s | ratio | etcd p99 ms | etcdesk p99 ms | p99 ratio |\n|---|---:|---:|---:|---:|---:|---:|\n';
+    table += watchRows
+      .map((r) => `| ${r.name} | ${f(r.etcd?.eventsPerSec)} | ${f(r.ours?.eventsPerSec)} | ${f(r.ours && r.etcd ? r.ours.eventsPerSec / r.etcd.eventsPerSec : undefined, 2)}x | ${f(r.etcd?.p99Ms, 1)} | ${f(r.ours?.p99Ms, 1)} | ${f(r.ours && r.etcd ? r.ours.p99Ms / r.etcd.p99Ms : undefined, 2)}x |`)
+      .join('\n');
+  }
   process.stdout.write(table + '\n');
   if (!process.env.BENCH_NO_WRITE && !only) {
     const head = [
