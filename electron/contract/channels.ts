@@ -24,7 +24,8 @@ export interface InvokeMap {
   'kv:txn': { req: T.TxnRequest; res: T.TxnResult };
   'kv:compact': { req: { revision: number }; res: { revision: number } };
 
-  'watch:start': { req: { prefix: string; fromKey?: boolean }; res: { watchId: string; revision: number } };
+  /** startRevision: deliver every change after the revision the caller's data was read at (no gap). */
+  'watch:start': { req: { prefix: string; fromKey?: boolean; startRevision?: number }; res: { watchId: string; revision: number } };
   'watch:stop': { req: { watchId: string }; res: { ok: true } };
 
   'lease:list': { req: Empty; res: T.LeaseInfo[] };

@@ -312,7 +312,7 @@ export function createHandlers(deps: HandlerDeps): Handlers {
       return { revision: r.header?.revision ?? 0 };
     },
 
-    'watch:start': async ({ prefix, fromKey }, ctx) => {
+    'watch:start': async ({ prefix, fromKey, startRevision }, ctx) => {
       const id = `w${++watchSeq}`;
       const key = prefix ? text(prefix) : Buffer.from([0]);
       const rangeEnd = fromKey || !prefix ? Buffer.from([0]) : prefixEndOf(key);
@@ -329,7 +329,7 @@ export function createHandlers(deps: HandlerDeps): Handlers {
         dropped = 0;
       };
       const watch = c().watch(
-        { key, rangeEnd, prevKv: false },
+        { key, rangeEnd, prevKv: false, startRevision: startRevision && startRevision > 0 ? startRevision : undefined },
         {
           onEvents: (u) => {
             m.invalidateKeys();

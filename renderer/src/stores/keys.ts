@@ -21,6 +21,8 @@ export const useKeysStore = defineStore('keys', {
     /** The connection the state below belongs to. */
     profileId: null as string | null,
     prefix: '',
+    /** The prefix the rows on screen belong to (lags `prefix` while a search is in flight). */
+    listPrefix: null as string | null,
     mode: 'flat' as 'flat' | 'tree',
     delimiter: '/',
     treePath: '',
@@ -72,8 +74,10 @@ export const useKeysStore = defineStore('keys', {
           this.listEpoch++;
           return;
         }
-        const r = await useApi().invoke('kv:window', { prefix: this.prefix, offset: 0, limit: PAGE, refresh });
+        const prefix = this.prefix;
+        const r = await useApi().invoke('kv:window', { prefix, offset: 0, limit: PAGE, refresh });
         if (seq !== reloadSeq) return;
+        this.listPrefix = prefix;
         this.pages = { 0: markRaw(r.rows) };
         this.pageOrder = [0];
         this.pending = {};
@@ -154,7 +158,8 @@ export const useKeysStore = defineStore('keys', {
       if (this.watchId) await api.invoke('watch:stop', { watchId: this.watchId }).catch(() => undefined);
       this.watchId = null;
       // Watch everything: the selected key may sit outside the listed prefix.
-      const r = await api.invoke('watch:start', { prefix: '' });
+      // From just after the listed revision: a write between the list read and this watch is not lost.
+      const r = await api.invoke('watch:start', { prefix: '', startRevision: this.revision ? this.revision + 1 : undefined });
       this.watchId = r.watchId;
     },
 
