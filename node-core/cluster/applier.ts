@@ -70,6 +70,11 @@ export class Applier {
     }
   }
 
+  /** After a snapshot replaced the state: its applied index is the stored one. */
+  reloadApplied(): void {
+    this.applied = readConsistentIndex(this.ctx.backend);
+  }
+
   /** Counts an entry that carries no request (a conf change) as applied. */
   skip(index: number): void {
     if (index > this.applied) this.applied = index;

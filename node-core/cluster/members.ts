@@ -30,11 +30,18 @@ export class MemberStore {
   private readonly removed = new Set<bigint>();
 
   constructor(private readonly backend: Backend) {
-    for (const [, v] of backend.range('members')) {
+    this.reload();
+  }
+
+  /** (Re)reads the buckets: at open, and after a snapshot replaced them. */
+  reload(): void {
+    this.members.clear();
+    this.removed.clear();
+    for (const [, v] of this.backend.range('members')) {
       const m = decodeMember(v);
       this.members.set(m.id, m);
     }
-    for (const [k] of backend.range('members_removed')) this.removed.add(BigInt('0x' + k.toString()));
+    for (const [k] of this.backend.range('members_removed')) this.removed.add(BigInt('0x' + k.toString()));
   }
 
   list(): Member[] {

@@ -11,7 +11,8 @@ import { Errors } from '../errors';
 import { Lessor, minLeaseTTL } from '../lease/lessor';
 import { MvccStore } from '../mvcc/store';
 import type { KVStore, LeaseHooks } from '../mvcc/types';
-import { type ConfChangeType, type Message } from '../raft';
+import { type ConfChangeType, type Message, type Snapshot } from '../raft';
+import { exportEtcdSnapshot, importEtcdSnapshot } from '../backup';
 import { AlarmRequest_AlarmAction, encodeInternalRaftRequest, type InternalRaftRequestInit, type ResponseHeaderInit } from '../proto/gen/etcdserverpb';
 import { AlarmStore, alarmAppliers, AlarmType, costOf, createAlarmGate, Quota } from './alarms';
 import { authAppliers } from './apply-auth';
@@ -107,6 +108,7 @@ export class EtcdNode {
       random: opts.random,
       onLeaderChange: (_lead, isLeader) => this.leaderChanged(isLeader),
       onRemoved: () => void this.close(),
+      installSnapshot: (snap) => this.installSnapshot(snap),
     });
     if (this.raft.isFresh()) {
       if (config.initialClusterState === 'new') this.raft.bootstrap(this.memberStore.list().map((m) => m.id));
@@ -289,19 +291,59 @@ export class EtcdNode {
   }
 
   /**
-   * State-machine transfer for a follower behind the leader's compacted log.
-   * Not implemented yet: the transfer is refused (raft records the failure and
-   * retries), so such a follower stays behind until the log is replayed from
-   * a peer that still has it. Logged loudly so an operator notices.
+   * The state machine for a follower behind the leader's compacted log: this
+   * member's current state as an etcd snapshot stream (it is at or past the
+   * raft snapshot's index; the follower's applier skips what it already has).
    */
-  snapshotData(msg: Message): Promise<{ stream: AsyncIterable<Buffer>; done(): void }> {
-    this.log.error('a follower needs a state snapshot, which this version cannot send', { to: msg.to, index: msg.snapshot?.metadata.index });
-    return Promise.reject(new Error('state snapshot transfer is not supported'));
+  async snapshotData(msg: Message): Promise<{ stream: AsyncIterable<Buffer>; done(): void }> {
+    this.log.info('sending a state snapshot to a follower behind the compacted log', { to: msg.to, index: msg.snapshot?.metadata.index });
+    const image = await exportEtcdSnapshot(this.backend, { tmpDir: path.join(this.config.dataDir, 'member') });
+    return { stream: image, done: () => void image.close().catch(() => undefined) };
   }
 
+  private readonly snapFiles = new Map<number, string>();
+  private readonly restoredListeners = new Set<() => void>();
+
   receiveSnapshot(msg: Message, dbFile: string): void {
-    this.log.error('received a state snapshot, which this version cannot install', { from: msg.from, index: msg.snapshot?.metadata.index });
-    fs.rm(dbFile, { force: true }, () => undefined);
+    const index = msg.snapshot?.metadata.index ?? 0;
+    const old = this.snapFiles.get(index);
+    if (old) fs.rm(old, { force: true }, () => undefined);
+    this.snapFiles.set(index, dbFile);
+    this.raft.step(msg);
+  }
+
+  /** Called after a snapshot replaced the state machine (watchers resync from history). */
+  onStateRestored(cb: () => void): () => void {
+    this.restoredListeners.add(cb);
+    return () => this.restoredListeners.delete(cb);
+  }
+
+  /** Replaces the state machine with the one received for raft snapshot `snap` (etcd's applySnapshot). */
+  private async installSnapshot(snap: Snapshot): Promise<void> {
+    const index = snap.metadata.index;
+    const file = this.snapFiles.get(index);
+    if (!file) throw new Error(`no state received for raft snapshot ${index}`);
+    for (const [i, f] of this.snapFiles) {
+      if (i > index) continue;
+      this.snapFiles.delete(i);
+      if (i !== index) fs.rm(f, { force: true }, () => undefined);
+    }
+    const keep = [CLUSTER_ID, MEMBER_ID].map((k) => [k, this.backend.get('meta', k)] as const);
+    const res = await importEtcdSnapshot(file, this.backend, { includeMembership: true });
+    for (const [k, v] of keep) if (v) this.backend.put('meta', k, v);
+    const ci = Buffer.allocUnsafe(8);
+    ci.writeBigUInt64BE(res.snapshotConsistentIndex > BigInt(index) ? res.snapshotConsistentIndex : BigInt(index));
+    this.backend.put('meta', Buffer.from('consistent_index'), ci);
+    await this.backend.commit();
+    // everything that keeps state in memory reloads from the new buckets, leases before the store
+    this.memberStore.reload();
+    (this.services.lessor as { recover?: () => void } | undefined)?.recover?.();
+    (this.mvcc as MvccStore).reload();
+    (this.services.auth as { recover?: () => void } | undefined)?.recover?.();
+    this.applier.reloadApplied();
+    for (const cb of this.restoredListeners) cb();
+    fs.rm(file, { force: true }, () => undefined);
+    this.log.info('installed a state snapshot from the leader', { index, applied: this.applier.appliedIndex, revision: this.mvcc.rev });
   }
 
   async close(): Promise<void> {

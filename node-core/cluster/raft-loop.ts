@@ -23,6 +23,7 @@ import {
   RawNode,
   type Ready,
   type ReadState,
+  type Snapshot,
   type SoftState,
   StateType,
 } from '../raft';
@@ -76,6 +77,8 @@ export interface RaftLoopOptions {
   random?: () => number;
   onLeaderChange(lead: bigint, isLeader: boolean): void;
   onRemoved(): void;
+  /** Replaces the state machine with the one sent along with a raft snapshot. */
+  installSnapshot(snap: Snapshot): Promise<void>;
 }
 
 /** etcd's SnapshotCatchUpEntries: entries kept after a snapshot for slow followers. */
@@ -321,9 +324,11 @@ export class RaftLoop {
     }
     if (rd.messages.length && this.transport) this.transport.send(rd.messages);
     if (snap) {
-      // the state machine arrives with the snapshot message (see node.ts); raft's view moves on
+      // the state machine arrived with the snapshot message (node.ts receiveSnapshot)
+      await this.o.installSnapshot(snap);
       this.confState = snap.metadata.confState;
       this.snapshotIndex = snap.metadata.index;
+      this.syncPeers();
     }
     if (rd.committedEntries.length) {
       this.o.metrics.proposalsCommitted += rd.committedEntries.length;

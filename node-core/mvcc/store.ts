@@ -167,7 +167,7 @@ export class MvccStore implements KVStore {
   private readonly batchLimit: number;
   /** Point lookups; the tree below holds the same KeyIndex objects in key order. */
   private readonly keys = new Map<string, KeyIndex>();
-  private readonly tree = new KeyTree<KeyIndex>();
+  private tree = new KeyTree<KeyIndex>();
   private readonly cacheLimit: number;
   private cacheBytes = 0;
   private currentRev = 1;
@@ -217,6 +217,20 @@ export class MvccStore implements KVStore {
   /** Resolves when every compaction scheduled so far (including one resumed at open) is physically done. */
   compactionDone(): Promise<void> {
     return this.compaction.catch(() => undefined);
+  }
+
+  /**
+   * Rebuilds the index from the backend after its buckets were replaced under
+   * a running member (a raft snapshot installed); subscribers are kept. The
+   * replaced data must be committed first (restore reads committed data).
+   */
+  reload(): void {
+    this.keys.clear();
+    this.tree = new KeyTree<KeyIndex>();
+    this.cacheBytes = 0;
+    this.currentRev = 1;
+    this.compactMainRev = -1;
+    this.restore();
   }
 
   /** Stops physical compaction between batches (it resumes at the next open). Close the backend after. */

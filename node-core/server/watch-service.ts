@@ -38,6 +38,8 @@ export function watchHubOf(node: EtcdNode): WatchHub {
   if (!h) {
     h = new WatchHub(node.mvcc);
     hubs.set(node, h);
+    const hub = h;
+    node.onStateRestored(() => hub.resync());
   }
   return h;
 }

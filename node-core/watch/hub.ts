@@ -286,6 +286,19 @@ export class WatchHub {
     }
   }
 
+  /**
+   * After the store was replaced by a snapshot (etcd's watchableStore.Restore):
+   * every synced watcher catches up from the new store's history from where it
+   * was, or is cancelled as compacted if that history is gone.
+   */
+  resync(): void {
+    const all = [...this.syncedRanges, ...[...this.syncedKeys.values()].flatMap((s) => [...s])];
+    for (const w of all) {
+      this.fromSynced(w);
+      this.toUnsynced(w);
+    }
+  }
+
   /** Asks for a catch-up pass soon (a stream's sink drained). */
   kick(): void {
     if (this.unsynced.size > 0) this.schedule(true);
