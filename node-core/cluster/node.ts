@@ -13,6 +13,7 @@ import { MvccStore } from '../mvcc/store';
 import type { KVStore, LeaseHooks } from '../mvcc/types';
 import { type ConfChangeType, type Message, type Snapshot } from '../raft';
 import { exportEtcdSnapshot, importEtcdSnapshot } from '../backup';
+import { openAuthStore } from '../auth';
 import { AlarmRequest_AlarmAction, encodeInternalRaftRequest, type InternalRaftRequestInit, type ResponseHeaderInit } from '../proto/gen/etcdserverpb';
 import { AlarmStore, alarmAppliers, AlarmType, costOf, createAlarmGate, Quota } from './alarms';
 import { authAppliers } from './apply-auth';
@@ -89,6 +90,12 @@ export class EtcdNode {
     // the lessor loads before the store, whose restore re-attaches keys to their leases (as etcd)
     const lessor = Lessor.open(this.backend, { minTTL: minLeaseTTL(config.electionTimeout, config.heartbeatInterval) });
     this.services.lessor = lessor;
+    // auth before anything is applied: the applier checks every request against it
+    const auth = openAuthStore(this.backend, { authToken: config.authToken, authTokenTtl: config.authTokenTtl, bcryptCost: config.bcryptCost }, {
+      leaseKeys: (id) => lessor.lookup(id)?.keys,
+    });
+    this.services.auth = auth;
+    this.services.authGuard = auth;
     const leases: LeaseHooks = lessor.hooks;
     this.mvcc = MvccStore.open(this.backend, { leases });
     this.alarms = new AlarmStore(this.backend);
@@ -277,6 +284,16 @@ export class EtcdNode {
     const data = encodeInternalRaftRequest({ ...req, header: { ...(req.header ?? {}), ID: id } });
     if (data.length > this.config.maxRequestBytes) return Promise.reject(Errors.RequestTooLarge);
     return this.raft.propose(data, id);
+  }
+
+  /** Resolves once this member has applied raft index `index` (a simple token minted elsewhere). */
+  async waitApplied(index: number): Promise<void> {
+    const deadline = Date.now() + 5000 + 2 * this.config.electionTimeout;
+    while (this.applier.appliedIndex < index) {
+      if (this.stopped) throw Errors.Stopped;
+      if (Date.now() > deadline) throw Errors.TimeoutWaitAppliedIndex;
+      await new Promise((r) => setTimeout(r, 5));
+    }
   }
 
   /** Resolves when a linearizable read may be served (ReadIndex confirmed and applied). */

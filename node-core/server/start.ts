@@ -22,7 +22,11 @@ import { createLockHandlers } from './lock-service';
 import { createWatchHandlers } from './watch-service';
 import { createMaintenanceHandlers } from './maintenance-service';
 import { guardLearner } from './learner-guard';
-import { openGuard } from './request-guard';
+import type { RequestGuard } from './request-guard';
+import { createAuthServer } from './auth-service';
+import type { AuthStore } from '../auth';
+import { clientListenerCredentials, peerTransportTls, type TlsFlags } from './tls';
+import { AuthService } from '../proto/gen/etcdserverpb';
 
 /**
  * A member joining a running cluster (--initial-cluster-state existing, no
@@ -30,14 +34,14 @@ import { openGuard } from './request-guard';
  * members, as etcd's GetClusterFromRemotePeers: its id is the one MemberAdd
  * gave the member with its peer URLs.
  */
-async function joinIdentity(config: NodeConfig, log: Logger): Promise<{ memberId: bigint; clusterId: bigint; members: Member[] } | undefined> {
+async function joinIdentity(config: NodeConfig, log: Logger, tls?: ReturnType<typeof peerTransportTls>): Promise<{ memberId: bigint; clusterId: bigint; members: Member[] } | undefined> {
   if (config.initialClusterState !== 'existing' || !EtcdNode.isFreshDataDir(config.dataDir)) return undefined;
   const mine = new Set(config.initialAdvertisePeerUrls);
   const others = [...parseInitialCluster(config.initialCluster).entries()].filter(([name]) => name !== config.name).flatMap(([, urls]) => urls);
   const deadline = Date.now() + 30_000;
   for (;;) {
     try {
-      const got = await fetchMembers(others, config.initialClusterToken);
+      const got = await fetchMembers(others, config.initialClusterToken, tls);
       const me = got.members.find((m) => m.peerURLs.some((u) => mine.has(u)));
       if (!me) throw new Error(`member with peer URLs ${[...mine].join(',')} is not in the cluster; add it with MemberAdd first`);
       log.info('joining existing cluster', { 'member-id': me.id, 'cluster-id': got.clusterId });
@@ -70,7 +74,9 @@ export async function startNode(partial: Partial<NodeConfig>, opts: StartOptions
   const config = mergeConfig(partial);
   const log = opts.logger ?? createLogger(config.logLevel);
   fs.mkdirSync(config.dataDir, { recursive: true, mode: 0o700 });
-  const identity = await joinIdentity(config, log);
+  const tlsFlags: TlsFlags = { ...config };
+  const peerTls = peerTransportTls(tlsFlags);
+  const identity = await joinIdentity(config, log, peerTls);
   const node = await EtcdNode.open(config, log, {
     identity,
     createTransport: (n) =>
@@ -78,6 +84,7 @@ export async function startNode(partial: Partial<NodeConfig>, opts: StartOptions
         memberId: n.memberId,
         clusterId: n.clusterId,
         listenPeerUrls: config.listenPeerUrls,
+        tls: peerTls,
         clusterToken: config.initialClusterToken,
         snapshotDir: path.join(config.dataDir, 'member'),
         maxMessageBytes: Math.max(128 << 20, config.maxRequestBytes * 4),
@@ -97,7 +104,17 @@ export async function startNode(partial: Partial<NodeConfig>, opts: StartOptions
     'grpc.max_send_message_length': 2 ** 31 - 1,
     'grpc.keepalive_permit_without_calls': 1,
   });
-  const guard = openGuard;
+  // --client-cert-auth names users by certificate CN on TLS client URLs
+  const clientCertAuth = config.clientCertAuth && config.listenClientUrls.some((u) => u.startsWith('https:') || u.startsWith('unixs:'));
+  const auth = createAuthServer({
+    propose: (r) => node.propose(r),
+    header: () => node.header(),
+    services: { auth: node.services.auth as AuthStore },
+    clientCertAuth,
+    waitApplied: (i) => node.waitApplied(i),
+    readBarrier: () => node.readBarrier(),
+  });
+  const guard: RequestGuard = auth.guard;
   // every service's calls count in /metrics (grpc_server_started_total, grpc_server_handled_total)
   const addService = server.addService.bind(server);
   server.addService = (def, impl) => addService(def, instrumentService(def, impl, node.metrics));
@@ -105,6 +122,7 @@ export async function startNode(partial: Partial<NodeConfig>, opts: StartOptions
   server.addService(KVService, guardLearner(createKVHandlers(node, guard), learner, (m, r) => m === 'Range' && (r as { serializable?: boolean }).serializable === true));
   server.addService(MaintenanceService, guardLearner(createMaintenanceHandlers(node, guard) as grpc.UntypedServiceImplementation, learner, (m) => m === 'Status'));
   server.addService(ClusterService, guardLearner(createClusterHandlers(node, guard), learner));
+  server.addService(AuthService, guardLearner(auth.handlers, learner));
   server.addService(WatchService, guardLearner(createWatchHandlers(node, guard), learner));
   server.addService(LeaseService, guardLearner(createLeaseHandlers(node, guard), learner));
   server.addService(LockService, guardLearner(createLockHandlers(node, guard), learner));
@@ -115,10 +133,11 @@ export async function startNode(partial: Partial<NodeConfig>, opts: StartOptions
   try {
     for (const url of config.listenClientUrls) {
       const secure = url.startsWith('https:') || url.startsWith('unixs:');
-      if (secure) throw new Error(`TLS client URL ${url} needs --cert-file/--key-file or --auto-tls (not available in this build)`);
-      const l = await listenClientUrl(url, server, grpc.ServerCredentials.createInsecure(), false, httpHandler);
+      const creds = clientListenerCredentials(url, tlsFlags);
+      for (const w of creds.warnings) log.warn(w);
+      const l = await listenClientUrl(url, server, creds.credentials, secure, httpHandler);
       listeners.push(l);
-      log.warn('serving client traffic insecurely; this is strongly discouraged!', { address: url.replace(/^\w+:\/\//, '') });
+      if (!secure) log.warn('serving client traffic insecurely; this is strongly discouraged!', { address: url.replace(/^\w+:\/\//, '') });
     }
     const metricsListeners = await listenMetricsUrls(config.listenMetricsUrls, httpHandler);
     void node.closed.then(() => metricsListeners.close());
