@@ -19,7 +19,7 @@ describe('Etcdesk in Electron', { skip }, () => {
     const app = await _electron.launch({
       executablePath: bin!,
       args: [path.join(root, 'out/main/index.js'), `--user-data-dir=${userData}`, '--no-sandbox'],
-      env: { ...process.env, ETCDESK_ENGINE: process.env.ETCDESK_ENGINE ?? 'etcd' },
+      env: { ...process.env, ETCDESK_ENGINE: process.env.ETCDESK_ENGINE ?? 'node-core' },
     });
     try {
       const page = await app.firstWindow();

@@ -29,9 +29,9 @@ export async function startShell(): Promise<Shell> {
   const proc: ChildProcess = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'electron/shell/main.ts'), '--port', '0', '--data-dir', dataDir], {
     cwd: root,
     stdio: ['ignore', 'pipe', 'pipe'],
-    // e2e pins the engine (etcd binary by default) so UI specs don't depend on node-core's progress;
-    // ETCDESK_ENGINE=node-core runs the same specs against the embedded node-core.
-    env: { ...process.env, ETCDESK_ENGINE: process.env.ETCDESK_ENGINE ?? 'etcd' },
+    // the embedded node-core engine by default (the product); ETCDESK_ENGINE=etcd runs the same
+    // specs against Debian's etcd binary, to tell a UI bug from a node bug.
+    env: { ...process.env, ETCDESK_ENGINE: process.env.ETCDESK_ENGINE ?? 'node-core' },
   });
   let out = '';
   proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));
