@@ -133,6 +133,8 @@ export function createMaintenanceHandlers(node: EtcdNode, guard: RequestGuard): 
         exclusive.run(async () => {
           node.log.info('starting defragment');
           const before = node.backend.size().total;
+          // a compaction just requested is still deleting history in batches: finish it so the copy leaves it out
+          await (node.mvcc as { compactionDone?: () => Promise<void> }).compactionDone?.();
           await node.backend.defrag();
           node.log.info('finished defragment', { 'current-db-size-bytes-diff': node.backend.size().total - before });
         }),
