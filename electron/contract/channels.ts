@@ -22,7 +22,7 @@ export interface InvokeMap {
   'kv:count': { req: { prefix: string }; res: { count: number; revision: number } };
   'kv:history': { req: { key: T.B64; limit?: number }; res: T.HistoryResponse };
   'kv:txn': { req: T.TxnRequest; res: T.TxnResult };
-  'kv:compact': { req: { revision: number }; res: { revision: number } };
+  'kv:compact': { req: { revision: number; physical?: boolean }; res: { revision: number } };
 
   /** startRevision: deliver every change after the revision the caller's data was read at (no gap). */
   'watch:start': { req: { prefix: string; fromKey?: boolean; startRevision?: number }; res: { watchId: string; revision: number } };
@@ -55,10 +55,19 @@ export interface InvokeMap {
   'cluster:member-remove': { req: { id: string }; res: T.ClusterInfo };
   'cluster:member-promote': { req: { id: string }; res: T.ClusterInfo };
   'cluster:move-leader': { req: { id: string }; res: T.ClusterInfo };
+  /** Stop / start again one member of the app's local three-node cluster (in-process: a kill is a graceful stop). */
+  'cluster:local-stop': { req: { index: number }; res: T.ClusterInfo };
+  'cluster:local-restart': { req: { index: number }; res: T.ClusterInfo };
   'maint:defragment': { req: { endpoint?: string }; res: { ok: true } };
-  'maint:hashkv': { req: Empty; res: { hashes: { endpoint: string; hash: number; revision: number }[] } };
+  /** HashKV on every member at one revision (default: the current one), so the hashes are comparable. */
+  'maint:hashkv': { req: { revision?: number }; res: T.HashCheck };
   'maint:alarm-disarm': { req: Empty; res: T.ClusterInfo };
-  'maint:snapshot': { req: { opId: string }; res: { path: string | null; bytes: number } };
+  /** File → Export Backup…: Maintenance.Snapshot streamed to `path`, or (no path) where main's save dialog / the shell's backups folder says. */
+  'maint:snapshot': { req: { opId: string; path?: string }; res: T.BackupResult };
+  /** File → Restore Backup…: the snapshot restored into a new local node (own data dir), then connected to. */
+  'backup:restore': { req: { opId: string; path?: string }; res: T.RestoreResult };
+  /** Snapshot files in the app's backups folder (the shell's restore picker). */
+  'backup:list': { req: Empty; res: { dir: string; files: { path: string; bytes: number; mtime: number }[] } };
 }
 
 export interface EventMap {
@@ -84,7 +93,8 @@ const channelSet: { [C in Channel]: true } = {
   'auth:overview': true, 'auth:enable': true, 'auth:disable': true, 'auth:user-add': true, 'auth:user-delete': true, 'auth:user-passwd': true,
   'auth:user-grant': true, 'auth:user-revoke': true, 'auth:role-add': true, 'auth:role-delete': true, 'auth:role-grant': true, 'auth:role-revoke': true, 'auth:check': true,
   'cluster:info': true, 'cluster:member-add': true, 'cluster:member-remove': true, 'cluster:member-promote': true, 'cluster:move-leader': true,
-  'maint:defragment': true, 'maint:hashkv': true, 'maint:alarm-disarm': true, 'maint:snapshot': true,
+  'cluster:local-stop': true, 'cluster:local-restart': true,
+  'maint:defragment': true, 'maint:hashkv': true, 'maint:alarm-disarm': true, 'maint:snapshot': true, 'backup:restore': true, 'backup:list': true,
 };
 const eventSet: { [E in EventChannel]: true } = {
   'watch:update': true, 'watch:error': true, 'lease:tick': true, 'progress': true, 'conn:changed': true, 'menu:action': true,

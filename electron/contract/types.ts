@@ -20,7 +20,8 @@ export interface KeyValue {
 /** A key row without its value (lists). */
 export type KeyRow = Omit<KeyValue, 'value'> & { size?: number };
 
-export type ConnectionKind = 'embedded' | 'local-cluster' | 'remote';
+/** restored: a node the app started on a restored backup (lives for the session). */
+export type ConnectionKind = 'embedded' | 'local-cluster' | 'remote' | 'restored';
 
 export interface ConnectionProfile {
   id: string;
@@ -223,6 +224,39 @@ export interface ClusterInfo {
   members: MemberInfo[];
   revision: number;
   alarms: { memberId: string; alarm: string }[];
+  /** Only for the app's local cluster: which in-process members run (stop/restart). */
+  local?: LocalMemberState[];
+}
+
+export interface LocalMemberState {
+  index: number;
+  name: string;
+  clientUrl: string;
+  running: boolean;
+}
+
+export interface HashCheck {
+  revision: number;
+  hashes: { endpoint: string; memberId: string; name: string; hash: number; compactRevision: number; error?: string }[];
+}
+
+export interface BackupResult {
+  /** null: the save dialog was cancelled */
+  path: string | null;
+  bytes: number;
+  /** hex sha256 of the db, as etcd appends it to the snapshot (the last 32 bytes) */
+  sha256: string;
+  /** the appended sha256 equals the sha256 of the bytes before it */
+  verified: boolean;
+}
+
+export interface RestoreResult {
+  /** null: the open dialog was cancelled */
+  path: string | null;
+  profileId: string;
+  revision: number;
+  dataDir: string;
+  status: ConnectionStatus;
 }
 
 export interface WatchEvent {
@@ -259,4 +293,4 @@ export interface ProgressEvent {
   finished?: boolean;
 }
 
-export type MenuAction = 'new-key' | 'refresh' | 'find' | 'toggle-theme' | 'view-keys' | 'view-txn' | 'view-leases' | 'view-auth' | 'view-cluster' | 'connect' | 'about';
+export type MenuAction = 'export-backup' | 'restore-backup' | 'view-maintenance' | 'new-key' | 'refresh' | 'find' | 'toggle-theme' | 'view-keys' | 'view-txn' | 'view-leases' | 'view-auth' | 'view-cluster' | 'connect' | 'about';

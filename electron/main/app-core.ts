@@ -15,6 +15,7 @@ export interface AppCoreOptions {
   secretBox: SecretBox | null;
   broadcast<E extends EventChannel>(event: E, payload: EventMap[E]): void;
   chooseSnapshotPath(): Promise<string | null>;
+  chooseRestorePath?(): Promise<string | null>;
   clusterBasePort?: number;
 }
 
@@ -23,6 +24,11 @@ export interface AppCore {
   manager: ConnectionManager;
   info: AppInfo;
   shutdown(): Promise<void>;
+}
+
+/** Where backups go by default (the shell's export target, the restore picker's folder). */
+export function backupsDir(dataDir: string): string {
+  return path.join(dataDir, 'snapshots');
 }
 
 export function createAppCore(o: AppCoreOptions): AppCore {
@@ -37,6 +43,6 @@ export function createAppCore(o: AppCoreOptions): AppCore {
     onStatus: (s: ConnectionStatus) => o.broadcast('conn:changed', s),
   });
   const info: AppInfo = { mode: o.mode, version: o.version, platform: process.platform, features: { localCluster: withCluster, embeddedEngine: engine?.name ?? 'none' } };
-  const handlers = createHandlers({ manager, profiles, info, broadcast: o.broadcast, chooseSnapshotPath: o.chooseSnapshotPath });
+  const handlers = createHandlers({ manager, profiles, info, broadcast: o.broadcast, chooseSnapshotPath: o.chooseSnapshotPath, chooseRestorePath: o.chooseRestorePath, backupsDir: backupsDir(o.dataDir) });
   return { handlers, manager, info, shutdown: () => manager.shutdown() };
 }

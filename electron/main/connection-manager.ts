@@ -5,7 +5,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { EtcdClient, type LeaseKeepAlive, type Watch } from '../../node-core/index';
 import { ContractError, type ConnectionProfile, type ConnectionStatus } from '../contract/index';
-import type { HostedNode, NodeEngine } from './node-host';
+import type { HostedNode, LocalControl, NodeEngine } from './node-host';
 import { BUILTIN_CLUSTER, BUILTIN_EMBEDDED, type ProfileStore } from './profile-store';
 import { KeyList } from './key-list';
 import { serializeError } from './errors';
@@ -113,6 +113,34 @@ export class ConnectionManager {
     } else throw new ContractError(-1, `not a hosted connection: ${id}`);
     this.hosted.set(id, node);
     return node;
+  }
+
+  /** The local cluster's member control while connected to it (null otherwise). */
+  localControl(): LocalControl | null {
+    if (this.profile?.id !== BUILTIN_CLUSTER) return null;
+    return this.hosted.get(BUILTIN_CLUSTER)?.local ?? null;
+  }
+
+  get dataDir(): string {
+    return this.opts.dataDir;
+  }
+
+  /**
+   * Restores a snapshot file into a new node under <data>/restored/<stamp> and
+   * connects to it as a session connection: the live cluster is never touched.
+   */
+  async openRestored(file: string): Promise<{ profileId: string; revision: number; dataDir: string; status: ConnectionStatus }> {
+    const engine = this.opts.engine;
+    if (!engine?.startRestored) throw new ContractError(-1, `the ${this.engineName} engine cannot restore a backup into a new node`);
+    const stamp = new Date().toISOString().replace(/[:.]/g, '-');
+    const dir = path.join(this.opts.dataDir, 'restored', stamp);
+    fs.mkdirSync(dir, { recursive: true });
+    const node = await engine.startRestored(file, dir);
+    const id = `restored-${stamp}`;
+    this.hosted.set(id, node);
+    this.opts.profiles.addSession({ id, name: `Restored: ${path.basename(file)}`, kind: 'restored', endpoints: [] });
+    const status = await this.connect(id);
+    return { profileId: id, revision: node.revision, dataDir: dir, status };
   }
 
   /** Swap credentials on the live connection (after enabling auth as root). */

@@ -1,6 +1,8 @@
 // The IPC handlers, typed by the contract. Plain Node (no Electron import) so
 // the browser shell serves the very same functions.
+import { createHash } from 'node:crypto';
 import fs from 'node:fs';
+import path from 'node:path';
 import { EtcdPb, MvccPb, type EtcdClient } from '../../node-core/index';
 import {
   ContractError,
@@ -24,6 +26,7 @@ import {
 } from '../contract/index';
 import { fromB64, kvToContract, permToContract, permTypeOf, prefixEndOf, rangeEndFor, text } from './convert';
 import type { ConnectionManager } from './connection-manager';
+import type { LocalControl } from './node-host';
 import type { ProfileStore } from './profile-store';
 import { serializeError } from './errors';
 
@@ -43,6 +46,35 @@ export interface HandlerDeps {
   broadcast<E extends EventChannel>(event: E, payload: EventMap[E]): void;
   /** Where to write a snapshot; null = cancelled. */
   chooseSnapshotPath(): Promise<string | null>;
+  /** Which snapshot file to restore (Electron's open dialog); null = cancelled. Absent: the caller must give a path. */
+  chooseRestorePath?(): Promise<string | null>;
+  /** The app's default backups folder (the shell writes there; backup:list reads it). */
+  backupsDir?: string;
+}
+
+/**
+ * sha256 over everything but the last 32 bytes, fed chunk by chunk: etcd
+ * appends the sha256 of the db to a snapshot, so the tail is only known at the end.
+ */
+export class SnapshotDigest {
+  private readonly hash = createHash('sha256');
+  private tail = Buffer.alloc(0);
+  bytes = 0;
+
+  update(chunk: Buffer): void {
+    this.bytes += chunk.length;
+    const all = this.tail.length ? Buffer.concat([this.tail, chunk]) : chunk;
+    const cut = Math.max(0, all.length - 32);
+    if (cut) this.hash.update(all.subarray(0, cut));
+    this.tail = Buffer.from(all.subarray(cut));
+  }
+
+  /** sha256: the appended hash; verified: it equals the hash of the db bytes before it. */
+  finish(): { sha256: string; verified: boolean } {
+    const computed = this.hash.digest('hex');
+    const appended = this.tail.length === 32 ? this.tail.toString('hex') : '';
+    return { sha256: appended || computed, verified: appended === computed };
+  }
 }
 
 const { Compare_CompareResult: CR, Compare_CompareTarget: CT } = EtcdPb;
@@ -155,7 +187,7 @@ export function checkPermission(ov: AuthOverview, user: string, op: 'read' | 'wr
   return { allowed: false, reason: u.roles.length ? `no role of "${user}" (${u.roles.join(', ')}) grants ${op} on "${key}"` : `"${user}" has no roles` };
 }
 
-async function clusterInfo(client: EtcdClient): Promise<ClusterInfo> {
+async function clusterInfo(client: EtcdClient, local?: LocalControl | null): Promise<ClusterInfo> {
   const ml = await client.memberList();
   const alarms = await client.alarm({ action: EtcdPb.AlarmRequest_AlarmAction.GET }).catch(() => null);
   let leader = 0n;
@@ -184,6 +216,7 @@ async function clusterInfo(client: EtcdClient): Promise<ClusterInfo> {
     members,
     revision: ml.header?.revision ?? 0,
     alarms: (alarms?.alarms ?? []).map((a) => ({ memberId: a.memberID.toString(), alarm: EtcdPb.AlarmType[a.alarm] ?? String(a.alarm) })),
+    local: local?.members().map((x) => ({ index: x.index, name: x.name, clientUrl: x.clientUrl, running: x.running })),
   };
 }
 
@@ -192,6 +225,13 @@ let watchSeq = 0;
 export function createHandlers(deps: HandlerDeps): Handlers {
   const m = deps.manager;
   const c = (): EtcdClient => m.requireClient();
+  const info = (): Promise<ClusterInfo> => clusterInfo(c(), m.localControl());
+  const local = (index: number): LocalControl => {
+    const l = m.localControl();
+    if (!l) throw new ContractError(-1, 'only members of the app\'s local cluster can be stopped and restarted');
+    if (!l.members().some((x) => x.index === index)) throw new ContractError(-1, `no local member ${index}`);
+    return l;
+  };
 
   return {
     'app:info': async () => deps.info,
@@ -307,8 +347,8 @@ export function createHandlers(deps: HandlerDeps): Handlers {
       m.invalidateKeys();
       return { succeeded: r.succeeded, revision: r.header?.revision ?? 0, results: r.responses.map((resp, i) => opResult(ops[i], resp)) };
     },
-    'kv:compact': async ({ revision }) => {
-      const r = await c().compact(revision, true);
+    'kv:compact': async ({ revision, physical }) => {
+      const r = await c().compact(revision, physical ?? false);
       return { revision: r.header?.revision ?? 0 };
     },
 
@@ -481,30 +521,30 @@ export function createHandlers(deps: HandlerDeps): Handlers {
     },
     'auth:check': async ({ user, op, key }) => checkPermission(await overview(c()), user, op, key),
 
-    'cluster:info': async () => clusterInfo(c()),
+    'cluster:info': async () => info(),
     'cluster:member-add': async ({ peerUrls, learner }) => {
       await c().memberAdd(peerUrls, learner);
-      return clusterInfo(c());
+      return info();
     },
     'cluster:member-remove': async ({ id }) => {
       await c().memberRemove(BigInt(id));
-      return clusterInfo(c());
+      return info();
     },
     'cluster:member-promote': async ({ id }) => {
       await c().memberPromote(BigInt(id));
-      return clusterInfo(c());
+      return info();
     },
     'cluster:move-leader': async ({ id }) => {
       // MoveLeader must reach the current leader.
-      const info = await clusterInfo(c());
-      const leader = info.members.find((x) => x.isLeader);
+      const before = await info();
+      const leader = before.members.find((x) => x.isLeader);
       const target = leader?.clientUrls[0] ? c().forEndpoint(leader.clientUrls[0]) : c();
       try {
         await target.moveLeader(BigInt(id));
       } finally {
         if (target !== c()) target.close();
       }
-      return clusterInfo(c());
+      return info();
     },
     'maint:defragment': async ({ endpoint }) => {
       const target = endpoint ? c().forEndpoint(endpoint) : c();
@@ -515,45 +555,101 @@ export function createHandlers(deps: HandlerDeps): Handlers {
       }
       return { ok: true };
     },
-    'maint:hashkv': async () => {
-      const info = await clusterInfo(c());
+    'cluster:local-stop': async ({ index }) => {
+      await local(index).stopMember(index);
+      return info();
+    },
+    'cluster:local-restart': async ({ index }) => {
+      await local(index).restartMember(index);
+      return info();
+    },
+    'maint:hashkv': async ({ revision }) => {
+      const members = (await c().memberList()).members.filter((x) => x.clientURLs.length);
+      // One revision for all: hashes at different revisions never agree.
+      const rev = revision && revision > 0 ? revision : ((await c().range({ key: Buffer.from([0]), count_only: true })).header?.revision ?? 0);
       const hashes = await Promise.all(
-        info.members.flatMap((mem) =>
-          mem.clientUrls.slice(0, 1).map(async (url) => {
-            const one = c().forEndpoint(url);
-            try {
-              const h = await one.hashKV();
-              return { endpoint: url, hash: h.hash, revision: h.header?.revision ?? 0 };
-            } finally {
-              one.close();
-            }
-          }),
-        ),
+        members.map(async (mem) => {
+          const url = mem.clientURLs[0];
+          const one = c().forEndpoint(url);
+          const base = { endpoint: url, memberId: mem.ID.toString(), name: mem.name };
+          try {
+            const h = await one.hashKV(rev);
+            return { ...base, hash: h.hash, compactRevision: h.compact_revision };
+          } catch (e) {
+            return { ...base, hash: 0, compactRevision: 0, error: serializeError(e).message };
+          } finally {
+            one.close();
+          }
+        }),
       );
-      return { hashes };
+      return { revision: rev, hashes };
     },
     'maint:alarm-disarm': async () => {
       const client = c();
       const al = await client.alarm({ action: EtcdPb.AlarmRequest_AlarmAction.GET });
       for (const a of al.alarms) await client.alarm({ action: EtcdPb.AlarmRequest_AlarmAction.DEACTIVATE, memberID: a.memberID, alarm: a.alarm });
-      return clusterInfo(client);
+      return info();
     },
-    'maint:snapshot': async ({ opId }, ctx) => {
-      const file = await deps.chooseSnapshotPath();
-      if (!file) return { path: null, bytes: 0 };
-      const out = fs.createWriteStream(file);
-      let bytes = 0;
+    'maint:snapshot': async ({ opId, path: given }, ctx) => {
+      const file = given || (await deps.chooseSnapshotPath());
+      if (!file) return { path: null, bytes: 0, sha256: '', verified: false };
+      fs.mkdirSync(path.dirname(file), { recursive: true });
+      // Written beside the target and renamed at the end: a failed export never leaves a file that looks whole.
+      const part = `${file}.part`;
+      const out = fs.createWriteStream(part);
+      let failed: Error | null = null;
+      out.on('error', (e) => (failed = e));
+      const digest = new SnapshotDigest();
+      const label = 'Exporting backup';
       try {
         await c().snapshot((blob, remaining) => {
           out.write(blob);
-          bytes += blob.length;
-          ctx.emit('progress', { opId, label: 'Saving snapshot', done: bytes, total: bytes + remaining });
+          digest.update(blob);
+          ctx.emit('progress', { opId, label, done: digest.bytes, total: digest.bytes + remaining });
         });
+        await new Promise<void>((resolve, reject) => out.end((e?: Error | null) => (e ? reject(e) : resolve())));
+        if (failed) throw failed;
+        fs.renameSync(part, file);
+      } catch (e) {
+        out.destroy();
+        fs.rmSync(part, { force: true });
+        throw e;
       } finally {
-        await new Promise<void>((r) => out.end(r));
-        ctx.emit('progress', { opId, label: 'Saving snapshot', done: bytes, total: bytes, finished: true });
+        ctx.emit('progress', { opId, label, done: digest.bytes, total: digest.bytes, finished: true });
       }
-      return { path: file, bytes };
+      const { sha256, verified } = digest.finish();
+      if (!verified) throw new ContractError(-1, `backup written to ${file} but its sha256 does not match the db (${sha256}): do not rely on it`);
+      return { path: file, bytes: digest.bytes, sha256, verified };
+    },
+    'backup:restore': async ({ opId, path: given }, ctx) => {
+      const file = given || (deps.chooseRestorePath ? await deps.chooseRestorePath() : null);
+      if (!file) {
+        if (!deps.chooseRestorePath && !given) throw new ContractError(-1, 'choose a snapshot file to restore');
+        return { path: null, profileId: '', revision: 0, dataDir: '', status: m.status() };
+      }
+      const label = 'Restoring backup';
+      ctx.emit('progress', { opId, label, done: 0, total: 1 });
+      try {
+        const r = await m.openRestored(file);
+        if (r.status.state !== 'connected') throw new ContractError(-1, `restored into ${r.dataDir}, but the node did not answer: ${r.status.error?.message ?? r.status.state}`);
+        return { path: file, ...r };
+      } finally {
+        ctx.emit('progress', { opId, label, done: 1, total: 1, finished: true });
+      }
+    },
+    'backup:list': async () => {
+      const dir = deps.backupsDir ?? path.join(m.dataDir, 'snapshots');
+      let names: string[] = [];
+      try {
+        names = fs.readdirSync(dir).filter((f) => f.endsWith('.db'));
+      } catch {
+        /* no backups yet */
+      }
+      const files = names.map((f) => {
+        const st = fs.statSync(path.join(dir, f));
+        return { path: path.join(dir, f), bytes: st.size, mtime: st.mtimeMs };
+      });
+      return { dir, files: files.sort((a, b) => b.mtime - a.mtime) };
     },
   };
 }

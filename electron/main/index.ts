@@ -39,17 +39,10 @@ function buildMenu(): void {
         { label: 'Connections…', accelerator: 'CmdOrCtrl+Shift+C', click: () => menuAction('connect') },
         { label: 'New Key…', accelerator: 'CmdOrCtrl+N', click: () => menuAction('new-key') },
         { type: 'separator' },
-        {
-          label: 'Save Snapshot…',
-          click: async () => {
-            if (!core || !win) return;
-            const env = await dispatch(core.handlers, 'maint:snapshot', { opId: `snap-${Date.now()}` }, { clientId: String(win.webContents.id), emit: broadcast });
-            if (env.ok) {
-              const v = env.value as { path: string | null; bytes: number };
-              if (v.path) void dialog.showMessageBox(win, { message: `Snapshot saved`, detail: `${v.bytes} bytes → ${v.path}` });
-            } else dialog.showErrorBox('Snapshot failed', env.error.message);
-          },
-        },
+        // The renderer runs both flows (progress bar, result with size and sha256) through the
+        // contract channels; main's native dialogs pick the files (chooseSnapshotPath / chooseRestorePath).
+        { label: 'Export Backup…', accelerator: 'CmdOrCtrl+Shift+E', click: () => menuAction('export-backup') },
+        { label: 'Restore Backup…', click: () => menuAction('restore-backup') },
         { type: 'separator' },
         isMac ? { role: 'close' } : { role: 'quit' },
       ],
@@ -63,6 +56,7 @@ function buildMenu(): void {
         { label: 'Leases', accelerator: 'CmdOrCtrl+3', click: () => menuAction('view-leases') },
         { label: 'Users & Roles', accelerator: 'CmdOrCtrl+4', click: () => menuAction('view-auth') },
         { label: 'Cluster', accelerator: 'CmdOrCtrl+5', click: () => menuAction('view-cluster') },
+        { label: 'Maintenance', accelerator: 'CmdOrCtrl+6', click: () => menuAction('view-maintenance') },
         { type: 'separator' },
         { label: 'Find Keys', accelerator: 'CmdOrCtrl+F', click: () => menuAction('find') },
         { label: 'Refresh', accelerator: 'CmdOrCtrl+R', click: () => menuAction('refresh') },
@@ -146,6 +140,14 @@ void app.whenReady().then(() => {
         filters: [{ name: 'etcd snapshot', extensions: ['db'] }],
       });
       return r.canceled || !r.filePath ? null : r.filePath;
+    },
+    chooseRestorePath: async () => {
+      const r = await dialog.showOpenDialog(win ?? new BrowserWindow({ show: false }), {
+        title: 'Restore etcd snapshot into a new local node',
+        properties: ['openFile'],
+        filters: [{ name: 'etcd snapshot', extensions: ['db'] }, { name: 'All files', extensions: ['*'] }],
+      });
+      return r.canceled || !r.filePaths[0] ? null : r.filePaths[0];
     },
   });
   ipcMain.handle(`${IPC_PREFIX}invoke`, async (event, channel: unknown, req: unknown) => {

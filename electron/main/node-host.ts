@@ -7,11 +7,19 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import * as core from '../../node-core/index';
-import { startNode as coreStartNode, createLogger } from '../../node-core/index';
+import { startNode as coreStartNode, createLogger, restoreSnapshot } from '../../node-core/index';
+
+/** Member control of the app's in-process local cluster (node-core engine only). */
+export interface LocalControl {
+  members(): { index: number; name: string; clientUrl: string; running: boolean }[];
+  stopMember(i: number): Promise<void>;
+  restartMember(i: number): Promise<void>;
+}
 
 export interface HostedNode {
   clientUrls: string[];
   stop(): Promise<void>;
+  local?: LocalControl;
 }
 
 export interface NodeEngine {
@@ -19,6 +27,8 @@ export interface NodeEngine {
   startSingle(dataDir: string): Promise<HostedNode>;
   /** Three members on loopback; absent when the engine cannot do it. */
   startCluster?(dir: string, basePort: number): Promise<HostedNode>;
+  /** A new single node on a restored snapshot file (data under dir); absent when the engine cannot restore. */
+  startRestored?(file: string, dir: string): Promise<HostedNode & { revision: number }>;
 }
 
 interface NodeConfigLike {
@@ -33,7 +43,7 @@ interface NodeConfigLike {
   initialClusterToken: string;
 }
 type StartNode = (cfg: Partial<NodeConfigLike>) => Promise<HostedNode>;
-type StartLocalCluster = (opts: { dir: string; basePort: number }) => Promise<{ clientUrls?: string[]; endpoints?: string[]; stop(): Promise<void> }>;
+type StartLocalCluster = (opts: { dir: string; basePort: number }) => Promise<{ clientUrls?: string[]; endpoints?: string[]; stop(): Promise<void> } & Partial<LocalControl>>;
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -211,9 +221,23 @@ export function nodeCoreEngine(startNode: StartNode, startLocalCluster: StartLoc
     startCluster: startLocalCluster
       ? async (dir, basePort) => {
           const c = await startLocalCluster({ dir, basePort });
-          return { clientUrls: c.clientUrls ?? c.endpoints ?? [], stop: () => c.stop() };
+          const local: LocalControl | undefined =
+            c.members && c.stopMember && c.restartMember ? { members: c.members.bind(c), stopMember: c.stopMember.bind(c), restartMember: c.restartMember.bind(c) } : undefined;
+          return { clientUrls: c.clientUrls ?? c.endpoints ?? [], stop: () => c.stop(), local };
         }
       : undefined,
+    async startRestored(file, dir) {
+      // etcdctl's restore: a new cluster of one (new ids, fresh WAL) on the file's keys and revisions,
+      // so browsing a backup never touches the cluster it came from.
+      const client = await freePort();
+      const peer = await freePort();
+      const c = `http://127.0.0.1:${client}`;
+      const p = `http://127.0.0.1:${peer}`;
+      const dataDir = path.join(dir, 'node');
+      const r = await restoreSnapshot(file, { dataDir, name: 'restored', initialCluster: `restored=${p}`, initialAdvertisePeerUrls: [p], initialClusterToken: 'etcdesk-restored' });
+      const node = await startNode({ name: 'restored', dataDir, listenClientUrls: [c], advertiseClientUrls: [c], listenPeerUrls: [p], initialAdvertisePeerUrls: [p], initialCluster: `restored=${p}`, initialClusterToken: 'etcdesk-restored' });
+      return { clientUrls: node.clientUrls.length ? node.clientUrls : [c], stop: () => node.stop(), revision: r.revision };
+    },
   };
 }
 

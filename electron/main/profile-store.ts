@@ -23,6 +23,8 @@ export const BUILTIN_CLUSTER = 'local-cluster';
 export class ProfileStore {
   private profiles: StoredProfile[] = [];
   private readonly sessionPasswords = new Map<string, string>();
+  /** Connections that live for this session only (nodes started on restored backups). */
+  private readonly sessionProfiles: ConnectionProfile[] = [];
 
   constructor(
     private readonly file: string,
@@ -46,6 +48,7 @@ export class ProfileStore {
   list(): ConnectionProfile[] {
     return [
       ...this.builtins(),
+      ...this.sessionProfiles,
       ...this.profiles.map(({ secret, ...p }) => ({ ...p, hasPassword: !!secret || this.sessionPasswords.has(p.id) })),
     ];
   }
@@ -60,6 +63,12 @@ export class ProfileStore {
     const p = this.profiles.find((x) => x.id === id);
     if (p?.secret && this.box?.available()) return this.box.decrypt(p.secret);
     return undefined;
+  }
+
+  /** A session-only connection (never written to the file). */
+  addSession(p: ConnectionProfile): ConnectionProfile {
+    this.sessionProfiles.push(p);
+    return p;
   }
 
   save(input: ConnectionProfile): ConnectionProfile {
@@ -95,6 +104,8 @@ export class ProfileStore {
   }
 
   delete(id: string): void {
+    const i = this.sessionProfiles.findIndex((p) => p.id === id);
+    if (i >= 0) this.sessionProfiles.splice(i, 1);
     this.profiles = this.profiles.filter((p) => p.id !== id);
     this.sessionPasswords.delete(id);
     this.flush();

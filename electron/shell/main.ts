@@ -4,7 +4,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { createAppCore, type AppCore } from '../main/app-core';
+import { backupsDir, createAppCore, type AppCore } from '../main/app-core';
 import { startShellServer } from './server';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -34,10 +34,11 @@ export async function runShell(): Promise<void> {
     // No OS keychain outside Electron: passwords stay in memory for the session.
     secretBox: null,
     broadcast: server.broadcast,
+    // No native dialogs in a browser: exports go to the backups folder; restores pick from it in the page.
     chooseSnapshotPath: async () => {
-      const dir = path.join(dataDir, 'snapshots');
+      const dir = backupsDir(dataDir);
       fs.mkdirSync(dir, { recursive: true });
-      return path.join(dir, `snapshot-${new Date().toISOString().replace(/[:.]/g, '-')}.db`);
+      return path.join(dir, `etcd-backup-${new Date().toISOString().replace(/[:.]/g, '-')}.db`);
     },
   });
   if (process.env.ETCDESK_NO_AUTOCONNECT !== '1') void core.manager.connect('embedded');
