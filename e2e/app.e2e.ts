@@ -243,9 +243,11 @@ describe('Etcdesk in the browser shell', { timeout: 200_000 }, () => {
   it('cluster view shows the member; connections view lists the built-ins', withShot('cluster view shows the member; connections view lists the built-ins', async () => {
     await page.getByTestId('nav-cluster').click();
     await page.getByTestId('member-table').waitFor();
-    await page.getByTestId('hashkv').click();
-    await page.getByTestId('hashes').waitFor();
+    await page.getByTestId('leader-name').filter({ hasText: 'leader' }).waitFor();
     await shot(page, 'cluster');
+    await page.getByTestId('nav-maintenance').click();
+    await page.getByTestId('hashkv').click();
+    await page.getByTestId('hash-verdict').filter({ hasText: 'agree' }).waitFor();
     await page.getByTestId('nav-connections').click();
     await page.getByTestId('conn-embedded').waitFor();
     await shot(page, 'connections');

@@ -31,7 +31,8 @@ export async function startShell(): Promise<Shell> {
     stdio: ['ignore', 'pipe', 'pipe'],
     // the embedded node-core engine by default (the product); ETCDESK_ENGINE=etcd runs the same
     // specs against Debian's etcd binary, to tell a UI bug from a node bug.
-    env: { ...process.env, ETCDESK_ENGINE: process.env.ETCDESK_ENGINE ?? 'node-core' },
+    // The local three-node cluster on free ports, never the fixed 23790.. a developer's cluster may hold.
+    env: { ...process.env, ETCDESK_ENGINE: process.env.ETCDESK_ENGINE ?? 'node-core', ETCDESK_CLUSTER_BASE_PORT: process.env.ETCDESK_CLUSTER_BASE_PORT ?? '0' },
   });
   let out = '';
   proc.stdout?.on('data', (d: Buffer) => (out += d.toString()));

@@ -188,8 +188,12 @@ export function checkPermission(ov: AuthOverview, user: string, op: 'read' | 'wr
 }
 
 async function clusterInfo(client: EtcdClient, local?: LocalControl | null): Promise<ClusterInfo> {
-  const ml = await client.memberList();
-  const alarms = await client.alarm({ action: EtcdPb.AlarmRequest_AlarmAction.GET }).catch(() => null);
+  // Cluster RPC headers carry no revision (as etcd): a count-only range gives the store's.
+  const [ml, alarms, head] = await Promise.all([
+    client.memberList(),
+    client.alarm({ action: EtcdPb.AlarmRequest_AlarmAction.GET }).catch(() => null),
+    client.range({ key: Buffer.from([0]), count_only: true, serializable: true }).catch(() => null),
+  ]);
   let leader = 0n;
   const members = await Promise.all(
     ml.members.map(async (m) => {
@@ -214,7 +218,7 @@ async function clusterInfo(client: EtcdClient, local?: LocalControl | null): Pro
   return {
     clusterId: ml.header?.cluster_id.toString() ?? '',
     members,
-    revision: ml.header?.revision ?? 0,
+    revision: head?.header?.revision || ml.header?.revision || 0,
     alarms: (alarms?.alarms ?? []).map((a) => ({ memberId: a.memberID.toString(), alarm: EtcdPb.AlarmType[a.alarm] ?? String(a.alarm) })),
     local: local?.members().map((x) => ({ index: x.index, name: x.name, clientUrl: x.clientUrl, running: x.running })),
   };

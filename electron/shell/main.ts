@@ -34,6 +34,8 @@ export async function runShell(): Promise<void> {
     // No OS keychain outside Electron: passwords stay in memory for the session.
     secretBox: null,
     broadcast: server.broadcast,
+    // ETCDESK_CLUSTER_BASE_PORT=0 gives the local cluster free ports (tests running beside a real one).
+    clusterBasePort: process.env.ETCDESK_CLUSTER_BASE_PORT !== undefined ? Number(process.env.ETCDESK_CLUSTER_BASE_PORT) : undefined,
     // No native dialogs in a browser: exports go to the backups folder; restores pick from it in the page.
     chooseSnapshotPath: async () => {
       const dir = backupsDir(dataDir);

@@ -1,48 +1,77 @@
 import { defineStore } from 'pinia';
-import type { ClusterInfo } from '../../../electron/contract/index';
+import type { ClusterInfo, HashCheck } from '../../../electron/contract/index';
 import { useApi } from '../api';
+import { addSample, type Sample } from '../lib/cluster-metrics';
 
 export const useClusterStore = defineStore('cluster', {
   state: () => ({
     info: null as ClusterInfo | null,
-    hashes: null as { endpoint: string; hash: number; revision: number }[] | null,
+    hashCheck: null as HashCheck | null,
     loading: false,
+    /** Last minute of polls: write rate and raft index for the live chart. */
+    samples: [] as Sample[],
+    /** Local member index being stopped/restarted (buttons show it). */
+    pendingLocal: null as number | null,
   }),
+  getters: {
+    leader: (s) => s.info?.members.find((m) => m.isLeader) ?? null,
+  },
   actions: {
+    set(info: ClusterInfo): void {
+      this.info = info;
+      this.samples = addSample(this.samples, info, Date.now());
+    },
     async load(): Promise<void> {
       this.loading = true;
       try {
-        this.info = await useApi().invoke('cluster:info', {});
+        this.set(await useApi().invoke('cluster:info', {}));
       } finally {
         this.loading = false;
       }
     },
+    resetSamples(): void {
+      this.samples = [];
+    },
     async addMember(peerUrls: string[], learner: boolean): Promise<void> {
-      this.info = await useApi().invoke('cluster:member-add', { peerUrls, learner });
+      this.set(await useApi().invoke('cluster:member-add', { peerUrls, learner }));
     },
     async removeMember(id: string): Promise<void> {
-      this.info = await useApi().invoke('cluster:member-remove', { id });
+      this.set(await useApi().invoke('cluster:member-remove', { id }));
     },
     async promote(id: string): Promise<void> {
-      this.info = await useApi().invoke('cluster:member-promote', { id });
+      this.set(await useApi().invoke('cluster:member-promote', { id }));
     },
     async moveLeader(id: string): Promise<void> {
-      this.info = await useApi().invoke('cluster:move-leader', { id });
+      this.set(await useApi().invoke('cluster:move-leader', { id }));
+    },
+    async stopLocal(index: number): Promise<void> {
+      this.pendingLocal = index;
+      try {
+        this.set(await useApi().invoke('cluster:local-stop', { index }));
+      } finally {
+        this.pendingLocal = null;
+      }
+    },
+    async restartLocal(index: number): Promise<void> {
+      this.pendingLocal = index;
+      try {
+        this.set(await useApi().invoke('cluster:local-restart', { index }));
+      } finally {
+        this.pendingLocal = null;
+      }
     },
     async defragment(endpoint?: string): Promise<void> {
       await useApi().invoke('maint:defragment', { endpoint });
     },
-    async hashKV(): Promise<void> {
-      this.hashes = (await useApi().invoke('maint:hashkv', {})).hashes;
+    async hashKV(revision?: number): Promise<HashCheck> {
+      this.hashCheck = await useApi().invoke('maint:hashkv', { revision });
+      return this.hashCheck;
     },
     async disarm(): Promise<void> {
-      this.info = await useApi().invoke('maint:alarm-disarm', {});
+      this.set(await useApi().invoke('maint:alarm-disarm', {}));
     },
-    async compact(revision: number): Promise<void> {
-      await useApi().invoke('kv:compact', { revision });
-    },
-    async snapshot(): Promise<{ path: string | null; bytes: number }> {
-      return useApi().invoke('maint:snapshot', { opId: `snap-${Date.now()}` });
+    async compact(revision: number, physical = false): Promise<void> {
+      await useApi().invoke('kv:compact', { revision, physical });
     },
   },
 });

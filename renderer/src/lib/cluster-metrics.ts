@@ -1,0 +1,81 @@
+// Pure helpers behind the cluster and maintenance views (unit-tested without a DOM).
+import type { ClusterInfo, HashCheck } from '../../../electron/contract/index';
+
+export interface Sample {
+  /** ms epoch */
+  t: number;
+  revision: number;
+  /** the leader's raft index (or the highest any member reported) */
+  raftIndex: number;
+}
+
+export const WINDOW_MS = 60_000;
+
+/** Adds a sample from a cluster:info poll and keeps the last minute. */
+export function addSample(samples: Sample[], info: ClusterInfo, t: number, windowMs = WINDOW_MS): Sample[] {
+  let raftIndex = 0;
+  for (const m of info.members) {
+    if (m.status && 'raftIndex' in m.status) {
+      if (m.isLeader) {
+        raftIndex = m.status.raftIndex;
+        break;
+      }
+      raftIndex = Math.max(raftIndex, m.status.raftIndex);
+    }
+  }
+  const next = [...samples, { t, revision: info.revision, raftIndex }];
+  return next.filter((s) => s.t >= t - windowMs);
+}
+
+/** Writes per second between consecutive samples (revision deltas; a compaction never lowers the revision). */
+export function writeRates(samples: Sample[]): { t: number; v: number }[] {
+  const out: { t: number; v: number }[] = [];
+  for (let i = 1; i < samples.length; i++) {
+    const dt = (samples[i].t - samples[i - 1].t) / 1000;
+    if (dt <= 0) continue;
+    out.push({ t: samples[i].t, v: Math.max(0, samples[i].revision - samples[i - 1].revision) / dt });
+  }
+  return out;
+}
+
+/** An SVG polyline path for points in a w×h box (x over the window ending at `now`, y from 0 to the max). */
+export function sparkPath(points: { t: number; v: number }[], now: number, w: number, h: number, windowMs = WINDOW_MS): { d: string; max: number } {
+  if (!points.length) return { d: '', max: 0 };
+  const min = Math.min(...points.map((p) => p.v));
+  const maxV = Math.max(...points.map((p) => p.v));
+  // Raft index climbs from a large base: plot its range, not from zero, so growth is visible.
+  const lo = min > 0 && maxV - min < min ? min : 0;
+  const span = maxV - lo || 1;
+  const x = (t: number): number => Math.max(0, Math.min(w, w - ((now - t) / windowMs) * w));
+  const y = (v: number): number => h - 2 - ((v - lo) / span) * (h - 4);
+  const d = points.map((p, i) => `${i ? 'L' : 'M'}${x(p.t).toFixed(1)},${y(p.v).toFixed(1)}`).join(' ');
+  return { d, max: maxV };
+}
+
+export interface HashVerdict {
+  /** every member that answered has the same hash */
+  agree: boolean;
+  /** the hash most members have */
+  majority: number | null;
+  /** names (or endpoints) of members whose hash differs from the majority */
+  differing: string[];
+  /** members that could not answer */
+  failed: string[];
+}
+
+export function hashVerdict(check: HashCheck): HashVerdict {
+  const answered = check.hashes.filter((h) => !h.error);
+  const failed = check.hashes.filter((h) => h.error).map((h) => h.name || h.endpoint);
+  const counts = new Map<number, number>();
+  for (const h of answered) counts.set(h.hash, (counts.get(h.hash) ?? 0) + 1);
+  let majority: number | null = null;
+  let best = 0;
+  for (const [hash, n] of counts) if (n > best) [majority, best] = [hash, n];
+  const differing = answered.filter((h) => h.hash !== majority).map((h) => h.name || h.endpoint);
+  return { agree: answered.length > 0 && differing.length === 0, majority, differing, failed };
+}
+
+/** Hex sha256 grouped for reading aloud / comparing by eye. */
+export function groupHex(hex: string): string {
+  return hex.replace(/(.{8})(?=.)/g, '$1 ');
+}

@@ -1,0 +1,79 @@
+import { defineStore } from 'pinia';
+import type { BackupResult, RestoreResult } from '../../../electron/contract/index';
+import { useApi } from '../api';
+import { useConnectionStore } from './connection';
+
+let opSeq = 0;
+
+/** File → Export Backup… / Restore Backup…: one flow each, whichever started it (menu, sidebar, shortcut). */
+export const useBackupStore = defineStore('backup', {
+  state: () => ({
+    dialog: null as 'export' | 'restore' | null,
+    opId: '',
+    busy: false,
+    exported: null as BackupResult | null,
+    restored: null as RestoreResult | null,
+    error: '',
+    files: [] as { path: string; bytes: number; mtime: number }[],
+    dir: '',
+  }),
+  actions: {
+    /** Opens the export dialog and starts the stream at once (main asks where, or uses the backups folder). */
+    async exportBackup(path?: string): Promise<BackupResult | null> {
+      this.dialog = 'export';
+      this.exported = null;
+      this.error = '';
+      this.busy = true;
+      this.opId = `backup-${Date.now()}-${++opSeq}`;
+      try {
+        const r = await useApi().invoke('maint:snapshot', { opId: this.opId, path });
+        if (!r.path) {
+          this.dialog = null; // save dialog cancelled
+          return null;
+        }
+        this.exported = r;
+        return r;
+      } catch (e) {
+        this.error = e instanceof Error ? e.message : String(e);
+        return null;
+      } finally {
+        this.busy = false;
+      }
+    },
+    async openRestore(): Promise<void> {
+      this.dialog = 'restore';
+      this.restored = null;
+      this.error = '';
+      await this.listFiles();
+    },
+    async listFiles(): Promise<void> {
+      const r = await useApi().invoke('backup:list', {});
+      this.files = r.files;
+      this.dir = r.dir;
+    },
+    /** No path: main's open dialog picks the file (Electron). */
+    async restore(path?: string): Promise<RestoreResult | null> {
+      this.dialog = 'restore';
+      this.error = '';
+      this.busy = true;
+      this.opId = `restore-${Date.now()}-${++opSeq}`;
+      try {
+        const r = await useApi().invoke('backup:restore', { opId: this.opId, path });
+        if (!r.path) return null;
+        this.restored = r;
+        const conn = useConnectionStore();
+        conn.apply(r.status);
+        await conn.refreshProfiles();
+        return r;
+      } catch (e) {
+        this.error = e instanceof Error ? e.message : String(e);
+        return null;
+      } finally {
+        this.busy = false;
+      }
+    },
+    close(): void {
+      if (!this.busy) this.dialog = null;
+    },
+  },
+});
