@@ -18,6 +18,11 @@ export interface RequestGuard {
   forWrite(call: CallInfo): Promise<RequestUserHeader>;
   /** Root-only operations (membership, maintenance changes, auth management). */
   forAdmin(call: CallInfo): Promise<RequestUserHeader>;
+  /**
+   * Watch creation as etcd checks it (a from-key watch on its start key only):
+   * undefined when allowed, else the cancel reason.
+   */
+  forWatch?(call: CallInfo, req: { key: Buffer; range_end: Buffer }): Promise<string | undefined>;
 }
 
 const resolved = Promise.resolve();

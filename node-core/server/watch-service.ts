@@ -201,11 +201,15 @@ class ServerWatchStream {
     if (creq.range_end.length === 0) end = undefined;
     else if (creq.range_end.length === 1 && creq.range_end[0] === 0) end = EMPTY;
     else end = creq.range_end;
+    let denied: string | undefined;
     try {
-      await this.guard.forRead(this.call, key, creq.range_end);
+      if (this.guard.forWatch) denied = await this.guard.forWatch(this.call, creq);
+      else await this.guard.forRead(this.call, key, creq.range_end);
     } catch (e) {
-      const reason = e instanceof Error && e.message.startsWith('etcdserver:') ? e.message : Errors.PermissionDenied.message;
-      this.ctrl({ header: this.node.header(), watch_id: INVALID_WATCH_ID, created: true, canceled: true, cancel_reason: reason });
+      denied = e instanceof Error && e.message.startsWith('etcdserver:') ? e.message : Errors.PermissionDenied.message;
+    }
+    if (denied !== undefined) {
+      this.ctrl({ header: this.node.header(), watch_id: INVALID_WATCH_ID, created: true, canceled: true, cancel_reason: denied });
       return;
     }
     if (this.closed) return;
