@@ -11,6 +11,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { REPO_ROOT, startCluster, startEtcd, startEtcdesk, type ServerProc } from '../node-core/testing/processes';
 import { runWatchBench, type WatchBenchResult } from './watch-bench';
+import { runAuthBench, type AuthBenchRow } from './auth-bench';
 
 interface LoadResult {
   op: string;
@@ -130,7 +131,21 @@ async function main(): Promise<void> {
     process.stderr.write(`watch ${w.name}: etcdesk ${row.ours.eventsPerSec.toFixed(0)} ev/s p99 ${row.ours.p99Ms} ms; etcd ${row.etcd.eventsPerSec.toFixed(0)} ev/s p99 ${row.etcd.p99Ms} ms\n`);
     watchRows.push(row);
   }
+  // auth on vs off on our own node (etcdload has no user/password option: a grpc-js driver for both)
+  let authRows: AuthBenchRow[] = [];
+  if (!only || 'auth'.includes(only) || only.includes('auth')) authRows = await runAuthBench(Math.round(20000 * scale));
   let table = render(rows);
+  if (authRows.length) {
+    const get = (op: string, auth: boolean): AuthBenchRow | undefined => authRows.find((r) => r.op === op && r.auth === auth);
+    table += '\n\n| etcdesk, 64 in flight | auth off qps | auth on (simple token) qps | ratio | auth off p99 ms | auth on p99 ms |\n|---|---:|---:|---:|---:|---:|\n';
+    table += (['put', 'range'] as const)
+      .map((op) => {
+        const off = get(op, false)!;
+        const on = get(op, true)!;
+        return `| ${op} | ${off.qps.toFixed(0)} | ${on.qps.toFixed(0)} | ${(on.qps / off.qps).toFixed(2)}x | ${off.p99Ms.toFixed(2)} | ${on.p99Ms.toFixed(2)} |`;
+      })
+      .join('\n');
+  }
   if (watchRows.length) {
     const f = (x: number | undefined, d = 0): string => (x === undefined ? '-' : x.toFixed(d));
     table += '\n\n| watch | etcd events/s | etcdesk events/s | ratio | etcd p99 ms | etcdesk p99 ms | p99 ratio |\n|---|---:|---:|---:|---:|---:|---:|\n';
