@@ -115,6 +115,9 @@ describe('Etcdesk backups, cluster and maintenance', { timeout: 120_000 }, () =>
     await shot(page, 'cluster-failover');
     await page.getByTestId(`restart-${first}`).click();
     await page.getByTestId(`health-${first}`).filter({ hasText: 'healthy' }).waitFor({ timeout: 20_000 });
+    // Move the leadership back to the restarted member (MoveLeader through the current leader).
+    await page.getByTestId(`make-leader-${first}`).click();
+    await leaderChip.filter({ hasText: `leader ${first}` }).waitFor({ timeout: 15_000 });
     // Every member applied the same history: HashKV agrees at one revision.
     await page.getByTestId('nav-maintenance').click();
     await until(async () => {
@@ -123,5 +126,11 @@ describe('Etcdesk backups, cluster and maintenance', { timeout: 120_000 }, () =>
       return (await page.getByTestId('hash-verdict').textContent())?.includes('All 3 members agree');
     }, 15_000, 'three members agreeing');
     await shot(page, 'maintenance-cluster');
+    await page.getByTestId('toggle-theme').click();
+    await page.getByTestId('nav-cluster').click();
+    await page.getByTestId('member-table').waitFor();
+    await page.waitForTimeout(300);
+    await shot(page, 'cluster-dark');
+    await page.getByTestId('toggle-theme').click();
   }));
 });

@@ -138,7 +138,7 @@ export class ConnectionManager {
     const node = await engine.startRestored(file, dir);
     const id = `restored-${stamp}`;
     this.hosted.set(id, node);
-    this.opts.profiles.addSession({ id, name: `Restored: ${path.basename(file)}`, kind: 'restored', endpoints: [] });
+    this.opts.profiles.addSession({ id, name: `Restored: ${path.basename(file).replace(/^etcd-(backup|snapshot)-/, '').replace(/\.db$/, '')}`, kind: 'restored', endpoints: [] });
     const status = await this.connect(id);
     return { profileId: id, revision: node.revision, dataDir: dir, status };
   }
