@@ -111,5 +111,21 @@ describe('backup and local cluster handlers on node-core', { timeout: 90_000 }, 
     assert.equal(check.hashes.length, 3);
     assert.equal(new Set(check.hashes.map((x) => x.hash)).size, 1, JSON.stringify(check));
     assert.ok(check.revision > 0);
+
+    // A learner that never starts: added (etcd's strict reconfig may refuse while a peer was just restarted), listed, removed.
+    let added: Res<'cluster:member-add'> | null = null;
+    for (let i = 0; i < 40 && !added; i++) {
+      try {
+        added = await call('cluster:member-add', { peerUrls: ['http://127.0.0.1:1'], learner: true });
+      } catch (e) {
+        if (!/unhealthy/.test((e as Error).message)) throw e;
+        await new Promise((r) => setTimeout(r, 250));
+      }
+    }
+    const learner = added!.members.find((m) => m.peerUrls.includes('http://127.0.0.1:1'));
+    assert.equal(learner?.isLearner, true);
+    await assert.rejects(call('cluster:member-promote', { id: learner!.id }), /learner/);
+    const left = await call('cluster:member-remove', { id: learner!.id });
+    assert.equal(left.members.length, 3);
   });
 });

@@ -28,6 +28,8 @@ export class ConnectionManager {
   readonly watches = new Map<string, { owner: string; watch: Watch }>();
   readonly keepAlives = new Map<string, LeaseKeepAlive>();
   private switching: Promise<unknown> = Promise.resolve();
+  /** Data dirs of nodes started on restored backups: their connections live for the session only. */
+  private readonly restoredDirs: string[] = [];
 
   constructor(private readonly opts: ManagerOptions) {}
 
@@ -138,6 +140,7 @@ export class ConnectionManager {
     const node = await engine.startRestored(file, dir);
     const id = `restored-${stamp}`;
     this.hosted.set(id, node);
+    this.restoredDirs.push(dir);
     this.opts.profiles.addSession({ id, name: `Restored: ${path.basename(file).replace(/^etcd-(backup|snapshot)-/, '').replace(/\.db$/, '')}`, kind: 'restored', endpoints: [] });
     const status = await this.connect(id);
     return { profileId: id, revision: node.revision, dataDir: dir, status };
@@ -206,6 +209,9 @@ export class ConnectionManager {
     const nodes = [...this.hosted.values()];
     this.hosted.clear();
     await Promise.allSettled(nodes.map((n) => n.stop()));
+    // A restored node's connection is gone after quit, so its copy of the backup would only pile up;
+    // the backup file itself is untouched.
+    for (const d of this.restoredDirs.splice(0)) fs.rmSync(d, { recursive: true, force: true });
   }
 }
 

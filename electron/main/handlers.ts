@@ -595,6 +595,7 @@ export function createHandlers(deps: HandlerDeps): Handlers {
       return info();
     },
     'maint:snapshot': async ({ opId, path: given }, ctx) => {
+      c(); // not connected: say so before a save dialog asks where to write
       const file = given || (await deps.chooseSnapshotPath());
       if (!file) return { path: null, bytes: 0, sha256: '', verified: false };
       fs.mkdirSync(path.dirname(file), { recursive: true });
