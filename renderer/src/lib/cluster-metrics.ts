@@ -48,7 +48,10 @@ export function sparkPath(points: { t: number; v: number }[], now: number, w: nu
   const span = maxV - lo || 1;
   const x = (t: number): number => Math.max(0, Math.min(w, w - ((now - t) / windowMs) * w));
   const y = (v: number): number => h - 2 - ((v - lo) / span) * (h - 4);
-  const d = points.map((p, i) => `${i ? 'L' : 'M'}${x(p.t).toFixed(1)},${y(p.v).toFixed(1)}`).join(' ');
+  let d = points.map((p, i) => `${i ? 'L' : 'M'}${x(p.t).toFixed(1)},${y(p.v).toFixed(1)}`).join(' ');
+  // The last value holds until the next poll: drawn to the right edge, so even one sample shows.
+  const last = points[points.length - 1];
+  if (x(last.t) < w - 0.05) d += ` L${w.toFixed(1)},${y(last.v).toFixed(1)}`;
   return { d, max: maxV };
 }
 
