@@ -52,6 +52,7 @@ export function sparkPath(points: { t: number; v: number }[], now: number, w: nu
   // The last value holds until the next poll: drawn to the right edge, so even one sample shows.
   const last = points[points.length - 1];
   if (x(last.t) < w - 0.05) d += ` L${w.toFixed(1)},${y(last.v).toFixed(1)}`;
+  else if (points.length === 1) d = `M${(w - 6).toFixed(1)},${y(last.v).toFixed(1)} L${w.toFixed(1)},${y(last.v).toFixed(1)}`;
   return { d, max: maxV };
 }
 
