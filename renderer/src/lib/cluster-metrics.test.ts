@@ -42,8 +42,8 @@ describe('cluster metrics', () => {
     assert.match(d, /^M150\.0,58\.0 L300\.0,2\.0$/);
     assert.equal(sparkPath([], 0, 10, 10).d, '');
     // one sample (a single-member view just opened) still draws: held flat to now
-    assert.equal(sparkPath([{ t: 99_000, v: 110 }], 100_000, 300, 60).d, 'M295.0,58.0 L300.0,58.0');
-    assert.equal(sparkPath([{ t: 101_000, v: 110 }], 100_000, 300, 60).d, 'M294.0,58.0 L300.0,58.0');
+    assert.equal(sparkPath([{ t: 99_000, v: 110 }], 100_000, 300, 60).d, 'M295.0,30.0 L300.0,30.0');
+    assert.equal(sparkPath([{ t: 101_000, v: 110 }], 100_000, 300, 60).d, 'M294.0,30.0 L300.0,30.0');
   });
   it('hash verdict: agreement, the member that differs, members that failed', () => {
     const h = (name: string, hash: number, error?: string): HashCheck['hashes'][number] => ({ endpoint: `e-${name}`, memberId: '1', name, hash, compactRevision: -1, error });

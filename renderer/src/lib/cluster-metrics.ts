@@ -45,9 +45,10 @@ export function sparkPath(points: { t: number; v: number }[], now: number, w: nu
   const maxV = Math.max(...points.map((p) => p.v));
   // Raft index climbs from a large base: plot its range, not from zero, so growth is visible.
   const lo = min > 0 && maxV - min < min ? min : 0;
-  const span = maxV - lo || 1;
+  const span = maxV - lo;
   const x = (t: number): number => Math.max(0, Math.min(w, w - ((now - t) / windowMs) * w));
-  const y = (v: number): number => h - 2 - ((v - lo) / span) * (h - 4);
+  // A flat series sits mid-height: at the bottom it would read as zero.
+  const y = (v: number): number => (span ? h - 2 - ((v - lo) / span) * (h - 4) : h / 2);
   let d = points.map((p, i) => `${i ? 'L' : 'M'}${x(p.t).toFixed(1)},${y(p.v).toFixed(1)}`).join(' ');
   // The last value holds until the next poll: drawn to the right edge, so even one sample shows.
   const last = points[points.length - 1];
