@@ -99,22 +99,21 @@ describe('Auth gRPC service', () => {
     await rejectsWith(call(c, 'UserRevokeRole', { name: 'root', role: 'root' }, rootToken), 3, 'etcdserver: invalid auth management');
   });
 
-  test('a burst of wrong passwords does not stall the event loop', async () => {
-    const h = monitorEventLoopDelay({ resolution: 5 });
-    h.enable();
-    const t0 = Date.now();
-    const attempts = Array.from({ length: 6 }, () => call(c, 'Authenticate', { name: 'root', password: 'wrong' }).then(() => 'ok', (e: { code: number }) => e.code));
-    // meanwhile, another client's request is served promptly
-    const t1 = Date.now();
+  test('a burst of wrong passwords does not hold up other clients', async () => {
+    // an ordering property, not a timing one (the machine may be loaded): a request sent after the
+    // burst is answered while the password checks are still running off the event loop
+    let burstDone = 0;
+    const attempts = Promise.all(
+      Array.from({ length: 6 }, () => call(c, 'Authenticate', { name: 'root', password: 'wrong' }).then(() => 'ok', (e: { code: number }) => e.code)),
+    ).then((codes) => {
+      burstDone = performance.now();
+      return codes;
+    });
     await call(c, 'UserGet', { name: 'root' }, rootToken);
-    const otherMs = Date.now() - t1;
-    const codes = await Promise.all(attempts);
-    h.disable();
+    const otherDone = performance.now();
+    const codes = await attempts;
     assert.deepEqual(codes, Array(6).fill(3));
-    const maxLagMs = h.max / 1e6;
-    const total = Date.now() - t0;
-    assert.ok(maxLagMs < 60, `event loop stalled ${maxLagMs.toFixed(1)} ms during ${total} ms of bcrypt`);
-    assert.ok(otherMs < 200, `another client waited ${otherMs} ms`);
+    assert.ok(otherDone < burstDone, 'the other client was answered before the burst of bcrypt checks finished');
   });
 
   test('disable: tokens are dropped and a token is then refused as invalid (as etcd)', async () => {
