@@ -22,7 +22,10 @@ describe('etcdctl compatibility: lease', { skip: !hasEtcd() && 'etcd/etcdctl not
     const argv = servers().map((s, i) => (typeof args === 'function' ? args(s, i) : args));
     const [a, b] = await Promise.all(servers().map((s, i) => etcdctl(s.endpoint, argv[i])));
     // etcd lists a lease's attached keys in Go map order (random from run to run): compare them sorted
-    const keys = (s: string): string => s.replace(/attached keys\(\[([^\]]*)\]\)/g, (_m, k: string) => `attached keys([${k.split(' ').sort().join(' ')}])`);
+    const keys = (s: string): string =>
+      s
+        .replace(/attached keys\(\[([^\]]*)\]\)/g, (_m, k: string) => `attached keys([${k.split(' ').sort().join(' ')}])`)
+        .replace(/"keys":\[([^\]]*)\]/g, (_m, k: string) => `"keys":[${k.split(',').sort().join(',')}]`);
     const n = (r: CtlResult): CtlResult => ({ ...r, stdout: keys(normalizeLeases(r.stdout)), stderr: normalizeLeases(r.stderr) });
     assert.deepEqual(n(b), n(a), `etcdctl ${argv[1].join(' ')}`);
     return [a, b];
