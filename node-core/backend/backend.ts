@@ -73,6 +73,7 @@ export class Backend {
   private lastWrite: Promise<void> = Promise.resolve();
   private pending: { bucket: BucketName; key: Buffer; value: Buffer | null; seq: number; k: string }[] = [];
   private timer: NodeJS.Timeout | undefined;
+  private pendingBytes = 0;
   private committedSeq = 0;
   private closed = false;
 
@@ -143,6 +144,7 @@ export class Backend {
     const k = key.toString('latin1');
     this.overlay.get(bucket)!.set(k, { value, seq });
     this.pending.push({ bucket, key, value, seq, k });
+    this.pendingBytes += key.length + (value ? value.length : 0);
     if (!this.timer && !this.closed) {
       this.timer = setTimeout(() => {
         this.timer = undefined;
@@ -150,6 +152,11 @@ export class Backend {
       }, BATCH_INTERVAL_MS);
       this.timer.unref();
     }
+  }
+
+  /** Bytes of keys and values written but not yet handed to LMDB (the file does not show them yet). */
+  get queuedBytes(): number {
+    return this.pendingBytes;
   }
 
   /** True when writes are queued that commit() has not yet made durable. */
@@ -163,6 +170,7 @@ export class Backend {
     if (this.pending.length) {
       const batch = this.pending;
       this.pending = [];
+      this.pendingBytes = 0;
       let last: Promise<unknown> = Promise.resolve(true);
       for (const w of batch) last = w.value ? this.db(w.bucket).put(w.key, w.value) : this.db(w.bucket).remove(w.key);
       const maxSeq = batch[batch.length - 1].seq;
