@@ -4,7 +4,10 @@ import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { after, before } from 'node:test';
 import { etcdctl, hasEtcd, startEtcdesk, type ServerProc } from '../testing/processes';
-import { AuthorityRewriter } from './h2-authority';
+import { AuthorityRewriter, sniffStats } from './h2-authority';
+import { startNode, type RunningNode } from './start';
+import { silentLogger } from '../cluster/logger';
+import { freePort, tempDir } from '../testing/processes';
 
 // literal with incremental indexing, indexed name 1 (:authority), raw value
 function literal(value: string): Buffer {
@@ -51,5 +54,28 @@ describe('etcdctl with scheme endpoints (per-endpoint maintenance calls)', { ski
       const r = await etcdctl(ep, args);
       assert.equal(r.code, 0, `${args.join(' ')}: ${r.stderr}`);
     }
+  });
+});
+
+describe('per-connection choice', { skip: !hasEtcd() && 'etcdctl not installed' }, () => {
+  let n: RunningNode;
+  before(async () => {
+    const peer = await freePort();
+    n = await startNode(
+      { dataDir: tempDir('sniff'), listenClientUrls: ['http://127.0.0.1:0'], listenPeerUrls: [`http://127.0.0.1:${peer}`], initialAdvertisePeerUrls: [`http://127.0.0.1:${peer}`] },
+      { logger: silentLogger },
+    );
+  });
+  after(async () => {
+    await n?.stop();
+  });
+  it('ordinary clients keep the native socket path; only scheme authorities are rewritten', async () => {
+    const ep = n.clientUrls[0].replace('http://', '');
+    const before = { ...sniffStats };
+    assert.equal((await etcdctl(ep, ['put', 'k', 'v'])).code, 0);
+    assert.equal(sniffStats.rewritten, before.rewritten, 'a host:port authority must not be rewritten');
+    assert.ok(sniffStats.raw > before.raw);
+    assert.equal((await etcdctl(`http://${ep}`, ['endpoint', 'status'])).code, 0);
+    assert.ok(sniffStats.rewritten > before.rewritten);
   });
 });

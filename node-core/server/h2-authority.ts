@@ -336,6 +336,9 @@ export function rewritingDuplex(socket: net.Socket, first?: Buffer, dropSettings
   return d;
 }
 
+/** How connections were handed over, for tests and diagnosis: raw keeps Node's native socket path. */
+export const sniffStats = { raw: 0, rewritten: 0 };
+
 /** An empty SETTINGS frame: a server preface sent before nghttp2 takes the connection. */
 const EARLY_SETTINGS = Buffer.from([0, 0, 0, SETTINGS, 0, 0, 0, 0, 0]);
 const SNIFF_TIMEOUT_MS = 200;
@@ -354,7 +357,8 @@ export function sniffAuthority(socket: net.Socket, hand: (conn: Duplex) => void)
   let done = false;
   const finish = (raw: boolean, data: Buffer, ackDropped: boolean): void => {
     if (done) return;
-    done = true;
+    if (raw) sniffStats.raw++;
+    else sniffStats.rewritten++;
     clearTimeout(timer);
     socket.removeListener('data', onData);
     socket.pause();
@@ -383,7 +387,9 @@ export function sniffAuthority(socket: net.Socket, hand: (conn: Duplex) => void)
         let needs = true;
         try {
           const probe = new AuthorityRewriter();
-          needs = probe.rewriteBlock(Buffer.from(body)) !== body;
+          const copy = Buffer.from(body);
+          // rewriteBlock hands back its input unchanged when nothing needs rewriting
+          needs = probe.rewriteBlock(copy) !== copy;
         } catch {
           needs = true;
         }
