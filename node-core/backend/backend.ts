@@ -7,6 +7,8 @@
 // fsync.
 import { open, type Database, type RootDatabase } from 'lmdb';
 import fs from 'node:fs';
+import zlib from 'node:zlib';
+import { Errors } from '../errors';
 import path from 'node:path';
 
 export type BucketName =
@@ -21,7 +23,8 @@ export type BucketName =
   | 'cluster'
   | 'alarm'
   | 'raftLog'
-  | 'raftState';
+  | 'raftState'
+  | 'keyChecksum';
 
 export const BUCKETS: readonly BucketName[] = [
   'key',
@@ -36,6 +39,7 @@ export const BUCKETS: readonly BucketName[] = [
   'alarm',
   'raftLog',
   'raftState',
+  'keyChecksum',
 ];
 
 export interface BackendOptions {
@@ -124,7 +128,25 @@ export class Backend {
   get(bucket: BucketName, key: Buffer): Buffer | undefined {
     const p = this.overlay.get(bucket)!.get(key.toString('latin1'));
     if (p) return p.value ?? undefined;
-    return this.db(bucket).getBinary(key) as Buffer | undefined;
+    const v = this.db(bucket).getBinary(key) as Buffer | undefined;
+    if (v && bucket === 'key') this.verify(key, v);
+    return v;
+  }
+
+  /**
+   * Called when a stored record fails its checksum (a byte flipped on disk).
+   * The read fails with etcd's corrupt error instead of serving the data.
+   */
+  onCorrupt: ((bucket: BucketName, key: Buffer) => void) | undefined;
+
+  // MVCC records keep etcd's exact bytes (snapshots convert bucket by bucket), so
+  // their checksums live beside them: keyChecksum[revision] = crc32(value).
+  private verify(key: Buffer, value: Buffer): void {
+    const sum = this.db('keyChecksum').getBinary(key) as Buffer | undefined;
+    // records written before checksums existed carry none
+    if (!sum || sum.length !== 4 || sum.readUInt32BE(0) === zlib.crc32(value) >>> 0) return;
+    this.onCorrupt?.('key', Buffer.from(key));
+    throw Errors.Corrupt;
   }
 
   put(bucket: BucketName, key: Buffer, value: Buffer): void {
@@ -144,6 +166,14 @@ export class Backend {
     const k = key.toString('latin1');
     this.overlay.get(bucket)!.set(k, { value, seq });
     this.pending.push({ bucket, key, value, seq, k });
+    if (bucket === 'key') {
+      let sum: Buffer | null = null;
+      if (value) {
+        sum = Buffer.allocUnsafe(4);
+        sum.writeUInt32BE(zlib.crc32(value) >>> 0);
+      }
+      this.pending.push({ bucket: 'keyChecksum', key, value: sum, seq, k });
+    }
     this.pendingBytes += key.length + (value ? value.length : 0);
     if (!this.timer && !this.closed) {
       this.timer = setTimeout(() => {
@@ -193,7 +223,10 @@ export class Backend {
    */
   *range(bucket: BucketName, start?: Buffer, end?: Buffer, opts: RangeOptions = {}): Generator<[Buffer, Buffer]> {
     const it = this.db(bucket).getRange({ start, end, reverse: opts.reverse, limit: opts.limit });
-    for (const { key, value } of it) yield [key as Buffer, value as Buffer];
+    for (const { key, value } of it) {
+      if (bucket === 'key') this.verify(key as Buffer, value as Buffer);
+      yield [key as Buffer, value as Buffer];
+    }
   }
 
   /** Bytes of the data file, and of pages in use (etcd's dbSize and dbSizeInUse). */

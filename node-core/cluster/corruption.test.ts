@@ -56,17 +56,20 @@ test('a flipped byte is found by the periodic check and at start', async () => {
   await c.members[2].stop();
   assert.ok(flip(c.members[2].dataDir, marker3) >= 1);
   await assert.rejects(c.restart(2), /exited/);
-  assert.match(c.members[2].output(), /found data corruption: the store hashes to \d+ at revision \d+, but hashed to \d+/);
+  // the record's own checksum (backend) or the store checkpoint, whichever reads it first
+  assert.match(c.members[2].output(), /found data corruption: the store hashes to \d+ at revision \d+, but hashed to \d+|checksum mismatch on a stored record/);
   // without the checkpoint, the initial check against the peers' HashKV catches it
   fs.rmSync(path.join(c.members[2].dataDir, 'member', 'integrity.json'));
   await assert.rejects(c.restart(2), /exited/);
-  assert.match(c.members[2].output(), /found data inconsistency with peers/);
+  assert.match(c.members[2].output(), /found data inconsistency with peers|checksum mismatch on a stored record/);
 
   // periodic: a byte flipped under a running member; the leader's check raises CORRUPT
   const members = [0, 1];
   assert.ok(flip(c.members[1].dataDir, marker) >= 1);
   await until('the CORRUPT alarm', async () => (await etcdctl(ep, ['alarm', 'list'])).stdout.includes('alarm:CORRUPT'));
-  assert.equal((await etcdctl(ep, ['alarm', 'list'])).stdout.trim(), 'alarm:CORRUPT', 'member 0 is left out, as gogo prints zero fields');
+  // raised by the leader's periodic check (member 0, which gogo leaves out) or by the member whose
+  // record failed its checksum on a read, whichever came first
+  assert.match((await etcdctl(ep, ['alarm', 'list'])).stdout.trim(), /^(memberID:\d+ )?alarm:CORRUPT$/m);
   for (const i of members) {
     const r = await etcdctl(c.members[i].endpoint, ['put', 'x', 'y']);
     assert.notEqual(r.code, 0);

@@ -71,6 +71,7 @@ export class EtcdNode {
   private wasLeader = false;
   private stopped = false;
   private published = false;
+  private corruptRaised = false;
   private closedResolve!: () => void;
   /** Resolves when the node has closed (stopped, or removed from the cluster). */
   readonly closed = new Promise<void>((r) => (this.closedResolve = r));
@@ -83,6 +84,14 @@ export class EtcdNode {
       mapSize: Math.max(config.quotaBackendBytes * 2, 8 * 1024 * 1024 * 1024),
     });
     this.memberStore = new MemberStore(this.backend);
+    // a record that fails its checksum is never served: the read fails and CORRUPT goes through the log
+    this.backend.onCorrupt = (bucket, key) => {
+      this.log.error('checksum mismatch on a stored record; refusing to serve it', { bucket, key: key.toString('hex') });
+      if (!this.corruptRaised && this.raft) {
+        this.corruptRaised = true;
+        this.raiseAlarm(AlarmType.CORRUPT);
+      }
+    };
     const ids = this.resolveIdentity(opts.identity);
     this.memberId = ids.memberId;
     this.clusterId = ids.clusterId;
