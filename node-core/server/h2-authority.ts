@@ -341,7 +341,9 @@ export const sniffStats = { raw: 0, rewritten: 0 };
 
 /** An empty SETTINGS frame: a server preface sent before nghttp2 takes the connection. */
 const EARLY_SETTINGS = Buffer.from([0, 0, 0, SETTINGS, 0, 0, 0, 0, 0]);
-const SNIFF_TIMEOUT_MS = 200;
+// generous: a connection that sends no request yet just waits in the sniffer; a loaded machine can take
+// a while between the client reading our SETTINGS and sending its first request
+const SNIFF_TIMEOUT_MS = 5000;
 
 /**
  * Decides per connection whether the rewrite is needed, so ordinary clients
