@@ -13,38 +13,12 @@ import {
   type MessageType,
   type Snapshot,
 } from '../raft/index';
-import { Reader } from '../proto/wire';
+import { Reader, varintSize, writeVarintAt } from '../proto/wire';
 import * as raftpb from '../proto/gen/raftpb';
 
 /** gRPC's length-prefixed message header: 1 byte compressed flag + 4 bytes big-endian length. */
 export const GRPC_HEADER = 5;
 
-function varintSize(v: number): number {
-  if (v < 0x80) return 1;
-  if (v < 0x4000) return 2;
-  if (v < 0x200000) return 3;
-  if (v < 0x10000000) return 4;
-  let n = 4;
-  v = Math.floor(v / 0x10000000);
-  while (v > 0) {
-    n++;
-    v = Math.floor(v / 128);
-  }
-  return n;
-}
-
-function writeVarint(b: Buffer, p: number, v: number): number {
-  while (v >= 0x80000000) {
-    b[p++] = (v % 128) | 128;
-    v = Math.floor(v / 128);
-  }
-  while (v > 127) {
-    b[p++] = (v & 127) | 128;
-    v >>>= 7;
-  }
-  b[p++] = v;
-  return p;
-}
 
 // Member ids are random 64-bit values (9-10 byte varints); every message carries two, always the
 // same few, so their encodings are computed once.
@@ -98,23 +72,23 @@ function messageSize(m: Message, snap: Buffer | undefined): number {
 
 function writeEntry(b: Buffer, p: number, e: Entry, size: number): number {
   b[p++] = 0x3a; // Message.entries = 7, length-delimited
-  p = writeVarint(b, p, size);
+  p = writeVarintAt(b, p, size);
   if (e.type) {
     b[p++] = 0x08;
-    p = writeVarint(b, p, e.type);
+    p = writeVarintAt(b, p, e.type);
   }
   if (e.term) {
     b[p++] = 0x10;
-    p = writeVarint(b, p, e.term);
+    p = writeVarintAt(b, p, e.term);
   }
   if (e.index) {
     b[p++] = 0x18;
-    p = writeVarint(b, p, e.index);
+    p = writeVarintAt(b, p, e.index);
   }
   const d = e.data.length;
   if (d) {
     b[p++] = 0x22;
-    p = writeVarint(b, p, d);
+    p = writeVarintAt(b, p, d);
     b.set(e.data, p);
     p += d;
   }
@@ -124,7 +98,7 @@ function writeEntry(b: Buffer, p: number, e: Entry, size: number): number {
 function writeMessage(b: Buffer, p: number, m: Message, snap: Buffer | undefined): number {
   if (m.type) {
     b[p++] = 0x08;
-    p = writeVarint(b, p, m.type);
+    p = writeVarintAt(b, p, m.type);
   }
   if (m.to) {
     b[p++] = 0x10;
@@ -140,25 +114,25 @@ function writeMessage(b: Buffer, p: number, m: Message, snap: Buffer | undefined
   }
   if (m.term) {
     b[p++] = 0x20;
-    p = writeVarint(b, p, m.term);
+    p = writeVarintAt(b, p, m.term);
   }
   if (m.logTerm) {
     b[p++] = 0x28;
-    p = writeVarint(b, p, m.logTerm);
+    p = writeVarintAt(b, p, m.logTerm);
   }
   if (m.index) {
     b[p++] = 0x30;
-    p = writeVarint(b, p, m.index);
+    p = writeVarintAt(b, p, m.index);
   }
   const ents = m.entries;
   for (let i = 0; i < ents.length; i++) p = writeEntry(b, p, ents[i], entrySize(ents[i]));
   if (m.commit) {
     b[p++] = 0x40;
-    p = writeVarint(b, p, m.commit);
+    p = writeVarintAt(b, p, m.commit);
   }
   if (snap) {
     b[p++] = 0x4a;
-    p = writeVarint(b, p, snap.length);
+    p = writeVarintAt(b, p, snap.length);
     snap.copy(b, p);
     p += snap.length;
   }
@@ -168,11 +142,11 @@ function writeMessage(b: Buffer, p: number, m: Message, snap: Buffer | undefined
   }
   if (m.rejectHint) {
     b[p++] = 0x58;
-    p = writeVarint(b, p, m.rejectHint);
+    p = writeVarintAt(b, p, m.rejectHint);
   }
   if (m.context && m.context.length) {
     b[p++] = 0x62;
-    p = writeVarint(b, p, m.context.length);
+    p = writeVarintAt(b, p, m.context.length);
     b.set(m.context, p);
     p += m.context.length;
   }
@@ -204,7 +178,7 @@ export function encodeBatchFrame(msgs: Message[], count = msgs.length): Buffer {
   let p = GRPC_HEADER;
   for (let i = 0; i < count; i++) {
     b[p++] = 0x0a; // MessageBatch.messages = 1
-    p = writeVarint(b, p, sizes[i]);
+    p = writeVarintAt(b, p, sizes[i]);
     p = writeMessage(b, p, msgs[i], snaps?.[i]);
   }
   if (p !== b.length) throw new Error(`transport codec: size mismatch ${p} != ${b.length}`);
@@ -404,7 +378,7 @@ export function bytesFieldFrameHeader(fieldNo: number, len: number): Buffer {
   b[0] = 0;
   b.writeUInt32BE(inner + len, 1);
   b[GRPC_HEADER] = (fieldNo << 3) | 2;
-  writeVarint(b, GRPC_HEADER + 1, len);
+  writeVarintAt(b, GRPC_HEADER + 1, len);
   return b;
 }
 

@@ -2,35 +2,9 @@
 // number order, zero values omitted. Written into one exact-size buffer so
 // the stored value, the watch event and the lease hooks can all share it.
 import type { KeyValue } from '../proto/gen/mvccpb';
-import { EMPTY } from '../proto/wire';
+import { EMPTY, varintSize, writeVarintAt } from '../proto/wire';
 import { slabAlloc } from './slab';
 
-function varintSize(v: number): number {
-  if (v < 0x80) return 1;
-  if (v < 0x4000) return 2;
-  if (v < 0x200000) return 3;
-  if (v < 0x10000000) return 4;
-  let n = 4;
-  v = Math.floor(v / 0x10000000);
-  while (v > 0) {
-    n++;
-    v = Math.floor(v / 128);
-  }
-  return n;
-}
-
-function writeVarint(b: Buffer, p: number, v: number): number {
-  while (v >= 0x80000000) {
-    b[p++] = (v % 128) | 128;
-    v = Math.floor(v / 128);
-  }
-  while (v > 127) {
-    b[p++] = (v & 127) | 128;
-    v >>>= 7;
-  }
-  b[p++] = v;
-  return p;
-}
 
 // Lease ids are int64; negative ones take ten bytes as in Go.
 function leaseUnsigned(lease: bigint): number | bigint {
@@ -77,33 +51,33 @@ export function encodeKv(key: Uint8Array, value: Uint8Array, create: number, mod
   let vo = 0;
   if (kl) {
     b[p++] = 10;
-    p = writeVarint(b, p, kl);
+    p = writeVarintAt(b, p, kl);
     ko = p;
     b.set(key, p);
     p += kl;
   }
   if (create) {
     b[p++] = 16;
-    p = writeVarint(b, p, create);
+    p = writeVarintAt(b, p, create);
   }
   if (mod) {
     b[p++] = 24;
-    p = writeVarint(b, p, mod);
+    p = writeVarintAt(b, p, mod);
   }
   if (version) {
     b[p++] = 32;
-    p = writeVarint(b, p, version);
+    p = writeVarintAt(b, p, version);
   }
   if (vl) {
     b[p++] = 42;
-    p = writeVarint(b, p, vl);
+    p = writeVarintAt(b, p, vl);
     vo = p;
     b.set(value, p);
     p += vl;
   }
   if (ul !== 0) {
     b[p++] = 48;
-    p = typeof ul === 'number' ? writeVarint(b, p, ul) : writeBigVarint(b, p, ul);
+    p = typeof ul === 'number' ? writeVarintAt(b, p, ul) : writeBigVarint(b, p, ul);
   }
   return {
     key: kl ? b.subarray(ko, ko + kl) : EMPTY,
@@ -125,7 +99,7 @@ export function encodeTombstone(key: Uint8Array): Buffer {
   const kl = key.length;
   const b = slabAlloc(kl ? 1 + varintSize(kl) + kl : 0);
   if (kl) {
-    const p = writeVarint(b, 1, kl);
+    const p = writeVarintAt(b, 1, kl);
     b[0] = 10;
     b.set(key, p);
   }

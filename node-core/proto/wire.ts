@@ -8,6 +8,35 @@ export const EMPTY: Buffer = Buffer.alloc(0);
 
 const TWO_32 = 4294967296;
 
+/** Bytes a non-negative integer (below 2^53) takes as a varint. */
+export function varintSize(v: number): number {
+  if (v < 0x80) return 1;
+  if (v < 0x4000) return 2;
+  if (v < 0x200000) return 3;
+  if (v < 0x10000000) return 4;
+  let n = 4;
+  v = Math.floor(v / 0x10000000);
+  while (v > 0) {
+    n++;
+    v = Math.floor(v / 128);
+  }
+  return n;
+}
+
+/** Writes a non-negative integer (below 2^53) as a varint at p; returns the position after it. */
+export function writeVarintAt(b: Buffer, p: number, v: number): number {
+  while (v >= 0x80000000) {
+    b[p++] = (v % 128) | 128;
+    v = Math.floor(v / 128);
+  }
+  while (v > 127) {
+    b[p++] = (v & 127) | 128;
+    v >>>= 7;
+  }
+  b[p++] = v;
+  return p;
+}
+
 export class Writer {
   buf: Buffer;
   pos = 0;
