@@ -22,11 +22,10 @@ export type BucketName =
   | 'members_removed'
   | 'cluster'
   | 'alarm'
-  | 'raftLog'
-  | 'raftState'
   | 'keyChecksum';
 
-export const BUCKETS: readonly BucketName[] = [
+/** The buckets etcd 3.4 keeps in its backend (snapshots carry exactly these). */
+export const ETCD_BUCKETS: readonly BucketName[] = [
   'key',
   'meta',
   'lease',
@@ -37,10 +36,10 @@ export const BUCKETS: readonly BucketName[] = [
   'members_removed',
   'cluster',
   'alarm',
-  'raftLog',
-  'raftState',
-  'keyChecksum',
 ];
+
+// keyChecksum: the MVCC records' checksums, kept beside etcd's byte-exact key bucket
+export const BUCKETS: readonly BucketName[] = [...ETCD_BUCKETS, 'keyChecksum'];
 
 export interface BackendOptions {
   /** LMDB map size upper bound in bytes (the file grows up to it). */

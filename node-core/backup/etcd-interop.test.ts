@@ -251,7 +251,7 @@ describe('etcd 3.4 snapshot interop', { skip, timeout: 90_000 }, () => {
     backend.put('meta', Buffer.from('consistent_index'), u64(4242));
     backend.put('lease', u64(LEASE), encodeLease({ ID: LEASE, TTL: 3600 }));
     backend.put('cluster', Buffer.from('clusterVersion'), Buffer.from('3.4.0'));
-    backend.put('raftLog', u64(1), Buffer.from('not exported'));
+    backend.put('keyChecksum', u64(1), Buffer.from('not exported'));
     await backend.commit();
 
     const file = path.join(dir, 'ours.snapshot.db');

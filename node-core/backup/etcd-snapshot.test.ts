@@ -141,7 +141,7 @@ describe('etcd snapshot export/import over the backend', () => {
     const be = open('replace');
     be.put('key', revKey(9), Buffer.from('old'));
     be.put('members', Buffer.from('1'), Buffer.from('ours'));
-    be.put('raftLog', u64(1), Buffer.from('entry'));
+    be.put('keyChecksum', u64(1), Buffer.from('entry'));
     await be.commit();
     const file = path.join(dir, 'replace.db');
     const kv = (rev: number, key: string): [Buffer, Buffer] => [
@@ -171,7 +171,7 @@ describe('etcd snapshot export/import over the backend', () => {
     assert.deepEqual(be.get('meta', CI), u64(3));
     assert.deepEqual(be.get('members', Buffer.from('1')), Buffer.from('ours'));
     assert.equal(be.get('members', Buffer.from('2')), undefined);
-    assert.deepEqual(be.get('raftLog', u64(1)), Buffer.from('entry'));
+    assert.deepEqual(be.get('keyChecksum', u64(1)), Buffer.from('entry'));
     assert.deepEqual(Object.keys(r.buckets).sort(), ETCD_BUCKETS.filter((b) => !b.startsWith('members')).sort());
   });
 });

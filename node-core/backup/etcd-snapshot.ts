@@ -24,22 +24,11 @@ import { decodeLease } from '../proto/gen/leasepb';
 import { decodeKeyValue } from '../proto/gen/mvccpb';
 import { BoltFormatError } from './bolt-format';
 import { BoltFile, type OpenBoltOptions } from './bolt-reader';
-import { crc32c } from './crc32c';
+import { crc32cUpdate } from '../backend/crc32c';
+import { ETCD_BUCKETS } from '../backend/backend';
 import { type BoltBucketSource, buildBoltImage, type BoltImage, writeBoltFile, type BoltFileResult } from './bolt-writer';
 
-/** The buckets etcd 3.4 keeps in its backend, in the form our backend names them. */
-export const ETCD_BUCKETS: readonly BucketName[] = [
-  'key',
-  'meta',
-  'lease',
-  'auth',
-  'authUsers',
-  'authRoles',
-  'members',
-  'members_removed',
-  'cluster',
-  'alarm',
-];
+export { ETCD_BUCKETS } from '../backend/backend';
 
 const MEMBERSHIP_BUCKETS: ReadonlySet<string> = new Set(['members', 'members_removed']);
 const CONSISTENT_INDEX = Buffer.from('consistent_index');
@@ -304,12 +293,12 @@ export async function snapshotStatus(file: string, opts: OpenBoltOptions = {}): 
     }
     const st: SnapshotStatus = { hash: 0, revision: 0, totalKey: 0, totalSize: bolt.meta.pgid * bolt.pageSize };
     for (const name of bolt.bucketNames()) {
-      st.hash = crc32c(st.hash, name);
+      st.hash = crc32cUpdate(st.hash, name);
       const isKey = name.toString('latin1') === 'key';
       // bbolt's ForEach shows nested buckets in key order with a nil value
       for (const it of bolt.elements([name])) {
-        st.hash = crc32c(st.hash, it.key);
-        if (!it.bucket) st.hash = crc32c(st.hash, it.value);
+        st.hash = crc32cUpdate(st.hash, it.key);
+        if (!it.bucket) st.hash = crc32cUpdate(st.hash, it.value);
         if (isKey && it.key.length >= 8) st.revision = Number(it.key.readBigInt64BE(0));
         st.totalKey++;
       }

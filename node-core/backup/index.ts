@@ -81,4 +81,4 @@ export {
   type SnapshotSource,
   type SnapshotStatus,
 } from './etcd-snapshot';
-export { crc32c } from './crc32c';
+export { crc32cUpdate as crc32c } from '../backend/crc32c';

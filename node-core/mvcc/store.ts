@@ -28,7 +28,7 @@ import {
 } from '../proto/gen/etcdserverpb';
 import { decodeKeyValue, Event_EventType, type Event, type KeyValue } from '../proto/gen/mvccpb';
 import { EMPTY } from '../proto/wire';
-import { Crc32c } from './crc32c';
+import { Crc32c } from '../backend/crc32c';
 import { goSort } from './go-sort';
 import { KeyIndex, lastAtOrBefore, type RevRef } from './key-index';
 import { KeyTree } from './key-tree';

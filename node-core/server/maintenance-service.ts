@@ -4,7 +4,8 @@
 import type { ServerUnaryCall, ServerWritableStream, sendUnaryData } from '@grpc/grpc-js';
 import { alarmString } from '../cluster/alarms';
 import type { EtcdNode } from '../cluster/node';
-import { crc32c, exportEtcdSnapshot, ETCD_BUCKETS } from '../backup/index';
+import { exportEtcdSnapshot, ETCD_BUCKETS } from '../backup/index';
+import { crc32cUpdate } from '../backend/crc32c';
 import type {
   AlarmMember,
   AlarmRequest,
@@ -46,15 +47,15 @@ export async function hashBackend(node: EtcdNode): Promise<{ hash: number; rev: 
   const names = [...ETCD_BUCKETS].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
   let h = 0;
   for (const name of names) {
-    h = crc32c(h, Buffer.from(name));
+    h = crc32cUpdate(h, Buffer.from(name));
     const isMeta = name === 'meta';
     for (const [k, v] of node.backend.range(name)) {
       if (isMeta) {
         const ks = k.toString('latin1');
         if (ks === CONSISTENT_INDEX || ks.startsWith('etcdesk_')) continue;
       }
-      h = crc32c(h, k);
-      h = crc32c(h, v);
+      h = crc32cUpdate(h, k);
+      h = crc32cUpdate(h, v);
     }
   }
   return { hash: h >>> 0, rev };

@@ -1,5 +1,5 @@
 // CRC-32C (Castagnoli), as Go's crc32.New(crc32.MakeTable(crc32.Castagnoli)),
-// which etcd's HashKV uses. Slicing-by-8 tables: hashKV runs over the whole
+// which etcd's HashKV, Hash and `snapshot status` use (node's zlib has only IEEE). Slicing-by-8 tables: hashKV runs over the whole
 // key bucket, so byte-at-a-time would dominate it.
 
 const POLY = 0x82f63b78;
@@ -18,7 +18,12 @@ for (let i = 0; i < 256; i++) {
 
 /** Streaming CRC-32C: update() with each chunk, sum() for the value. */
 export class Crc32c {
-  private crc = -1;
+  private crc: number;
+
+  /** `start`: a previous sum to continue from (Go's crc32.Update), 0 for a new one. */
+  constructor(start = 0) {
+    this.crc = ~start;
+  }
 
   update(b: Uint8Array): void {
     let c = this.crc;
@@ -47,7 +52,12 @@ export class Crc32c {
 }
 
 export function crc32c(b: Uint8Array): number {
-  const h = new Crc32c();
+  return crc32cUpdate(0, b);
+}
+
+/** Continues `crc` (0 to start) over `b`, like Go's crc32.Update with the Castagnoli table. */
+export function crc32cUpdate(crc: number, b: Uint8Array): number {
+  const h = new Crc32c(crc);
   h.update(b);
   return h.sum();
 }
