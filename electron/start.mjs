@@ -9,6 +9,12 @@ import { electronBinary } from './electron-binary.mjs';
 const root = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '..');
 const npx = process.platform === 'win32' ? 'npx.cmd' : 'npx';
 
+// The protobuf codecs are generated, not committed (node-core/proto/gen is
+// gitignored): make them here too, so a clone whose install skipped the
+// postinstall step still starts.
+const gen = spawnSync(process.execPath, [path.join(root, 'scripts/gen-proto.mjs')], { cwd: root, stdio: 'inherit' });
+if (gen.status !== 0) process.exit(gen.status ?? 1);
+
 if (electronBinary()) {
   const r = spawnSync(npx, ['electron-vite', 'dev'], { cwd: root, stdio: 'inherit' });
   process.exit(r.status ?? 1);
