@@ -75,12 +75,16 @@ export class DiskStorage extends MemoryStorage {
     return this.lastIndex() === 0 && this.getHardState().term === 0;
   }
 
-  /** Makes everything appended or set so far durable: one write and one fdatasync. */
-  flush(): Promise<void> {
-    const p = this.wal.flush();
+  /**
+   * Makes everything appended or set so far durable: one write and one
+   * fdatasync. Rejects with a StorageError (../backend/storage-error) when
+   * the disk is full or failing: nothing of it may be acknowledged then.
+   */
+  async flush(): Promise<void> {
+    await this.wal.flush();
+    // between syncs: a rotation closes the segment the sync was running on
     const snap = this.snapshot();
     this.wal.maybeRotate(snap.metadata.index, snap.metadata.index ? encodeSnapMeta(snap) : undefined, this.getHardState());
-    return p;
   }
 
   override setHardState(hs: HardState): void {

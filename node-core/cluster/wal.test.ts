@@ -1,11 +1,13 @@
 // The write-ahead log: what was flushed comes back after reopening, a torn
-// tail is cut off, a newer leader's entries replace an old tail, and old
-// segments go only when asked.
+// tail is cut off (damage before it refuses the open: see
+// ./wal-corruption.test.ts), a newer leader's entries replace an old tail,
+// and old segments go only when asked.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { tempDir } from '../testing/processes';
+import { StorageError } from '../backend/storage-error';
 import { Wal } from './wal';
 
 const e = (index: number, term: number, s = `v${index}`): { index: number; term: number; type: number; data: Buffer } => ({ index, term, type: 0, data: Buffer.from(s) });
@@ -47,36 +49,43 @@ describe('wal', () => {
     await w2.close();
   });
 
-  it('cuts a torn record at the tail and keeps everything before it', async () => {
+  it('cuts a torn record at the tail (its write stopped at a sector) and keeps everything before it', async () => {
     const dir = tempDir('wal-torn');
     const { wal } = Wal.open(dir);
     wal.appendEntries([e(1, 1), e(2, 1)]);
+    await wal.flush();
+    wal.appendEntries([e(3, 1, 'x'.repeat(2000))]);
     await wal.close();
     const file = path.join(dir, fs.readdirSync(dir).filter((f) => f.endsWith('.wal'))[0]);
-    // each record: 8-byte header + type + 17 bytes of entry header + 2 bytes of data
-    const end = 2 * 28;
+    const b = fs.readFileSync(file);
+    let end = 0;
+    while (b.readUInt32LE(end) !== 0) end += 8 + b.readUInt32LE(end);
+    // the crash left the last record's sectors from the second one on unwritten
     const fd = fs.openSync(file, 'r+');
-    fs.writeSync(fd, Buffer.from([50, 0, 0, 0, 1, 2, 3, 4, 1, 9]), 0, 10, end);
+    fs.writeSync(fd, Buffer.alloc(1024), 0, 1024, 1024);
     fs.closeSync(fd);
     const { replay, wal: w2 } = Wal.open(dir);
     assert.deepEqual(replay.entries.map((x) => x.index), [1, 2]);
-    assert.equal(fs.readFileSync(file).subarray(end, end + 10).every((b) => b === 0), true, 'the torn record is cleared');
+    assert.equal(fs.readFileSync(file).subarray(replay.repaired!.offset, end).every((x) => x === 0), true, 'the torn record is cleared');
     w2.appendEntries([e(3, 1)]);
     await w2.close();
     assert.deepEqual(Wal.open(dir).replay.entries.map((x) => x.index), [1, 2, 3]);
   });
 
-  it('a flipped byte inside a record ends the replay there (checksum)', async () => {
+  it('a flipped byte inside an acknowledged record refuses the open, naming the file and offset', async () => {
     const dir = tempDir('wal-flip');
     const { wal } = Wal.open(dir);
-    wal.appendEntries([e(1, 1, 'aaaa'), e(2, 1, 'bbbb')]);
+    wal.appendEntries([e(1, 1, 'aaaa')]);
+    await wal.flush();
+    wal.appendEntries([e(2, 1, 'bbbb')]);
     await wal.close();
     const file = path.join(dir, fs.readdirSync(dir).filter((f) => f.endsWith('.wal'))[0]);
     const b = fs.readFileSync(file);
-    // inside the second record's data (records are 30 bytes with 4-byte values)
-    b[30 + 8 + 18] ^= 0xff;
+    // the second batch: its Batch record (13 bytes) after the first batch (13 + 30), then the record (30 bytes, 4-byte value)
+    const second = 13 + 30 + 13;
+    b[second + 8 + 18] ^= 0xff;
     fs.writeFileSync(file, b);
-    assert.deepEqual(Wal.open(dir).replay.entries.map((x) => x.index), [1]);
+    assert.throws(() => Wal.open(dir), (err: unknown) => err instanceof StorageError && err.kind === 'corrupt' && err.message.includes(`walpb: crc mismatch in ${file} at offset ${second}`));
   });
 
   it('entries from a newer term replace the uncommitted tail they overlap', async () => {

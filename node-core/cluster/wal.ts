@@ -6,14 +6,21 @@
 // committed lazily, and replayed from this log after a crash.
 //
 // Record: u32 LE body length, u32 LE crc32(body), body = type byte + payload.
+// Every flush is one batch: a Batch record giving the batch's length, then
+// its records, then one fdatasync; the next batch is written only after that
+// sync returned. So only the last batch of the last segment can be unsynced,
+// and only it may be torn by a crash; damage anywhere else is corruption.
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
+import { StorageError, toStorageError } from '../backend/storage-error';
 
 export const enum RecordType {
   Entry = 1,
   HardState = 2,
   Snapshot = 3,
+  /** Starts a flushed batch; payload: u32 LE byte length of the records that follow in it. */
+  Batch = 4,
 }
 
 export interface WalEntry {
@@ -35,13 +42,18 @@ export interface WalReplay {
   /** Last snapshot metadata record (opaque bytes, owned by the caller's codec). */
   snapshot?: Buffer;
   snapshotIndex: number;
+  /** Where a torn (never synced) tail was cut, if one was. */
+  repaired?: { file: string; offset: number };
 }
 
 /** Segments are zero-filled to this size before use: fdatasync then only
  * flushes data blocks, never file-size metadata (~3x faster here, as etcd's
  * preallocated WAL files). */
-const SEGMENT_BYTES = 16 * 1024 * 1024;
+export const SEGMENT_BYTES = 16 * 1024 * 1024;
 const HEADER = 8;
+const BATCH_RECORD = HEADER + 1 + 4;
+/** etcd's minSectorSize: a write that never reached the disk leaves whole sectors of zeros. */
+const SECTOR = 512;
 const ZERO = Buffer.alloc(1 << 20);
 
 function zeroFill(fd: number, from: number, to: number): void {
@@ -52,16 +64,46 @@ function zeroFill(fd: number, from: number, to: number): void {
   }
 }
 
+function allZero(b: Buffer, from: number, to: number): boolean {
+  for (let i = from; i < to; i++) if (b[i] !== 0) return false;
+  return true;
+}
+
+/** etcd's isTornEntry: some sector-aligned piece of [from, to) is all zeros, i.e. that part of the write never landed. */
+function spansZeroSector(b: Buffer, from: number, to: number): boolean {
+  for (let pos = from; pos < to; ) {
+    const end = Math.min(to, (Math.floor(pos / SECTOR) + 1) * SECTOR);
+    if (allZero(b, pos, end)) return true;
+    pos = end;
+  }
+  return false;
+}
+
 interface Segment {
   seq: number;
   file: string;
   maxIndex: number;
 }
 
+interface PendingRecord {
+  buf: Buffer;
+  /** Raft index of an entry record (0 for others): segments know the newest entry they hold. */
+  index: number;
+}
+
 const segName = (seq: number): string => `${seq.toString(16).padStart(16, '0')}.wal`;
 
 function crc(b: Buffer): number {
   return zlib.crc32(b) >>> 0;
+}
+
+function makeRecord(type: RecordType, payloadLen: number, fill: (b: Buffer, off: number) => void): Buffer {
+  const rec = Buffer.allocUnsafe(HEADER + 1 + payloadLen);
+  rec.writeUInt32LE(1 + payloadLen, 0);
+  rec[HEADER] = type;
+  fill(rec, HEADER + 1);
+  rec.writeUInt32LE(crc(rec.subarray(HEADER)), 4);
+  return rec;
 }
 
 export class Wal {
@@ -71,23 +113,44 @@ export class Wal {
   private capacity = 0;
   /** A zero-filled file made ahead of time for the next segment (etcd's file pipeline). */
   private spare: Promise<string | undefined> | undefined;
+  private spareReady: string | undefined;
   private segments: Segment[] = [];
-  private pending: Buffer[] = [];
-  private pendingBytes = 0;
+  private pending: PendingRecord[] = [];
+  /** The fdatasync of the last batch, while it runs: the next batch waits for it. */
   private syncing: Promise<void> | undefined;
+  /** Set once a write or sync failed: nothing more is written (the page cache state is unknown, as etcd and PostgreSQL assume). */
+  private failure: StorageError | undefined;
   private closed = false;
 
   private constructor(
     private readonly dir: string,
     private readonly sync: boolean,
+    private readonly segmentBytes: number,
   ) {}
 
-  /** Opens (creating if needed) the log in dir and replays it. A torn tail is cut off. */
-  static open(dir: string, opts: { sync?: boolean } = {}): { wal: Wal; replay: WalReplay } {
-    fs.mkdirSync(dir, { recursive: true });
-    const wal = new Wal(dir, opts.sync !== false);
+  /**
+   * Opens (creating if needed) the log in dir and replays it. A torn tail
+   * (the last batch, never synced) is cut; damage before it throws a
+   * StorageError of kind 'corrupt' naming the file and offset, and nothing
+   * is changed on disk.
+   */
+  static open(dir: string, opts: { sync?: boolean; /** tests only: a smaller preallocation */ segmentBytes?: number } = {}): { wal: Wal; replay: WalReplay } {
+    try {
+      fs.mkdirSync(dir, { recursive: true });
+    } catch (e) {
+      throw toStorageError(e, 'mkdir', dir);
+    }
+    const wal = new Wal(dir, opts.sync !== false, opts.segmentBytes ?? SEGMENT_BYTES);
     const replay = wal.replayAll();
     return { wal, replay };
+  }
+
+  private corrupt(file: string, offset: number, what: string): StorageError {
+    return new StorageError(
+      'corrupt',
+      file,
+      `${what} in ${file} at offset ${offset}: the write-ahead log is damaged before its tail (restore this member from a snapshot, or remove and re-add it)`,
+    );
   }
 
   private replayAll(): WalReplay {
@@ -97,25 +160,44 @@ export class Wal {
       .sort();
     const out: WalReplay = { entries: [], snapshotIndex: 0 };
     let entries: WalEntry[] = [];
+    let cut: { file: string; offset: number; size: number } | undefined;
     for (let fi = 0; fi < files.length; fi++) {
       const file = path.join(this.dir, files[fi]);
+      const last = fi === files.length - 1;
       const buf = fs.readFileSync(file);
       const seg: Segment = { seq: parseInt(files[fi].slice(0, 16), 16), file, maxIndex: 0 };
       let pos = 0;
-      while (pos + HEADER <= buf.length) {
+      // end of the last batch read so far (-1: no Batch record yet, a log written before they existed)
+      let batchEnd = -1;
+      let damage: string | undefined;
+      while (pos < buf.length) {
+        if (pos + HEADER > buf.length) {
+          if (!allZero(buf, pos, buf.length)) damage = 'wal: unexpected end of file';
+          break;
+        }
         const len = buf.readUInt32LE(pos);
-        const sum = buf.readUInt32LE(pos + 4);
-        if (len === 0 || pos + HEADER + len > buf.length) break;
+        if (len === 0) {
+          // the zeros after the last record; anything else after a zero length is damage
+          if (!allZero(buf, pos, buf.length)) damage = 'wal: zeroed record header';
+          break;
+        }
+        if (pos + HEADER + len > buf.length) {
+          damage = 'wal: unexpected end of file';
+          break;
+        }
         const body = buf.subarray(pos + HEADER, pos + HEADER + len);
-        if (crc(body) !== sum) break;
+        if (crc(body) !== buf.readUInt32LE(pos + 4)) {
+          damage = 'walpb: crc mismatch';
+          break;
+        }
         const type = body[0];
         if (type === RecordType.Entry) {
           const index = Number(body.readBigUInt64LE(1));
           const e: WalEntry = { index, term: Number(body.readBigUInt64LE(9)), type: body[17], data: Buffer.from(body.subarray(18)) };
           // a newer leader's entry replaces everything from its index on
           if (entries.length && index <= entries[entries.length - 1].index) {
-            const cut = entries.findIndex((x) => x.index >= index);
-            if (cut >= 0) entries = entries.slice(0, cut);
+            const at = entries.findIndex((x) => x.index >= index);
+            if (at >= 0) entries = entries.slice(0, at);
           }
           entries.push(e);
           if (index > seg.maxIndex) seg.maxIndex = index;
@@ -124,35 +206,78 @@ export class Wal {
         } else if (type === RecordType.Snapshot) {
           out.snapshotIndex = Number(body.readBigUInt64LE(1));
           out.snapshot = Buffer.from(body.subarray(9));
+        } else if (type === RecordType.Batch) {
+          batchEnd = pos + BATCH_RECORD + body.readUInt32LE(1);
+        } else {
+          throw this.corrupt(file, pos, `wal: unknown record type ${type}`);
         }
         pos += HEADER + len;
       }
-      const torn = pos + HEADER <= buf.length && buf.readUInt32LE(pos) !== 0;
-      if (torn && fi !== files.length - 1) throw new Error(`wal: corrupt record in ${files[fi]} at offset ${pos} (not the last segment)`);
-      if (fi === files.length - 1) {
+      if (damage !== undefined) {
+        if (!last || !this.isTornTail(buf, pos, batchEnd)) throw this.corrupt(file, pos, damage);
+        cut = { file, offset: pos, size: buf.length };
+      }
+      if (last) {
         this.offset = pos;
         this.capacity = buf.length;
-        if (torn || (pos < buf.length && pos + HEADER > buf.length)) {
-          // a write torn by a crash: it never was acknowledged; clear it so a later replay stops here too
-          const fd = fs.openSync(file, 'r+');
-          zeroFill(fd, pos, buf.length);
-          fs.fsyncSync(fd);
-          fs.closeSync(fd);
-        }
       }
       this.segments.push(seg);
     }
-    out.entries = entries.filter((e) => e.index > out.snapshotIndex);
-    const last = this.segments[this.segments.length - 1];
-    if (last) {
-      this.fd = fs.openSync(last.file, 'r+');
-      if (this.capacity < SEGMENT_BYTES) {
-        zeroFill(this.fd, this.capacity, SEGMENT_BYTES);
-        this.capacity = SEGMENT_BYTES;
+    if (cut) {
+      // the last batch never finished its sync, so it never was acknowledged: clear it, and a later replay stops here too
+      try {
+        const fd = fs.openSync(cut.file, 'r+');
+        zeroFill(fd, cut.offset, cut.size);
+        fs.fsyncSync(fd);
+        fs.closeSync(fd);
+      } catch (e) {
+        throw toStorageError(e, 'write', cut.file);
       }
-    } else this.newSegment(1, 0);
+      out.repaired = { file: cut.file, offset: cut.offset };
+    }
+    out.entries = entries.filter((e) => e.index > out.snapshotIndex);
+    const lastSeg = this.segments[this.segments.length - 1];
+    try {
+      if (lastSeg) {
+        this.fd = fs.openSync(lastSeg.file, 'r+');
+        if (this.capacity < this.segmentBytes) {
+          zeroFill(this.fd, this.capacity, this.segmentBytes);
+          this.capacity = this.segmentBytes;
+        }
+      } else this.newSegment(1, 0);
+    } catch (e) {
+      if (this.fd >= 0) fs.closeSync(this.fd);
+      throw toStorageError(e, 'write', lastSeg?.file ?? this.dir);
+    }
     this.prepareSpare();
     return out;
+  }
+
+  /**
+   * Whether the damaged record at `pos` of the last segment is a torn write
+   * of the last batch (cut it) rather than corruption (refuse). It is torn
+   * only if (a) it is torn by etcd's rule: some sector it spans is all zeros,
+   * or the file was cut short inside it, and (b) nothing was written after
+   * the batch it belongs to: a later batch is only written once this one was
+   * synced, so data after it means this batch was acknowledged.
+   */
+  private isTornTail(buf: Buffer, pos: number, batchEnd: number): boolean {
+    const short = buf.length < this.segmentBytes;
+    if (pos + HEADER > buf.length) return short;
+    const len = buf.readUInt32LE(pos);
+    // where acknowledged data could start again: after the batch holding pos,
+    // or after the Batch record that must begin here
+    let after: number;
+    if (batchEnd > pos) after = batchEnd;
+    else if (pos === Math.max(batchEnd, 0)) after = pos + BATCH_RECORD;
+    else after = pos + HEADER + len; // a log from before Batch records: only this record's extent is known
+    if (!allZero(buf, Math.min(after, buf.length), buf.length)) return false;
+    if (len === 0) return true;
+    const end = pos + HEADER + len;
+    // a torn length is never longer than the record written (its missing bytes are zeros)
+    if (batchEnd > pos && end > batchEnd) return false;
+    if (end > buf.length) return short;
+    return spansZeroSector(buf, pos + HEADER, end);
   }
 
   private prepareSpare(): void {
@@ -161,11 +286,16 @@ export class Wal {
     this.spare = (async () => {
       try {
         const fh = await fs.promises.open(tmp, 'w');
-        for (let pos = 0; pos < SEGMENT_BYTES; pos += ZERO.length) await fh.write(ZERO, 0, Math.min(ZERO.length, SEGMENT_BYTES - pos), pos);
-        await fh.sync();
-        await fh.close();
+        try {
+          for (let pos = 0; pos < this.segmentBytes; pos += ZERO.length) await fh.write(ZERO, 0, Math.min(ZERO.length, this.segmentBytes - pos), pos);
+          await fh.sync();
+        } finally {
+          await fh.close();
+        }
         return tmp;
       } catch {
+        // e.g. no space: give the space back; the next segment is then made when it is needed, and fails there
+        await fs.promises.rm(tmp, { force: true }).catch(() => undefined);
         return undefined;
       }
     })();
@@ -174,18 +304,27 @@ export class Wal {
   /** Switches to a new segment of at least `need` bytes (the spare one when it is ready). */
   private newSegment(seq: number, need: number): void {
     if (this.fd >= 0) fs.closeSync(this.fd);
+    this.fd = -1;
     const file = path.join(this.dir, segName(seq));
-    const size = Math.max(SEGMENT_BYTES, need);
+    const size = Math.max(this.segmentBytes, need);
     let fromSpare = false;
-    if (this.spareReady && size === SEGMENT_BYTES) {
+    if (this.spareReady && size === this.segmentBytes) {
       fs.renameSync(this.spareReady, file);
       this.spareReady = undefined;
       fromSpare = true;
     }
-    this.fd = fs.openSync(file, fromSpare ? 'r+' : 'w+');
-    if (!fromSpare) {
-      zeroFill(this.fd, 0, size);
-      if (this.sync) fs.fsyncSync(this.fd);
+    try {
+      this.fd = fs.openSync(file, fromSpare ? 'r+' : 'w+');
+      if (!fromSpare) {
+        zeroFill(this.fd, 0, size);
+        if (this.sync) fs.fsyncSync(this.fd);
+      }
+    } catch (e) {
+      // a partial segment would only hold space: the records meant for it were not written
+      if (this.fd >= 0) fs.closeSync(this.fd);
+      this.fd = -1;
+      fs.rmSync(file, { force: true });
+      throw toStorageError(e, 'write', file);
     }
     this.offset = 0;
     this.capacity = size;
@@ -199,28 +338,23 @@ export class Wal {
     if (fromSpare) this.prepareSpare();
   }
 
-  private spareReady: string | undefined;
-
-  private record(type: RecordType, payloadLen: number, fill: (b: Buffer, off: number) => void): void {
-    const rec = Buffer.allocUnsafe(HEADER + 1 + payloadLen);
-    rec.writeUInt32LE(1 + payloadLen, 0);
-    rec[HEADER] = type;
-    fill(rec, HEADER + 1);
-    rec.writeUInt32LE(crc(rec.subarray(HEADER)), 4);
-    this.pending.push(rec);
-    this.pendingBytes += rec.length;
+  private record(type: RecordType, payloadLen: number, fill: (b: Buffer, off: number) => void, index = 0): void {
+    this.pending.push({ buf: makeRecord(type, payloadLen, fill), index });
   }
 
   appendEntries(entries: readonly WalEntry[]): void {
-    const seg = this.segments[this.segments.length - 1];
     for (const e of entries) {
-      this.record(RecordType.Entry, 17 + e.data.length, (b, o) => {
-        b.writeBigUInt64LE(BigInt(e.index), o);
-        b.writeBigUInt64LE(BigInt(e.term), o + 8);
-        b[o + 16] = e.type;
-        b.set(e.data, o + 17);
-      });
-      if (e.index > seg.maxIndex) seg.maxIndex = e.index;
+      this.record(
+        RecordType.Entry,
+        17 + e.data.length,
+        (b, o) => {
+          b.writeBigUInt64LE(BigInt(e.index), o);
+          b.writeBigUInt64LE(BigInt(e.term), o + 8);
+          b[o + 16] = e.type;
+          b.set(e.data, o + 17);
+        },
+        e.index,
+      );
     }
   }
 
@@ -239,37 +373,79 @@ export class Wal {
     });
   }
 
-  /** Writes what was appended since the last sync and makes it durable (one write, one fdatasync). */
+  /** The error that stopped this log (a failed write or sync), if one did. */
+  get failed(): StorageError | undefined {
+    return this.failure;
+  }
+
+  private fail(e: unknown, op: string, file: string): StorageError {
+    this.failure ??= toStorageError(e, op, file);
+    return this.failure;
+  }
+
+  private get currentFile(): string {
+    return this.segments[this.segments.length - 1]?.file ?? this.dir;
+  }
+
+  /**
+   * Writes what was appended since the last sync and makes it durable (one
+   * write, one fdatasync). Rejects with a StorageError when the disk is full
+   * or failing: then nothing flushed from here on is durable, and the log
+   * takes no more writes.
+   */
   flush(): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
     if (this.closed) return Promise.reject(new Error('wal closed'));
-    if (!this.pending.length) return this.syncing ?? Promise.resolve();
+    // one unsynced batch at a time: what a crash can tear is then only the last one
+    if (this.syncing) return this.syncing.then(() => this.flush());
+    if (!this.pending.length) return Promise.resolve();
+    try {
+      this.writePending();
+    } catch (e) {
+      return Promise.reject(this.fail(e, 'write', this.currentFile));
+    }
+    if (!this.sync) return Promise.resolve();
+    const fd = this.fd;
+    const file = this.currentFile;
+    const done = new Promise<void>((resolve, reject) =>
+      fs.fdatasync(fd, (err) => {
+        this.syncing = undefined;
+        if (err) reject(this.fail(err, 'fdatasync', file));
+        else resolve();
+      }),
+    );
+    this.syncing = done;
+    return done;
+  }
+
+  private writePending(): void {
     const recs = this.pending;
     this.pending = [];
-    this.pendingBytes = 0;
     let i = 0;
     while (i < recs.length) {
-      // as many whole records as fit in the current segment, in one write
-      let n = 0;
+      // a Batch record, then as many whole records as fit in the current segment, in one write
+      let n = BATCH_RECORD;
       let j = i;
-      while (j < recs.length && this.offset + n + recs[j].length <= this.capacity) n += recs[j++].length;
+      while (j < recs.length && this.offset + n + recs[j].buf.length <= this.capacity) n += recs[j++].buf.length;
       if (j === i) {
         // the next record does not fit: sync this segment and continue in a new one
         this.syncNow(this.fd);
-        this.newSegment(this.segments[this.segments.length - 1].seq + 1, recs[i].length);
+        this.newSegment(this.segments[this.segments.length - 1].seq + 1, BATCH_RECORD + recs[i].buf.length);
         continue;
       }
-      const buf = j - i === 1 ? recs[i] : Buffer.concat(recs.slice(i, j), n);
+      const buf = Buffer.allocUnsafe(n);
+      makeRecord(RecordType.Batch, 4, (b, o) => b.writeUInt32LE(n - BATCH_RECORD, o)).copy(buf, 0);
+      const seg = this.segments[this.segments.length - 1];
+      for (let k = i, at = BATCH_RECORD; k < j; k++) {
+        recs[k].buf.copy(buf, at);
+        at += recs[k].buf.length;
+        if (recs[k].index > seg.maxIndex) seg.maxIndex = recs[k].index;
+      }
       let off = 0;
       while (off < buf.length) off += fs.writeSync(this.fd, buf, off, buf.length - off, this.offset + off);
       this.offset += buf.length;
       i = j;
     }
-    const fd = this.fd;
-    const done = this.sync
-      ? new Promise<void>((resolve, reject) => fs.fdatasync(fd, (err) => (err ? reject(err) : resolve())))
-      : Promise.resolve();
-    this.syncing = done;
-    return done;
   }
 
   private syncNow(fd: number): void {
@@ -278,20 +454,31 @@ export class Wal {
 
   /**
    * Starts a new segment once the current one is large; the new one begins
-   * with the current snapshot and hard state so older segments can go.
+   * with the current snapshot and hard state, written and synced before
+   * anything else, so older segments can go. Call it between flushes (never
+   * while one's sync runs, whose file descriptor it would close).
    */
   maybeRotate(snapshotIndex: number, snapshotMeta: Buffer | undefined, hs: WalHardState): void {
-    if (this.offset < this.capacity * 0.9) return;
+    if (this.failure || this.closed || this.syncing || this.offset < this.capacity * 0.9) return;
     // the spare segment is made off the write path; take it once it is ready
     void this.spare?.then((f) => {
       if (f && !this.spareReady) this.spareReady = f;
     });
     if (!this.spareReady) return;
-    const seq = this.segments[this.segments.length - 1].seq + 1;
-    this.syncNow(this.fd);
-    this.newSegment(seq, 0);
-    if (snapshotMeta) this.saveSnapshot(snapshotIndex, snapshotMeta);
-    this.setHardState(hs);
+    const held = this.pending;
+    this.pending = [];
+    try {
+      this.syncNow(this.fd);
+      this.newSegment(this.segments[this.segments.length - 1].seq + 1, 0);
+      if (snapshotMeta) this.saveSnapshot(snapshotIndex, snapshotMeta);
+      this.setHardState(hs);
+      this.writePending();
+      this.syncNow(this.fd);
+    } catch (e) {
+      this.fail(e, 'write', this.currentFile);
+    } finally {
+      this.pending = held.concat(this.pending);
+    }
   }
 
   /** Deletes whole segments (never the current one) holding only entries at or below index. */
