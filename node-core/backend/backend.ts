@@ -10,6 +10,7 @@ import fs from 'node:fs';
 import zlib from 'node:zlib';
 import { Errors } from '../errors';
 import path from 'node:path';
+import { type StorageError, toStorageError } from './storage-error';
 
 export type BucketName =
   | 'key'
@@ -79,6 +80,11 @@ export class Backend {
   private pendingBytes = 0;
   private committedSeq = 0;
   private closed = false;
+  /** Set when a commit failed: the writes of that batch are lost to LMDB, so no later commit may claim them applied. */
+  private failure: StorageError | undefined;
+
+  /** Called once when a commit fails (no space left on device, I/O error): the member must stop, and replay its log once restarted. */
+  onFatal: ((e: StorageError) => void) | undefined;
 
   private constructor(dir: string, opts: BackendOptions) {
     this.dir = dir;
@@ -195,24 +201,37 @@ export class Backend {
 
   /** Resolves when every write issued so far is committed and synced to disk. */
   commit(): Promise<void> {
+    if (this.failure) return Promise.reject(this.failure);
     if (this.defragging) return this.defragging.then(() => this.commit());
     if (this.pending.length) {
       const batch = this.pending;
       this.pending = [];
       this.pendingBytes = 0;
-      let last: Promise<unknown> = Promise.resolve(true);
-      for (const w of batch) last = w.value ? this.db(w.bucket).put(w.key, w.value) : this.db(w.bucket).remove(w.key);
+      // every distinct promise lmdb hands out is awaited: an unawaited one that fails is an unhandled rejection
+      const writes = new Set<Promise<unknown>>();
+      for (const w of batch) writes.add(w.value ? this.db(w.bucket).put(w.key, w.value) : this.db(w.bucket).remove(w.key));
       const maxSeq = batch[batch.length - 1].seq;
-      this.lastWrite = last.then(() => {
+      this.lastWrite = Promise.all(writes).then(() => {
         if (maxSeq > this.committedSeq) this.committedSeq = maxSeq;
         for (const w of batch) {
           const ov = this.overlay.get(w.bucket)!;
           const cur = ov.get(w.k);
           if (cur && cur.seq <= w.seq) ov.delete(w.k);
         }
-      });
+      }, (e: unknown) => this.commitFailed(e));
     }
     return this.lastWrite;
+  }
+
+  private async commitFailed(e: unknown): Promise<never> {
+    // lmdb rejects with "Commit failed" and keeps the cause (e.g. EIO on a full disk) in a promise of its own
+    const pending = (e as { commitError?: Promise<unknown> } | undefined)?.commitError;
+    const cause = pending ? await pending.then(() => e, (c: unknown) => c) : e;
+    if (!this.failure) {
+      this.failure = toStorageError(cause, 'commit', path.join(this.envDir, 'data.mdb'));
+      this.onFatal?.(this.failure);
+    }
+    throw this.failure;
   }
 
   /**

@@ -7,6 +7,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { Backend } from '../backend/backend';
+import type { StorageError } from '../backend/storage-error';
 import { Errors } from '../errors';
 import { Lessor, minLeaseTTL } from '../lease/lessor';
 import { MvccStore } from '../mvcc/store';
@@ -72,6 +73,7 @@ export class EtcdNode {
   private stopped = false;
   private published = false;
   private corruptRaised = false;
+  private storageFailure: StorageError | undefined;
   private closedResolve!: () => void;
   /** Resolves when the node has closed (stopped, or removed from the cluster). */
   readonly closed = new Promise<void>((r) => (this.closedResolve = r));
@@ -84,6 +86,7 @@ export class EtcdNode {
       mapSize: Math.max(config.quotaBackendBytes * 2, 8 * 1024 * 1024 * 1024),
     });
     this.memberStore = new MemberStore(this.backend);
+    this.backend.onFatal = (e) => this.storageFailed(e);
     // a record that fails its checksum is never served: the read fails and CORRUPT goes through the log
     this.backend.onCorrupt = (bucket, key) => {
       this.log.error('checksum mismatch on a stored record; refusing to serve it', { bucket, key: key.toString('hex') });
@@ -126,6 +129,7 @@ export class EtcdNode {
       onLeaderChange: (_lead, isLeader) => this.leaderChanged(isLeader),
       onRemoved: () => void this.close(),
       installSnapshot: (snap) => this.installSnapshot(snap),
+      onFatal: (e) => this.storageFailed(e),
     });
     if (this.raft.isFresh()) {
       if (config.initialClusterState === 'new') this.raft.bootstrap(this.memberStore.list().map((m) => m.id));
@@ -373,6 +377,22 @@ export class EtcdNode {
     this.log.info('installed a state snapshot from the leader', { index, applied: this.applier.appliedIndex, revision: this.mvcc.rev });
   }
 
+  /**
+   * The storage failure (disk full, I/O error) that stopped this member, if
+   * one did; set before `closed` resolves. etcd exits on these; the host
+   * decides (the CLI exits non-zero).
+   */
+  get fatalError(): StorageError | undefined {
+    return this.storageFailure;
+  }
+
+  private storageFailed(e: StorageError): void {
+    if (this.storageFailure) return;
+    this.storageFailure = e;
+    this.log.error('storage failed; stopping the member', { error: e.message, path: e.path });
+    void this.close();
+  }
+
   async close(): Promise<void> {
     if (this.stopped) return;
     this.stopped = true;
@@ -380,7 +400,7 @@ export class EtcdNode {
     this.leaderListeners.clear();
     await this.raft.stop();
     // the hash the next start compares the store with (see ./corruption)
-    if (this.checksPassed) await writeIntegrityCheckpoint(this).catch((e: unknown) => this.log.warn('could not write the integrity checkpoint', { error: (e as Error).message }));
+    if (this.checksPassed && !this.storageFailure) await writeIntegrityCheckpoint(this).catch((e: unknown) => this.log.warn('could not write the integrity checkpoint', { error: (e as Error).message }));
     await this.backend.close();
     this.closedResolve();
   }

@@ -7,6 +7,7 @@
 // follower applies it.
 import path from 'node:path';
 import type { Backend } from '../backend/backend';
+import { StorageError } from '../backend/storage-error';
 import { Errors, type EtcdError } from '../errors';
 import {
   type ConfChange,
@@ -79,6 +80,8 @@ export interface RaftLoopOptions {
   onRemoved(): void;
   /** Replaces the state machine with the one sent along with a raft snapshot. */
   installSnapshot(snap: Snapshot): Promise<void>;
+  /** The log could not be written (disk full or failing): nothing of that Ready was acknowledged; the member must stop. */
+  onFatal?(e: StorageError): void;
 }
 
 /** etcd's SnapshotCatchUpEntries: entries kept after a snapshot for slow followers. */
@@ -304,7 +307,8 @@ export class RaftLoop {
         while (!this.stopped && this.raw.hasReady()) await this.handleReady(this.raw.ready());
       } while (this.again && !this.stopped);
     } catch (e) {
-      this.o.log.error('raft loop failed', { error: (e as Error).stack ?? String(e) });
+      if (e instanceof StorageError) this.o.onFatal?.(e);
+      else this.o.log.error('raft loop failed', { error: (e as Error).stack ?? String(e) });
     } finally {
       this.running = false;
     }

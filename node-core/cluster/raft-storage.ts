@@ -83,8 +83,7 @@ export class DiskStorage extends MemoryStorage {
   async flush(): Promise<void> {
     await this.wal.flush();
     // between syncs: a rotation closes the segment the sync was running on
-    const snap = this.snapshot();
-    this.wal.maybeRotate(snap.metadata.index, snap.metadata.index ? encodeSnapMeta(snap) : undefined, this.getHardState());
+    this.wal.maybeRotate();
   }
 
   override setHardState(hs: HardState): void {

@@ -17,6 +17,8 @@ describe('wal', () => {
     const dir = tempDir('wal-rotate');
     const { wal } = Wal.open(dir);
     const big = Buffer.alloc(3 * 1024 * 1024, 7);
+    wal.saveSnapshot(0, Buffer.from('meta0'));
+    wal.setHardState({ term: 1, vote: 1n, commit: 0 });
     for (let i = 1; i <= 12; i++) {
       wal.appendEntries([{ index: i, term: 1, type: 0, data: big }]);
       await wal.flush();
@@ -30,6 +32,12 @@ describe('wal', () => {
     w2.releaseTo(5);
     await w2.close();
     assert.ok(fs.readdirSync(dir).filter((f) => f.endsWith('.wal')).length < segs.length, 'a segment holding only old entries is released');
+    // every segment begins with the snapshot and hard state: releasing old ones loses neither
+    const { replay: r3, wal: w3 } = Wal.open(dir);
+    assert.equal(r3.snapshot?.toString(), 'meta0');
+    assert.deepEqual(r3.hardState, { term: 1, vote: 1n, commit: 0 });
+    assert.equal(r3.entries.at(-1)?.index, 12);
+    await w3.close();
   });
 
   it('replays entries, the last hard state and snapshot after reopening', async () => {

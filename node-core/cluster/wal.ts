@@ -121,6 +121,9 @@ export class Wal {
   /** Set once a write or sync failed: nothing more is written (the page cache state is unknown, as etcd and PostgreSQL assume). */
   private failure: StorageError | undefined;
   private closed = false;
+  /** The last snapshot and hard state records written: every new segment starts with them, so older segments can go. */
+  private headSnapshot: Buffer | undefined;
+  private headHardState: Buffer | undefined;
 
   private constructor(
     private readonly dir: string,
@@ -203,9 +206,11 @@ export class Wal {
           if (index > seg.maxIndex) seg.maxIndex = index;
         } else if (type === RecordType.HardState) {
           out.hardState = { term: Number(body.readBigUInt64LE(1)), vote: body.readBigUInt64LE(9), commit: Number(body.readBigUInt64LE(17)) };
+          this.headHardState = Buffer.from(buf.subarray(pos, pos + HEADER + len));
         } else if (type === RecordType.Snapshot) {
           out.snapshotIndex = Number(body.readBigUInt64LE(1));
           out.snapshot = Buffer.from(body.subarray(9));
+          this.headSnapshot = Buffer.from(buf.subarray(pos, pos + HEADER + len));
         } else if (type === RecordType.Batch) {
           batchEnd = pos + BATCH_RECORD + body.readUInt32LE(1);
         } else {
@@ -285,6 +290,9 @@ export class Wal {
     // off the event loop: 16 MiB of zeros written by the thread pool
     this.spare = (async () => {
       try {
+        // on a nearly full disk, filling a spare would take the last space the data file needs
+        const st = await fs.promises.statfs(this.dir);
+        if (st.bavail * st.bsize < 2 * this.segmentBytes) return undefined;
         const fh = await fs.promises.open(tmp, 'w');
         try {
           for (let pos = 0; pos < this.segmentBytes; pos += ZERO.length) await fh.write(ZERO, 0, Math.min(ZERO.length, this.segmentBytes - pos), pos);
@@ -428,9 +436,11 @@ export class Wal {
       let j = i;
       while (j < recs.length && this.offset + n + recs[j].buf.length <= this.capacity) n += recs[j++].buf.length;
       if (j === i) {
-        // the next record does not fit: sync this segment and continue in a new one
+        // the next record does not fit: sync this segment and continue in a new one, which starts with the head records
         this.syncNow(this.fd);
-        this.newSegment(this.segments[this.segments.length - 1].seq + 1, BATCH_RECORD + recs[i].buf.length);
+        const head = this.head();
+        this.newSegment(this.segments[this.segments.length - 1].seq + 1, BATCH_RECORD + head.reduce((a, r) => a + r.buf.length, 0) + recs[i].buf.length);
+        recs.splice(i, 0, ...head);
         continue;
       }
       const buf = Buffer.allocUnsafe(n);
@@ -440,6 +450,9 @@ export class Wal {
         recs[k].buf.copy(buf, at);
         at += recs[k].buf.length;
         if (recs[k].index > seg.maxIndex) seg.maxIndex = recs[k].index;
+        const type = recs[k].buf[HEADER];
+        if (type === RecordType.Snapshot) this.headSnapshot = recs[k].buf;
+        else if (type === RecordType.HardState) this.headHardState = recs[k].buf;
       }
       let off = 0;
       while (off < buf.length) off += fs.writeSync(this.fd, buf, off, buf.length - off, this.offset + off);
@@ -448,30 +461,41 @@ export class Wal {
     }
   }
 
+  private head(): PendingRecord[] {
+    const out: PendingRecord[] = [];
+    if (this.headSnapshot) out.push({ buf: this.headSnapshot, index: 0 });
+    if (this.headHardState) out.push({ buf: this.headHardState, index: 0 });
+    return out;
+  }
+
   private syncNow(fd: number): void {
     if (this.sync) fs.fdatasyncSync(fd);
   }
 
   /**
    * Starts a new segment once the current one is large; the new one begins
-   * with the current snapshot and hard state, written and synced before
+   * with the last snapshot and hard state records, written and synced before
    * anything else, so older segments can go. Call it between flushes (never
    * while one's sync runs, whose file descriptor it would close).
    */
-  maybeRotate(snapshotIndex: number, snapshotMeta: Buffer | undefined, hs: WalHardState): void {
+  maybeRotate(): void {
     if (this.failure || this.closed || this.syncing || this.offset < this.capacity * 0.9) return;
-    // the spare segment is made off the write path; take it once it is ready
-    void this.spare?.then((f) => {
-      if (f && !this.spareReady) this.spareReady = f;
-    });
-    if (!this.spareReady) return;
+    if (!this.spareReady) {
+      // the spare segment is made off the write path; take it once it is ready, or try again if there was no room
+      if (!this.spare) this.prepareSpare();
+      const spare = this.spare;
+      void spare?.then((f) => {
+        if (f) this.spareReady ??= f;
+        else if (this.spare === spare) this.spare = undefined;
+      });
+      return;
+    }
     const held = this.pending;
     this.pending = [];
     try {
       this.syncNow(this.fd);
       this.newSegment(this.segments[this.segments.length - 1].seq + 1, 0);
-      if (snapshotMeta) this.saveSnapshot(snapshotIndex, snapshotMeta);
-      this.setHardState(hs);
+      this.pending = this.head();
       this.writePending();
       this.syncNow(this.fd);
     } catch (e) {

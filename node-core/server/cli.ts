@@ -1,5 +1,6 @@
 // `etcdesk-node`: etcd's command line. Flags and ETCD_* variables as etcd
 // 3.4 (unknown flag or bad value: etcd's message and exit 2).
+import { StorageError } from '../backend/storage-error';
 import { FlagError, parseArgs, usage } from '../cluster/config';
 import { createLogger } from '../cluster/logger';
 import { CLUSTER_VERSION, SERVER_VERSION } from './http-endpoints';
@@ -34,7 +35,8 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
   try {
     running = await startNode(parsed.config, { logger: log });
   } catch (e) {
-    log.error('failed to start', { error: (e as Error).message });
+    if (e instanceof StorageError) fatal('failed to start', e);
+    else log.error('failed to start', { error: (e as Error).message });
     return 1;
   }
   return await new Promise<number>((resolve) => {
@@ -44,12 +46,17 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
       stopping = true;
       log.info('received signal; shutting down', { signal: sig });
       running.stop().then(
-        () => resolve(0),
+        () => resolve(running.node.fatalError ? 1 : 0),
         () => resolve(1),
       );
     };
     void running.closed.then(() => {
-      if (!stopping) {
+      const failure = running.node.fatalError;
+      if (failure) {
+        // etcd's lg.Fatal: the line, then a non-zero exit
+        fatal('storage failed; member stopped', failure);
+        resolve(1);
+      } else if (!stopping) {
         log.warn('member closed (removed from the cluster); exiting');
         resolve(0);
       }
@@ -57,4 +64,9 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
     process.on('SIGINT', () => stop('SIGINT'));
     process.on('SIGTERM', () => stop('SIGTERM'));
   });
+}
+
+/** etcd's zap fatal line (the Logger has no fatal level: nothing but the CLI may end the process). */
+function fatal(msg: string, e: StorageError): void {
+  process.stderr.write(JSON.stringify({ level: 'fatal', ts: new Date().toISOString(), msg, error: e.message, path: e.path }) + '\n');
 }
