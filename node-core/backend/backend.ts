@@ -210,6 +210,10 @@ export class Backend {
       // every distinct promise lmdb hands out is awaited: an unawaited one that fails is an unhandled rejection
       const writes = new Set<Promise<unknown>>();
       for (const w of batch) writes.add(w.value ? this.db(w.bucket).put(w.key, w.value) : this.db(w.bucket).remove(w.key));
+      // lmdb-js ends this event turn's batch in an immediate and may then make a commit promise nobody
+      // holds (its next batch start); it rejects too when the disk is full: catch it (env.committed is it)
+      const env = this.env;
+      setImmediate(() => void Promise.resolve(env.committed).catch(() => undefined));
       const maxSeq = batch[batch.length - 1].seq;
       this.lastWrite = Promise.all(writes).then(() => {
         if (maxSeq > this.committedSeq) this.committedSeq = maxSeq;

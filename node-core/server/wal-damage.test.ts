@@ -1,0 +1,68 @@
+// A member whose write-ahead log is damaged before its tail refuses to start,
+// as etcd does (`walpb: crc mismatch`), instead of cutting the log there and
+// serving a store that lost acknowledged writes.
+import assert from 'node:assert/strict';
+import fs from 'node:fs';
+import path from 'node:path';
+import { describe, it } from 'node:test';
+import { EtcdClient } from '../client';
+import { startEtcdesk, tempDir, waitHealthy } from '../testing/processes';
+
+/** Offsets of the records of one WAL segment (u32 length, u32 crc, body). */
+function recordOffsets(file: string): { off: number; len: number }[] {
+  const b = fs.readFileSync(file);
+  const out: { off: number; len: number }[] = [];
+  for (let pos = 0; pos + 8 <= b.length; ) {
+    const len = b.readUInt32LE(pos);
+    if (len === 0) break;
+    out.push({ off: pos, len });
+    pos += 8 + len;
+  }
+  return out;
+}
+
+function exited(p: { proc: import('node:child_process').ChildProcess }): Promise<number | null> {
+  if (p.proc.exitCode !== null) return Promise.resolve(p.proc.exitCode);
+  return new Promise((resolve) => p.proc.once('exit', (code) => resolve(code)));
+}
+
+describe('a damaged write-ahead log', () => {
+  it('stops the member at start-up with an error naming the file and offset; the data is left as it was', { timeout: 60_000 }, async () => {
+    const dataDir = tempDir('wal-damage');
+    const node = await startEtcdesk({ dataDir, extraArgs: ['--log-level', 'warn'] });
+    const client = new EtcdClient({ endpoints: [node.endpoint] });
+    try {
+      for (let i = 0; i < 60; i++) await client.put({ key: Buffer.from(`k${i}`), value: Buffer.from(`value-${i}-`.padEnd(64, 'v')) });
+    } finally {
+      client.close();
+    }
+    await node.stop();
+    assert.equal(node.proc.exitCode, 0, node.output());
+    const walDir = path.join(dataDir, 'member', 'wal');
+    const seg = fs
+      .readdirSync(walDir)
+      .filter((f) => f.endsWith('.wal'))
+      .sort()
+      .map((f) => path.join(walDir, f))
+      .at(-1)!;
+    // a byte in the middle of the log, inside the body of a record that has acknowledged records after it
+    const recs = recordOffsets(seg).filter((r) => r.len > 64);
+    assert.ok(recs.length >= 40, `${recs.length} entry records`);
+    const victim = recs[Math.floor(recs.length / 2)];
+    const b = fs.readFileSync(seg);
+    b[victim.off + 8 + Math.floor(victim.len / 2)] ^= 0x10;
+    fs.writeFileSync(seg, b);
+
+    const again = await startEtcdesk({ dataDir, clientPort: Number(node.endpoint.split(':')[1]), waitReady: false });
+    // it must exit; serving (healthy) is the failure this test is about
+    const healthy = waitHealthy(again.clientUrl, 30_000, again.proc).then(() => 'healthy' as const, () => 'not healthy' as const);
+    const code = await Promise.race([exited(again), healthy]);
+    if (code === 'healthy') await again.kill();
+    assert.notEqual(code, 'healthy', `the member started on a damaged log:\n${again.output()}`);
+    assert.notEqual(code, 0, again.output());
+    assert.equal(code, 1);
+    assert.ok(again.output().includes(`${seg} at offset ${victim.off}`), again.output());
+    assert.match(again.output(), /"level":"fatal".*walpb: crc mismatch/);
+    assert.ok(fs.readFileSync(seg).equals(b), 'the damaged log is not cut or rewritten');
+  });
+});
