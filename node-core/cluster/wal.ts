@@ -232,7 +232,8 @@ export class Wal {
       // the last batch never finished its sync, so it never was acknowledged: clear it, and a later replay stops here too
       try {
         const fd = fs.openSync(cut.file, 'r+');
-        zeroFill(fd, cut.offset, cut.size);
+        // from the end backwards: a repair cut short by another crash leaves a log that is judged the same way again
+        for (let end = cut.size; end > cut.offset; end -= ZERO.length) zeroFill(fd, Math.max(cut.offset, end - ZERO.length), end);
         fs.fsyncSync(fd);
         fs.closeSync(fd);
       } catch (e) {
