@@ -1,12 +1,13 @@
 // A member whose write-ahead log is damaged before its tail refuses to start,
 // as etcd does (`walpb: crc mismatch`), instead of cutting the log there and
-// serving a store that lost acknowledged writes.
+// serving a store that lost acknowledged writes. Real etcd is checked the
+// same way beside it.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { EtcdClient } from '../client';
-import { startEtcdesk, tempDir, waitHealthy } from '../testing/processes';
+import { hasEtcd, startEtcd, startEtcdesk, tempDir, waitHealthy } from '../testing/processes';
 
 /** Offsets of the records of one WAL segment (u32 length, u32 crc, body). */
 function recordOffsets(file: string): { off: number; len: number }[] {
@@ -53,7 +54,7 @@ describe('a damaged write-ahead log', () => {
     b[victim.off + 8 + Math.floor(victim.len / 2)] ^= 0x10;
     fs.writeFileSync(seg, b);
 
-    const again = await startEtcdesk({ dataDir, clientPort: Number(node.endpoint.split(':')[1]), waitReady: false });
+    const again = await startEtcdesk({ dataDir, waitReady: false });
     // it must exit; serving (healthy) is the failure this test is about
     const healthy = waitHealthy(again.clientUrl, 30_000, again.proc).then(() => 'healthy' as const, () => 'not healthy' as const);
     const code = await Promise.race([exited(again), healthy]);
@@ -64,5 +65,38 @@ describe('a damaged write-ahead log', () => {
     assert.ok(again.output().includes(`${seg} at offset ${victim.off}`), again.output());
     assert.match(again.output(), /"level":"fatal".*walpb: crc mismatch/);
     assert.ok(fs.readFileSync(seg).equals(b), 'the damaged log is not cut or rewritten');
+  });
+
+  it('etcd refuses the same damage: a flipped byte in a middle record of its WAL stops its start-up with crc mismatch', { timeout: 60_000, skip: !hasEtcd() && 'etcd not installed' }, async () => {
+    const dataDir = tempDir('wal-damage-etcd');
+    const node = await startEtcd({ dataDir });
+    const client = new EtcdClient({ endpoints: [node.endpoint] });
+    try {
+      for (let i = 0; i < 60; i++) await client.put({ key: Buffer.from(`k${i}`), value: Buffer.from(`value-${i}-`.padEnd(64, 'v')) });
+    } finally {
+      client.close();
+    }
+    await node.stop();
+    const walDir = path.join(dataDir, 'member', 'wal');
+    const seg = path.join(walDir, fs.readdirSync(walDir).filter((f) => f.endsWith('.wal')).sort().at(-1)!);
+    // etcd's frames: u64 LE length (low 56 bits; padding in the top byte), then the walpb.Record
+    const b = fs.readFileSync(seg);
+    const frames: { off: number; len: number }[] = [];
+    for (let pos = 0; pos + 8 <= b.length; ) {
+      const raw = b.readBigUInt64LE(pos);
+      if (raw === 0n) break;
+      const len = Number(raw & 0xffffffffffffffn);
+      const pad = raw >> 63n ? Number((raw >> 56n) & 7n) : 0;
+      frames.push({ off: pos, len });
+      pos += 8 + len + pad;
+    }
+    const victim = frames.filter((f) => f.len > 64)[Math.floor(frames.filter((f) => f.len > 64).length / 2)];
+    // inside the entry's value, near the record's end: the record still parses, its checksum does not match
+    b[victim.off + 8 + victim.len - 10] ^= 0x10;
+    fs.writeFileSync(seg, b);
+    const again = await startEtcd({ dataDir, waitReady: false });
+    const code = await exited(again);
+    assert.notEqual(code, 0, again.output());
+    assert.match(again.output(), /crc mismatch/);
   });
 });
