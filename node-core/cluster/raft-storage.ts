@@ -54,7 +54,7 @@ export class DiskStorage extends MemoryStorage {
   }
 
   /** Replays the write-ahead log in walDir (everything after the last snapshot) into memory. */
-  static load(walDir: string, backend: Backend, opts: { sync?: boolean } = {}): DiskStorage {
+  static load(walDir: string, backend: Backend, opts: { sync?: boolean; /** tests only */ segmentBytes?: number } = {}): DiskStorage {
     const { wal, replay } = Wal.open(walDir, opts);
     const s = new DiskStorage(wal, backend);
     if (replay.snapshot) MemoryStorage.prototype.applySnapshot.call(s, decodeSnapMeta(replay.snapshot));
@@ -110,8 +110,9 @@ export class DiskStorage extends MemoryStorage {
 
   override compact(compactIndex: number): void {
     super.compact(compactIndex);
-    // segments may go only once the state machine holding those entries is durable
-    void this.backend.commit().then(
+    // segments may go only once the state machine holding those entries is durable, and the
+    // snapshot record that replaces them too (else a restart finds a log with a hole)
+    void Promise.all([this.backend.commit(), this.wal.flush()]).then(
       () => this.wal.releaseTo(compactIndex),
       () => undefined,
     );
