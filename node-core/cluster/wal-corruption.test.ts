@@ -148,6 +148,29 @@ describe('wal damage: torn tail or corruption', () => {
     openFails(dir, file, rec.off, /unexpected end of file/);
   });
 
+  it('a byte flipped at any offset of the acknowledged records refuses the open (never a silent cut)', async () => {
+    const base = tempDir('wal-flip-random');
+    await writeLog(base, 40);
+    const file = segments(base)[0];
+    const dataEnd = records(file).at(-1)!.end;
+    let seed = 11;
+    const rand = (): number => (seed = (seed * 1103515245 + 12345) & 0x7fffffff) / 0x7fffffff;
+    for (let k = 0; k < 40; k++) {
+      const at = Math.floor(rand() * dataEnd);
+      const dir = tempDir('wal-flip-random-case');
+      const copy = path.join(dir, path.basename(file));
+      fs.copyFileSync(file, copy);
+      flipByte(copy, at);
+      const rec = records(file).find((r) => r.off <= at && at < r.end)!;
+      assert.throws(
+        () => Wal.open(dir, { segmentBytes: SEG }),
+        (e: unknown) => e instanceof StorageError && e.kind === 'corrupt' && e.message.includes(`${copy} at offset ${rec.off}`),
+        `byte ${at} (record at ${rec.off}, type ${rec.type})`,
+      );
+      fs.rmSync(dir, { recursive: true, force: true });
+    }
+  });
+
   it('a torn last batch (a sector of it never written) is cut; every acknowledged record comes back', async () => {
     const dir = tempDir('wal-torn');
     await writeLog(dir, 20);
