@@ -113,6 +113,7 @@ export class RaftLoop {
 
   constructor(private readonly o: RaftLoopOptions) {
     this.storage = DiskStorage.load(path.join(o.config.dataDir, 'member', 'wal'), o.backend, { sync: !o.config.unsafeNoFsync });
+    if (this.storage.repaired) o.log.warn('repaired the write-ahead log: cut a torn write at its tail', this.storage.repaired);
     const electionTick = Math.max(2, Math.round(o.config.electionTimeout / o.config.heartbeatInterval));
     this.reqTimeoutMs = 5000 + 2 * o.config.electionTimeout;
     const fresh = this.storage.isEmpty();

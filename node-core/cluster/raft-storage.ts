@@ -46,6 +46,9 @@ function decodeSnapMeta(b: Buffer): Snapshot {
 }
 
 export class DiskStorage extends MemoryStorage {
+  /** Where a torn (never synced, so never acknowledged) tail of the log was cut at open, if one was. */
+  repaired: { file: string; offset: number } | undefined;
+
   private constructor(
     private readonly wal: Wal,
     private readonly backend: Backend,
@@ -57,6 +60,7 @@ export class DiskStorage extends MemoryStorage {
   static load(walDir: string, backend: Backend, opts: { sync?: boolean; /** tests only */ segmentBytes?: number } = {}): DiskStorage {
     const { wal, replay } = Wal.open(walDir, opts);
     const s = new DiskStorage(wal, backend);
+    s.repaired = replay.repaired;
     if (replay.snapshot) MemoryStorage.prototype.applySnapshot.call(s, decodeSnapMeta(replay.snapshot));
     if (replay.hardState) MemoryStorage.prototype.setHardState.call(s, replay.hardState);
     const ents: Entry[] = [];
