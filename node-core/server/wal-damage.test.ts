@@ -82,7 +82,7 @@ describe('a damaged write-ahead log', () => {
     const seg = path.join(walDir, fs.readdirSync(walDir).filter((f) => f.endsWith('.wal')).sort().at(-1)!);
     const b = fs.readFileSync(seg);
     const recs = recordOffsets(seg);
-    const lastEntry = recs.findLast((r) => b[r.off + 8] === 1)!;
+    const lastEntry = recs.filter((r) => b[r.off + 8] === 1).at(-1)!;
     const index = b.readBigUInt64LE(lastEntry.off + 9);
     const term = b.readBigUInt64LE(lastEntry.off + 17);
     // the batch of a write that was in flight: a Batch record, then an entry of 3000 bytes
