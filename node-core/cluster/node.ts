@@ -390,7 +390,11 @@ export class EtcdNode {
     if (this.storageFailure) return;
     this.storageFailure = e;
     this.log.error('storage failed; stopping the member', { error: e.message, path: e.path });
-    void this.close();
+    this.close().catch((err: unknown) => {
+      // the host still learns the member stopped
+      this.log.error('closing after a storage failure failed', { error: (err as Error).message });
+      this.closedResolve();
+    });
   }
 
   async close(): Promise<void> {
