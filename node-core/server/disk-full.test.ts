@@ -8,8 +8,11 @@ import assert from 'node:assert/strict';
 import { execFileSync, type ChildProcess } from 'node:child_process';
 import path from 'node:path';
 import { after, describe, it } from 'node:test';
+import { StorageError } from '../backend/storage-error';
 import { EtcdClient } from '../client';
-import { startEtcdesk, tempDir } from '../testing/processes';
+import { silentLogger } from '../cluster/logger';
+import { freePort, startEtcdesk, tempDir } from '../testing/processes';
+import { startNode } from './start';
 
 const MiB = 1024 * 1024;
 const VALUE_BYTES = 100 * 1024;
@@ -35,7 +38,7 @@ function exited(proc: ChildProcess): Promise<number | null> {
 const valueOf = (i: number): Buffer => Buffer.alloc(VALUE_BYTES, i % 251);
 
 /** Puts 100 KiB values from 4 writers until the member stops answering; returns the keys it acknowledged. */
-async function fillUntilFailure(endpoint: string, proc: ChildProcess): Promise<Set<number>> {
+async function fillUntilFailure(endpoint: string, stopped: ChildProcess | Promise<unknown>): Promise<Set<number>> {
   const client = new EtcdClient({ endpoints: [endpoint], timeoutMs: 15_000 });
   const acked = new Set<number>();
   let next = 0;
@@ -58,7 +61,7 @@ async function fillUntilFailure(endpoint: string, proc: ChildProcess): Promise<S
   }
   assert.ok(failed, `1500 puts of ${VALUE_BYTES} bytes fitted; the disk never filled`);
   assert.ok(acked.size > 10, `only ${acked.size} puts acknowledged before the failure`);
-  await exited(proc);
+  await ('pid' in stopped ? exited(stopped) : stopped);
   return acked;
 }
 
@@ -103,5 +106,37 @@ describe('disk full', () => {
 
   it('the LMDB data file cannot grow: fatal, exit 1, nothing acknowledged lost', { timeout: 180_000 }, async () => {
     await diskFull(28 * MiB, /member\/db\/data\.mdb/);
+  });
+
+  it('embedded in a host process: the node stops and reports the failure; the host goes on, with no unhandled rejection', { timeout: 180_000 }, async () => {
+    const unhandled: unknown[] = [];
+    const onUnhandled = (e: unknown): void => void unhandled.push(e);
+    process.on('unhandledRejection', onUnhandled);
+    try {
+      const mnt = mountTmpfs(28 * MiB);
+      const peer = `http://127.0.0.1:${await freePort()}`;
+      const cfg = { dataDir: path.join(mnt, 'data'), name: 'm', listenClientUrls: ['http://127.0.0.1:0'], listenPeerUrls: [peer], initialAdvertisePeerUrls: [peer], initialCluster: `m=${peer}` };
+      const running = await startNode(cfg, { logger: silentLogger });
+      const acked = await fillUntilFailure(running.clientUrls[0], running.closed);
+      const failure = running.node.fatalError;
+      assert.ok(failure instanceof StorageError, String(failure));
+      assert.equal(failure.kind, 'no-space');
+      assert.match(failure.message, /no space left on device/);
+      // the data file filled first (28 MiB: one 16 MiB log segment, no spare)
+      assert.equal(failure.path, path.join(cfg.dataDir, 'member', 'db', 'data.mdb'));
+      // the host restarts it once space is freed, in the same process
+      execFileSync('mount', ['-o', `remount,size=${512 * MiB}`, mnt], { stdio: 'pipe' });
+      const again = await startNode(cfg, { logger: silentLogger });
+      const client = new EtcdClient({ endpoints: [again.clientUrls[0]] });
+      try {
+        for (const i of acked) assert.ok(Buffer.from((await client.get(`k${i}`))?.value ?? []).equals(valueOf(i)), `k${i}`);
+      } finally {
+        client.close();
+        await again.stop();
+      }
+      assert.deepEqual(unhandled, []);
+    } finally {
+      process.off('unhandledRejection', onUnhandled);
+    }
   });
 });
