@@ -209,8 +209,10 @@ describe('protobuf reader: values as Go reads them', () => {
     const w = new Writer();
     w.uint64(2 ** 64);
     w.uint64(2 ** 63);
+    w.uint64(2 ** 63);
     const r = new Reader(w.finish());
     assert.equal(r.biguint64(), 2n ** 64n - 1n);
+    assert.equal(r.biguint64(), 2n ** 63n);
     assert.equal(r.uint64(), 2 ** 63);
     assert.equal(decodeConfState(encodeConfState({ voters: [2n ** 64n - 1n, 1n] })).voters[0], 2n ** 64n - 1n);
   });

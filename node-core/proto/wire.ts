@@ -117,6 +117,7 @@ export class Writer {
   uint64(v: number): void {
     if (v >= 0 && v < 0x80000000) return this.uint32(v);
     if (v >= TWO_64) return this.varint64(0xffffffff, 0xffffffff);
+    if (v >= 0) return this.varint64(v % TWO_32, Math.floor(v / TWO_32));
     this.int64(v);
   }
 
