@@ -22,7 +22,17 @@ import { Writer } from './wire';
 const GEN: Record<string, Record<string, unknown>> = { authpb, etcdeskpeerpb, etcdserverpb, leasepb, mvccpb, raftpb, v3electionpb, v3lockpb };
 const PROTO_DIR = path.dirname(fileURLToPath(import.meta.url));
 const PER_TYPE = 25;
-const Long = protobuf.util.Long;
+// protobufjs reads and writes 64-bit values as long.js Longs (its typings declare only their fields)
+interface Long64 extends protobuf.Long {
+  toUnsigned(): Long64;
+  toString(): string;
+}
+interface LongStatic {
+  fromString(s: string, unsigned?: boolean): Long64;
+  fromNumber(n: number, unsigned?: boolean): Long64;
+  fromBits(lo: number, hi: number, unsigned?: boolean): Long64;
+}
+const Long = protobuf.util.Long as unknown as LongStatic;
 
 type Obj = Record<string, unknown>;
 
@@ -88,7 +98,7 @@ class Gen {
     return this.int(2 ** 32);
   }
 
-  long(unsigned: boolean): protobuf.Long {
+  long(unsigned: boolean): Long64 {
     const k = this.rnd();
     if (k < 0.4) {
       const l = Long.fromString(INT64_EDGES[this.int(INT64_EDGES.length)], false);
