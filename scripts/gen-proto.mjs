@@ -30,11 +30,13 @@ function tokenize(src) {
   const lines = src.split('\n');
   const toks = [];
   for (const line of lines) {
-    const bigint = /\/\/\s*@bigint/.test(line);
+    const bigint = /\/\/.*@bigint/.test(line);
+    // `// @goname X`: etcd's (gogoproto.customname), the Go name its errors use for the field
+    const goname = /\/\/.*@goname\s+(\w+)/.exec(line)?.[1];
     const code = line.replace(/\/\/.*$/, '');
     const re = /"[^"]*"|[A-Za-z_][\w.]*|-?\d+|[{}()\[\];=<>,]/g;
     let m;
-    while ((m = re.exec(code))) toks.push({ t: m[0], bigint });
+    while ((m = re.exec(code))) toks.push({ t: m[0], bigint, goname });
   }
   return toks;
 }
@@ -90,6 +92,7 @@ function parseFile(file) {
       repeated: label === 'repeated',
       oneof,
       bigint: numTok.bigint || nameTok.bigint,
+      goname: numTok.goname ?? nameTok.goname,
     };
   }
 
@@ -204,11 +207,11 @@ function resolve(typeName, scopeFull) {
 
 const SCALARS = {
   double: { ts: 'number', wt: 1, w: 'double', r: 'double', zero: '0' },
-  float: { ts: 'number', wt: 5, w: 'fixed32', r: 'fixed32', zero: '0' },
+  float: { ts: 'number', wt: 5, w: 'float', r: 'float', zero: '0' },
   int32: { ts: 'number', wt: 0, w: 'int32', r: 'int32', zero: '0' },
   uint32: { ts: 'number', wt: 0, w: 'uint32', r: 'uint32', zero: '0' },
   int64: { ts: 'number', wt: 0, w: 'int64', r: 'int64', zero: '0' },
-  uint64: { ts: 'number', wt: 0, w: 'int64', r: 'uint64', zero: '0' },
+  uint64: { ts: 'number', wt: 0, w: 'uint64', r: 'uint64', zero: '0' },
   fixed32: { ts: 'number', wt: 5, w: 'fixed32', r: 'fixed32', zero: '0' },
   fixed64: { ts: 'bigint', wt: 1, w: 'fixed64', r: 'fixed64', zero: '0n' },
   bool: { ts: 'boolean', wt: 0, w: 'bool', r: 'bool', zero: 'false' },
@@ -220,7 +223,34 @@ const BIGINT = {
   uint64: { ts: 'bigint', wt: 0, w: 'bigint64', r: 'biguint64', zero: '0n' },
 };
 
+// Go's field name as protoc-gen-gogo derives it (generator.CamelCase): etcd's unmarshal errors
+// name fields by it ("proto: wrong wireType = 1 for field Key").
+function goName(s) {
+  let t = '';
+  let i = 0;
+  if (s[0] === '_') {
+    t += 'X';
+    i++;
+  }
+  const lower = (c) => c >= 'a' && c <= 'z';
+  for (; i < s.length; i++) {
+    let c = s[i];
+    if (c === '_' && i + 1 < s.length && lower(s[i + 1])) continue;
+    if (c >= '0' && c <= '9') {
+      t += c;
+      continue;
+    }
+    if (lower(c)) c = c.toUpperCase();
+    t += c;
+    while (i + 1 < s.length && lower(s[i + 1])) t += s[++i];
+  }
+  return t;
+}
+
+const UNSUPPORTED = new Set(['sint32', 'sint64', 'sfixed32', 'sfixed64', 'map', 'group']);
+
 function fieldInfo(f, scopeFull, curPkg) {
+  if (UNSUPPORTED.has(f.type)) throw new Error(`${scopeFull}.${f.name}: type ${f.type} is not supported by gen-proto`);
   if (SCALARS[f.type]) {
     const s = f.bigint && BIGINT[f.type] ? BIGINT[f.type] : SCALARS[f.type];
     return { kind: 'scalar', ...s, initTs: f.type === 'bytes' ? 'Uint8Array' : s.ts };
@@ -298,32 +328,40 @@ for (const p of byPkg.values()) {
     body.push('}', '');
     body.push(`export function encode${tsName}(m: ${tsName}Init): Buffer {`);
     body.push(`  const w = new Writer();`, `  write${tsName}(w, m);`, `  return w.finish();`, '}', '');
-    // reader
-    body.push(`export function read${tsName}(r: Reader, end: number): ${tsName} {`);
+    // reader: etcd's (gogoproto) Unmarshal, field by field; see Reader in ../wire.ts
+    body.push(`export function read${tsName}(r: Reader, into?: ${tsName}): ${tsName} {`);
     const init = fields
       .filter(({ f, info }) => !(info.kind === 'message' && !f.repeated) && !f.oneof)
       .map(({ f, info }) => `${f.name}: ${f.repeated ? '[]' : info.zero}`);
-    body.push(`  const m: ${tsName} = { ${init.join(', ')} };`);
-    body.push('  while (r.pos < end) {', '    const t = r.uint32();', '    switch (t >>> 3) {');
+    body.push(`  const m: ${tsName} = into ?? { ${init.join(', ')} };`);
+    body.push('  const end = r.end;');
+    body.push('  while (r.pos < end) {', `    const t = r.tag('${tsName}');`, '    switch (t >>> 3) {');
     for (const { f, info } of fields) {
+      const check = (wt) => `if ((t & 7) !== ${wt}) r.wrongType(t, '${f.goname ?? goName(f.name)}');`;
+      // a oneof keeps only its last member, as Go's interface field
+      const siblings = f.oneof ? fields.filter((x) => x.f.oneof === f.oneof && x.f !== f).map((x) => ` if (m.${x.f.name} !== undefined) delete m.${x.f.name};`).join('') : '';
       body.push(`      case ${f.num}: {`);
       if (info.kind === 'message') {
-        const rd = `${info.readFn}(r, e)`;
-        body.push(`        const n = r.uint32(); const e = r.pos + n; if (e > end) throw new Error('protobuf: truncated message');`);
-        body.push(f.repeated ? `        m.${f.name}.push(${rd});` : `        m.${f.name} = ${rd};`);
-        body.push('        r.pos = e;');
+        // a repeated singular message field merges into the first, as gogoproto (oneof members replace)
+        const rd = f.repeated ? `${info.readFn}(r)` : f.oneof ? `${info.readFn}(r)` : `${info.readFn}(r, m.${f.name})`;
+        body.push(`        ${check(2)}`);
+        body.push(`        const o = r.enter();`);
+        body.push(f.repeated ? `        m.${f.name}.push(${rd});` : `        m.${f.name} = ${rd};${siblings}`);
+        body.push('        r.leave(o);');
       } else if (f.repeated && info.wt !== 2) {
-        body.push(`        if ((t & 7) === 2) { const e = r.uint32() + r.pos; while (r.pos < e) m.${f.name}.push(r.${info.r}()); } else m.${f.name}.push(r.${info.r}());`);
+        // packed or not, as gogoproto accepts both
+        body.push(`        if ((t & 7) === 2) { const e = r.lenEnd(); while (r.pos < e) m.${f.name}.push(r.${info.r}()); }`);
+        body.push(`        else { ${check(info.wt)} m.${f.name}.push(r.${info.r}()); }`);
       } else if (f.repeated) {
-        body.push(`        m.${f.name}.push(r.${info.r}());`);
+        body.push(`        ${check(info.wt)}`, `        m.${f.name}.push(r.${info.r}());`);
       } else {
-        body.push(`        m.${f.name} = r.${info.r}();`);
+        body.push(`        ${check(info.wt)}`, `        m.${f.name} = r.${info.r}();${siblings}`);
       }
       body.push('        break;', '      }');
     }
     body.push('      default:', '        r.skip(t & 7);', '    }', '  }', '  return m;', '}', '');
     body.push(`export function decode${tsName}(buf: Uint8Array): ${tsName} {`);
-    body.push(`  const r = new Reader(buf);`, `  return read${tsName}(r, r.end);`, '}', '');
+    body.push(`  return read${tsName}(new Reader(buf));`, '}', '');
   };
   for (const e of p.enums) emitEnum(e, e.name);
   for (const m of p.messages) emitMessage(m, m.name);

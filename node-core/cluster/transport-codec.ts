@@ -269,7 +269,10 @@ function readRaftMessage(r: Reader, end: number): Message {
         const n = r.uint32();
         const e = r.pos + n;
         if (e > end) throw new Error('protobuf: truncated snapshot');
-        m.snapshot = snapshotFromPb(raftpb.readSnapshot(r, e));
+        const outer = r.end;
+        r.end = e; // generated readers stop at the reader's end
+        m.snapshot = snapshotFromPb(raftpb.readSnapshot(r));
+        r.end = outer;
         r.pos = e;
         break;
       }

@@ -7,6 +7,8 @@
 export const EMPTY: Buffer = Buffer.alloc(0);
 
 const TWO_32 = 4294967296;
+const TWO_63 = 9223372036854775808;
+const TWO_64 = 18446744073709551616;
 
 /** Bytes a non-negative integer (below 2^53) takes as a varint. */
 export function varintSize(v: number): number {
@@ -87,12 +89,21 @@ export class Writer {
     this.pos = p;
   }
 
+  /**
+   * An int64 field given as a number. Numbers beyond ±2^53 (decoded from beyond-range input) are
+   * clamped to int64's range instead of wrapping: 2^63 - 1 read as the double 2^63 must stay the
+   * largest positive value, not become -2^63 (a lease TTL would turn from "too large" into the
+   * minimum).
+   */
   int64(v: number): void {
     if (v >= 0 && v < 0x80000000) return this.uint32(v);
     if (v >= 0) {
+      if (v >= TWO_63) return this.varint64(0xffffffff, 0x7fffffff);
       this.varint64(v % TWO_32, Math.floor(v / TWO_32));
       return;
     }
+    if (v <= -TWO_63) return this.varint64(0, 0x80000000);
+    if (!(v < 0)) return this.uint32(0); // NaN
     // negative: 64-bit two's complement of |v|
     const a = -v;
     let lo = a % TWO_32;
@@ -100,6 +111,14 @@ export class Writer {
     lo = (~lo + 1) >>> 0;
     hi = (~hi + (lo === 0 ? 1 : 0)) >>> 0;
     this.varint64(lo, hi);
+  }
+
+  /** A uint64 field given as a number: clamped to [0, 2^64 - 1] (negatives as int64, as Go's conversion). */
+  uint64(v: number): void {
+    if (v >= 0 && v < 0x80000000) return this.uint32(v);
+    if (v >= TWO_64) return this.varint64(0xffffffff, 0xffffffff);
+    if (v >= 0) return this.varint64(v % TWO_32, Math.floor(v / TWO_32));
+    this.int64(v);
   }
 
   bigint64(v: bigint): void {
@@ -136,6 +155,12 @@ export class Writer {
   fixed32(v: number): void {
     this.ensure(4);
     this.buf.writeUInt32LE(v >>> 0, this.pos);
+    this.pos += 4;
+  }
+
+  float(v: number): void {
+    this.ensure(4);
+    this.buf.writeFloatLE(v, this.pos);
     this.pos += 4;
   }
 
@@ -183,10 +208,35 @@ export class Writer {
   }
 }
 
+/**
+ * A malformed protobuf message, with the text etcd's gogoproto unmarshallers give for the same bytes
+ * ("unexpected EOF", "proto: integer overflow", "proto: wrong wireType = 1 for field Key", ...). A
+ * gRPC server answers a request that fails to decode with INTERNAL and
+ * `grpc: error unmarshalling request: <message>`, as grpc-go (server/grpc-status.ts).
+ */
+export class ProtoDecodeError extends Error {
+  override name = 'ProtoDecodeError';
+}
+
+const eof = (): ProtoDecodeError => new ProtoDecodeError('unexpected EOF');
+const overflow = (): ProtoDecodeError => new ProtoDecodeError('proto: integer overflow');
+const negativeLength = (): ProtoDecodeError => new ProtoDecodeError('proto: negative length found during unmarshaling');
+
+/**
+ * Reads one message the way etcd's generated (gogoproto) Unmarshal methods do, so every input gets
+ * etcd's answer: varints of at most ten bytes (bits beyond 64 dropped), 64-bit lengths, unknown
+ * fields of every wire type skipped (groups too), a known field with another wire type refused,
+ * and every read bounded by `end`, the end of the message being read (a sub-message's while inside
+ * one: see enter/leave). Values come back without allocating (64-bit varints hand their high half
+ * over in a field, not an array).
+ */
 export class Reader {
   buf: Buffer;
   pos: number;
+  /** End of the message being read: nothing past it belongs to it. */
   end: number;
+  /** High 32 bits of the last varint64() read. */
+  private hi = 0;
 
   constructor(buf: Uint8Array, pos = 0, end = buf.length) {
     this.buf = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.byteLength);
@@ -194,66 +244,144 @@ export class Reader {
     this.end = end;
   }
 
+  /** A varint's low 32 bits (lengths below 128, enums, uint32 fields: one byte in the common case). */
   uint32(): number {
     const b = this.buf;
     let p = this.pos;
+    const end = this.end;
+    if (p < end && b[p] < 0x80) {
+      this.pos = p + 1;
+      return b[p];
+    }
     let v = 0;
-    let shift = 0;
-    for (;;) {
-      if (p >= this.end) throw new Error('protobuf: truncated varint');
+    for (let shift = 0; ; shift += 7) {
+      if (shift >= 64) throw overflow();
+      if (p >= end) throw eof();
       const c = b[p++];
       if (shift < 28) v |= (c & 127) << shift;
       else if (shift === 28) v |= (c & 15) << 28;
       if (c < 128) break;
-      shift += 7;
-      if (shift > 63) throw new Error('protobuf: varint too long');
     }
     this.pos = p;
     return v >>> 0;
   }
 
-  // Returns [lo, hi] halves of a 64-bit varint.
-  private varint64(): [number, number] {
+  // A whole 64-bit varint: returns the low half, leaves the high half in this.hi.
+  private varint64(): number {
     const b = this.buf;
     let p = this.pos;
+    const end = this.end;
     let lo = 0;
     let hi = 0;
-    let shift = 0;
-    for (;;) {
-      if (p >= this.end) throw new Error('protobuf: truncated varint');
+    for (let shift = 0; ; shift += 7) {
+      if (shift >= 64) throw overflow();
+      if (p >= end) throw eof();
       const c = b[p++];
       if (shift < 28) lo |= (c & 127) << shift;
       else if (shift === 28) {
         lo |= (c & 15) << 28;
-        hi |= (c & 127) >> 4;
+        hi = (c & 127) >>> 4;
       } else hi |= (c & 127) << (shift - 32);
       if (c < 128) break;
-      shift += 7;
-      if (shift > 63) throw new Error('protobuf: varint too long');
     }
     this.pos = p;
-    return [lo >>> 0, hi >>> 0];
+    this.hi = hi >>> 0;
+    return lo >>> 0;
+  }
+
+  /**
+   * A field's tag, checked as gogoproto does (`msg` names the message in its errors). Returns
+   * field * 8 + wire type; a field number beyond 2^28 (never a known one) comes back as 2^28 - 1 so
+   * that `t >>> 3` cannot alias a known field.
+   */
+  tag(msg: string): number {
+    const p = this.pos;
+    if (p < this.end) {
+      const c = this.buf[p];
+      if (c < 0x80 && c >= 8 && (c & 7) !== 4) {
+        this.pos = p + 1;
+        return c;
+      }
+    }
+    const lo = this.varint64();
+    const hi = this.hi;
+    const wt = lo & 7;
+    if (wt === 4) throw new ProtoDecodeError(`proto: ${msg}: wiretype end group for non-group`);
+    const field = (lo >>> 3) | (hi << 29); // Go's int32(wire >> 3)
+    if (field <= 0) throw new ProtoDecodeError(`proto: ${msg}: illegal tag ${field} (wire type ${(BigInt(hi) << 32n) | BigInt(lo)})`);
+    return field < 0x10000000 ? field * 8 + wt : 0x7ffffff8 + wt;
+  }
+
+  /** A known field arrived with another wire type: the message is refused, as etcd does. */
+  wrongType(tag: number, goName: string): never {
+    throw new ProtoDecodeError(`proto: wrong wireType = ${tag & 7} for field ${goName}`);
+  }
+
+  /** A length prefix, as Go's int: negative (or overflowing) refused, beyond 4 GiB always past the end. */
+  private len(): number {
+    const p = this.pos;
+    if (p < this.end && this.buf[p] < 0x80) {
+      this.pos = p + 1;
+      return this.buf[p];
+    }
+    const lo = this.varint64();
+    const hi = this.hi;
+    if (hi >= 0x7fffffff) throw negativeLength();
+    if (hi !== 0) throw eof();
+    return lo;
+  }
+
+  /** End of a length-delimited run starting here (packed repeated fields), checked against the message end. */
+  lenEnd(): number {
+    const n = this.len();
+    const e = this.pos + n;
+    if (e > this.end) throw eof();
+    return e;
+  }
+
+  /** Enters a length-delimited sub-message: its end becomes the reader's; returns the outer end for leave(). */
+  enter(): number {
+    const e = this.lenEnd();
+    const outer = this.end;
+    this.end = e;
+    return outer;
+  }
+
+  leave(outer: number): void {
+    this.end = outer;
   }
 
   int64(): number {
-    const [lo, hi] = this.varint64();
+    const p = this.pos;
+    if (p < this.end && this.buf[p] < 0x80) {
+      this.pos = p + 1;
+      return this.buf[p];
+    }
+    const lo = this.varint64();
+    const hi = this.hi;
+    // beyond ±2^53 this is the nearest double: order is kept, and Writer.int64 never wraps it
     if (hi & 0x80000000) return (hi | 0) * TWO_32 + lo;
     return hi * TWO_32 + lo;
   }
 
   uint64(): number {
-    const [lo, hi] = this.varint64();
-    return hi * TWO_32 + lo;
+    const p = this.pos;
+    if (p < this.end && this.buf[p] < 0x80) {
+      this.pos = p + 1;
+      return this.buf[p];
+    }
+    const lo = this.varint64();
+    return this.hi * TWO_32 + lo;
   }
 
   bigint64(): bigint {
-    const [lo, hi] = this.varint64();
-    return BigInt.asIntN(64, (BigInt(hi) << 32n) | BigInt(lo));
+    const lo = this.varint64();
+    return BigInt.asIntN(64, (BigInt(this.hi) << 32n) | BigInt(lo));
   }
 
   biguint64(): bigint {
-    const [lo, hi] = this.varint64();
-    return (BigInt(hi) << 32n) | BigInt(lo);
+    const lo = this.varint64();
+    return (BigInt(this.hi) << 32n) | BigInt(lo);
   }
 
   int32(): number {
@@ -261,70 +389,87 @@ export class Reader {
   }
 
   bool(): boolean {
-    const [lo, hi] = this.varint64();
-    return lo !== 0 || hi !== 0;
+    const p = this.pos;
+    if (p < this.end && this.buf[p] < 0x80) {
+      this.pos = p + 1;
+      return this.buf[p] !== 0;
+    }
+    return (this.varint64() | this.hi) !== 0;
   }
 
   // Zero-copy view into the request buffer; callers that keep it beyond the
   // request (the store) copy on write.
   bytes(): Buffer {
-    const n = this.uint32();
+    const n = this.len();
     const start = this.pos;
-    if (start + n > this.end) throw new Error('protobuf: truncated bytes');
+    if (start + n > this.end) throw eof();
     this.pos = start + n;
     return this.buf.subarray(start, start + n);
   }
 
+  // Invalid UTF-8 becomes U+FFFD (etcd keeps the bytes; no etcd client sends any).
   string(): string {
-    const n = this.uint32();
+    const n = this.len();
     const start = this.pos;
-    if (start + n > this.end) throw new Error('protobuf: truncated string');
+    if (start + n > this.end) throw eof();
     this.pos = start + n;
     return this.buf.toString('utf8', start, start + n);
   }
 
+  private fixed(n: number): number {
+    const p = this.pos;
+    if (p + n > this.end) throw eof();
+    this.pos = p + n;
+    return p;
+  }
+
   fixed32(): number {
-    const v = this.buf.readUInt32LE(this.pos);
-    this.pos += 4;
-    return v;
+    return this.buf.readUInt32LE(this.fixed(4));
+  }
+
+  float(): number {
+    return this.buf.readFloatLE(this.fixed(4));
   }
 
   fixed64(): bigint {
-    const v = this.buf.readBigUInt64LE(this.pos);
-    this.pos += 8;
-    return v;
+    return this.buf.readBigUInt64LE(this.fixed(8));
   }
 
   double(): number {
-    const v = this.buf.readDoubleLE(this.pos);
-    this.pos += 8;
-    return v;
+    return this.buf.readDoubleLE(this.fixed(8));
   }
 
+  /** Skips an unknown field's value (its tag already read), as gogoproto's skip: groups nest, any field number ends one. */
   skip(wireType: number): void {
     switch (wireType) {
       case 0:
         this.varint64();
-        break;
+        return;
       case 1:
         this.pos += 8;
         break;
-      case 2:
-        this.pos += this.uint32();
+      case 2: {
+        const n = this.len();
+        this.pos += n;
         break;
+      }
+      case 3:
+        // iterative, so a deep nest of group starts cannot exhaust the stack
+        for (let depth = 1; depth > 0; ) {
+          const wt = this.varint64() & 7;
+          if (wt === 4) depth--;
+          else if (wt === 3) depth++;
+          else this.skip(wt);
+        }
+        return;
+      case 4:
+        return;
       case 5:
         this.pos += 4;
         break;
-      case 3:
-        for (;;) {
-          const t = this.uint32();
-          if ((t & 7) === 4) break;
-          this.skip(t & 7);
-        }
-        break;
       default:
-        throw new Error(`protobuf: invalid wire type ${wireType}`);
+        throw new ProtoDecodeError(`proto: illegal wireType ${wireType}`);
     }
-    if (this.pos > this.end) throw new Error('protobuf: truncated field');
+    if (this.pos > this.end) throw eof();
   }
 }
