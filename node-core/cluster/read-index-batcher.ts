@@ -74,13 +74,13 @@ export class ReadIndexBatcher {
     if (this.stopped || !this.pending.length || this.rounds.size >= MAX_ROUNDS) return;
     const reads = this.pending;
     this.pending = [];
-    this.send({ reads, sentAt: Date.now() });
+    this.send({ reads, sentAt: 0 }, Date.now());
   }
 
-  private send(round: Round): void {
+  private send(round: Round, now: number): void {
     const ctx = Buffer.allocUnsafe(8);
     ctx.writeBigUInt64BE(BigInt(++this.seq));
-    round.sentAt = Date.now();
+    round.sentAt = now;
     this.rounds.set(ctx.toString('hex'), round);
     this.o.sendReadIndex(ctx);
   }
@@ -112,15 +112,17 @@ export class ReadIndexBatcher {
     const expire = (list: PendingRead[]): PendingRead[] => list.filter((r) => !r.done && (r.deadline > now || (settle(r, Errors.Timeout), false)));
     this.pending = expire(this.pending);
     for (const reads of this.applying) if (!expire(reads).length) this.applying.delete(reads);
+    const lost: Round[] = [];
     for (const [key, round] of this.rounds) {
       round.reads = expire(round.reads);
       if (!round.reads.length) this.rounds.delete(key);
       else if (now - round.sentAt > this.o.retryMs) {
-        // a ReadIndex lost to a leader change is never answered: ask again
         this.rounds.delete(key);
-        this.send(round);
+        lost.push(round);
       }
     }
+    // a ReadIndex lost to a leader change is never answered: ask again
+    for (const round of lost) this.send(round, now);
     if (this.pending.length) this.scheduleFlush();
   }
 
