@@ -124,6 +124,7 @@ export class RaftLoop {
     this.snapshotIndex = this.storage.snapshot().metadata.index;
     this.applied = new IndexWaiter(o.applier.appliedIndex);
     this.reads = new ReadIndexBatcher({
+      memberId: o.memberId,
       sendReadIndex: (ctx) => {
         this.raw.readIndex(ctx);
         this.schedule();

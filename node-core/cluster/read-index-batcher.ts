@@ -25,6 +25,12 @@ interface Round {
 }
 
 export interface ReadIndexBatcherOptions {
+  /**
+   * This member's id, in every context: the leader keeps pending ReadIndex
+   * requests by context, and one member's round must never be taken for
+   * another's (a duplicate is dropped and never answered).
+   */
+  memberId: bigint;
   /** Starts a ReadIndex with this context (raw node readIndex + schedule a Ready). */
   sendReadIndex(ctx: Buffer): void;
   /** The applied index, notified by the apply path. */
@@ -78,8 +84,9 @@ export class ReadIndexBatcher {
   }
 
   private send(round: Round, now: number): void {
-    const ctx = Buffer.allocUnsafe(8);
-    ctx.writeBigUInt64BE(BigInt(++this.seq));
+    const ctx = Buffer.allocUnsafe(16);
+    ctx.writeBigUInt64BE(this.o.memberId, 0);
+    ctx.writeBigUInt64BE(BigInt(++this.seq), 8);
     round.sentAt = now;
     this.rounds.set(ctx.toString('hex'), round);
     this.o.sendReadIndex(ctx);

@@ -94,7 +94,7 @@ describe('ReadIndexBatcher', () => {
   function setup(appliedAt = 0) {
     const sent: Buffer[] = [];
     const applied = new IndexWaiter(appliedAt);
-    const b = new ReadIndexBatcher({ sendReadIndex: (ctx) => sent.push(Buffer.from(ctx)), applied, timeoutMs: 1000, retryMs: 100 });
+    const b = new ReadIndexBatcher({ memberId: 0xabcn, sendReadIndex: (ctx) => sent.push(Buffer.from(ctx)), applied, timeoutMs: 1000, retryMs: 100 });
     return { sent, applied, b };
   }
 
@@ -157,6 +157,20 @@ describe('ReadIndexBatcher', () => {
     await turn();
     assert.equal(r.error, Errors.Timeout);
     assert.equal(b.inFlight, 0);
+  });
+
+  it("two members' rounds never share a context (the leader would drop one as a duplicate)", async () => {
+    const sent: Buffer[] = [];
+    const mk = (memberId: bigint): ReadIndexBatcher =>
+      new ReadIndexBatcher({ memberId, sendReadIndex: (ctx) => sent.push(Buffer.from(ctx)), applied: new IndexWaiter(0), timeoutMs: 1000, retryMs: 100 });
+    const [a, b] = [mk(1n), mk(2n)];
+    const reads = [a.read(), b.read()].map((p) => p.catch(() => undefined));
+    await turn();
+    assert.equal(sent.length, 2);
+    assert.notDeepEqual(sent[0], sent[1]);
+    a.stop(Errors.Stopped);
+    b.stop(Errors.Stopped);
+    await Promise.all(reads);
   });
 
   it('stop fails every read, waiting for a round or for the apply', async () => {
