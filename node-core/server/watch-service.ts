@@ -275,8 +275,9 @@ class ServerWatchStream {
         if (!wr) continue;
         out = this.fragmented.has(item.hub.watchId) ? fragment(wr, this.node.config.maxRequestBytes + GRPC_OVERHEAD_BYTES) : [wr];
       }
-      // gRPC's own buffer is full (the client is not reading): wait for 'drain'
-      for (const r of out) if (!this.call.write(r)) this.blocked = true;
+      for (const r of out) this.call.write(r);
+      // gRPC holds as many as the bound allows (the client is not keeping up): wait for 'drain'
+      if (this.call.writableLength >= STREAM_BUFFER) this.blocked = true;
     }
     if (freed) this.hs.kick();
   }
