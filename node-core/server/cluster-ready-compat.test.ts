@@ -188,7 +188,6 @@ describe('readiness as etcd: acting at once on the ready lines', { skip: !hasEtc
       { name: 'm2', clientURLs: ['http://127.0.0.1:<m2-client>'], peerURLs: ['http://127.0.0.1:<m2-peer>'] },
       { name: 'm3', clientURLs: ['http://127.0.0.1:<m3-client>'], peerURLs: ['http://127.0.0.1:<m3-peer>'] },
     ]);
-    if (process.env.SHOW) console.log(JSON.stringify({ want, got }, null, 1));
     assert.deepEqual(got, want);
   });
 
@@ -198,7 +197,6 @@ describe('readiness as etcd: acting at once on the ready lines', { skip: !hasEtc
     const [etcd, ours] = await Promise.all([startCluster('etcd', 3, args), startCluster('etcdesk', 3, ['--log-level', 'warn', ...args])]);
     procClusters.push(etcd, ours);
     const [want, got] = await Promise.all([watchThroughLeaderLoss(etcd), watchThroughLeaderLoss(ours)]);
-    if (process.env.SHOW) console.log(JSON.stringify({ want, got }));
     assert.match(want.output, /no leader/, 'etcd itself cancels the watch for want of a leader');
     assert.deepEqual(got, want);
   });
