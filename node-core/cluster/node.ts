@@ -71,14 +71,24 @@ export class EtcdNode {
   private readonly leaderListeners = new Set<(isLeader: boolean) => void>();
   private wasLeader = false;
   private stopped = false;
-  private published = false;
   private corruptRaised = false;
   private storageFailure: StorageError | undefined;
   private closedResolve!: () => void;
   /** Resolves when the node has closed (stopped, or removed from the cluster). */
   readonly closed = new Promise<void>((r) => (this.closedResolve = r));
+  private publishedSettle!: { resolve(): void; reject(e: Error): void };
+  /**
+   * Resolves once this member's name and client URLs went through the log
+   * and were applied here (etcd's ReadyNotify): there is a leader, the
+   * membership others see lists this member's client URLs, and this member
+   * has applied the log up to its own publish. Rejects (Errors.Stopped) if
+   * the member stops first. Serving clients waits for it, as etcd's does.
+   */
+  readonly published = new Promise<void>((resolve, reject) => (this.publishedSettle = { resolve, reject }));
 
   private constructor(config: NodeConfig, log: Logger, opts: NodeOpenOptions) {
+    // awaited by whoever serves clients; a member stopped before publishing must not leave an unhandled rejection
+    this.published.catch(() => undefined);
     this.config = config;
     this.log = log;
     this.backend = Backend.open(path.join(config.dataDir, 'member'), {
@@ -196,6 +206,7 @@ export class EtcdNode {
       await node.raft.transport.start();
     }
     node.raft.start();
+    node.publishAttributes();
     return node;
   }
 
@@ -245,21 +256,29 @@ export class EtcdNode {
   }
 
   private leaderChanged(isLeader: boolean): void {
-    if (!this.published && this.raft.lead !== 0n) this.publishAttributes();
     if (isLeader === this.wasLeader) return;
     this.wasLeader = isLeader;
     for (const cb of this.leaderListeners) cb(isLeader);
   }
 
-  /** Tells the cluster this member's name and client URLs, as etcd's publish does. */
+  /**
+   * Tells the cluster this member's name and client URLs through the log, on
+   * every start, as etcd's publish: a proposal made without a leader waits
+   * for one; a timed-out one is proposed again until the member stops.
+   */
   private publishAttributes(): void {
-    this.published = true;
-    const me = this.memberStore.get(this.memberId);
-    if (me && me.name === this.config.name && sameUrls(me.clientURLs, this.config.advertiseClientUrls)) return;
-    this.propose({ member_attr: { ID: this.memberId, name: this.config.name, clientURLs: this.config.advertiseClientUrls } }).catch((e: unknown) => {
-      this.log.warn('failed to publish member attributes; retrying', { error: (e as Error).message });
-      if (!this.stopped) setTimeout(() => this.publishAttributes(), 1000).unref();
-    });
+    if (this.stopped) return;
+    this.propose({ member_attr: { ID: this.memberId, name: this.config.name, clientURLs: this.config.advertiseClientUrls } }).then(
+      () => {
+        this.log.info('published local member to cluster through raft', { 'local-member-id': this.memberId, name: this.config.name, 'client-urls': this.config.advertiseClientUrls });
+        this.publishedSettle.resolve();
+      },
+      (e: unknown) => {
+        if (this.stopped || e === Errors.Stopped) return;
+        this.log.warn('failed to publish local member to cluster through raft; retrying', { error: (e as Error).message });
+        this.publishAttributes();
+      },
+    );
   }
 
   /** Active alarms (etcd's AlarmMember list). */
@@ -300,14 +319,15 @@ export class EtcdNode {
     return this.raft.propose(data, id);
   }
 
-  /** Resolves once this member has applied raft index `index` (a simple token minted elsewhere). */
-  async waitApplied(index: number): Promise<void> {
-    const deadline = Date.now() + 5000 + 2 * this.config.electionTimeout;
-    while (this.applier.appliedIndex < index) {
-      if (this.stopped) throw Errors.Stopped;
-      if (Date.now() > deadline) throw Errors.TimeoutWaitAppliedIndex;
-      await new Promise((r) => setTimeout(r, 5));
-    }
+  /** Resolves once this member has applied raft index `index` (notified by the apply, never polled). */
+  waitApplied(index: number): Promise<void> {
+    if (this.stopped) return Promise.reject(Errors.Stopped);
+    if (this.applier.appliedIndex >= index) return Promise.resolve();
+    let timer: NodeJS.Timeout | undefined;
+    const timeout = new Promise<never>((_, reject) => {
+      timer = setTimeout(() => reject(Errors.TimeoutWaitAppliedIndex), 5000 + 2 * this.config.electionTimeout);
+    });
+    return Promise.race([this.raft.applied.wait(index), timeout]).finally(() => clearTimeout(timer));
   }
 
   /** Resolves when a linearizable read may be served (ReadIndex confirmed and applied). */
@@ -402,14 +422,11 @@ export class EtcdNode {
     this.stopped = true;
     if (this.wasLeader) for (const cb of this.leaderListeners) cb(false);
     this.leaderListeners.clear();
+    this.publishedSettle.reject(Errors.Stopped);
     await this.raft.stop();
     // the hash the next start compares the store with (see ./corruption)
     if (this.checksPassed && !this.storageFailure) await writeIntegrityCheckpoint(this).catch((e: unknown) => this.log.warn('could not write the integrity checkpoint', { error: (e as Error).message }));
     await this.backend.close();
     this.closedResolve();
   }
-}
-
-function sameUrls(a: string[], b: string[]): boolean {
-  return a.length === b.length && [...a].sort().every((u, i) => u === [...b].sort()[i]);
 }

@@ -2,9 +2,11 @@
 // Per Ready: persist the snapshot, entries and hard state (one backend
 // commit, the group-commit fsync shared by every proposal that arrived
 // meanwhile), only then send messages, apply committed entries in order,
-// answer read states, advance. Proposals wait by request id; a follower's
-// proposal is forwarded to the leader by raft itself and answered when the
-// follower applies it.
+// answer read states, advance. Proposals wait by request id in a wait
+// registry (./wait-registry); a follower's proposal is forwarded to the
+// leader by raft itself and answered when the follower applies it. Reads go
+// through the ReadIndex batcher (./read-index-batcher); everything waiting
+// for the applied index is notified by the apply, never polled.
 import path from 'node:path';
 import type { Backend } from '../backend/backend';
 import { StorageError } from '../backend/storage-error';
@@ -12,7 +14,6 @@ import { Errors, type EtcdError } from '../errors';
 import {
   type ConfChange,
   type ConfChangeV2,
-  ConfChangeType,
   type ConfState,
   decodeConfChange,
   decodeConfChangeV2,
@@ -29,12 +30,14 @@ import {
   StateType,
 } from '../raft';
 import type { Applier } from './applier';
+import { applyConfChangeToMembers } from './apply-member';
 import type { NodeConfig } from './config';
 import type { Logger } from './logger';
 import type { MemberStore } from './members';
-import { decodeMember } from './members';
 import type { Metrics } from './metrics';
 import { DiskStorage } from './raft-storage';
+import { ReadIndexBatcher } from './read-index-batcher';
+import { IndexWaiter, WaitRegistry } from './wait-registry';
 
 /** What the loop needs from the peer network (implemented by ./transport). */
 export interface PeerTransportLike {
@@ -52,19 +55,8 @@ export interface Applied {
   rev: number;
 }
 
-interface Waiter {
-  resolve(v: Applied): void;
-  reject(e: Error): void;
-  deadline: number;
-  /** Leader when the request was proposed: a change means the timeout is due to leader failure. */
-  lead: bigint;
-}
-
-interface PendingRead {
-  resolve(): void;
-  reject(e: Error): void;
-  deadline: number;
-}
+/** The leader when a request was proposed: a change means its timeout is due to leader failure. */
+type ProposedUnder = bigint;
 
 export interface RaftLoopOptions {
   config: NodeConfig;
@@ -94,14 +86,14 @@ export class RaftLoop {
   lead = 0n;
   private raftState: StateType = StateType.Follower;
   private confState: ConfState;
-  private readonly waiters = new Map<bigint, Waiter>();
-  private readonly ccWaiters = new Map<number, Waiter>();
+  private readonly waiters = new WaitRegistry<bigint, Applied, ProposedUnder>();
+  private readonly ccWaiters = new WaitRegistry<number, Applied, ProposedUnder>();
+  /** The applied index, for everything that waits for it (reads, waitApplied). */
+  readonly applied: IndexWaiter;
+  private readonly reads: ReadIndexBatcher;
   private blocked: { data: Buffer; id: bigint }[] = [];
-  private reads: PendingRead[] = [];
-  private readRound?: { ctx: string; reads: PendingRead[]; sentAt: number };
-  private readWaiting: { index: number; reads: PendingRead[] }[] = [];
-  private readSeq = 0;
-  private running = false;
+  /** The Ready loop while it runs (stop() waits for it). */
+  private loop?: Promise<void>;
   private again = false;
   private scheduled = false;
   private stopped = false;
@@ -134,6 +126,17 @@ export class RaftLoop {
     });
     this.confState = this.storage.initialState().confState;
     this.snapshotIndex = this.storage.snapshot().metadata.index;
+    this.applied = new IndexWaiter(o.applier.appliedIndex);
+    this.reads = new ReadIndexBatcher({
+      memberId: o.memberId,
+      sendReadIndex: (ctx) => {
+        this.raw.readIndex(ctx);
+        this.schedule();
+      },
+      applied: this.applied,
+      timeoutMs: this.reqTimeoutMs,
+      retryMs: o.config.electionTimeout,
+    });
   }
 
   /** First start of a member of a new cluster: the initial membership goes into the log. */
@@ -207,9 +210,7 @@ export class RaftLoop {
 
   propose(data: Buffer, id: bigint): Promise<Applied> {
     if (this.stopped) return Promise.reject(Errors.Stopped);
-    const p = new Promise<Applied>((resolve, reject) =>
-      this.waiters.set(id, { resolve, reject, deadline: Date.now() + this.reqTimeoutMs, lead: this.lead }),
-    );
+    const p = this.waiters.register(id, Date.now() + this.reqTimeoutMs, this.lead);
     this.tryPropose(data, id);
     return p;
   }
@@ -220,7 +221,7 @@ export class RaftLoop {
       this.schedule();
     } catch (e) {
       if (e instanceof ErrProposalDropped) this.blocked.push({ data, id });
-      else this.settle(id, undefined, e as Error);
+      else this.waiters.fail(id, e as Error);
     }
   }
 
@@ -228,15 +229,12 @@ export class RaftLoop {
   proposeConfChange(cc: Omit<ConfChange, 'id'>): Promise<Applied> {
     if (this.stopped) return Promise.reject(Errors.Stopped);
     const ccId = ++this.ccSeq + Math.floor(Math.random() * 1e9) * 1000;
-    const p = new Promise<Applied>((resolve, reject) =>
-      this.ccWaiters.set(ccId, { resolve, reject, deadline: Date.now() + this.reqTimeoutMs, lead: this.lead }),
-    );
+    const p = this.ccWaiters.register(ccId, Date.now() + this.reqTimeoutMs, this.lead);
     try {
       this.raw.proposeConfChange({ ...cc, id: ccId });
       this.schedule();
     } catch (e) {
-      this.ccWaiters.delete(ccId);
-      return Promise.reject(e instanceof ErrProposalDropped ? Errors.NoLeader : (e as Error));
+      this.ccWaiters.fail(ccId, e instanceof ErrProposalDropped ? Errors.NoLeader : (e as Error));
     }
     return p;
   }
@@ -244,37 +242,7 @@ export class RaftLoop {
   /** ReadIndex: resolves once this member has applied everything committed when the read began. */
   readIndex(): Promise<void> {
     if (this.stopped) return Promise.reject(Errors.Stopped);
-    return new Promise<void>((resolve, reject) => {
-      this.reads.push({ resolve, reject, deadline: Date.now() + this.reqTimeoutMs });
-      if (!this.readRound) this.startReadRound();
-    });
-  }
-
-  private startReadRound(): void {
-    if (!this.reads.length) return;
-    const ctx = Buffer.allocUnsafe(8);
-    ctx.writeBigUInt64BE(BigInt(++this.readSeq));
-    this.readRound = { ctx: ctx.toString('hex'), reads: this.reads, sentAt: Date.now() };
-    this.reads = [];
-    this.raw.readIndex(ctx);
-    this.schedule();
-  }
-
-  private onReadState(rs: ReadState): void {
-    const round = this.readRound;
-    if (!round || Buffer.from(rs.requestCtx).toString('hex') !== round.ctx) return;
-    this.readRound = undefined;
-    if (this.o.applier.appliedIndex >= rs.index) for (const r of round.reads) r.resolve();
-    else this.readWaiting.push({ index: rs.index, reads: round.reads });
-    this.startReadRound();
-  }
-
-  private releaseReads(): void {
-    if (!this.readWaiting.length) return;
-    const applied = this.o.applier.appliedIndex;
-    while (this.readWaiting.length && this.readWaiting[0].index <= applied) {
-      for (const r of this.readWaiting.shift()!.reads) r.resolve();
-    }
+    return this.reads.read();
   }
 
   transferLeader(to: bigint): void {
@@ -292,16 +260,19 @@ export class RaftLoop {
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
-      void this.runReady();
+      this.runReady();
     });
   }
 
-  private async runReady(): Promise<void> {
-    if (this.running) {
+  private runReady(): void {
+    if (this.loop) {
       this.again = true;
       return;
     }
-    this.running = true;
+    this.loop = this.readyLoop().finally(() => (this.loop = undefined));
+  }
+
+  private async readyLoop(): Promise<void> {
     try {
       do {
         this.again = false;
@@ -310,8 +281,6 @@ export class RaftLoop {
     } catch (e) {
       if (e instanceof StorageError) this.o.onFatal?.(e);
       else this.o.log.error('raft loop failed', { error: (e as Error).stack ?? String(e) });
-    } finally {
-      this.running = false;
     }
   }
 
@@ -334,14 +303,15 @@ export class RaftLoop {
       this.confState = snap.metadata.confState;
       this.snapshotIndex = snap.metadata.index;
       this.syncPeers();
+      this.applied.notify(this.o.applier.appliedIndex);
     }
     if (rd.committedEntries.length) {
       this.o.metrics.proposalsCommitted += rd.committedEntries.length;
       for (const e of rd.committedEntries) this.applyEntry(e);
       this.o.applier.persistAppliedIndex();
-      this.releaseReads();
+      this.applied.notify(this.o.applier.appliedIndex);
     }
-    for (const rs of rd.readStates) this.onReadState(rs);
+    for (const rs of rd.readStates) this.reads.onReadState(rs.requestCtx, rs.index);
     this.raw.advance(rd);
     this.maybeSnapshot();
   }
@@ -368,7 +338,10 @@ export class RaftLoop {
     if (e.type === EntryType.Normal) {
       const out = this.o.applier.apply(e.index, e.term, e.data);
       this.o.metrics.proposalsApplied++;
-      if (out.id !== undefined) this.settle(out.id, out.error ? undefined : { result: out.result, rev: out.rev }, out.error);
+      if (out.id !== undefined) {
+        if (out.error) this.waiters.fail(out.id, out.error);
+        else this.waiters.trigger(out.id, { result: out.result, rev: out.rev });
+      }
       return;
     }
     const already = e.index <= this.o.applier.appliedIndex;
@@ -378,46 +351,19 @@ export class RaftLoop {
       const v1 = decodeConfChange(e.data);
       ccId = v1.id ?? 0;
       cc = v1;
-      if (!already) this.applyMembership(v1.type, v1.nodeId, v1.context);
+      if (!already) applyConfChangeToMembers(this.o.members, v1.type, v1.nodeId, v1.context);
     } else {
       const v2 = decodeConfChangeV2(e.data);
       cc = v2;
-      if (!already) for (const c of v2.changes) this.applyMembership(c.type, c.nodeId, v2.context);
+      if (!already) for (const c of v2.changes) applyConfChangeToMembers(this.o.members, c.type, c.nodeId, v2.context);
     }
     this.confState = this.raw.applyConfChange(cc);
     this.o.applier.skip(e.index);
     this.syncPeers();
-    const w = this.ccWaiters.get(ccId);
-    if (w) {
-      this.ccWaiters.delete(ccId);
-      w.resolve({ result: undefined, rev: 0 });
-    }
+    this.ccWaiters.trigger(ccId, { result: undefined, rev: 0 });
     if (!this.confState.voters.includes(this.o.memberId) && !this.confState.learners.includes(this.o.memberId) && this.o.members.isRemoved(this.o.memberId)) {
       this.o.log.warn('the member has been permanently removed from the cluster');
       this.o.onRemoved();
-    }
-  }
-
-  private applyMembership(type: ConfChangeType, nodeId: bigint, context?: Uint8Array): void {
-    const members = this.o.members;
-    const fromContext = context && context.length ? decodeMember(context) : undefined;
-    switch (type) {
-      case ConfChangeType.ConfChangeAddNode:
-      case ConfChangeType.ConfChangeAddLearnerNode: {
-        const existing = members.get(nodeId);
-        const learner = type === ConfChangeType.ConfChangeAddLearnerNode;
-        if (existing) members.put({ ...existing, isLearner: learner ? existing.isLearner : false });
-        else if (fromContext) members.put({ ...fromContext, id: nodeId, isLearner: learner });
-        break;
-      }
-      case ConfChangeType.ConfChangeRemoveNode:
-        if (members.get(nodeId)) members.remove(nodeId);
-        break;
-      case ConfChangeType.ConfChangeUpdateNode: {
-        const existing = members.get(nodeId);
-        if (existing && fromContext) members.put({ ...existing, peerURLs: fromContext.peerURLs });
-        break;
-      }
     }
   }
 
@@ -447,43 +393,17 @@ export class RaftLoop {
     this.o.log.info('saved raft snapshot and compacted the log', { index: at, compacted: compactTo });
   }
 
-  private settle(id: bigint, applied: Applied | undefined, error: Error | undefined): void {
-    const w = this.waiters.get(id);
-    if (!w) return;
-    this.waiters.delete(id);
-    if (error || !applied) w.reject(error ?? Errors.Stopped);
-    else w.resolve(applied);
-  }
-
   /** Times out requests that could not be committed or read in time (etcd's ReqTimeout). */
   private sweep(): void {
     const now = Date.now();
-    const timeoutFor = (w: Waiter): EtcdError => (w.lead !== this.lead ? Errors.TimeoutDueToLeaderFail : Errors.Timeout);
-    for (const [id, w] of this.waiters) {
-      if (w.deadline > now) break;
-      this.waiters.delete(id);
-      this.blocked = this.blocked.filter((b) => b.id !== id);
-      w.reject(timeoutFor(w));
+    const timeoutFor = (lead: ProposedUnder): EtcdError => (lead !== this.lead ? Errors.TimeoutDueToLeaderFail : Errors.Timeout);
+    const gone = this.waiters.expire(now, timeoutFor);
+    if (gone.length && this.blocked.length) {
+      const ids = new Set(gone);
+      this.blocked = this.blocked.filter((b) => !ids.has(b.id));
     }
-    for (const [id, w] of this.ccWaiters) {
-      if (w.deadline > now) continue;
-      this.ccWaiters.delete(id);
-      w.reject(timeoutFor(w));
-    }
-    const expire = (list: PendingRead[]): PendingRead[] => list.filter((r) => (r.deadline <= now ? (r.reject(Errors.Timeout), false) : true));
-    this.reads = expire(this.reads);
-    for (const w of this.readWaiting) w.reads = expire(w.reads);
-    this.readWaiting = this.readWaiting.filter((w) => w.reads.length);
-    const round = this.readRound;
-    if (round) {
-      round.reads = expire(round.reads);
-      // a ReadIndex lost to a leader change is never answered: ask again
-      if (now - round.sentAt > this.o.config.electionTimeout) {
-        this.readRound = undefined;
-        this.reads = [...round.reads, ...this.reads];
-        this.startReadRound();
-      }
-    }
+    this.ccWaiters.expire(now, timeoutFor);
+    this.reads.sweep(now);
   }
 
   async stop(): Promise<void> {
@@ -491,14 +411,14 @@ export class RaftLoop {
     this.stopped = true;
     if (this.tickTimer) clearInterval(this.tickTimer);
     if (this.sweepTimer) clearInterval(this.sweepTimer);
-    for (const [, w] of this.waiters) w.reject(Errors.Stopped);
-    for (const [, w] of this.ccWaiters) w.reject(Errors.Stopped);
-    this.waiters.clear();
-    this.ccWaiters.clear();
-    for (const r of [...this.reads, ...(this.readRound?.reads ?? []), ...this.readWaiting.flatMap((w) => w.reads)]) r.reject(Errors.Stopped);
+    this.waiters.failAll(Errors.Stopped);
+    this.ccWaiters.failAll(Errors.Stopped);
+    this.reads.stop(Errors.Stopped);
+    this.applied.failAll(Errors.Stopped);
+    this.blocked = [];
     if (this.transport) await this.transport.stop();
-    // let an in-flight Ready finish its flush before the logs close
-    for (let i = 0; i < 100 && this.running; i++) await new Promise((r) => setTimeout(r, 10));
+    // an in-flight Ready finishes its flush (and stops at the next step) before the logs close
+    await this.loop;
     await this.storage.close();
   }
 }

@@ -6,6 +6,19 @@ import type { EtcdNode } from '../cluster/node';
 export const SERVER_VERSION = '3.4.23';
 export const CLUSTER_VERSION = '3.4.0';
 
+/** etcd's checkHealth gives its quorum read one second. */
+const HEALTH_QUORUM_TIMEOUT_MS = 1000;
+
+function quorumWithin(node: EtcdNode, ms: number): Promise<boolean> {
+  let timer: NodeJS.Timeout | undefined;
+  const late = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms)));
+  const read = node.readBarrier().then(
+    () => true,
+    () => false,
+  );
+  return Promise.race([read, late]).finally(() => clearTimeout(timer));
+}
+
 export function createHttpHandler(node: EtcdNode): http.RequestListener {
   return (req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
@@ -14,8 +27,10 @@ export function createHttpHandler(node: EtcdNode): http.RequestListener {
       res.end(JSON.stringify(body));
     };
     if (url.pathname === '/health') {
-      const healthy = node.leaderId !== 0n && !node.hasAlarm(url.searchParams.getAll('exclude'));
-      return json(healthy ? 200 : 503, { health: healthy ? 'true' : 'false' });
+      const answer = (healthy: boolean): void => json(healthy ? 200 : 503, { health: healthy ? 'true' : 'false' });
+      if (node.leaderId === 0n || node.hasAlarm(url.searchParams.getAll('exclude'))) return answer(false);
+      // etcd's checkHealth also needs a quorum round within a second (its QGET); ours is a ReadIndex
+      return void quorumWithin(node, HEALTH_QUORUM_TIMEOUT_MS).then(answer);
     }
     if (url.pathname === '/version') {
       if (req.method !== 'GET' && req.method !== 'HEAD') {

@@ -128,6 +128,8 @@ export async function startNode(partial: Partial<NodeConfig>, opts: StartOptions
   server.addService(LockService, guardLearner(createLockHandlers(node, guard), learner));
   server.addService(ElectionService, guardLearner(createElectionHandlers(node, guard), learner));
 
+  // as etcd: clients are served (and the member says it is ready) only once it is published through the log
+  await node.published;
   const listeners: ClientListener[] = [];
   const httpHandler = createHttpHandler(node);
   try {

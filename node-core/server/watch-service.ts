@@ -1,12 +1,16 @@
 // The Watch service: etcd 3.4's v3rpc/watch.go over the watch hub. One hub
 // stream per gRPC stream; requests (create / cancel / progress) are handled
 // one at a time in arrival order; responses leave in order through one queue
-// that honours the gRPC stream's flow control. Event responses waiting in the
-// queue are bounded (etcd's chanBufLen): past it the hub sees the stream as
-// full and the watcher catches up from history once the client reads again.
+// that honours the gRPC stream's flow control. Responses a stalled client
+// leaves waiting (queued here plus handed to gRPC) are bounded by etcd's
+// chanBufLen: past it the hub sees the stream as full and the watcher
+// catches up from history once the client reads again. A stream that asked
+// for a leader (clientv3.WithRequireLeader) is refused without one and
+// cancelled once its member has had none for etcd's maxNoLeaderCnt election
+// timeouts (v3rpc's monitorLeader).
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { EtcdNode } from '../cluster/node';
-import { Errors } from '../errors';
+import { Errors, type EtcdError } from '../errors';
 import type { RangeRequest, WatchCreateRequest, WatchHandlers, WatchRequest, WatchResponseInit } from '../proto/gen/etcdserverpb';
 import { encodeWatchResponse } from '../proto/gen/etcdserverpb';
 import { encodeEvent, type Event, type EventInit } from '../proto/gen/mvccpb';
@@ -17,13 +21,13 @@ import type { RequestGuard } from './request-guard';
 /** etcd's chanBufLen: event responses a stream may have waiting once the client stops reading. */
 const STREAM_BUFFER = 128;
 /**
- * Responses handed to gRPC but not yet on the wire before we wait for
- * 'drain'. grpc-js reports "full" after 16 messages; a fan-out of thousands
- * of watchers on one stream would look blocked all the time with that.
+ * Cap on queued event responses while gRPC still takes them: one revision's
+ * fan-out to thousands of watchers of a stream queues whole (as long as the
+ * client reads), instead of sending most of them through history.
  */
-const WRITE_BUFFER_MSGS = 4096;
-/** Hard cap on queued event responses, for a burst of applies between two pumps. */
 const MAX_QUEUED = 65536;
+/** etcd's maxNoLeaderCnt: election timeouts without a leader before require-leader streams are cancelled. */
+const MAX_NO_LEADER_CHECKS = 3;
 /** clientv3.InvalidWatchID: a response not tied to one watcher. */
 const INVALID_WATCH_ID = -1;
 const EMPTY = Buffer.alloc(0);
@@ -122,6 +126,8 @@ class ServerWatchStream {
   private readonly progress = new Map<number, boolean>();
   private readonly ticker: NodeJS.Timeout | undefined;
   private chain: Promise<void> = Promise.resolve();
+  /** Set by whoever tracks the stream (the leader monitor). */
+  onClose?: () => void;
 
   constructor(
     private readonly node: EtcdNode,
@@ -133,7 +139,7 @@ class ServerWatchStream {
         if (this.closed) return true;
         // while gRPC keeps taking responses, one revision's fan-out queues whole;
         // once it pushes back, the bound applies and watchers fall back to history
-        if (this.hubQueued >= STREAM_BUFFER && (this.blocked || this.hubQueued >= MAX_QUEUED)) return false;
+        if (this.blocked ? this.hubQueued + this.call.writableLength >= STREAM_BUFFER : this.hubQueued >= MAX_QUEUED) return false;
         this.hubQueued++;
         this.queue.push({ hub: r });
         this.schedulePump();
@@ -158,9 +164,17 @@ class ServerWatchStream {
     call.on('error', () => this.close());
   }
 
+  /** Ends the stream with an error status (etcd cancels the stream's context). */
+  abort(e: EtcdError): void {
+    if (this.closed) return;
+    this.close();
+    this.call.emit('error', toServiceError(e));
+  }
+
   private close(): void {
     if (this.closed) return;
     this.closed = true;
+    this.onClose?.();
     if (this.ticker) clearInterval(this.ticker);
     this.hs.close();
     this.queue.length = 0;
@@ -262,7 +276,8 @@ class ServerWatchStream {
         out = this.fragmented.has(item.hub.watchId) ? fragment(wr, this.node.config.maxRequestBytes + GRPC_OVERHEAD_BYTES) : [wr];
       }
       for (const r of out) this.call.write(r);
-      if (this.call.writableLength >= WRITE_BUFFER_MSGS) this.blocked = true;
+      // gRPC holds as many as the bound allows (the client is not keeping up): wait for 'drain'
+      if (this.call.writableLength >= STREAM_BUFFER) this.blocked = true;
     }
     if (freed) this.hs.kick();
   }
@@ -300,7 +315,58 @@ class ServerWatchStream {
 
 /** clientv3.WithRequireLeader: a stream that asks for a leader is refused without one (etcd's stream interceptor). */
 export function refuseWithoutLeader(node: EtcdNode, call: { metadata: { get(k: string): unknown[] } }): boolean {
-  return call.metadata.get('hasleader')[0] === 'true' && node.leaderId === 0n;
+  return requiresLeader(call) && node.leaderId === 0n;
+}
+
+function requiresLeader(call: { metadata: { get(k: string): unknown[] } }): boolean {
+  return call.metadata.get('hasleader')[0] === 'true';
+}
+
+/**
+ * etcd's monitorLeader: once per election timeout, counts how long the
+ * member has been without a leader; at MAX_NO_LEADER_CHECKS every stream
+ * that required a leader ends with etcdserver: no leader (a client then
+ * reconnects to a member that has one). The timer runs only while such
+ * streams exist.
+ */
+class LeaderMonitor {
+  private readonly streams = new Set<ServerWatchStream>();
+  private timer?: NodeJS.Timeout;
+  private noLeaderChecks = 0;
+
+  constructor(private readonly node: EtcdNode) {}
+
+  track(s: ServerWatchStream): void {
+    this.streams.add(s);
+    s.onClose = () => {
+      this.streams.delete(s);
+      if (!this.streams.size && this.timer) {
+        clearInterval(this.timer);
+        this.timer = undefined;
+      }
+    };
+    if (this.timer) return;
+    this.noLeaderChecks = 0;
+    this.timer = setInterval(() => this.check(), this.node.config.electionTimeout);
+    this.timer.unref();
+  }
+
+  private check(): void {
+    this.noLeaderChecks = this.node.leaderId === 0n ? this.noLeaderChecks + 1 : 0;
+    if (this.noLeaderChecks < MAX_NO_LEADER_CHECKS) return;
+    for (const s of [...this.streams]) s.abort(Errors.NoLeader);
+  }
+}
+
+const monitors = new WeakMap<EtcdNode, LeaderMonitor>();
+
+function leaderMonitorOf(node: EtcdNode): LeaderMonitor {
+  let m = monitors.get(node);
+  if (!m) {
+    m = new LeaderMonitor(node);
+    monitors.set(node, m);
+  }
+  return m;
 }
 
 export function createWatchHandlers(node: EtcdNode, guard: RequestGuard): WatchHandlers {
@@ -310,7 +376,8 @@ export function createWatchHandlers(node: EtcdNode, guard: RequestGuard): WatchH
         call.emit('error', toServiceError(Errors.NoLeader));
         return;
       }
-      new ServerWatchStream(node, guard, call);
+      const s = new ServerWatchStream(node, guard, call);
+      if (requiresLeader(call)) leaderMonitorOf(node).track(s);
     },
   };
 }
