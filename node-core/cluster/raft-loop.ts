@@ -34,6 +34,7 @@ import type { MemberStore } from './members';
 import { decodeMember } from './members';
 import type { Metrics } from './metrics';
 import { DiskStorage } from './raft-storage';
+import type { HashKVResponse } from '../proto/gen/etcdserverpb';
 
 /** What the loop needs from the peer network (implemented by ./transport). */
 export interface PeerTransportLike {
@@ -44,6 +45,8 @@ export interface PeerTransportLike {
   isActive(id: bigint): boolean;
   activeSince(id: bigint): number | undefined;
   stop(): Promise<void>;
+  /** A peer's HashKV over the peer network (corruption checks). */
+  peerHashKV?(peerId: bigint, urls: string[], revision: number, timeoutMs: number): Promise<HashKVResponse>;
 }
 
 export interface Applied {
