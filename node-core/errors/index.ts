@@ -23,6 +23,18 @@ export const Code = {
   Unauthenticated: 16,
 } as const;
 
+const CODE_NAMES: Record<number, string> = Object.fromEntries(Object.entries(Code).map(([name, code]) => [code, name]));
+
+/**
+ * The text grpc-go gives such an error as a Go error value
+ * (`status.Error(...).Error()`): "rpc error: code = PermissionDenied desc = …".
+ * etcd puts this text where it reports an rpctypes error in a message field,
+ * e.g. a watch's cancel_reason.
+ */
+export function grpcErrorText(err: { code: number; message: string }): string {
+  return `rpc error: code = ${CODE_NAMES[err.code] ?? `Code(${err.code})`} desc = ${err.message}`;
+}
+
 export class EtcdError extends Error {
   constructor(
     readonly code: number,

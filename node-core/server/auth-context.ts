@@ -5,7 +5,7 @@
 import type { Metadata, ServerUnaryCall } from '@grpc/grpc-js';
 import type { AuthStore } from '../auth/store';
 import type { AuthInfo } from '../auth/token-provider';
-import { Errors, EtcdError } from '../errors/index';
+import { Errors, EtcdError, grpcErrorText } from '../errors/index';
 import type { TxnRequest, WatchCreateRequest } from '../proto/gen/etcdserverpb';
 
 type AuthContext = ReturnType<ServerUnaryCall<unknown, unknown>['getAuthContext']>;
@@ -162,10 +162,14 @@ export function watchRange(req: Pick<WatchCreateRequest, 'key' | 'range_end'>): 
   return { key, rangeEnd };
 }
 
-/** etcd's mapping of a failed watch permission check to the cancel reason text. */
+/**
+ * etcd's mapping of a failed watch permission check to the cancel reason: the
+ * rpctypes error as grpc-go prints it ("rpc error: code = PermissionDenied
+ * desc = etcdserver: permission denied"), which etcdctl shows verbatim.
+ */
 export function watchCancelReason(e: unknown): string {
   if (e instanceof EtcdError) {
-    if (e === Errors.InvalidAuthToken || e === Errors.AuthOldRevision || e === Errors.UserEmpty) return e.message;
+    if (e === Errors.InvalidAuthToken || e === Errors.AuthOldRevision || e === Errors.UserEmpty) return grpcErrorText(e);
   }
-  return Errors.PermissionDenied.message;
+  return grpcErrorText(Errors.PermissionDenied);
 }

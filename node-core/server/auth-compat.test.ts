@@ -1,8 +1,9 @@
 // With auth enabled, side by side with etcd 3.4: who may call each
 // Maintenance RPC (anonymous, a bad token, a plain user, root) and with which
-// code and message; and a lease that expires is revoked by the server (as
-// root, etcd's WithRoot) with its keys deleted, where a plain revoke request
-// would be refused for lack of permission.
+// code and message; a lease that expires is revoked by the server (as root,
+// etcd's WithRoot) with its keys deleted, where a plain revoke request would
+// be refused for lack of permission; a watch refused for permission is
+// cancelled with etcd's reason text.
 import * as grpc from '@grpc/grpc-js';
 import assert from 'node:assert/strict';
 import { after, before, describe, test } from 'node:test';
@@ -110,7 +111,7 @@ async function expiredAnswer(ep: string, root: string[]): Promise<{ ttl: string;
   return { ttl: ttl.replace(id, '<id>'), get };
 }
 
-describe('auth on the Maintenance API and lease expiry, as etcd 3.4', { skip: hasEtcd() ? false : 'etcd 3.4 is not installed' }, () => {
+describe('auth on the Maintenance API, lease expiry and watch refusals, as etcd 3.4', { skip: hasEtcd() ? false : 'etcd 3.4 is not installed' }, () => {
   let etcd: ServerProc;
   let ours: ServerProc;
   before(async () => {
@@ -135,5 +136,17 @@ describe('auth on the Maintenance API and lease expiry, as etcd 3.4', { skip: ha
     assert.deepEqual(got, want);
     assert.match(want.ttl, /already expired/);
     assert.equal(want.get, '');
+  });
+
+  test("a watch refused for permission is cancelled with etcd's reason text", async () => {
+    const watch = async (ep: string, user: string[]): Promise<string> => {
+      const r = await etcdctl(ep, [...user, 'watch', 'secret'], { timeoutMs: 10_000 });
+      return `${r.code} ${r.stdout.trim()} | ${r.stderr.split('\n').filter((l) => !l.includes('retry_interceptor')).join(' ').trim()}`;
+    };
+    for (const user of [['--user', 'u:upw'], []]) {
+      const [want, got] = await Promise.all([watch(etcd.endpoint, user), watch(ours.endpoint, user)]);
+      assert.equal(got, want);
+      assert.match(want, /watch was canceled \(rpc error: code = \w+ desc = etcdserver: /);
+    }
   });
 });
