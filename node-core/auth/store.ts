@@ -453,14 +453,6 @@ export class AuthStore implements AuthGuard {
     return this._enabled ? { username: ROOT_USER, auth_revision: this._revision } : undefined;
   }
 
-  /**
-   * The API layer's stale check after a serializable read (etcd's doSerialize):
-   * the credential's revision must still be the store's.
-   */
-  checkReadRevision(ai: AuthInfo | undefined): void {
-    if (ai && ai.revision !== 0 && ai.revision !== this._revision) throw Errors.AuthOldRevision;
-  }
-
   // ---- API side (async; never on the apply path) ----
 
   /** Checks a password off the main thread; resolves to the auth revision it was checked at. */

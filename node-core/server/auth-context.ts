@@ -102,15 +102,10 @@ export interface AuthGuardApi {
    */
   forWatch(call: AuthCall, req: Pick<WatchCreateRequest, 'key' | 'range_end'>): Promise<string | undefined>;
   /**
-   * Root-only RPCs (Maintenance Defragment/Snapshot/Hash/HashKV/MoveLeader,
-   * Cluster member changes); resolves with the caller for a log entry header.
+   * Root-only RPCs (Maintenance Defragment/Snapshot/Hash/HashKV, Cluster
+   * member changes); resolves with the caller for a log entry header.
    */
   forAdmin(call: AuthCall): Promise<RequestUserHeader>;
-  /**
-   * After a serializable read (etcd's doSerialize): fails with
-   * Errors.AuthOldRevision if auth changed while the read ran.
-   */
-  afterRead(call: AuthCall): Promise<void>;
 }
 
 export function createAuthGuard(opts: AuthContextOptions): AuthGuardApi {
@@ -142,10 +137,6 @@ export function createAuthGuard(opts: AuthContextOptions): AuthGuardApi {
       const ai = await resolve(call);
       store.isAdminPermitted(ai);
       return userHeader(ai);
-    },
-    async afterRead(call) {
-      if (!store.enabled) return;
-      store.checkReadRevision(await resolve(call));
     },
   };
 }
