@@ -153,11 +153,13 @@ export class JwtTokenProvider implements TokenProvider {
     }
     if (!isRecord(header) || !isRecord(claims)) return undefined;
     if (header.alg !== this.signMethod) return undefined;
-    // golang-jwt's MapClaims.Valid: exp, iat and nbf are checked when present (seconds)
+    // golang-jwt's MapClaims.Valid (as etcd is built here): exp, iat and nbf are
+    // checked when present; a JSON number of seconds, 0 meaning unset; any other
+    // type (a string, null, ...) fails validation rather than being ignored
     const nowSec = Math.floor(this.now() / 1000);
-    if (typeof claims.exp === 'number' && nowSec > Math.trunc(claims.exp)) return undefined;
-    if (typeof claims.iat === 'number' && nowSec < Math.trunc(claims.iat)) return undefined;
-    if (typeof claims.nbf === 'number' && nowSec < Math.trunc(claims.nbf)) return undefined;
+    if (!timeClaimHolds(claims, 'exp', (t) => nowSec < t)) return undefined;
+    if (!timeClaimHolds(claims, 'iat', (t) => nowSec >= t)) return undefined;
+    if (!timeClaimHolds(claims, 'nbf', (t) => nowSec >= t)) return undefined;
     let ok = false;
     try {
       ok = this.verifyBytes(Buffer.from(`${parts[0]}.${parts[1]}`), Buffer.from(parts[2], 'base64url'));
@@ -169,6 +171,14 @@ export class JwtTokenProvider implements TokenProvider {
     if (typeof claims.username !== 'string' || typeof claims.revision !== 'number') return undefined;
     return { username: claims.username, revision: Math.trunc(claims.revision) };
   }
+}
+
+/** A time claim absent or 0 holds; a number holds if `ok` says so of its whole seconds; anything else fails. */
+function timeClaimHolds(claims: Record<string, unknown>, name: 'exp' | 'iat' | 'nbf', ok: (seconds: number) => boolean): boolean {
+  if (!Object.hasOwn(claims, name)) return true;
+  const v = claims[name];
+  if (typeof v !== 'number' || !Number.isFinite(v)) return false;
+  return v === 0 || ok(Math.trunc(v));
 }
 
 function isRecord(v: unknown): v is Record<string, unknown> {

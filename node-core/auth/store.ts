@@ -448,12 +448,9 @@ export class AuthStore implements AuthGuard {
     }
   }
 
-  /**
-   * The API layer's stale check after a serializable read (etcd's doSerialize):
-   * the credential's revision must still be the store's.
-   */
-  checkReadRevision(ai: AuthInfo | undefined): void {
-    if (ai && ai.revision !== 0 && ai.revision !== this._revision) throw Errors.AuthOldRevision;
+  /** The header of a request the server makes as root (etcd's WithRoot), e.g. revoking an expired lease. */
+  rootHeader(): { username: string; auth_revision: number } | undefined {
+    return this._enabled ? { username: ROOT_USER, auth_revision: this._revision } : undefined;
   }
 
   // ---- API side (async; never on the apply path) ----

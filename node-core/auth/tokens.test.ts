@@ -103,10 +103,10 @@ describe('JWT tokens', () => {
       // tampering breaks the signature
       const forged = `${h}.${Buffer.from(`{"exp":${1_700_000_060},"revision":12,"username":"root"}`).toString('base64url')}.${sig}`;
       assert.equal(tp.info(forged, 99), undefined);
-      now += 60_000;
-      assert.ok(tp.info(token, 99), 'valid up to and including exp');
+      now += 59_000;
+      assert.ok(tp.info(token, 99), 'valid before exp');
       now += 1000;
-      assert.equal(tp.info(token, 99), undefined, 'expired');
+      assert.equal(tp.info(token, 99), undefined, 'expired at exp (RFC 7519, golang-jwt v4 as Debian builds etcd)');
     });
   }
 
@@ -128,6 +128,24 @@ describe('JWT tokens', () => {
     assert.throws(() => verifier.assign('u', 1, { index: 0, simpleTokenPrefix: '' }), AuthErrors.VerifyOnly);
     const t = full.assign('bob', 4, { index: 0, simpleTokenPrefix: '' });
     assert.deepEqual(verifier.info(t), { username: 'bob', revision: 4 });
+  });
+
+  test('time claims are checked by type: a string or null exp/iat/nbf is refused, 0 means unset', () => {
+    const secret = Buffer.from('a-shared-secret');
+    const now = 1_700_000_000_000;
+    const tp = newTokenProvider(`jwt,priv-key=${hmac},sign-method=HS256`, { now: () => now });
+    const sign = (claims: string): string => {
+      const h = Buffer.from('{"alg":"HS256","typ":"JWT"}').toString('base64url');
+      const c = Buffer.from(claims).toString('base64url');
+      return `${h}.${c}.${crypto.createHmac('sha256', secret).update(`${h}.${c}`).digest('base64url')}`;
+    };
+    const user = '"revision":3,"username":"u"';
+    assert.deepEqual(tp.info(sign(`{"exp":1700000100,${user}}`), 1), { username: 'u', revision: 3 });
+    assert.deepEqual(tp.info(sign(`{${user}}`), 1), { username: 'u', revision: 3 }, 'no exp: never expires');
+    assert.deepEqual(tp.info(sign(`{"exp":0,${user}}`), 1), { username: 'u', revision: 3 }, 'exp 0 is unset');
+    for (const bad of ['"exp":"1700000100"', '"exp":"99999999999"', '"exp":null', '"exp":{}', '"iat":"1"', '"nbf":"1"', '"nbf":1700000100', '"iat":1700000100', '"exp":1699999999']) {
+      assert.equal(tp.info(sign(`{${bad},${user}}`), 1), undefined, bad);
+    }
   });
 
   test('a validly signed token without username/revision is refused (etcd would panic)', () => {

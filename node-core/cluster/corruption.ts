@@ -14,7 +14,6 @@
 //   (member id 0, as etcd 3.4), which stops every write cluster-wide.
 import fs from 'node:fs';
 import path from 'node:path';
-import { EtcdClient } from '../client/client';
 import { Errors } from '../errors';
 import { AlarmRequest_AlarmAction, AlarmType, decodeAlarmMember, type HashKVResponse } from '../proto/gen/etcdserverpb';
 import { decodeLease } from '../proto/gen/leasepb';
@@ -137,25 +136,26 @@ function requestTimeout(node: EtcdNode): number {
   return Math.min(5000 + 2 * node.config.electionTimeout, 7000);
 }
 
-/** etcd's getPeerHashKVs, over the members' client URLs (etcd uses a peer endpoint for the same answer). */
+/**
+ * etcd's getPeerHashKVs: each peer's HashKV over the peer network (etcd asks
+ * /members/hashkv on the peer URLs), so the checks work with client auth
+ * enabled and over TLS, and never need a user.
+ */
 export async function peerHashKVs(node: EtcdNode, rev: number, timeoutMs = requestTimeout(node)): Promise<PeerHash[]> {
   const peers = node.members.filter((m) => m.id !== node.memberId);
+  const transport = node.raft.transport;
   return Promise.all(
     peers.map(async (m): Promise<PeerHash> => {
-      const urls = m.clientURLs.filter((u) => u.startsWith('http://') || u.startsWith('unix:'));
-      const out: PeerHash = { id: m.id, urls };
-      for (const url of urls) {
-        const c = new EtcdClient({ endpoints: [url], timeoutMs });
-        try {
-          out.resp = await c.hashKV(rev);
-          out.err = undefined;
-          break;
-        } catch (e) {
-          out.err = e as Error;
-          node.log.warn('failed hash kv request', { 'local-member-id': node.memberId, 'requested-revision': rev, 'remote-peer-endpoint': url, error: (e as Error).message });
-        } finally {
-          c.close();
-        }
+      const out: PeerHash = { id: m.id, urls: m.peerURLs };
+      if (!transport?.peerHashKV) {
+        out.err = new Error('no peer transport');
+        return out;
+      }
+      try {
+        out.resp = await transport.peerHashKV(m.id, m.peerURLs, rev, timeoutMs);
+      } catch (e) {
+        out.err = e as Error;
+        node.log.warn('failed hash kv request', { 'local-member-id': node.memberId, 'requested-revision': rev, 'remote-peer-endpoint': m.peerURLs.join(','), error: (e as Error).message });
       }
       return out;
     }),

@@ -4,13 +4,20 @@
 // leaseRevokeRate per 500 ms tick) and remaining-TTL checkpoints. The
 // decisions go through the log, so every member applies the same revokes.
 import { LEASE_REVOKE_RATE, type Lessor } from '../lease/lessor';
-import type { LeaseCheckpointInit } from '../proto/gen/etcdserverpb';
+import type { LeaseCheckpointInit, RequestHeaderInit } from '../proto/gen/etcdserverpb';
 import type { EtcdNode } from './node';
 
 const TICK_MS = 500;
 
 export interface LeaseDriverOptions {
   tickMs?: number;
+  /**
+   * The header of the server's own revokes: etcd revokes expired leases as
+   * root (authStore.WithRoot), so with auth enabled the applier's check that
+   * the caller may write every attached key passes. Without it the revoke
+   * would be refused and an expired lease would live on.
+   */
+  asRoot?: () => RequestHeaderInit | undefined;
 }
 
 /** Starts following leadership changes; returns a stop function. */
@@ -25,7 +32,7 @@ export function startLeaseDriver(node: EtcdNode, lessor: Lessor, opts: LeaseDriv
       inFlight.add(id);
       // a failed revoke (lost leadership, lease already gone) is retried by the lessor's retry interval
       node
-        .propose({ lease_revoke: { ID: id } })
+        .propose({ header: opts.asRoot?.(), lease_revoke: { ID: id } })
         .catch(() => undefined)
         .finally(() => inFlight.delete(id));
     }

@@ -148,7 +148,7 @@ export class EtcdNode {
       log.info('restarting member', { 'member-id': this.memberId, 'cluster-id': this.clusterId, applied: this.applier.appliedIndex, 'last-index': this.raft.lastIndex });
     }
     if (opts.createTransport) this.raft.transport = opts.createTransport(this);
-    startLeaseDriver(this, lessor);
+    startLeaseDriver(this, lessor, { asRoot: () => auth.rootHeader() });
     startAutoCompaction(this);
     startCorruptionMonitor(this);
   }

@@ -38,6 +38,7 @@ import type { Metrics } from './metrics';
 import { DiskStorage } from './raft-storage';
 import { ReadIndexBatcher } from './read-index-batcher';
 import { IndexWaiter, WaitRegistry } from './wait-registry';
+import type { HashKVResponse } from '../proto/gen/etcdserverpb';
 
 /** What the loop needs from the peer network (implemented by ./transport). */
 export interface PeerTransportLike {
@@ -48,6 +49,8 @@ export interface PeerTransportLike {
   isActive(id: bigint): boolean;
   activeSince(id: bigint): number | undefined;
   stop(): Promise<void>;
+  /** A peer's HashKV over the peer network (corruption checks). */
+  peerHashKV?(peerId: bigint, urls: string[], revision: number, timeoutMs: number): Promise<HashKVResponse>;
 }
 
 export interface Applied {

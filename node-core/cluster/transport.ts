@@ -25,6 +25,8 @@ import type { ConnectionOptions, SecureContextOptions, TlsOptions } from 'node:t
 import { MessageType, type Message } from '../raft/index';
 import { Reader } from '../proto/wire';
 import { decodeMembersRequest, decodeMembersResponse, encodeMembersRequest, encodeMembersResponse } from '../proto/gen/etcdeskpeerpb';
+import { decodeHashKVRequest, decodeHashKVResponse, encodeHashKVRequest, encodeHashKVResponse, type HashKVResponse, type HashKVResponseInit } from '../proto/gen/etcdserverpb';
+import { EtcdError } from '../errors/index';
 import type { Logger } from './logger';
 import {
   FrameParser,
@@ -62,6 +64,8 @@ export interface TransportHandler {
   reportSnapshot(id: bigint, failed: boolean): void;
   /** Answered on the Members call (for members joining with --initial-cluster-state existing). */
   members?(): PeerMember[];
+  /** Answered on the HashKV call (members' corruption checks); throws an EtcdError (compacted, future revision). */
+  hashKV?(revision: number): HashKVResponseInit;
 }
 
 export interface TransportOptions {
@@ -97,6 +101,7 @@ const SERVICE = '/etcdeskpeerpb.Peer/';
 const PATH_STREAM = `${SERVICE}Stream`;
 const PATH_SNAPSHOT = `${SERVICE}Snapshot`;
 const PATH_MEMBERS = `${SERVICE}Members`;
+const PATH_HASHKV = `${SERVICE}HashKV`;
 
 const H_CLUSTER = 'x-etcd-cluster-id';
 const H_FROM = 'x-raft-from';
@@ -105,6 +110,7 @@ const H_LANE = 'x-etcdesk-lane';
 
 const enum Code {
   OK = 0,
+  Unknown = 2,
   InvalidArgument = 3,
   FailedPrecondition = 9,
   Unimplemented = 12,
@@ -773,7 +779,7 @@ export class PeerTransport {
     const p = headers[':path'];
     if (headers[':method'] !== 'POST') return respondStatus(stream, Code.Unimplemented, 'POST only');
     if (p === PATH_MEMBERS) return this.serveMembers(stream);
-    if (p !== PATH_STREAM && p !== PATH_SNAPSHOT) return respondStatus(stream, Code.Unimplemented, `unknown method ${String(p)}`);
+    if (p !== PATH_STREAM && p !== PATH_SNAPSHOT && p !== PATH_HASHKV) return respondStatus(stream, Code.Unimplemented, `unknown method ${String(p)}`);
     const refused = this.refusal(headers);
     if (refused) {
       this.log.warn('refused peer call', { path: p, error: refused, remote: stream.session?.socket?.remoteAddress });
@@ -781,7 +787,73 @@ export class PeerTransport {
     }
     const from = parseHexId(headers[H_FROM]) ?? 0n;
     if (p === PATH_STREAM) this.serveStream(stream, from);
+    else if (p === PATH_HASHKV) this.serveHashKV(stream);
     else this.serveSnapshot(stream, from);
+  }
+
+  private serveHashKV(stream: http2.ServerHttp2Stream): void {
+    const call = new ServerCall(stream);
+    const parser = new FrameParser(1 << 20);
+    let revision = 0;
+    stream.on('data', (chunk: Buffer) => {
+      try {
+        parser.push(chunk, (payload) => {
+          revision = decodeHashKVRequest(payload).revision;
+        });
+      } catch (e) {
+        call.finish(Code.InvalidArgument, e instanceof Error ? e.message : String(e));
+      }
+    });
+    stream.on('end', () => {
+      if (!this.handler.hashKV) return call.finish(Code.Unimplemented, 'hash not available');
+      try {
+        call.finish(Code.OK, '', grpcFrame(encodeHashKVResponse(this.handler.hashKV(revision))));
+      } catch (e) {
+        if (e instanceof EtcdError) call.finish(e.code as Code, e.message);
+        else call.finish(Code.Unknown, e instanceof Error ? e.message : String(e));
+      }
+    });
+  }
+
+  /**
+   * A peer's HashKV at `revision` over its peer URLs (the first that answers),
+   * as etcd's getPeerHashKVs asks /members/hashkv: peer TLS, not client auth.
+   * A refusal by the peer rejects with its EtcdError (code and message).
+   */
+  async peerHashKV(peerId: bigint, urls: string[], revision: number, timeoutMs: number): Promise<HashKVResponse> {
+    let last: Error = new Error('no peer URLs');
+    for (const url of urls) {
+      let session: http2.ClientHttp2Session | undefined;
+      let timer: NodeJS.Timeout | undefined;
+      try {
+        session = connectPeer(url, this.tls);
+        session.on('error', () => {});
+        const req = session.request({
+          ':method': 'POST',
+          ':path': PATH_HASHKV,
+          'content-type': 'application/grpc',
+          te: 'trailers',
+          [H_CLUSTER]: hex(this.clusterId),
+          [H_FROM]: hex(this.memberId),
+          [H_TO]: hex(peerId),
+        });
+        const result = callResult(req);
+        req.end(grpcFrame(encodeHashKVRequest({ revision })));
+        const timeout = new Promise<never>((_, reject) => {
+          timer = setTimeout(() => reject(new Error(`timed out after ${timeoutMs}ms`)), timeoutMs);
+        });
+        const frames = await Promise.race([result, timeout]);
+        if (frames.length !== 1) throw new Error('malformed HashKV response');
+        return decodeHashKVResponse(frames[0]);
+      } catch (e) {
+        last = e instanceof GrpcCallError ? new EtcdError(e.code, e.message) : e instanceof Error ? e : new Error(String(e));
+        if (last instanceof EtcdError) throw last;
+      } finally {
+        if (timer) clearTimeout(timer);
+        session?.destroy();
+      }
+    }
+    throw last;
   }
 
   private serveStream(stream: http2.ServerHttp2Stream, from: bigint): void {

@@ -23,6 +23,18 @@ export const Code = {
   Unauthenticated: 16,
 } as const;
 
+const CODE_NAMES: Record<number, string> = Object.fromEntries(Object.entries(Code).map(([name, code]) => [code, name]));
+
+/**
+ * The text grpc-go gives such an error as a Go error value
+ * (`status.Error(...).Error()`): "rpc error: code = PermissionDenied desc = …".
+ * etcd puts this text where it reports an rpctypes error in a message field,
+ * e.g. a watch's cancel_reason.
+ */
+export function grpcErrorText(err: { code: number; message: string }): string {
+  return `rpc error: code = ${CODE_NAMES[err.code] ?? `Code(${err.code})`} desc = ${err.message}`;
+}
+
 export class EtcdError extends Error {
   constructor(
     readonly code: number,
@@ -90,3 +102,27 @@ export const Errors = {
 } as const;
 
 export type EtcdErrorName = keyof typeof Errors;
+
+/**
+ * The auth store's own errors as etcd's Maintenance server returns them: its
+ * admin check (authMaintenanceServer.isAuthenticated) and the Alarm proposal
+ * pass auth.Err* through without togRPCError, so grpc-go sends them as code
+ * Unknown with the auth package's text ("auth: ...", not "etcdserver: ...").
+ */
+export const UntranslatedAuthErrors = {
+  UserEmpty: e(Code.Unknown, 'auth: user name is empty'),
+  UserNotFound: e(Code.Unknown, 'auth: user not found'),
+  InvalidAuthToken: e(Code.Unknown, 'auth: invalid auth token'),
+  PermissionDenied: e(Code.Unknown, 'auth: permission denied'),
+  AuthOldRevision: e(Code.Unknown, 'auth: revision in header is old'),
+} as const;
+
+/** The untranslated form of an auth error from the table above (other errors unchanged). */
+export function untranslatedAuthError(err: unknown): unknown {
+  if (err === Errors.UserEmpty) return UntranslatedAuthErrors.UserEmpty;
+  if (err === Errors.UserNotFound) return UntranslatedAuthErrors.UserNotFound;
+  if (err === Errors.InvalidAuthToken) return UntranslatedAuthErrors.InvalidAuthToken;
+  if (err === Errors.PermissionDenied) return UntranslatedAuthErrors.PermissionDenied;
+  if (err === Errors.AuthOldRevision) return UntranslatedAuthErrors.AuthOldRevision;
+  return err;
+}

@@ -5,7 +5,7 @@
 import type { Metadata, ServerUnaryCall } from '@grpc/grpc-js';
 import type { AuthStore } from '../auth/store';
 import type { AuthInfo } from '../auth/token-provider';
-import { Errors, EtcdError } from '../errors/index';
+import { Errors, EtcdError, grpcErrorText } from '../errors/index';
 import type { TxnRequest, WatchCreateRequest } from '../proto/gen/etcdserverpb';
 
 type AuthContext = ReturnType<ServerUnaryCall<unknown, unknown>['getAuthContext']>;
@@ -102,15 +102,10 @@ export interface AuthGuardApi {
    */
   forWatch(call: AuthCall, req: Pick<WatchCreateRequest, 'key' | 'range_end'>): Promise<string | undefined>;
   /**
-   * Root-only RPCs (Maintenance Defragment/Snapshot/Hash/HashKV/MoveLeader,
-   * Cluster member changes); resolves with the caller for a log entry header.
+   * Root-only RPCs (Maintenance Defragment/Snapshot/Hash/HashKV, Cluster
+   * member changes); resolves with the caller for a log entry header.
    */
   forAdmin(call: AuthCall): Promise<RequestUserHeader>;
-  /**
-   * After a serializable read (etcd's doSerialize): fails with
-   * Errors.AuthOldRevision if auth changed while the read ran.
-   */
-  afterRead(call: AuthCall): Promise<void>;
 }
 
 export function createAuthGuard(opts: AuthContextOptions): AuthGuardApi {
@@ -143,10 +138,6 @@ export function createAuthGuard(opts: AuthContextOptions): AuthGuardApi {
       store.isAdminPermitted(ai);
       return userHeader(ai);
     },
-    async afterRead(call) {
-      if (!store.enabled) return;
-      store.checkReadRevision(await resolve(call));
-    },
   };
 }
 
@@ -162,10 +153,14 @@ export function watchRange(req: Pick<WatchCreateRequest, 'key' | 'range_end'>): 
   return { key, rangeEnd };
 }
 
-/** etcd's mapping of a failed watch permission check to the cancel reason text. */
+/**
+ * etcd's mapping of a failed watch permission check to the cancel reason: the
+ * rpctypes error as grpc-go prints it ("rpc error: code = PermissionDenied
+ * desc = etcdserver: permission denied"), which etcdctl shows verbatim.
+ */
 export function watchCancelReason(e: unknown): string {
   if (e instanceof EtcdError) {
-    if (e === Errors.InvalidAuthToken || e === Errors.AuthOldRevision || e === Errors.UserEmpty) return e.message;
+    if (e === Errors.InvalidAuthToken || e === Errors.AuthOldRevision || e === Errors.UserEmpty) return grpcErrorText(e);
   }
-  return Errors.PermissionDenied.message;
+  return grpcErrorText(Errors.PermissionDenied);
 }

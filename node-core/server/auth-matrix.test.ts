@@ -117,7 +117,7 @@ describe('permission matrix', () => {
         );
         const reason = await guard.forWatch(call(user), { key, range_end: rangeEnd });
         assert.equal(reason === undefined, r, `${cell} watch`);
-        if (!r) assert.equal(reason, 'etcdserver: permission denied');
+        if (!r) assert.equal(reason, 'rpc error: code = PermissionDenied desc = etcdserver: permission denied');
       }
     });
   }
@@ -132,11 +132,11 @@ describe('permission matrix', () => {
 
   test('anonymous and stale callers', async () => {
     await assert.rejects(guard.forRead({ metadata: new Metadata() }, b('foo'), b('')), Errors.UserEmpty);
-    assert.equal(await guard.forWatch({ metadata: new Metadata() }, { key: b('foo'), range_end: b('') }), 'etcdserver: user name is empty');
+    assert.equal(await guard.forWatch({ metadata: new Metadata() }, { key: b('foo'), range_end: b('') }), 'rpc error: code = InvalidArgument desc = etcdserver: user name is empty');
     const md = new Metadata();
     md.set('token', 'nosuch.1');
     await assert.rejects(guard.forRead({ metadata: md }, b('foo'), b('')), Errors.InvalidAuthToken);
-    assert.equal(await guard.forWatch({ metadata: md }, { key: b('foo'), range_end: b('') }), 'etcdserver: invalid auth token');
+    assert.equal(await guard.forWatch({ metadata: md }, { key: b('foo'), range_end: b('') }), 'rpc error: code = Unauthenticated desc = etcdserver: invalid auth token');
     await assert.rejects(guard.forAdmin(call('alice')), Errors.PermissionDenied);
     await guard.forAdmin(call('root'));
     await assert.rejects(guard.forAdmin({ metadata: new Metadata() }), Errors.UserEmpty);

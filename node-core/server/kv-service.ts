@@ -35,9 +35,11 @@ export function createKVHandlers(node: EtcdNode, guard: RequestGuard): KVHandler
     } catch (e) {
       return fail(cb, e);
     }
-    guard
-      .forRead(call, req.key, req.range_end)
-      .then(() => (req.serializable ? undefined : node.readBarrier()))
+    // as etcd: the read barrier first, then the permission check and the read
+    // with nothing applied in between, so a permission revoked while the
+    // barrier waited is seen (etcd's doSerialize after linearizableReadNotify)
+    Promise.resolve(req.serializable ? undefined : node.readBarrier())
+      .then(() => guard.forRead(call, req.key, req.range_end))
       .then(() => {
         const res = node.mvcc.range(req);
         res.header = node.header();
@@ -86,9 +88,8 @@ export function createKVHandlers(node: EtcdNode, guard: RequestGuard): KVHandler
       return fail(cb, e);
     }
     if (isTxnReadOnly(req)) {
-      guard
-        .forTxnRead(call, req)
-        .then(() => (isTxnSerializable(req) ? undefined : node.readBarrier()))
+      Promise.resolve(isTxnSerializable(req) ? undefined : node.readBarrier())
+        .then(() => guard.forTxnRead(call, req))
         .then(() => {
           const res = node.mvcc.txn(req);
           res.header = node.header();

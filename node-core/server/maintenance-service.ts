@@ -24,7 +24,7 @@ import type {
   StatusRequest,
   StatusResponseInit,
 } from '../proto/gen/etcdserverpb';
-import { Errors, EtcdError } from '../errors';
+import { Errors, EtcdError, untranslatedAuthError } from '../errors';
 import { toServiceError } from './grpc-status';
 import type { RequestGuard } from './request-guard';
 import { SERVER_VERSION } from './http-endpoints';
@@ -73,6 +73,11 @@ class Exclusive {
 
 export function createMaintenanceHandlers(node: EtcdNode, guard: RequestGuard): MaintenanceHandlers {
   const exclusive = new Exclusive();
+  // etcd's authMaintenanceServer.isAuthenticated: root only, its errors untranslated (code Unknown, "auth: ...")
+  const forAdmin = (call: Parameters<RequestGuard['forAdmin']>[0]): Promise<unknown> =>
+    guard.forAdmin(call).catch((e: unknown) => {
+      throw untranslatedAuthError(e);
+    });
 
   const status: Unary<StatusRequest, StatusResponseInit> = (_call, cb) => {
     try {
@@ -97,29 +102,32 @@ export function createMaintenanceHandlers(node: EtcdNode, guard: RequestGuard): 
     }
   };
 
-  // no admin check (etcd has one): members' corruption checks call it over the
-  // client URL, where etcd uses its unauthenticated peer endpoint
+  // root only, as etcd; members' corruption checks ask each other over the peer URL instead
   const hashKV: Unary<HashKVRequest, HashKVResponseInit> = (call, cb) => {
-    try {
-      const h = node.mvcc.hashKV(call.request.revision);
-      cb(null, { header: node.header(h.rev), hash: h.hash, compact_revision: h.compactRev });
-    } catch (e) {
-      cb(toServiceError(e) as Parameters<sendUnaryData<HashKVResponseInit>>[0]);
-    }
+    forAdmin(call)
+      .then(() => {
+        const h = node.mvcc.hashKV(call.request.revision);
+        cb(null, { header: node.header(h.rev), hash: h.hash, compact_revision: h.compactRev });
+      })
+      .catch((e: unknown) => cb(toServiceError(e) as Parameters<sendUnaryData<HashKVResponseInit>>[0]));
   };
 
   const hash: Unary<HashRequest, HashResponseInit> = (call, cb) => {
-    guard
-      .forAdmin(call)
+    forAdmin(call)
       .then(() => hashBackend(node))
       .then((h) => cb(null, { header: node.header(h.rev), hash: h.hash }))
       .catch((e: unknown) => cb(toServiceError(e) as Parameters<sendUnaryData<HashResponseInit>>[0]));
   };
 
-  // etcd sends every alarm request, GET included, through the log (raftRequestOnce)
+  // etcd sends every alarm request, GET included, through the log (raftRequestOnce):
+  // any user may, but a token that is sent must be valid (its error untranslated)
   const alarm: Unary<AlarmRequest, AlarmResponseInit> = (call, cb) => {
-    node
-      .propose({ alarm: call.request })
+    guard
+      .forWrite(call)
+      .catch((e: unknown) => {
+        throw untranslatedAuthError(e);
+      })
+      .then((h) => node.propose({ header: h, alarm: call.request }))
       .then((a) => {
         const res = (a.result ?? { alarms: [] }) as { alarms?: AlarmMember[] };
         cb(null, { header: node.header(), alarms: res.alarms ?? [] });
@@ -128,8 +136,7 @@ export function createMaintenanceHandlers(node: EtcdNode, guard: RequestGuard): 
   };
 
   const defragment: Unary<DefragmentRequest, DefragmentResponseInit> = (call, cb) => {
-    guard
-      .forAdmin(call)
+    forAdmin(call)
       .then(() =>
         exclusive.run(async () => {
           node.log.info('starting defragment');
@@ -157,7 +164,7 @@ export function createMaintenanceHandlers(node: EtcdNode, guard: RequestGuard): 
         else call.once('drain', () => resolve());
       });
     const run = async (): Promise<void> => {
-      await guard.forAdmin(call);
+      await forAdmin(call);
       const image = await exclusive.run(() => exportEtcdSnapshot(node.backend, { chunkSize: SNAPSHOT_CHUNK }));
       const total = image.dbSize;
       node.log.info('sending database snapshot to client', { 'total-bytes': total });
@@ -191,11 +198,11 @@ export function createMaintenanceHandlers(node: EtcdNode, guard: RequestGuard): 
   };
 
   // etcd's MoveLeader: only the leader transfers, only to a voting member, and
-  // waits (up to the request timeout) until the transferee leads.
+  // waits (up to the request timeout) until the transferee leads. etcd 3.4
+  // makes no auth check here (authMaintenanceServer passes it through).
   const moveLeader: Unary<MoveLeaderRequest, MoveLeaderResponseInit> = (call, cb) => {
     const target = call.request.targetID;
-    guard
-      .forAdmin(call)
+    Promise.resolve()
       .then(async () => {
         if (!node.isLeader()) throw Errors.NotLeader;
         const m = node.memberStore.get(target);

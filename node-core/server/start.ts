@@ -96,6 +96,10 @@ export async function startNode(partial: Partial<NodeConfig>, opts: StartOptions
           reportUnreachable: (id) => n.raft.reportUnreachable(id),
           reportSnapshot: (id, failed) => n.raft.reportSnapshot(id, failed),
           members: () => n.members,
+          hashKV: (rev) => {
+            const h = n.mvcc.hashKV(rev);
+            return { header: n.header(h.rev), hash: h.hash, compact_revision: h.compactRev };
+          },
         },
       }),
   });
