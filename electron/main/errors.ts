@@ -1,5 +1,7 @@
 // Errors cross IPC as {code, message}: etcd's gRPC code and exact message when
-// etcd said it, -1 for the app's own.
+// etcd said it, -1 for the app's own. Recognising one of etcd's errors goes by
+// its identity in node-core's table (code and message), never by searching text.
+import { Errors, type EtcdErrorName } from '../../node-core/index';
 import type { SerializedError } from '../contract/index';
 
 export function serializeError(e: unknown): SerializedError {
@@ -9,3 +11,21 @@ export function serializeError(e: unknown): SerializedError {
   }
   return { code: -1, message: String(e) };
 }
+
+/**
+ * Is `e` etcd's error `name`? Over gRPC an error arrives as a status (code +
+ * details), so identity is the table entry's code and message; a few errors
+ * carry a detail after the message (the client adds "(compact revision N)").
+ */
+export function isEtcdError(e: unknown, ...names: EtcdErrorName[]): boolean {
+  const s = serializeError(e);
+  return names.some((n) => {
+    const ref = Errors[n];
+    return s.code === ref.code && (s.message === ref.message || s.message.startsWith(`${ref.message} (`));
+  });
+}
+
+/** The errors that mean "these credentials do not get in": the app asks the user to sign in. */
+export const SIGN_IN_ERRORS: EtcdErrorName[] = ['UserEmpty', 'InvalidAuthToken', 'AuthFailed'];
+
+export const needsSignIn = (e: unknown): boolean => isEtcdError(e, ...SIGN_IN_ERRORS);
