@@ -134,6 +134,8 @@ export class ContractError extends Error {
   constructor(
     readonly code: number,
     message: string,
+    /** SerializedError.etcdError: which of etcd's errors, when it is one. */
+    readonly etcdError?: string,
   ) {
     super(message);
   }

@@ -69,6 +69,8 @@ export interface SerializedError {
   /** gRPC status code from etcd, or one of ErrorCode's app-side codes (negative) */
   code: number;
   message: string;
+  /** Which of etcd's errors this is (its name in etcd's rpctypes table, e.g. "PermissionDenied"): recognise errors by this, never by their text. */
+  etcdError?: string;
 }
 
 /** App-side error codes (etcd's gRPC codes are ≥ 0). */

@@ -47,7 +47,7 @@ describe('IPC handlers on a hosted etcd', { timeout: 60_000 }, () => {
 
   it('errors travel as {code, message} with etcd\'s message', async () => {
     const env = await dispatch(h, 'lease:revoke', { id: '99' }, ctx);
-    assert.deepEqual(env, { ok: false, error: { code: 5, message: 'etcdserver: requested lease not found' } });
+    assert.deepEqual(env, { ok: false, error: { code: 5, message: 'etcdserver: requested lease not found', etcdError: 'LeaseNotFound' } });
   });
 
   it('put with expectModRevision: success, then a conflict that leaves the value alone', async () => {
