@@ -164,4 +164,27 @@ describe('main keeps the key list current from the watch', () => {
     assert.equal(list.rows.filter((r) => r.keyText === key(9_001)).length, 1);
     list.close();
   });
+
+  it('a bulk import in random order into a loaded list is merged in order, with the count and first moved position right', async () => {
+    const { client, list, next } = setup(5_000);
+    await list.init();
+    await list.window(0, 10_000);
+    assert.equal(list.done, true);
+    const odd = Array.from({ length: 2_000 }, (_, i) => 2 * (i * 2 + 100) + 1); // new keys between existing ones
+    for (let i = odd.length - 1; i > 0; i--) {
+      const j = (i * 7919) % (i + 1); // a fixed shuffle
+      [odd[i], odd[j]] = [odd[j], odd[i]];
+    }
+    const events = odd.map((n) => client.put(key(n)));
+    for (let i = 0; i < 100; i++) events.push(client.del(key(2 * (4_000 + i))));
+    events.push(client.put(key(2 * 50))); // a rewrite before the first moved position
+    client.send(events);
+    const e = await next();
+    const expected = [...client.data.keys()].sort();
+    assert.deepEqual(list.rows.map((r) => r.keyText), expected);
+    assert.equal(e.total, 5_000 + 2_000 - 100);
+    assert.equal(e.shiftedFrom, expected.indexOf(key(201)));
+    assert.deepEqual(e.changed.map((c) => [c.index, c.row.keyText, c.row.version]), [[50, key(100), 2]]);
+    list.close();
+  });
 });

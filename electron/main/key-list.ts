@@ -93,9 +93,14 @@ export class KeyList {
     return next;
   }
 
-  /** Applies watch events to the rows in memory. */
+  /**
+   * Applies watch events to the rows in memory. A batch is first reduced to
+   * each key's final state; a few additions and removals are spliced in, many
+   * (a bulk import) are merged in one pass, so a burst costs O(rows + k log k).
+   */
   apply(events: MvccPb.Event[]): void {
     if (this.closed) return;
+    const final = new Map<string, KeyRow | null>();
     for (const e of events) {
       const kv = e.kv;
       if (!kv) continue;
@@ -110,28 +115,72 @@ export class KeyList {
         this.markShift(this.rows.length);
         continue;
       }
+      final.set(k, isDelete ? null : kvToRow(kv));
+    }
+    const inserts: [string, KeyRow][] = [];
+    const deletes = new Set<string>();
+    for (const [k, row] of final) {
       const i = this.search(k);
       const found = i < this.keys.length && this.keys[i] === k;
-      if (isDelete) {
-        if (!found) continue;
-        this.rows.splice(i, 1);
-        this.keys.splice(i, 1);
-        this.changedKeys.delete(k);
-        this.total = Math.max(0, this.total - 1);
-        this.markShift(i);
-      } else if (found) {
-        this.rows[i] = kvToRow(kv);
+      if (row && found) {
+        this.rows[i] = row;
         this.changedKeys.add(k);
         this.dirty = true;
-      } else {
-        this.rows.splice(i, 0, kvToRow(kv));
+      } else if (row) inserts.push([k, row]);
+      else if (found) {
+        deletes.add(k);
+        this.changedKeys.delete(k);
+      }
+    }
+    if (inserts.length + deletes.size > 16) this.merge(inserts, deletes);
+    else {
+      for (const k of deletes) {
+        const i = this.search(k);
+        this.rows.splice(i, 1);
+        this.keys.splice(i, 1);
+        this.markShift(i);
+      }
+      for (const [k, row] of inserts) {
+        const i = this.search(k);
+        this.rows.splice(i, 0, row);
         this.keys.splice(i, 0, k);
-        this.total++;
         this.markShift(i);
       }
     }
-    if (this.done) this.total = this.rows.length;
+    this.total = this.done ? this.rows.length : Math.max(0, this.total + inserts.length - deletes.size);
     this.schedule();
+  }
+
+  /** Many additions and removals at once: one merge pass instead of a splice each. */
+  private merge(inserts: [string, KeyRow][], deletes: Set<string>): void {
+    inserts.sort((a, b) => (a[0] < b[0] ? -1 : a[0] > b[0] ? 1 : 0));
+    const keys: string[] = [];
+    const rows: KeyRow[] = [];
+    let first: number | null = null;
+    let j = 0;
+    for (let i = 0; i < this.keys.length; i++) {
+      const k = this.keys[i];
+      while (j < inserts.length && inserts[j][0] < k) {
+        first ??= keys.length;
+        keys.push(inserts[j][0]);
+        rows.push(inserts[j][1]);
+        j++;
+      }
+      if (deletes.has(k)) {
+        first ??= keys.length;
+        continue;
+      }
+      keys.push(k);
+      rows.push(this.rows[i]);
+    }
+    for (; j < inserts.length; j++) {
+      first ??= keys.length;
+      keys.push(inserts[j][0]);
+      rows.push(inserts[j][1]);
+    }
+    this.keys = keys;
+    this.rows = rows;
+    if (first !== null) this.markShift(first);
   }
 
   private markShift(i: number): void {
