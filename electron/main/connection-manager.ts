@@ -6,7 +6,7 @@ import path from 'node:path';
 import { EtcdClient } from '../../node-core/index';
 import { ContractError, type ConnectionProfile, type ConnectionStatus, type KeysChangedEvent } from '../contract/index';
 import type { HostedNode, LocalControl, NodeEngine } from './node-host';
-import { BUILTIN_CLUSTER, BUILTIN_EMBEDDED, type ProfileStore } from './profile-store';
+import { BUILTIN_CLUSTER, BUILTIN_EMBEDDED, ProfileStore } from './profile-store';
 import { KeyList, KeyListRegistry } from './key-list';
 import { isEtcdError, needsSignIn, serializeError } from './errors';
 import { KeepAliveRegistry, WatchRegistry } from './stream-registry';
@@ -175,7 +175,8 @@ export class ConnectionManager {
    * copy of the backup's keys) goes; the backup file itself stays.
    */
   async remove(id: string): Promise<void> {
-    if (this.profile?.id === id) this.disconnect();
+    // A built-in profile is only reset (name, credentials): its live connection may go on.
+    if (this.profile?.id === id && !ProfileStore.isBuiltin(id)) this.disconnect();
     const node = this.opts.profiles.isSession(id) ? this.hosted.get(id) : undefined;
     const dataDir = this.opts.profiles.get(id)?.dataDir;
     this.opts.profiles.delete(id);
