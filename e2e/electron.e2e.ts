@@ -1,6 +1,12 @@
 // The same app driven through Electron (playwright's _electron) when the
 // binary exists; skipped with a clear reason otherwise (this machine installs
-// electron with ELECTRON_SKIP_BINARY_DOWNLOAD=1).
+// electron with ELECTRON_SKIP_BINARY_DOWNLOAD=1). The skip is loud: it is a
+// test-level skip (counted in the run's "skipped" summary line; a skipped
+// describe is not counted) and a banner on stderr, and this file runs last in
+// test:e2e so the banner sits just above the summary. What only Electron has
+// (the preload whitelist, the sender-frame check, safeStorage) is unit-tested
+// in electron/preload/bridge.test.ts, electron/main/ipc-contract.test.ts and
+// electron/main/handlers.test.ts.
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import fs from 'node:fs';
@@ -11,10 +17,16 @@ import { electronBinary } from '../electron/electron-binary.mjs';
 import { root, shot, etcdctl, type Shell } from './harness';
 
 const bin = electronBinary();
-const skip = bin ? false : 'Electron binary not installed (ELECTRON_SKIP_BINARY_DOWNLOAD=1): Electron specs skipped; the browser-shell specs cover the same UI';
+const skip = bin ? false : 'SKIPPED: Electron binary not installed (ELECTRON_SKIP_BINARY_DOWNLOAD=1); the browser-shell specs cover the same UI';
+if (skip) {
+  process.once('exit', () => {
+    const line = '⚠  ELECTRON E2E SKIPPED: no Electron binary here. Only the browser shell was driven end to end.';
+    process.stderr.write(`\n${'═'.repeat(line.length)}\n${line}\n${'═'.repeat(line.length)}\n`);
+  });
+}
 
-describe('Etcdesk in Electron', { skip }, () => {
-  it('starts on the embedded node, browses keys, edits a value with a conflict check', async () => {
+describe('Etcdesk in Electron', () => {
+  it('starts on the embedded node, browses keys, edits a value with a conflict check', { skip }, async () => {
     const userData = fs.mkdtempSync(path.join(os.tmpdir(), 'etcdesk-electron-'));
     const app = await _electron.launch({
       executablePath: bin!,

@@ -21,11 +21,13 @@ export interface Shell {
   endpoint: string;
   dataDir: string;
   invoke<C extends Channel>(channel: C, req: Req<C>): Promise<Res<C>>;
-  stop(): Promise<void>;
+  /** keepData: leave the data folder for a restart on it (startShell({ dataDir })). */
+  stop(opts?: { keepData?: boolean }): Promise<void>;
 }
 
-export async function startShell(): Promise<Shell> {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'etcdesk-e2e-'));
+/** dataDir: start on an existing data folder (an app restart); default a fresh one. */
+export async function startShell(opts: { dataDir?: string } = {}): Promise<Shell> {
+  const dataDir = opts.dataDir ?? fs.mkdtempSync(path.join(os.tmpdir(), 'etcdesk-e2e-'));
   const proc: ChildProcess = spawn(process.execPath, ['--import', 'tsx', path.join(root, 'electron/shell/main.ts'), '--port', '0', '--data-dir', dataDir], {
     cwd: root,
     stdio: ['ignore', 'pipe', 'pipe'],
@@ -73,7 +75,7 @@ export async function startShell(): Promise<Shell> {
     endpoint,
     dataDir,
     invoke,
-    async stop() {
+    async stop(o = {}) {
       if (proc.exitCode === null) {
         const exited = new Promise((r) => proc.once('exit', r));
         proc.kill('SIGTERM');
@@ -81,7 +83,7 @@ export async function startShell(): Promise<Shell> {
         await exited;
         clearTimeout(t);
       }
-      fs.rmSync(dataDir, { recursive: true, force: true });
+      if (!o.keepData) fs.rmSync(dataDir, { recursive: true, force: true });
     },
   };
 }

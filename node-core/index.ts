@@ -7,3 +7,7 @@ export { startLocalCluster, type LocalCluster, type LocalClusterOptions, type Lo
 export { defaultConfig, mergeConfig, parseArgs, type NodeConfig } from './cluster/config';
 export { createLogger, silentLogger, type Logger, type LogLevel } from './cluster/logger';
 export type { Member } from './cluster/membership';
+// etcd's error table: the app recognises errors by these identities (code and exact message), never by text search.
+export { Code, EtcdError, Errors, type EtcdErrorName } from './errors/index';
+// etcd's permission rule (merged intervals, Contains/Intersects): the app's "can user X read key Y" asks this, not a copy.
+export { checkRange, mergePermissions, type PermKind, type UnifiedPermissions } from './auth/range-perm';

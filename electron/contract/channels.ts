@@ -8,8 +8,12 @@ type Empty = Record<string, never>;
 export interface InvokeMap {
   'app:info': { req: Empty; res: T.AppInfo };
   'conn:list': { req: Empty; res: T.ConnectionProfile[] };
+  /** Any profile: remote ones in full; built-in and restored ones take a name and credentials. */
   'conn:save': { req: T.ConnectionProfile; res: T.ConnectionProfile };
+  /** Remote: forgotten. Restored: its node stopped and its data folder removed. Built-in: name and credentials reset. */
   'conn:delete': { req: { id: string }; res: { ok: true } };
+  /** Credentials for a profile, then connect. remember: keep the password (keychain / 0600 file), else for this session. */
+  'conn:sign-in': { req: { id: string; username: string; password: string; remember: boolean }; res: T.ConnectionStatus };
   'conn:connect': { req: { id: string }; res: T.ConnectionStatus };
   'conn:disconnect': { req: Empty; res: T.ConnectionStatus };
   'conn:status': { req: Empty; res: T.ConnectionStatus };
@@ -62,15 +66,19 @@ export interface InvokeMap {
   /** HashKV on every member at one revision (default: the current one), so the hashes are comparable. */
   'maint:hashkv': { req: { revision?: number }; res: T.HashCheck };
   'maint:alarm-disarm': { req: Empty; res: T.ClusterInfo };
-  /** File → Export Backup…: Maintenance.Snapshot streamed to `path`, or (no path) where main's save dialog / the shell's backups folder says. */
-  'maint:snapshot': { req: { opId: string; path?: string }; res: T.BackupResult };
-  /** File → Restore Backup…: the snapshot restored into a new local node (own data dir), then connected to. */
-  'backup:restore': { req: { opId: string; path?: string }; res: T.RestoreResult };
+  /** File → Export Backup…: Maintenance.Snapshot streamed to where main's save dialog (or the shell's backups folder) says: the renderer never names a path. */
+  'maint:snapshot': { req: { opId: string }; res: T.BackupResult };
+  /**
+   * File → Restore Backup…: the snapshot restored into a new local node (own data dir), then connected to.
+   * name: a file listed by backup:list (the shell's picker); none: main's open dialog asks. Never a path.
+   */
+  'backup:restore': { req: { opId: string; name?: string }; res: T.RestoreResult };
   /** Snapshot files in the app's backups folder (the shell's restore picker). */
-  'backup:list': { req: Empty; res: { dir: string; files: { path: string; bytes: number; mtime: number }[] } };
+  'backup:list': { req: Empty; res: { dir: string; files: { name: string; path: string; bytes: number; mtime: number }[] } };
 }
 
 export interface EventMap {
+  'keys:changed': T.KeysChangedEvent;
   'watch:update': T.WatchUpdateEvent;
   'watch:error': T.WatchErrorEvent;
   'lease:tick': T.LeaseTickEvent;
@@ -86,7 +94,7 @@ export type Res<C extends Channel> = InvokeMap[C]['res'];
 
 /** Runtime lists for whitelists (preload, shell); `satisfies` keeps them complete. */
 const channelSet: { [C in Channel]: true } = {
-  'app:info': true, 'conn:list': true, 'conn:save': true, 'conn:delete': true, 'conn:connect': true, 'conn:disconnect': true, 'conn:status': true,
+  'app:info': true, 'conn:list': true, 'conn:save': true, 'conn:delete': true, 'conn:sign-in': true, 'conn:connect': true, 'conn:disconnect': true, 'conn:status': true,
   'kv:window': true, 'kv:tree': true, 'kv:get': true, 'kv:put': true, 'kv:delete': true, 'kv:count': true, 'kv:history': true, 'kv:txn': true, 'kv:compact': true,
   'watch:start': true, 'watch:stop': true,
   'lease:list': true, 'lease:grant': true, 'lease:revoke': true, 'lease:keepalive-once': true, 'lease:keepalive': true, 'lease:attach': true,
@@ -97,7 +105,7 @@ const channelSet: { [C in Channel]: true } = {
   'maint:defragment': true, 'maint:hashkv': true, 'maint:alarm-disarm': true, 'maint:snapshot': true, 'backup:restore': true, 'backup:list': true,
 };
 const eventSet: { [E in EventChannel]: true } = {
-  'watch:update': true, 'watch:error': true, 'lease:tick': true, 'progress': true, 'conn:changed': true, 'menu:action': true,
+  'keys:changed': true, 'watch:update': true, 'watch:error': true, 'lease:tick': true, 'progress': true, 'conn:changed': true, 'menu:action': true,
 };
 export const CHANNELS = Object.keys(channelSet) as Channel[];
 export const EVENT_CHANNELS = Object.keys(eventSet) as EventChannel[];
@@ -126,6 +134,8 @@ export class ContractError extends Error {
   constructor(
     readonly code: number,
     message: string,
+    /** SerializedError.etcdError: which of etcd's errors, when it is one. */
+    readonly etcdError?: string,
   ) {
     super(message);
   }

@@ -29,11 +29,16 @@ export interface ConnectionProfile {
   kind: ConnectionKind;
   /** remote only */
   endpoints: string[];
+  /** Any kind: the embedded node and local cluster take credentials too once auth is on. */
   username?: string;
-  /** Never sent back by main: only written (save) and used there. */
+  /** Never sent back by main: only written (save / sign-in) and used there. */
   password?: string;
   hasPassword?: boolean;
+  /** Where a saved password is kept: the OS keychain (safeStorage), a 0600 file in the data folder, or memory for this session. */
+  passwordStore?: 'keychain' | 'file' | 'session';
   tls?: { caFile?: string; certFile?: string; keyFile?: string; serverName?: string };
+  /** restored only: the data folder of the node started on the backup (removed with the connection). */
+  dataDir?: string;
 }
 
 export type ConnectionState = 'disconnected' | 'connecting' | 'connected' | 'error';
@@ -49,6 +54,8 @@ export interface ConnectionStatus {
   /** What runs the embedded node: node-core's startNode or the etcd binary fallback. */
   engine?: string;
   error?: SerializedError;
+  /** The node wants credentials (auth is on and none were given, or they were refused): ask the user to sign in. */
+  signInRequired?: boolean;
 }
 
 export interface AppInfo {
@@ -59,17 +66,42 @@ export interface AppInfo {
 }
 
 export interface SerializedError {
-  /** gRPC status code from etcd, or -1 for app-side errors */
+  /** gRPC status code from etcd, or one of ErrorCode's app-side codes (negative) */
   code: number;
   message: string;
+  /** Which of etcd's errors this is (its name in etcd's rpctypes table, e.g. "PermissionDenied"): recognise errors by this, never by their text. */
+  etcdError?: string;
 }
+
+/** App-side error codes (etcd's gRPC codes are ≥ 0). */
+export const ErrorCode = {
+  /** The app's own refusal (not connected, cancelled, …). */
+  App: -1,
+  /** The request did not match the contract's schema for its channel; no handler ran. */
+  InvalidRequest: -2,
+} as const;
 
 export interface KeysWindowRequest {
   prefix: string;
   offset: number;
   limit: number;
-  /** Drop main's cached key list first (after a watch event or "refresh"). */
+  /** Drop main's key list and read it again ("refresh"); watch events never need this: main applies them. */
   refresh?: boolean;
+}
+
+/**
+ * Main keeps each window's key list current by applying watch events itself
+ * and sends this instead of the events: the renderer patches the rows it holds
+ * and re-asks (from main's memory) only for positions that moved.
+ */
+export interface KeysChangedEvent {
+  prefix: string;
+  revision: number;
+  total: number;
+  /** Rows changed in place (same position): version, mod revision, lease. */
+  changed: { index: number; row: KeyRow }[];
+  /** Lowest position where a key was added or removed: rows from here on moved. null: nothing moved. */
+  shiftedFrom: number | null;
 }
 
 export interface KeysWindowResponse {

@@ -6,13 +6,15 @@ import type { AppInfo, ConnectionStatus, EventChannel, EventMap } from '../contr
 import { ConnectionManager } from './connection-manager';
 import { createHandlers, type Handlers } from './handlers';
 import { pickEngine } from './node-host';
-import { ProfileStore, type SecretBox } from './profile-store';
+import { ProfileStore } from './profile-store';
+import type { SecretStore } from './secrets';
 
 export interface AppCoreOptions {
   dataDir: string;
   mode: AppInfo['mode'];
   version: string;
-  secretBox: SecretBox | null;
+  /** Where saved passwords go: the OS keychain (Electron), a 0600 file (the shell). */
+  secrets: SecretStore;
   broadcast<E extends EventChannel>(event: E, payload: EventMap[E]): void;
   chooseSnapshotPath(): Promise<string | null>;
   chooseRestorePath?(): Promise<string | null>;
@@ -34,7 +36,7 @@ export function backupsDir(dataDir: string): string {
 export function createAppCore(o: AppCoreOptions): AppCore {
   const engine = pickEngine();
   const withCluster = !!engine?.startCluster;
-  const profiles = new ProfileStore(path.join(o.dataDir, 'connections.json'), o.secretBox, withCluster);
+  const profiles = new ProfileStore(path.join(o.dataDir, 'connections.json'), o.secrets, withCluster);
   const manager = new ConnectionManager({
     dataDir: o.dataDir,
     engine,

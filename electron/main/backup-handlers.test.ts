@@ -11,6 +11,7 @@ import { ConnectionManager } from './connection-manager';
 import { createHandlers, dispatch, SnapshotDigest, type HandlerContext, type Handlers } from './handlers';
 import { pickEngine } from './node-host';
 import { ProfileStore } from './profile-store';
+import { SessionSecrets } from './secrets';
 
 describe('SnapshotDigest', () => {
   it('hashes all but the last 32 bytes whatever the chunking, and checks the appended sha256', () => {
@@ -44,7 +45,7 @@ describe('backup and local cluster handlers on node-core', { timeout: 90_000 }, 
     process.env.ETCDESK_ENGINE = 'node-core';
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'etcdesk-backup-'));
     const engine = pickEngine();
-    const profiles = new ProfileStore(path.join(dir, 'connections.json'), null, !!engine?.startCluster);
+    const profiles = new ProfileStore(path.join(dir, 'connections.json'), new SessionSecrets(), !!engine?.startCluster);
     manager = new ConnectionManager({ dataDir: dir, engine, profiles, onStatus: () => undefined, clusterBasePort: 0 });
     h = createHandlers({
       manager,
@@ -74,9 +75,13 @@ describe('backup and local cluster handlers on node-core', { timeout: 90_000 }, 
     assert.ok(!fs.existsSync(`${r.path}.part`));
     const list = await call('backup:list', {});
     assert.deepEqual(list.files.map((f) => f.path), [r.path]);
+    // The renderer names a file from the list, never a path: a path is refused before any handler runs.
+    const byPath = await dispatch(h, 'backup:restore', { opId: 'y', path: r.path }, ctx);
+    assert.deepEqual(byPath, { ok: false, error: { code: -2, message: 'invalid request: backup:restore.path takes an opId and at most a file name from backup:list: main chooses the file' } });
+    assert.match((await dispatch(h, 'backup:restore', { opId: 'y', name: '../../etc/passwd' }, ctx)).ok ? '' : 'refused', /refused/);
 
     const embedded = manager.status().endpoints[0];
-    const restored = await call('backup:restore', { opId: 'y', path: r.path! });
+    const restored = await call('backup:restore', { opId: 'y', name: list.files[0].name });
     assert.equal(restored.status.state, 'connected');
     assert.equal(restored.status.kind, 'restored');
     assert.notEqual(restored.status.endpoints[0], embedded);
@@ -84,6 +89,14 @@ describe('backup and local cluster handlers on node-core', { timeout: 90_000 }, 
     assert.equal(Buffer.from(got.kv!.value, 'base64').toString(), 'v7');
     assert.ok((await call('conn:list', {})).some((p) => p.id === restored.profileId));
     await assert.rejects(call('cluster:local-stop', { index: 0 }), /local cluster/);
+
+    // A restored connection can be removed: its node stops, its data folder goes, the backup file stays.
+    assert.ok(fs.existsSync(restored.dataDir));
+    await call('conn:delete', { id: restored.profileId });
+    assert.equal(manager.status().state, 'disconnected');
+    assert.ok(!fs.existsSync(restored.dataDir));
+    assert.ok(fs.existsSync(r.path!));
+    assert.ok(!(await call('conn:list', {})).some((p) => p.id === restored.profileId));
   });
 
   it('local cluster: stop the leader, a new one is elected; restart; HashKV agrees at one revision', async () => {

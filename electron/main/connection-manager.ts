@@ -3,12 +3,13 @@
 // node processes, and every stream opened on the connection's behalf.
 import fs from 'node:fs';
 import path from 'node:path';
-import { EtcdClient, type LeaseKeepAlive, type Watch } from '../../node-core/index';
-import { ContractError, type ConnectionProfile, type ConnectionStatus } from '../contract/index';
+import { EtcdClient } from '../../node-core/index';
+import { ContractError, type ConnectionProfile, type ConnectionStatus, type KeysChangedEvent } from '../contract/index';
 import type { HostedNode, LocalControl, NodeEngine } from './node-host';
-import { BUILTIN_CLUSTER, BUILTIN_EMBEDDED, type ProfileStore } from './profile-store';
-import { KeyList } from './key-list';
-import { serializeError } from './errors';
+import { BUILTIN_CLUSTER, BUILTIN_EMBEDDED, ProfileStore } from './profile-store';
+import { KeyList, KeyListRegistry } from './key-list';
+import { isEtcdError, needsSignIn, serializeError } from './errors';
+import { KeepAliveRegistry, WatchRegistry } from './stream-registry';
 
 export interface ManagerOptions {
   dataDir: string;
@@ -24,9 +25,10 @@ export class ConnectionManager {
   private hosted = new Map<string, HostedNode>();
   private state: ConnectionStatus['state'] = 'disconnected';
   private lastError: ConnectionStatus['error'];
-  private keyLists = new Map<string, KeyList>();
-  readonly watches = new Map<string, { owner: string; watch: Watch }>();
-  readonly keepAlives = new Map<string, LeaseKeepAlive>();
+  private signInRequired = false;
+  private readonly keyLists = new KeyListRegistry();
+  readonly watches = new WatchRegistry();
+  readonly keepAlives = new KeepAliveRegistry();
   private switching: Promise<unknown> = Promise.resolve();
   /** Data dirs of nodes started on restored backups: their connections live for the session only. */
   private readonly restoredDirs: string[] = [];
@@ -49,6 +51,7 @@ export class ConnectionManager {
       user: this.client?.options.username ?? null,
       engine: p && p.kind !== 'remote' ? this.engineName : undefined,
       error: this.lastError,
+      signInRequired: this.signInRequired || undefined,
     };
   }
 
@@ -70,30 +73,37 @@ export class ConnectionManager {
     this.profile = profile;
     this.state = 'connecting';
     this.lastError = undefined;
+    this.signInRequired = false;
     this.opts.onStatus(this.status());
+    let client: EtcdClient | null = null;
     try {
       let endpoints: string[];
       if (profile.kind === 'remote') endpoints = profile.endpoints;
       else endpoints = (await this.host(profile.id)).clientUrls;
-      const client = new EtcdClient({
+      client = new EtcdClient({
         endpoints,
         username: profile.username,
-        password: profile.kind === 'remote' ? this.opts.profiles.password(profile.id) : undefined,
+        password: profile.username ? this.opts.profiles.password(profile.id) : undefined,
         tls: profile.tls ? readTls(profile.tls) : undefined,
         timeoutMs: 15_000,
       });
-      // A cheap call proves the endpoints, TLS and credentials before we say "connected".
-      await client.status().catch(async (e: unknown) => {
-        // Status may be denied to non-root users; a read of nothing proves the rest.
-        if (e instanceof Error && /permission denied/.test(e.message)) return client.range({ key: Buffer.from([0]), count_only: true });
-        throw e;
+      // A cheap call proves the endpoints, TLS and credentials (a user's first call authenticates).
+      await client.status().catch((e: unknown) => {
+        // Status may be denied to non-root users; the read below proves the rest.
+        if (!isEtcdError(e, 'PermissionDenied')) throw e;
+      });
+      // Status answers without credentials even with auth on: a read is what tells "sign in first".
+      await client.range({ key: Buffer.from([0]), count_only: true }).catch((e: unknown) => {
+        if (!isEtcdError(e, 'PermissionDenied')) throw e;
       });
       this.client = client;
       this.state = 'connected';
     } catch (e) {
+      client?.close();
       this.closeClient();
       this.state = 'error';
       this.lastError = serializeError(e);
+      this.signInRequired = needsSignIn(e);
     }
     const s = this.status();
     this.opts.onStatus(s);
@@ -104,7 +114,7 @@ export class ConnectionManager {
     const running = this.hosted.get(id);
     if (running) return running;
     const engine = this.opts.engine;
-    if (!engine) throw new ContractError(-1, 'no embedded node engine: node-core has no startNode yet and no etcd binary is on PATH');
+    if (!engine) throw new ContractError(-1, 'no node engine: ETCDESK_ENGINE=etcd asks for the etcd binary and none is on PATH');
     let node: HostedNode;
     if (id === BUILTIN_EMBEDDED) node = await engine.startSingle(path.join(this.opts.dataDir, 'embedded'));
     else if (id === BUILTIN_CLUSTER) {
@@ -141,7 +151,7 @@ export class ConnectionManager {
     const id = `restored-${stamp}`;
     this.hosted.set(id, node);
     this.restoredDirs.push(dir);
-    this.opts.profiles.addSession({ id, name: `Restored: ${path.basename(file).replace(/^etcd-(backup|snapshot)-/, '').replace(/\.db$/, '')}`, kind: 'restored', endpoints: [] });
+    this.opts.profiles.addSession({ id, name: `Restored: ${path.basename(file).replace(/^etcd-(backup|snapshot)-/, '').replace(/\.db$/, '')}`, kind: 'restored', endpoints: [], dataDir: dir });
     const status = await this.connect(id);
     return { profileId: id, revision: node.revision, dataDir: dir, status };
   }
@@ -155,46 +165,64 @@ export class ConnectionManager {
     this.opts.onStatus(this.status());
   }
 
+  /** The profile of the live (or last tried) connection. */
+  get currentProfile(): ConnectionProfile | null {
+    return this.profile;
+  }
+
+  /**
+   * Removes a connection. A restored one's node stops and its data folder (a
+   * copy of the backup's keys) goes; the backup file itself stays.
+   */
+  async remove(id: string): Promise<void> {
+    // A built-in profile is only reset (name, credentials): its live connection may go on.
+    if (this.profile?.id === id && !ProfileStore.isBuiltin(id)) this.disconnect();
+    const node = this.opts.profiles.isSession(id) ? this.hosted.get(id) : undefined;
+    const dataDir = this.opts.profiles.get(id)?.dataDir;
+    this.opts.profiles.delete(id);
+    if (node) {
+      this.hosted.delete(id);
+      await node.stop();
+    }
+    if (dataDir) {
+      fs.rmSync(dataDir, { recursive: true, force: true });
+      const i = this.restoredDirs.indexOf(dataDir);
+      if (i >= 0) this.restoredDirs.splice(i, 1);
+    }
+  }
+
   disconnect(): ConnectionStatus {
     this.closeClient();
     this.profile = null;
     this.state = 'disconnected';
     this.lastError = undefined;
+    this.signInRequired = false;
     const s = this.status();
     this.opts.onStatus(s);
     return s;
   }
 
-  keyList(prefix: string, refresh: boolean): { list: KeyList; fresh: boolean } {
+  /** The window's key list for a prefix; main keeps it current and tells the window through `emit`. */
+  keyList(clientId: string, prefix: string, refresh: boolean, emit: (e: KeysChangedEvent) => void): { list: KeyList; fresh: boolean } {
     const client = this.requireClient();
-    let list = this.keyLists.get(prefix);
-    if (list && !refresh) return { list, fresh: false };
-    list = new KeyList(client, prefix);
-    // A handful of prefixes is plenty: the browser shows one at a time.
-    if (this.keyLists.size > 8) this.keyLists.delete(this.keyLists.keys().next().value as string);
-    this.keyLists.set(prefix, list);
-    return { list, fresh: true };
+    return this.keyLists.get(clientId, prefix, refresh, () => new KeyList(client, prefix, emit));
   }
 
-  invalidateKeys(): void {
-    this.keyLists.clear();
+  /** A list whose first read failed must not be reused half-made. */
+  dropKeyList(clientId: string): void {
+    this.keyLists.closeClient(clientId);
   }
 
+  /** A window went away: its watches and key list go too. */
   closeStreamsOf(owner: string): void {
-    for (const [id, w] of this.watches) {
-      if (w.owner === owner) {
-        w.watch.close();
-        this.watches.delete(id);
-      }
-    }
+    this.watches.closeOwner(owner);
+    this.keyLists.closeClient(owner);
   }
 
   private closeStreams(): void {
-    for (const w of this.watches.values()) w.watch.close();
-    this.watches.clear();
-    for (const k of this.keepAlives.values()) k.close();
-    this.keepAlives.clear();
-    this.keyLists.clear();
+    this.watches.closeAll();
+    this.keepAlives.closeAll();
+    this.keyLists.closeAll();
   }
 
   private closeClient(): void {

@@ -1,7 +1,7 @@
 // Wire (node-core client) ⇄ contract conversions: bytes to base64, bigint ids
 // to decimal strings, enum names to the contract's words.
 import type { MvccPb, AuthPb } from '../../node-core/index';
-import { AuthPb as Auth } from '../../node-core/index';
+import { AuthPb as Auth, prefixEnd } from '../../node-core/index';
 import type { KeyRow, KeyValue, Permission, PermScope, PermType } from '../contract/index';
 
 export const b64 = (b: Uint8Array): string => Buffer.from(b).toString('base64');
@@ -35,17 +35,8 @@ const permTypeName: Record<number, PermType> = { [Auth.Permission_Type.READ]: 'r
 export const permTypeOf = (t: PermType): AuthPb.Permission_Type =>
   t === 'read' ? Auth.Permission_Type.READ : t === 'write' ? Auth.Permission_Type.WRITE : Auth.Permission_Type.READWRITE;
 
-/** etcd's own rule for the smallest key after every key with this prefix. */
-export function prefixEndOf(prefix: Buffer): Buffer {
-  for (let i = prefix.length - 1; i >= 0; i--) {
-    if (prefix[i] < 0xff) {
-      const out = Buffer.from(prefix.subarray(0, i + 1));
-      out[i]++;
-      return out;
-    }
-  }
-  return Buffer.from([0]);
-}
+/** etcd's own rule for the smallest key after every key with this prefix (node-core's, not a copy). */
+export const prefixEndOf = (prefix: Buffer): Buffer => prefixEnd(prefix);
 
 export function scopeOf(key: Buffer, rangeEnd: Buffer): PermScope {
   if (!rangeEnd.length) return 'key';

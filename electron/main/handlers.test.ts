@@ -9,7 +9,8 @@ import { utf8ToB64, type AuthOverview, type Channel, type EventMap, type EventCh
 import { ConnectionManager } from './connection-manager';
 import { checkPermission, createHandlers, dispatch, type HandlerContext, type Handlers } from './handlers';
 import { etcdBinaryEngine } from './node-host';
-import { ProfileStore, type SecretBox } from './profile-store';
+import { ProfileStore } from './profile-store';
+import { FileSecrets, KeychainSecrets, SessionSecrets, type SafeStorageLike } from './secrets';
 import { startShellServer, type ShellServer } from '../shell/server';
 
 const events: { event: string; payload: unknown }[] = [];
@@ -27,7 +28,7 @@ describe('IPC handlers on a hosted etcd', { timeout: 60_000 }, () => {
 
   before(async () => {
     dir = fs.mkdtempSync(path.join(os.tmpdir(), 'etcdesk-handlers-'));
-    const profiles = new ProfileStore(path.join(dir, 'connections.json'), null, false);
+    const profiles = new ProfileStore(path.join(dir, 'connections.json'), new SessionSecrets(), false);
     manager = new ConnectionManager({ dataDir: dir, engine: etcdBinaryEngine('etcd'), profiles, onStatus: () => undefined });
     h = createHandlers({
       manager,
@@ -46,7 +47,7 @@ describe('IPC handlers on a hosted etcd', { timeout: 60_000 }, () => {
 
   it('errors travel as {code, message} with etcd\'s message', async () => {
     const env = await dispatch(h, 'lease:revoke', { id: '99' }, ctx);
-    assert.deepEqual(env, { ok: false, error: { code: 5, message: 'etcdserver: requested lease not found' } });
+    assert.deepEqual(env, { ok: false, error: { code: 5, message: 'etcdserver: requested lease not found', etcdError: 'LeaseNotFound' } });
   });
 
   it('put with expectModRevision: success, then a conflict that leaves the value alone', async () => {
@@ -159,24 +160,76 @@ describe('checkPermission', () => {
   });
 });
 
-describe('ProfileStore', () => {
-  it('never writes a password in plain text', () => {
+describe('ProfileStore and saved passwords', () => {
+  /** A stand-in for Electron's safeStorage: reversible, and visibly not the plain text. */
+  const fakeSafeStorage = (available = true): SafeStorageLike & { calls: number } => {
+    const f = {
+      calls: 0,
+      isEncryptionAvailable: () => available,
+      encryptString: (s: string) => {
+        f.calls++;
+        return Buffer.from(`enc:${Buffer.from(s).reverse().toString('hex')}`);
+      },
+      decryptString: (b: Buffer) => Buffer.from(b.toString().slice(4), 'hex').reverse().toString(),
+    };
+    return f;
+  };
+
+  it('keeps passwords out of connections.json: encrypted by safeStorage in a 0600 file, read back after a restart', () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'etcdesk-profiles-'));
     const file = path.join(dir, 'c.json');
-    const box: SecretBox = { available: () => true, encrypt: (s) => Buffer.from(s).reverse().toString('base64'), decrypt: (s) => Buffer.from(s, 'base64').reverse().toString() };
-    const store = new ProfileStore(file, box, true);
+    const safe = fakeSafeStorage();
+    const store = new ProfileStore(file, new KeychainSecrets(path.join(dir, 'secrets.json'), safe), true);
     const p = store.save({ id: '', name: 'prod', kind: 'remote', endpoints: ['https://etcd:2379'], username: 'admin', password: 'hunter2' });
     assert.ok(!fs.readFileSync(file, 'utf8').includes('hunter2'));
-    assert.equal(new ProfileStore(file, box, true).password(p.id), 'hunter2');
+    assert.ok(!fs.readFileSync(path.join(dir, 'secrets.json'), 'utf8').includes('hunter2'));
+    assert.equal(safe.calls, 1);
+    assert.equal(fs.statSync(path.join(dir, 'secrets.json')).mode & 0o777, 0o600);
+    const again = new ProfileStore(file, new KeychainSecrets(path.join(dir, 'secrets.json'), safe), true);
+    assert.equal(again.password(p.id), 'hunter2');
+    assert.equal(again.get(p.id)?.passwordStore, 'keychain');
     assert.equal(store.list().find((x) => x.id === p.id)?.hasPassword, true);
     assert.equal(store.list().find((x) => x.id === p.id)?.password, undefined);
-    // Without encryption: kept for the session only.
-    const plain = new ProfileStore(path.join(dir, 'd.json'), null, false);
+    // The embedded node's root credentials, as auth:enable keeps them.
+    store.setCredentials('embedded', 'root', 'root-pw', true);
+    const third = new ProfileStore(file, new KeychainSecrets(path.join(dir, 'secrets.json'), safe), true);
+    assert.equal(third.get('embedded')?.username, 'root');
+    assert.equal(third.password('embedded'), 'root-pw');
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('without a keychain safeStorage is never asked to encrypt and the password lives for the session only', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'etcdesk-profiles-'));
+    const safe = fakeSafeStorage(false);
+    const plain = new ProfileStore(path.join(dir, 'd.json'), new KeychainSecrets(path.join(dir, 'secrets.json'), safe), false);
     const q = plain.save({ id: '', name: 'dev', kind: 'remote', endpoints: ['127.0.0.1:2379'], username: 'u', password: 'secret' });
+    assert.equal(safe.calls, 0);
     assert.ok(!fs.readFileSync(path.join(dir, 'd.json'), 'utf8').includes('secret'));
+    assert.ok(!fs.existsSync(path.join(dir, 'secrets.json')));
     assert.equal(plain.password(q.id), 'secret');
-    assert.equal(new ProfileStore(path.join(dir, 'd.json'), null, false).password(q.id), undefined);
+    assert.equal(new ProfileStore(path.join(dir, 'd.json'), new KeychainSecrets(path.join(dir, 'secrets.json'), safe), false).password(q.id), undefined);
     assert.deepEqual(plain.list().map((x) => x.kind), ['embedded', 'remote']);
+    fs.rmSync(dir, { recursive: true, force: true });
+  });
+
+  it('the shell keeps saved passwords in a 0600 file; remember off keeps them in memory only', () => {
+    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'etcdesk-profiles-'));
+    const creds = path.join(dir, 'credentials.json');
+    const store = new ProfileStore(path.join(dir, 'c.json'), new FileSecrets(creds), false);
+    store.setCredentials('embedded', 'root', 'pw1', true);
+    assert.equal(fs.statSync(creds).mode & 0o777, 0o600);
+    assert.equal(new ProfileStore(path.join(dir, 'c.json'), new FileSecrets(creds), false).password('embedded'), 'pw1');
+    assert.ok(!fs.readFileSync(path.join(dir, 'c.json'), 'utf8').includes('pw1'));
+    store.setCredentials('embedded', 'root', 'pw2', false);
+    assert.equal(store.password('embedded'), 'pw2');
+    assert.equal(store.get('embedded')?.passwordStore, 'session');
+    assert.ok(!fs.readFileSync(creds, 'utf8').includes('pw'));
+    // Rename a built-in profile; removing it resets name and credentials.
+    store.save({ ...store.get('embedded')!, name: 'My node' });
+    assert.equal(new ProfileStore(path.join(dir, 'c.json'), new FileSecrets(creds), false).get('embedded')?.name, 'My node');
+    store.delete('embedded');
+    assert.equal(store.get('embedded')?.name, 'Embedded node');
+    assert.equal(store.get('embedded')?.username, undefined);
     fs.rmSync(dir, { recursive: true, force: true });
   });
 });
@@ -225,7 +278,7 @@ describe('browser shell transport', () => {
 describe('local three-member cluster (etcd engine)', { timeout: 60_000 }, () => {
   it('starts three members with one leader and equal HashKV on every member', async () => {
     const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'etcdesk-cluster-'));
-    const profiles = new ProfileStore(path.join(dir, 'connections.json'), null, true);
+    const profiles = new ProfileStore(path.join(dir, 'connections.json'), new SessionSecrets(), true);
     const basePort = 30_000 + Math.floor(Math.random() * 5000) * 2;
     const manager = new ConnectionManager({ dataDir: dir, engine: etcdBinaryEngine('etcd'), profiles, onStatus: () => undefined, clusterBasePort: basePort });
     const h = createHandlers({

@@ -3,22 +3,16 @@
 import { app, BrowserWindow, dialog, ipcMain, Menu, nativeTheme, safeStorage, session, shell, type MenuItemConstructorOptions, type WebContents } from 'electron';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { IPC_PREFIX, isChannel, type EventChannel, type EventMap, type MenuAction } from '../contract/index';
+import { IPC_PREFIX, type EventChannel, type EventMap, type MenuAction } from '../contract/index';
 import { createAppCore, type AppCore } from './app-core';
-import { dispatch } from './handlers';
-import type { SecretBox } from './profile-store';
+import { handleInvoke } from './ipc-guard';
+import { KeychainSecrets } from './secrets';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
 let core: AppCore | null = null;
 let win: BrowserWindow | null = null;
 
 const CSP = "default-src 'self'; script-src 'self'; style-src 'self' 'unsafe-inline'; img-src 'self' data:; connect-src 'self'; object-src 'none'; base-uri 'none'; frame-ancestors 'none'; form-action 'none'";
-
-const secretBox: SecretBox = {
-  available: () => safeStorage.isEncryptionAvailable(),
-  encrypt: (plain) => safeStorage.encryptString(plain).toString('base64'),
-  decrypt: (stored) => safeStorage.decryptString(Buffer.from(stored, 'base64')),
-};
 
 const senders = new Set<WebContents>();
 function broadcast<E extends EventChannel>(event: E, payload: EventMap[E]): void {
@@ -131,7 +125,8 @@ void app.whenReady().then(() => {
     dataDir: app.getPath('userData'),
     mode: 'electron',
     version: app.getVersion(),
-    secretBox,
+    // Saved passwords (the embedded node's root among them) encrypted with the OS keychain.
+    secrets: new KeychainSecrets(path.join(app.getPath('userData'), 'secrets.json'), safeStorage),
     broadcast,
     chooseSnapshotPath: async () => {
       const r = await dialog.showSaveDialog(win ?? new BrowserWindow({ show: false }), {
@@ -150,12 +145,8 @@ void app.whenReady().then(() => {
       return r.canceled || !r.filePaths[0] ? null : r.filePaths[0];
     },
   });
-  ipcMain.handle(`${IPC_PREFIX}invoke`, async (event, channel: unknown, req: unknown) => {
-    if (!isChannel(channel)) return { ok: false, error: { code: -1, message: `unknown channel ${String(channel)}` } };
-    // Only our own window's top frame may call in.
-    if (!win || event.sender !== win.webContents || event.senderFrame !== win.webContents.mainFrame) return { ok: false, error: { code: -1, message: 'forbidden sender' } };
-    return dispatch(core!.handlers, channel, req, { clientId: String(event.sender.id), emit: (e, p) => event.sender.send(IPC_PREFIX + e, p) });
-  });
+  // Channel whitelist, then only our own window's top frame (ipc-guard), then the request's schema (dispatch).
+  ipcMain.handle(`${IPC_PREFIX}invoke`, handleInvoke(() => core?.handlers ?? null, () => win));
   buildMenu();
   createWindow();
   void core.manager.connect('embedded');

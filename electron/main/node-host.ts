@@ -1,13 +1,12 @@
-// Hosting the embedded node(s). node-core's startNode/startLocalCluster are the
-// engine when node-core exports them; until then (or with ETCDESK_ENGINE=etcd)
-// a real etcd binary stands in behind the same interface, so switching is the
-// one line in pickEngine().
+// Hosting the app's own nodes: the embedded one, the local three-member
+// cluster, and nodes started on restored backups. node-core (startNode,
+// startLocalCluster, restoreSnapshot) is the engine; ETCDESK_ENGINE=etcd puts
+// Debian's etcd binary behind the same interface, to tell a UI bug from a node bug.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import * as core from '../../node-core/index';
-import { startNode as coreStartNode, createLogger, restoreSnapshot } from '../../node-core/index';
+import { createLogger, restoreSnapshot, startLocalCluster, startNode, type NodeConfig } from '../../node-core/index';
 
 /** Member control of the app's in-process local cluster (node-core engine only). */
 export interface LocalControl {
@@ -31,19 +30,11 @@ export interface NodeEngine {
   startRestored?(file: string, dir: string): Promise<HostedNode & { revision: number }>;
 }
 
-interface NodeConfigLike {
-  name: string;
-  dataDir: string;
-  listenClientUrls: string[];
-  advertiseClientUrls: string[];
-  listenPeerUrls: string[];
-  initialAdvertisePeerUrls: string[];
-  initialCluster: string;
-  initialClusterState: 'new' | 'existing';
-  initialClusterToken: string;
-}
-type StartNode = (cfg: Partial<NodeConfigLike>) => Promise<HostedNode>;
-type StartLocalCluster = (opts: { dir: string; basePort: number }) => Promise<{ clientUrls?: string[]; endpoints?: string[]; stop(): Promise<void> } & Partial<LocalControl>>;
+/** The flags the etcd binary is started with: node-core's own config names. */
+type EtcdFlags = Pick<
+  NodeConfig,
+  'name' | 'dataDir' | 'listenClientUrls' | 'advertiseClientUrls' | 'listenPeerUrls' | 'initialAdvertisePeerUrls' | 'initialCluster' | 'initialClusterState' | 'initialClusterToken'
+>;
 
 export async function freePort(): Promise<number> {
   return new Promise((resolve, reject) => {
@@ -81,7 +72,7 @@ function etcdBinary(): string | null {
   return null;
 }
 
-function spawnEtcd(bin: string, cfg: NodeConfigLike): { proc: ChildProcess; log: () => string } {
+function spawnEtcd(bin: string, cfg: EtcdFlags): { proc: ChildProcess; log: () => string } {
   fs.mkdirSync(cfg.dataDir, { recursive: true });
   const args = [
     '--name', cfg.name,
@@ -198,34 +189,35 @@ export function etcdBinaryEngine(bin: string): NodeEngine {
   };
 }
 
-export function nodeCoreEngine(startNode: StartNode, startLocalCluster: StartLocalCluster | undefined): NodeEngine {
+export function nodeCoreEngine(): NodeEngine {
+  const logger = createLogger('error');
   return {
     name: 'node-core',
     async startSingle(dataDir) {
       const { client, peer } = await stablePorts(dataDir);
       const c = `http://127.0.0.1:${client}`;
       const p = `http://127.0.0.1:${peer}`;
-      const node = await startNode({
-        name: 'etcdesk',
-        dataDir: path.join(dataDir, 'node'),
-        listenClientUrls: [c],
-        advertiseClientUrls: [c],
-        listenPeerUrls: [p],
-        initialAdvertisePeerUrls: [p],
-        initialCluster: `etcdesk=${p}`,
-        initialClusterState: 'new',
-        initialClusterToken: 'etcdesk-embedded',
-      });
+      const node = await startNode(
+        {
+          name: 'etcdesk',
+          dataDir: path.join(dataDir, 'node'),
+          listenClientUrls: [c],
+          advertiseClientUrls: [c],
+          listenPeerUrls: [p],
+          initialAdvertisePeerUrls: [p],
+          initialCluster: `etcdesk=${p}`,
+          initialClusterState: 'new',
+          initialClusterToken: 'etcdesk-embedded',
+        },
+        { logger },
+      );
       return { clientUrls: node.clientUrls.length ? node.clientUrls : [c], stop: () => node.stop() };
     },
-    startCluster: startLocalCluster
-      ? async (dir, basePort) => {
-          const c = await startLocalCluster({ dir, basePort });
-          const local: LocalControl | undefined =
-            c.members && c.stopMember && c.restartMember ? { members: c.members.bind(c), stopMember: c.stopMember.bind(c), restartMember: c.restartMember.bind(c) } : undefined;
-          return { clientUrls: c.clientUrls ?? c.endpoints ?? [], stop: () => c.stop(), local };
-        }
-      : undefined,
+    async startCluster(dir, basePort) {
+      const c = await startLocalCluster({ dir, basePort, logger });
+      const local: LocalControl = { members: () => c.members(), stopMember: (i) => c.stopMember(i), restartMember: (i) => c.restartMember(i) };
+      return { clientUrls: c.clientUrls, stop: () => c.stop(), local };
+    },
     async startRestored(file, dir) {
       // etcdctl's restore: a new cluster of one (new ids, fresh WAL) on the file's keys and revisions,
       // so browsing a backup never touches the cluster it came from.
@@ -235,24 +227,23 @@ export function nodeCoreEngine(startNode: StartNode, startLocalCluster: StartLoc
       const p = `http://127.0.0.1:${peer}`;
       const dataDir = path.join(dir, 'node');
       const r = await restoreSnapshot(file, { dataDir, name: 'restored', initialCluster: `restored=${p}`, initialAdvertisePeerUrls: [p], initialClusterToken: 'etcdesk-restored' });
-      const node = await startNode({ name: 'restored', dataDir, listenClientUrls: [c], advertiseClientUrls: [c], listenPeerUrls: [p], initialAdvertisePeerUrls: [p], initialCluster: `restored=${p}`, initialClusterToken: 'etcdesk-restored' });
+      const node = await startNode(
+        { name: 'restored', dataDir, listenClientUrls: [c], advertiseClientUrls: [c], listenPeerUrls: [p], initialAdvertisePeerUrls: [p], initialCluster: `restored=${p}`, initialClusterToken: 'etcdesk-restored' },
+        { logger },
+      );
       return { clientUrls: node.clientUrls.length ? node.clientUrls : [c], stop: () => node.stop(), revision: r.revision };
     },
   };
 }
 
 /**
- * The engine in use: node-core's startNode by default; ETCDESK_ENGINE=etcd
- * picks a real etcd binary instead (to compare behaviour, or while a node-core
- * feature is missing).
+ * The engine in use: node-core by default; ETCDESK_ENGINE=etcd picks a real
+ * etcd binary instead (to compare behaviour); null when that binary is missing.
  */
 export function pickEngine(): NodeEngine | null {
-  // startLocalCluster is still being written by the node team: found at run time, the option hides without it.
-  const startLocalCluster = (core as unknown as Record<string, unknown>).startLocalCluster as StartLocalCluster | undefined;
   if (process.env.ETCDESK_ENGINE === 'etcd') {
     const bin = etcdBinary();
     return bin ? etcdBinaryEngine(bin) : null;
   }
-  const startNode: StartNode = (cfg) => coreStartNode(cfg, { logger: createLogger('error') });
-  return nodeCoreEngine(startNode, typeof startLocalCluster === 'function' ? startLocalCluster : undefined);
+  return nodeCoreEngine();
 }

@@ -1,56 +1,75 @@
-// Saved connections, one JSON file in the app's data folder. Passwords are
-// stored only when a SecretBox can encrypt them (Electron's safeStorage); the
-// file never holds a plain-text password: without encryption a password lives
-// in memory for the session only.
+// Saved connections, one JSON file in the app's data folder: remote profiles,
+// and the name and user given to the built-in ones. Passwords never go in it:
+// they live in a SecretStore (OS keychain, a 0600 file, or memory) or, when
+// the user did not ask to remember them, in memory for this session.
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import type { ConnectionProfile } from '../contract/index';
+import { ContractError, type ConnectionProfile } from '../contract/index';
+import type { SecretStore } from './secrets';
 
-export interface SecretBox {
-  available(): boolean;
-  encrypt(plain: string): string;
-  decrypt(stored: string): string;
+type StoredProfile = Omit<ConnectionProfile, 'password' | 'hasPassword' | 'passwordStore'>;
+
+interface BuiltinOverride {
+  name?: string;
+  username?: string;
 }
 
-interface StoredProfile extends Omit<ConnectionProfile, 'password' | 'hasPassword'> {
-  secret?: string;
+interface FileShape {
+  profiles?: StoredProfile[];
+  builtins?: Record<string, BuiltinOverride>;
 }
 
 export const BUILTIN_EMBEDDED = 'embedded';
 export const BUILTIN_CLUSTER = 'local-cluster';
 
+const BUILTIN_NAMES: Record<string, string> = { [BUILTIN_EMBEDDED]: 'Embedded node', [BUILTIN_CLUSTER]: 'Local 3-node cluster' };
+
 export class ProfileStore {
   private profiles: StoredProfile[] = [];
+  private builtinOverrides: Record<string, BuiltinOverride> = {};
+  /** Passwords given with "remember" off: this session only. */
   private readonly sessionPasswords = new Map<string, string>();
   /** Connections that live for this session only (nodes started on restored backups). */
-  private readonly sessionProfiles: ConnectionProfile[] = [];
+  private readonly sessionProfiles: StoredProfile[] = [];
 
   constructor(
     private readonly file: string,
-    private readonly box: SecretBox | null,
+    private readonly secrets: SecretStore,
     private readonly withCluster: boolean,
   ) {
     try {
-      const raw = JSON.parse(fs.readFileSync(file, 'utf8')) as { profiles?: StoredProfile[] };
-      this.profiles = (raw.profiles ?? []).filter((p) => p.kind === 'remote');
+      const raw = JSON.parse(fs.readFileSync(file, 'utf8')) as FileShape;
+      this.profiles = (raw.profiles ?? []).filter((p) => p.kind === 'remote').map(({ ...p }) => {
+        delete (p as { secret?: unknown }).secret; // an older format kept encrypted passwords here
+        return p;
+      });
+      this.builtinOverrides = raw.builtins ?? {};
     } catch {
       this.profiles = [];
     }
   }
 
-  private builtins(): ConnectionProfile[] {
-    const out: ConnectionProfile[] = [{ id: BUILTIN_EMBEDDED, name: 'Embedded node', kind: 'embedded', endpoints: [] }];
-    if (this.withCluster) out.push({ id: BUILTIN_CLUSTER, name: 'Local 3-node cluster', kind: 'local-cluster', endpoints: [] });
-    return out;
+  private builtinIds(): string[] {
+    return this.withCluster ? [BUILTIN_EMBEDDED, BUILTIN_CLUSTER] : [BUILTIN_EMBEDDED];
+  }
+
+  static isBuiltin(id: string): boolean {
+    return id === BUILTIN_EMBEDDED || id === BUILTIN_CLUSTER;
+  }
+
+  private withSecretInfo(p: StoredProfile): ConnectionProfile {
+    const session = this.sessionPasswords.has(p.id);
+    const saved = !session && this.secrets.get(p.id) !== undefined;
+    return { ...p, hasPassword: session || saved, passwordStore: session || !saved ? (session ? 'session' : undefined) : this.secrets.kind };
   }
 
   list(): ConnectionProfile[] {
-    return [
-      ...this.builtins(),
-      ...this.sessionProfiles,
-      ...this.profiles.map(({ secret, ...p }) => ({ ...p, hasPassword: !!secret || this.sessionPasswords.has(p.id) })),
-    ];
+    const builtins: StoredProfile[] = this.builtinIds().map((id) => {
+      const o = this.builtinOverrides[id] ?? {};
+      return { id, name: o.name || BUILTIN_NAMES[id], kind: id === BUILTIN_EMBEDDED ? 'embedded' : 'local-cluster', endpoints: [], username: o.username || undefined };
+    });
+    return [...builtins, ...this.sessionProfiles, ...this.profiles].map((p) => this.withSecretInfo(p));
   }
 
   get(id: string): ConnectionProfile | null {
@@ -58,63 +77,101 @@ export class ProfileStore {
   }
 
   password(id: string): string | undefined {
-    const session = this.sessionPasswords.get(id);
-    if (session !== undefined) return session;
-    const p = this.profiles.find((x) => x.id === id);
-    if (p?.secret && this.box?.available()) return this.box.decrypt(p.secret);
-    return undefined;
+    return this.sessionPasswords.get(id) ?? this.secrets.get(id);
+  }
+
+  /** Where a remembered password goes on this machine. */
+  get secretKind(): SecretStore['kind'] {
+    return this.secrets.kind;
   }
 
   /** A session-only connection (never written to the file). */
   addSession(p: ConnectionProfile): ConnectionProfile {
-    this.sessionProfiles.push(p);
-    return p;
+    this.sessionProfiles.push({ id: p.id, name: p.name, kind: p.kind, endpoints: p.endpoints, dataDir: p.dataDir });
+    return this.get(p.id)!;
   }
 
+  isSession(id: string): boolean {
+    return this.sessionProfiles.some((p) => p.id === id);
+  }
+
+  /**
+   * Saves a profile. Remote: everything (a new id when it has none). Built-in
+   * and restored: the name and the credentials (their endpoints are the app's).
+   */
   save(input: ConnectionProfile): ConnectionProfile {
-    if (input.kind !== 'remote') throw new Error('only remote connections can be saved');
-    const id = input.id && this.profiles.some((p) => p.id === input.id) ? input.id : randomUUID();
-    const prev = this.profiles.find((p) => p.id === id);
-    const stored: StoredProfile = {
-      id,
-      name: input.name.trim() || input.endpoints[0] || 'etcd',
-      kind: 'remote',
-      endpoints: input.endpoints.map((e) => e.trim()).filter(Boolean),
-      username: input.username?.trim() || undefined,
-      tls: input.tls,
-      secret: prev?.secret,
-    };
-    if (!stored.endpoints.length) throw new Error('at least one endpoint is required');
-    if (input.password !== undefined && input.password !== '') {
-      if (this.box?.available()) {
-        stored.secret = this.box.encrypt(input.password);
-        this.sessionPasswords.delete(id);
-      } else {
-        stored.secret = undefined;
-        this.sessionPasswords.set(id, input.password);
-      }
+    const username = input.username?.trim() || undefined;
+    let id = input.id;
+    if (ProfileStore.isBuiltin(id)) {
+      if (!this.builtinIds().includes(id)) throw new ContractError(-1, `unknown connection ${id}`);
+      this.builtinOverrides = { ...this.builtinOverrides, [id]: { name: input.name.trim() || undefined, username } };
+    } else if (this.isSession(id)) {
+      const p = this.sessionProfiles.find((x) => x.id === id)!;
+      p.name = input.name.trim() || p.name;
+      p.username = username;
+    } else {
+      if (input.kind !== 'remote') throw new ContractError(-1, `unknown connection ${input.id}`);
+      id = input.id && this.profiles.some((p) => p.id === input.id) ? input.id : randomUUID();
+      const stored: StoredProfile = {
+        id,
+        name: input.name.trim() || input.endpoints[0] || 'etcd',
+        kind: 'remote',
+        endpoints: input.endpoints.map((e) => e.trim()).filter(Boolean),
+        username,
+        tls: input.tls,
+      };
+      if (!stored.endpoints.length) throw new ContractError(-1, 'at least one endpoint is required');
+      this.profiles = [...this.profiles.filter((p) => p.id !== id), stored];
     }
-    if (!stored.username) {
-      stored.secret = undefined;
-      this.sessionPasswords.delete(id);
-    }
-    this.profiles = [...this.profiles.filter((p) => p.id !== id), stored];
+    if (!username) this.forgetPassword(id);
+    else if (input.password) this.setPassword(id, input.password, !this.isSession(id));
     this.flush();
     return this.get(id)!;
   }
 
+  /** Sign-in: the user (and password) for any profile; remember keeps the password past this session. */
+  setCredentials(id: string, username: string, password: string, remember: boolean): ConnectionProfile {
+    const p = this.get(id);
+    if (!p) throw new ContractError(-1, `unknown connection ${id}`);
+    this.save({ ...p, username, password: undefined });
+    this.forgetPassword(id);
+    this.setPassword(id, password, remember && !this.isSession(id));
+    return this.get(id)!;
+  }
+
+  private setPassword(id: string, password: string, remember: boolean): void {
+    if (remember) {
+      this.sessionPasswords.delete(id);
+      this.secrets.set(id, password);
+    } else {
+      this.secrets.delete(id);
+      this.sessionPasswords.set(id, password);
+    }
+  }
+
+  private forgetPassword(id: string): void {
+    this.sessionPasswords.delete(id);
+    this.secrets.delete(id);
+  }
+
+  /** Remote and restored: gone. Built-in: back to its default name, no credentials. */
   delete(id: string): void {
     const i = this.sessionProfiles.findIndex((p) => p.id === id);
     if (i >= 0) this.sessionProfiles.splice(i, 1);
     this.profiles = this.profiles.filter((p) => p.id !== id);
-    this.sessionPasswords.delete(id);
+    if (this.builtinOverrides[id]) {
+      const { [id]: _gone, ...rest } = this.builtinOverrides;
+      this.builtinOverrides = rest;
+    }
+    this.forgetPassword(id);
     this.flush();
   }
 
   private flush(): void {
     fs.mkdirSync(path.dirname(this.file), { recursive: true });
     const tmp = `${this.file}.tmp`;
-    fs.writeFileSync(tmp, JSON.stringify({ profiles: this.profiles }, null, 2), { mode: 0o600 });
+    const data: FileShape = { profiles: this.profiles, builtins: this.builtinOverrides };
+    fs.writeFileSync(tmp, JSON.stringify(data, null, 2), { mode: 0o600 });
     fs.renameSync(tmp, this.file);
   }
 }

@@ -5,6 +5,7 @@ import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
 import { backupsDir, createAppCore, type AppCore } from '../main/app-core';
+import { FileSecrets } from '../main/secrets';
 import { startShellServer } from './server';
 
 const here = path.dirname(fileURLToPath(import.meta.url));
@@ -31,8 +32,8 @@ export async function runShell(): Promise<void> {
     dataDir,
     mode: 'shell',
     version: process.env.npm_package_version ?? '0.1.0',
-    // No OS keychain outside Electron: passwords stay in memory for the session.
-    secretBox: null,
+    // No OS keychain outside Electron: saved passwords go to a file only this user can read (0600).
+    secrets: new FileSecrets(path.join(dataDir, 'credentials.json')),
     broadcast: server.broadcast,
     // ETCDESK_CLUSTER_BASE_PORT=0 gives the local cluster free ports (tests running beside a real one).
     clusterBasePort: process.env.ETCDESK_CLUSTER_BASE_PORT !== undefined ? Number(process.env.ETCDESK_CLUSTER_BASE_PORT) : undefined,

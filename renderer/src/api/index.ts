@@ -15,7 +15,7 @@ export function useApi(): EtcdeskApi {
 
 function unwrap<T>(env: Envelope<unknown>): T {
   if (env.ok) return env.value as T;
-  throw new ContractError(env.error.code, env.error.message);
+  throw new ContractError(env.error.code, env.error.message, env.error.etcdError);
 }
 
 export function bridgeApi(bridge: EtcdeskBridge): EtcdeskApi {

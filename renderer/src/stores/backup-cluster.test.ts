@@ -59,15 +59,16 @@ describe('backup store', () => {
   it('restore: lists the backups folder, then restores and switches the connection', async () => {
     const status = { state: 'connected', profileId: 'restored-1', profileName: 'Restored: x.db', kind: 'restored', endpoints: ['e'], activeEndpoint: 'e', user: null } as const;
     const api = fakeApi({
-      'backup:list': () => ({ dir: '/b', files: [{ path: '/b/x.db', bytes: 1, mtime: 1 }] }),
-      'backup:restore': (r) => ({ path: r.path ?? null, profileId: 'restored-1', revision: 22, dataDir: '/d', status: { ...status, endpoints: [...status.endpoints] } }),
+      'backup:list': () => ({ dir: '/b', files: [{ name: 'x.db', path: '/b/x.db', bytes: 1, mtime: 1 }] }),
+      'backup:restore': (r) => ({ path: r.name ? `/b/${r.name}` : null, profileId: 'restored-1', revision: 22, dataDir: '/d', status: { ...status, endpoints: [...status.endpoints] } }),
       'conn:list': () => [],
     });
     setApi(api);
     const b = useBackupStore();
     await b.openRestore();
     assert.equal(b.files.length, 1);
-    const r = await b.restore('/b/x.db');
+    const r = await b.restore('x.db');
+    assert.deepEqual(api.calls.find((x) => x.channel === 'backup:restore')?.req, { opId: b.opId, name: 'x.db' });
     assert.equal(r?.revision, 22);
     const conn = useConnectionStore();
     assert.equal(conn.status.profileId, 'restored-1');

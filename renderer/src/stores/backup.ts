@@ -14,19 +14,19 @@ export const useBackupStore = defineStore('backup', {
     exported: null as BackupResult | null,
     restored: null as RestoreResult | null,
     error: '',
-    files: [] as { path: string; bytes: number; mtime: number }[],
+    files: [] as { name: string; path: string; bytes: number; mtime: number }[],
     dir: '',
   }),
   actions: {
     /** Opens the export dialog and starts the stream at once (main asks where, or uses the backups folder). */
-    async exportBackup(path?: string): Promise<BackupResult | null> {
+    async exportBackup(): Promise<BackupResult | null> {
       this.dialog = 'export';
       this.exported = null;
       this.error = '';
       this.busy = true;
       this.opId = `backup-${Date.now()}-${++opSeq}`;
       try {
-        const r = await useApi().invoke('maint:snapshot', { opId: this.opId, path });
+        const r = await useApi().invoke('maint:snapshot', { opId: this.opId });
         if (!r.path) {
           this.dialog = null; // save dialog cancelled
           return null;
@@ -51,14 +51,14 @@ export const useBackupStore = defineStore('backup', {
       this.files = r.files;
       this.dir = r.dir;
     },
-    /** No path: main's open dialog picks the file (Electron). */
-    async restore(path?: string): Promise<RestoreResult | null> {
+    /** name: a file from the backups folder list; none: main's open dialog picks the file (Electron). Never a path. */
+    async restore(name?: string): Promise<RestoreResult | null> {
       this.dialog = 'restore';
       this.error = '';
       this.busy = true;
       this.opId = `restore-${Date.now()}-${++opSeq}`;
       try {
-        const r = await useApi().invoke('backup:restore', { opId: this.opId, path });
+        const r = await useApi().invoke('backup:restore', { opId: this.opId, name });
         if (!r.path) return null;
         this.restored = r;
         const conn = useConnectionStore();

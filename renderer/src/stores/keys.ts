@@ -1,10 +1,14 @@
 // Key browser state. The list is a window over main's key list: pages of
 // PAGE rows fetched on demand, at most MAX_PAGES kept, so a 100,000-key
-// prefix scrolls without the renderer ever holding it all.
+// prefix scrolls without the renderer ever holding it all. main keeps its
+// list current from a watch and sends keys:changed {revision, total, changed
+// rows}: the store patches the rows it holds and re-asks main (from memory)
+// only for pages whose positions moved.
 import { defineStore } from 'pinia';
 import { markRaw } from 'vue';
-import { b64ToBytes, bytesToB64, isBinary, utf8ToB64, type HistoryResponse, type KeyRow, type KeyValue, type TreeNode, type WatchUpdateEvent } from '../../../electron/contract/index';
+import { b64ToBytes, bytesToB64, ContractError, isBinary, utf8ToB64, type HistoryResponse, type KeyRow, type KeysChangedEvent, type KeyValue, type TreeNode, type WatchUpdateEvent } from '../../../electron/contract/index';
 import { useApi } from '../api';
+import { SIGN_IN_ERRORS, useConnectionStore } from './connection';
 import { guessMode, parse, render, validate, type ValueMode } from '../lib/value-format';
 
 export const PAGE = 200;
@@ -48,7 +52,10 @@ export const useKeysStore = defineStore('keys', {
     history: null as HistoryResponse | null,
     watchId: null as string | null,
     unsubscribe: null as (() => void) | null,
-    reloadTimer: null as ReturnType<typeof setTimeout> | null,
+    /** Why the list could not be read (permission, sign-in): shown instead of "No keys yet". */
+    listError: null as { kind: 'denied' | 'sign-in'; message: string } | null,
+    /** keys:changed events applied (tests and the status line). */
+    changesApplied: 0,
   }),
   getters: {
     dirty: (s): boolean => s.draft !== s.pristine,
@@ -75,8 +82,22 @@ export const useKeysStore = defineStore('keys', {
           return;
         }
         const prefix = this.prefix;
-        const r = await useApi().invoke('kv:window', { prefix, offset: 0, limit: PAGE, refresh });
+        let r;
+        try {
+          r = await useApi().invoke('kv:window', { prefix, offset: 0, limit: PAGE, refresh });
+        } catch (e) {
+          if (seq === reloadSeq && this.explainListError(e, prefix)) {
+            this.listPrefix = prefix;
+            this.pages = {};
+            this.pageOrder = [];
+            this.total = 0;
+            this.listEpoch++;
+            return;
+          }
+          throw e;
+        }
         if (seq !== reloadSeq) return;
+        this.listError = null;
         this.listPrefix = prefix;
         this.pages = { 0: markRaw(r.rows) };
         this.pageOrder = [0];
@@ -92,6 +113,52 @@ export const useKeysStore = defineStore('keys', {
     },
 
     /** Make rows [start, end) available, fetching missing pages and evicting the oldest. */
+    /** A list refused for permission or credentials: say who is signed in and what they may not read. */
+    explainListError(e: unknown, prefix: string): boolean {
+      if (!(e instanceof ContractError)) return false;
+      const conn = useConnectionStore();
+      const what = prefix ? `"${prefix}"` : 'the whole key space';
+      if (e.etcdError === 'PermissionDenied') {
+        this.listError = { kind: 'denied', message: `Signed in as ${conn.status.user ?? 'nobody (no user)'}: no read permission on ${what}` };
+        return true;
+      }
+      if (e.etcdError && SIGN_IN_ERRORS.has(e.etcdError)) {
+        this.listError = { kind: 'sign-in', message: `Sign in to read keys: ${e.message}` };
+        conn.askSignIn(e.message);
+        return true;
+      }
+      return false;
+    },
+
+    /** main's list changed (it applied watch events): patch held rows, re-ask only pages whose positions moved. */
+    onKeysChanged(e: KeysChangedEvent): void {
+      if (this.mode === 'tree') {
+        if (e.prefix === this.treePath) this.reload(false).catch(() => undefined);
+        return;
+      }
+      if (e.prefix !== this.listPrefix || e.prefix !== this.prefix) return;
+      this.changesApplied++;
+      this.total = e.total;
+      this.revision = e.revision;
+      const touched = new Map<number, KeyRow[]>();
+      for (const { index, row } of e.changed) {
+        const p = Math.floor(index / PAGE);
+        const page = touched.get(p) ?? this.pages[p];
+        if (!page || (e.shiftedFrom !== null && index >= e.shiftedFrom)) continue;
+        const copy = touched.get(p) ?? [...page];
+        copy[index % PAGE] = row;
+        touched.set(p, copy);
+      }
+      for (const [p, rows] of touched) this.pages[p] = markRaw(rows);
+      if (e.shiftedFrom === null) return;
+      const from = Math.floor(e.shiftedFrom / PAGE);
+      const moved = this.pageOrder.filter((p) => p >= from);
+      for (const p of moved) delete this.pages[p];
+      this.pageOrder = this.pageOrder.filter((p) => p < from);
+      // Served from main's memory: no read of the store.
+      for (const p of moved) if (p * PAGE < this.total) this.ensureRange(p * PAGE, (p + 1) * PAGE).catch(() => undefined);
+    },
+
     async ensureRange(start: number, end: number): Promise<void> {
       const first = Math.floor(Math.max(0, start) / PAGE);
       const last = Math.floor(Math.max(0, Math.min(end, this.total) - 1) / PAGE);
@@ -150,14 +217,16 @@ export const useKeysStore = defineStore('keys', {
         const off2 = api.on('watch:error', (e) => {
           if (e.watchId === this.watchId) this.watchId = null;
         });
+        const off3 = api.on('keys:changed', (e) => this.onKeysChanged(e));
         this.unsubscribe = () => {
           off1();
           off2();
+          off3();
         };
       }
       if (this.watchId) await api.invoke('watch:stop', { watchId: this.watchId }).catch(() => undefined);
       this.watchId = null;
-      // Watch everything: the selected key may sit outside the listed prefix.
+      // The list follows itself (main); this watch is for the selected key, which may sit outside the listed prefix.
       // From just after the listed revision: a write between the list read and this watch is not lost.
       const r = await api.invoke('watch:start', { prefix: '', startRevision: this.revision ? this.revision + 1 : undefined });
       this.watchId = r.watchId;
@@ -182,13 +251,6 @@ export const useKeysStore = defineStore('keys', {
         } else if (this.dirty) this.remoteChanged = true;
         else void this.select(e.kv.key, true);
       }
-      // Coalesce bursts (bulk loads) into one list refresh.
-      if (this.reloadTimer) return;
-      this.reloadTimer = setTimeout(() => {
-        this.reloadTimer = null;
-        // A failed background refresh keeps the current rows; the next event or refresh retries.
-        this.reloadKeepingPages().catch(() => undefined);
-      }, 250);
     },
 
     async recheckSelected(): Promise<void> {
@@ -201,14 +263,6 @@ export const useKeysStore = defineStore('keys', {
       if (!r.kv) this.selectedDeleted = true;
       if (this.dirty) this.remoteChanged = true;
       else if (r.kv) await this.select(key, true);
-    },
-
-    async reloadKeepingPages(): Promise<void> {
-      if (this.mode === 'tree') return this.reload(true);
-      const wanted = [...this.pageOrder];
-      await this.reload(true);
-      const ranges = wanted.filter((p) => p !== 0);
-      await Promise.all(ranges.map((p) => this.ensureRange(p * PAGE, (p + 1) * PAGE)));
     },
 
     async select(key: string, keepMode = false): Promise<void> {
