@@ -110,6 +110,8 @@ const hex = (dec: string): string => BigInt(dec).toString(16);
 function normalize(c: Cluster, text: string): string {
   return text
     .replace(/127\.0\.0\.1:(\d+)/g, (all, port: string) => (c.labels.has(port) ? `127.0.0.1:<${c.labels.get(port)}>` : all))
+    // etcdctl prints ids with "%16x": an id with leading zero digits is shorter and padded with spaces
+    .replace(/\b(Member|cluster) +([0-9a-f]{1,16})\b/g, (_all, word: string, h: string) => `${word} ${c.labels.get(h) ?? '<id>'}`)
     .replace(/\b[0-9a-f]{12,16}\b/g, (h) => c.labels.get(h) ?? (/[a-f]/.test(h) ? '<id>' : h))
     // the new member's initial cluster lists the members in id order, which differs between the clusters
     .replace(/ETCD_INITIAL_CLUSTER="([^"]*)"/, (_all, list: string) => `ETCD_INITIAL_CLUSTER="${list.split(',').sort().join(',')}"`);
