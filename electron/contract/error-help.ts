@@ -23,7 +23,7 @@ const G = { InvalidArgument: 3, NotFound: 5, FailedPrecondition: 9, PermissionDe
 type Entry = readonly [code: number, message: string, title: string, sentence: string];
 
 // etcd 3.4's rpctypes messages, exactly (node-core/errors holds the same table for the server side).
-const ETCD: readonly Entry[] = [
+export const ETCD_ERROR_HELP: readonly Entry[] = [
   [G.InvalidArgument, 'etcdserver: request is too large', 'Value too large', `The request is larger than etcd's ${REQUEST_LIMIT} request limit (${MESSAGE_LIMIT} per gRPC message), so keep large data outside etcd and store a reference to it, or raise the server's --max-request-bytes.`],
   [G.InvalidArgument, 'etcdserver: key is not provided', 'Key is empty', 'etcd keys cannot be empty, so type a key name before saving.'],
   [G.InvalidArgument, 'etcdserver: key not found', 'Key does not exist', 'A lease can only be attached to a key that exists, so create the key first (or create it with the lease from New key).'],
@@ -61,7 +61,7 @@ const ETCD: readonly Entry[] = [
   [G.Unavailable, 'etcdserver: rpc not supported for learner', 'Learner cannot answer', 'Learners answer only serializable reads, so connect to a voting member.'],
 ];
 
-const byIdentity = new Map<string, Entry>(ETCD.map((e) => [`${e[0]}|${e[1]}`, e]));
+const byIdentity = new Map<string, Entry>(ETCD_ERROR_HELP.map((e) => [`${e[0]}|${e[1]}`, e]));
 
 const help = (title: string, sentence: string): ErrorHelp => ({ title, sentence });
 
@@ -70,7 +70,7 @@ export function explainError(err: SerializedError): ErrorHelp | null {
   const hit = byIdentity.get(`${err.code}|${err.message}`);
   if (hit) return help(hit[2], hit[3]);
   // gRPC's message size limit (grpc-go and grpc-js word it alike).
-  if (err.code === G.ResourceExhausted && /message larger than max/i.test(err.message)) return help(ETCD[0][2], ETCD[0][3]);
+  if (err.code === G.ResourceExhausted && /message larger than max/i.test(err.message)) return help(ETCD_ERROR_HELP[0][2], ETCD_ERROR_HELP[0][3]);
   // No endpoint answered: grpc-js's "No connection established" / connect errors.
   if (err.code === G.Unavailable || /ECONNREFUSED|ENOTFOUND|EHOSTUNREACH|No connection established/i.test(err.message))
     return help('Endpoint unreachable', 'No endpoint answered (the server is down, the address or port is wrong, or a firewall blocks it), so check the endpoints in the connection settings and that etcd listens on them.');
