@@ -2,12 +2,12 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { ETCD_ERROR_HELP, cleanErrorMessage, explainError } from './error-help';
+import { ETCD_ERROR_HELP, cleanErrorMessage, explainError } from '../../../electron/contract/index';
 
-// node-core's error table, read as text: the contract stands alone (no imports from node-core),
+// node-core's error table, read as text: the renderer and the contract import nothing from node-core,
 // yet every entry here must name an error etcd really sends, by its exact code and message.
 function etcdErrors(): Set<string> {
-  const src = fs.readFileSync(path.join(import.meta.dirname, '../../node-core/errors/index.ts'), 'utf8');
+  const src = fs.readFileSync(path.join(import.meta.dirname, '../../../node-core/errors/index.ts'), 'utf8');
   const codes = new Map([...src.matchAll(/^\s+(\w+): (\d+),$/gm)].map((m) => [m[1], Number(m[2])]));
   return new Set([...src.matchAll(/e\(Code\.(\w+), '([^']+)'\)/g)].map((m) => `${codes.get(m[1])}|${m[2]}`));
 }

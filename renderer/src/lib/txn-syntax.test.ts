@@ -1,6 +1,6 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
-import { etcdctlUnsupported, opToEtcdctl, txnToEtcdctl, txnToGo, txnToTypeScript } from './txn-syntax';
+import { etcdctlUnsupported, opToEtcdctl, txnToEtcdctl, txnToGo, txnToTypeScript } from '../../../electron/contract/index';
 
 describe('txn export', () => {
   it('writes etcdctl txn input with etcdctl\'s quoting: double quotes, "--" before dash-led arguments', () => {
