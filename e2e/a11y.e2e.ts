@@ -115,7 +115,7 @@ describe('Accessibility (axe-core) on every view, light and dark', { timeout: 18
       await page.getByTestId('attach-ok').click();
       await page.getByTestId('toast-error').first().waitFor();
       await audit(`error-toast-${theme}`);
-      for (const b of await page.locator('.toast button').all()) await b.click().catch(() => undefined);
+      for (const b of await page.locator('.toast button').all()) await b.click({ timeout: 500 }).catch(() => undefined);
       verdict();
     });
   }

@@ -38,7 +38,8 @@ describe('A new user\'s first hour', { timeout: 240_000 }, () => {
   };
   const errorToast = (text: RegExp): Locator => page.getByTestId('toast-error').filter({ hasText: text });
   const dismissToasts = async (): Promise<void> => {
-    for (const b of await page.locator('.toast button').all()) await b.click().catch(() => undefined);
+    // A toast may time out on its own meanwhile: never wait for one that is gone.
+    for (const b of await page.locator('.toast button').all()) await b.click({ timeout: 500 }).catch(() => undefined);
   };
   const selectKey = async (key: string): Promise<void> => {
     await page.getByTestId('nav-keys').click();
