@@ -189,14 +189,17 @@ describe('A new user\'s first hour', { timeout: 240_000 }, () => {
       const t = errorToast(/Value too large/);
       await t.waitFor({ timeout: 15_000 });
       assert.match((await t.textContent()) ?? '', /1\.5 MiB request limit \(2 MiB per gRPC message\).*--max-request-bytes/);
+      if (name === 'big2') await shot(page, 'fh-error-too-large');
       await page.keyboard.press('Escape');
       await dismissToasts();
       assert.equal((await etcdctl(shell, ['get', `/fh/${name}`, '--keys-only'])).trim(), '');
     }
-    await shot(page, 'fh-error-too-large');
     // Attaching a lease to a key that does not exist.
     await page.getByTestId('nav-leases').click();
-    const id = (await page.getByTestId('lease-row').first().getAttribute('data-lease-id'))!;
+    await page.getByTestId('lease-ttl').fill('300');
+    await page.getByTestId('grant-lease').click();
+    const granted = page.getByTestId('toast-ok').filter({ hasText: 'Granted lease' }).last();
+    const id = /Granted lease (\d+)/.exec((await granted.textContent()) ?? '')![1];
     await page.getByTestId(`attach-${id}`).click();
     await page.getByTestId('attach-key').fill('/fh/missing');
     await page.keyboard.press('Enter');
