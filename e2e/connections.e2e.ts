@@ -66,9 +66,9 @@ describe('Etcdesk connections and sign-in', { timeout: 200_000 }, () => {
     await page.getByTestId('restore-browse').click();
     await page.getByTestId('nav-connections').click();
     await page.getByTestId(`remove-${restored.id}`).click();
-    await page.getByTestId('remove-effect').filter({ hasText: 'data folder' }).waitFor();
+    await page.getByTestId('confirm-message').filter({ hasText: 'data folder' }).waitFor();
     await shot(page, 'remove-restored');
-    await page.getByTestId('remove-confirm').click();
+    await page.getByTestId('confirm-ok').click();
     await page.getByTestId(`conn-${restored.id}`).waitFor({ state: 'detached' });
     assert.ok(!fs.existsSync(restored.dataDir));
     assert.ok(!(await shell.invoke('conn:list', {})).some((p) => p.id === restored.id));

@@ -71,7 +71,7 @@ describe('Etcdesk backups, cluster and maintenance', { timeout: 120_000 }, () =>
     await page.getByTestId('key-search').fill('/backup/');
     await page.locator('[data-key="/backup/known"]').click();
     await page.getByTestId('selected-key').filter({ hasText: '/backup/known' }).waitFor();
-    assert.equal(await page.getByTestId('value-editor').inputValue(), 'hello-backup');
+    assert.equal(await page.getByTestId('value-editor').textContent(), 'hello-backup');
     // A new node, not the embedded one: a write there is not seen by the source.
     const status = await shell.invoke('conn:status', {});
     assert.equal(status.kind, 'restored');
@@ -86,6 +86,7 @@ describe('Etcdesk backups, cluster and maintenance', { timeout: 120_000 }, () =>
     const rev = (await shell.invoke('cluster:info', {})).revision;
     await page.getByTestId('compact-rev').fill(String(rev - 5));
     await page.getByTestId('compact').click();
+    await page.getByTestId('confirm-ok').click();
     await page.getByTestId('toast-ok').filter({ hasText: `Compacted to revision ${rev - 5}` }).waitFor();
     await page.getByTestId('defrag-restored').click();
     await page.getByTestId('toast-ok').filter({ hasText: 'defragmented' }).waitFor();
@@ -106,6 +107,7 @@ describe('Etcdesk backups, cluster and maintenance', { timeout: 120_000 }, () =>
     await page.waitForTimeout(1500);
     await shot(page, 'cluster-local');
     await page.getByTestId(`stop-${first}`).click();
+    await page.getByTestId('confirm-ok').click();
     await page.getByTestId(`health-${first}`).filter({ hasText: 'stopped' }).waitFor({ timeout: 15_000 });
     const second = await until(async () => {
       const t = (await leaderChip.textContent())?.replace('leader', '').trim();

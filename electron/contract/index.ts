@@ -3,3 +3,4 @@ export * from './types';
 export * from './channels';
 export * from './bytes';
 export * from './txn-syntax';
+export * from './error-help';

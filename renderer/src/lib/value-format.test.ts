@@ -17,6 +17,14 @@ describe('value formats', () => {
     assert.equal(guessMode(bytes('{not json')), 'text');
     assert.equal(guessMode(new Uint8Array([0xff, 0xfe, 0])), 'hex');
   });
+  it('detects YAML documents but not prose with a colon', () => {
+    assert.equal(guessMode(bytes('server:\n  port: 8080\n  hosts:\n    - a\n    - b\n')), 'yaml');
+    assert.equal(guessMode(bytes('---\nname: x\n')), 'yaml');
+    assert.equal(guessMode(bytes('- one\n- two\n')), 'yaml');
+    assert.equal(guessMode(bytes('note: remember the milk')), 'text');
+    assert.equal(guessMode(bytes('Dear team,\nthe deploy is at 5: be ready.')), 'text');
+    assert.equal(guessMode(bytes('a: [1, 2\nb: 3')), 'text');
+  });
   it('validates JSON, YAML and base64 with a reason', () => {
     assert.equal(validate('{"a":1}', 'json'), null);
     assert.ok(validate('{"a":', 'json'));

@@ -13,7 +13,21 @@ export function guessMode(bytes: Uint8Array): ValueMode {
   if (isBinary(bytes)) return 'hex';
   const s = dec.decode(bytes).trim();
   if ((s.startsWith('{') || s.startsWith('[')) && validJson(s)) return 'json';
+  if (looksLikeYaml(s)) return 'yaml';
   return 'text';
+}
+
+/** YAML only when it has structure: a mapping or list over several lines (a bare "a: b" stays text). */
+export function looksLikeYaml(s: string): boolean {
+  const lines = s.split('\n').filter((l) => l.trim() && !l.trim().startsWith('#'));
+  if (lines.length < 2 && !s.startsWith('---')) return false;
+  if (!lines.every((l) => /^\s*(- |-$|[^\s:#][^:]*:(\s|$)|\s+\S|---|\.\.\.)/.test(l))) return false;
+  try {
+    const v: unknown = yamlLoad(s);
+    return typeof v === 'object' && v !== null;
+  } catch {
+    return false;
+  }
 }
 
 function validJson(s: string): boolean {

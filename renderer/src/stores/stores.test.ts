@@ -149,7 +149,9 @@ describe('txn store', () => {
     Object.assign(txn.success[0], { key: 'k', value: 'v' });
     txn.addOp('failure', 'delete');
     txn.failure[0].key = 'k';
-    assert.equal(txn.preview, 'compares:\nval("k") != "x"\n\nsuccess requests (get, put, del):\nput k v\n\nfailure requests (get, put, del):\ndel k');
+    // Exactly etcdctl txn's stdin: no prompts, each section ended by a blank line.
+    assert.equal(txn.preview, 'val("k") != "x"\n\nput k v\n\ndel k\n\n');
+    assert.equal(txn.previewProblem, null);
     const r = await txn.run();
     assert.equal(r.succeeded, false);
     assert.deepEqual(r.results, [{ type: 'delete', key: 'k' }]);
@@ -189,5 +191,18 @@ describe('auth and ui stores', () => {
     assert.equal(r, undefined);
     assert.equal(ui.toasts[0].text, 'etcdserver: root user does not exist');
     assert.equal(ui.toasts[0].kind, 'error');
+    // …and the table's cause and fix beside it.
+    assert.match(ui.toasts[0].help?.sentence ?? '', /needs a user named root/);
+  });
+  it('confirm() resolves with the answer, and a newer question cancels an older one', async () => {
+    setApi(fakeApi({}));
+    const ui = useUiStore();
+    const first = ui.confirm({ title: 'a', message: 'm', action: 'Do a' });
+    const second = ui.confirm({ title: 'b', message: 'm', action: 'Do b' });
+    assert.equal(await first, false);
+    assert.equal(ui.confirmation?.title, 'b');
+    ui.answerConfirm(true);
+    assert.equal(await second, true);
+    assert.equal(ui.confirmation, null);
   });
 });

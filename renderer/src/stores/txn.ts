@@ -1,5 +1,5 @@
 import { defineStore } from 'pinia';
-import { txnToInteractive, type TxnCompare, type TxnOp, type TxnRequest, type TxnResult } from '../../../electron/contract/index';
+import { etcdctlUnsupported, txnToEtcdctl, txnToGo, txnToTypeScript, type TxnCompare, type TxnOp, type TxnRequest, type TxnResult } from '../../../electron/contract/index';
 import { useApi } from '../api';
 
 export const useTxnStore = defineStore('txn', {
@@ -12,8 +12,18 @@ export const useTxnStore = defineStore('txn', {
   }),
   getters: {
     request: (s): TxnRequest => ({ compares: s.compares, success: s.success, failure: s.failure }),
+    /** Exactly what `etcdctl txn` reads on stdin. */
     preview(): string {
-      return txnToInteractive(this.request);
+      return txnToEtcdctl(this.request);
+    },
+    previewProblem(): string | null {
+      return etcdctlUnsupported(this.request);
+    },
+    goCode(): string {
+      return txnToGo(this.request);
+    },
+    tsCode(): string {
+      return txnToTypeScript(this.request);
     },
   },
   actions: {
