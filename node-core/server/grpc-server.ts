@@ -231,9 +231,6 @@ class CallCore {
     readonly stream: http2.ServerHttp2Stream,
     readonly headers: http2.IncomingHttpHeaders,
     readonly info: SessionInfo,
-    readonly server: GrpcServer,
-    /** Counted among the unary calls a graceful shutdown waits for. */
-    readonly unary: boolean,
   ) {}
 
   get metadata(): Metadata {
@@ -305,7 +302,6 @@ class CallCore {
     if (this.done) return;
     this.done = true;
     if (this.timer) clearTimeout(this.timer);
-    if (this.unary) this.server.unaryDone();
   }
 }
 
@@ -509,8 +505,12 @@ export class GrpcServer {
     const encoding = headers['grpc-encoding'] as string | undefined;
     const info = sessionInfo(stream.session!);
     const unary = route !== undefined && !route.def.requestStream && !route.def.responseStream;
-    if (unary) this.inFlight++;
-    const core = new CallCore(stream, headers, info, this, unary);
+    if (unary) {
+      // in flight until its stream closed: a graceful shutdown waits for the answer to be out
+      this.inFlight++;
+      stream.once('close', () => this.unaryDone());
+    }
+    const core = new CallCore(stream, headers, info);
     if (!route) {
       core.sendStatus({ code: UNIMPLEMENTED, details: unknownMethodText(path, this.services) });
       return;
@@ -659,8 +659,7 @@ export class GrpcServer {
     core.sendUnaryOk(bytes, trailer);
   }
 
-  /** Called once per unary call when its status went out or it was cancelled. */
-  unaryDone(): void {
+  private unaryDone(): void {
     this.inFlight--;
     if (this.inFlight === 0) this.drained?.();
   }
