@@ -51,14 +51,14 @@ async function probe(args: string[]): Promise<Target> {
   };
 }
 
-async function baseline(dir: string): Promise<Target> {
+async function baseline(dir: string, nodeArgs: string[] = []): Promise<Target> {
   const client = await freePort();
   const peer = await freePort();
   const url = `http://127.0.0.1:${client}`;
   const purl = `http://127.0.0.1:${peer}`;
   const args = ['--name', 'b', '--data-dir', tempDir('baseline'), '--listen-client-urls', url, '--advertise-client-urls', url, '--listen-peer-urls', purl];
   args.push('--initial-advertise-peer-urls', purl, '--initial-cluster', `b=${purl}`, '--log-level', 'warn');
-  const p = spawn(process.execPath, [path.join(dir, 'bin/etcdesk-node.mjs'), ...args], { stdio: 'ignore', cwd: dir });
+  const p = spawn(process.execPath, [...nodeArgs, path.join(dir, 'bin/etcdesk-node.mjs'), ...args], { stdio: 'ignore', cwd: dir });
   await waitHealthy(url, 30_000, p);
   return {
     endpoint: `127.0.0.1:${client}`,
@@ -72,9 +72,10 @@ async function baseline(dir: string): Promise<Target> {
 const KINDS: Record<string, () => Promise<Target>> = {
   etcd: () => startEtcd({ extraArgs: ['--log-level', 'warn'] }),
   etcdesk: () => {
+    // --cpu-prof is refused in NODE_OPTIONS: start the node ourselves with it
     const prof = process.env.PROBE_CPU_PROF;
-    const env = prof ? { NODE_OPTIONS: `--cpu-prof --cpu-prof-dir=${path.resolve(prof)}` } : undefined;
-    return startEtcdesk({ extraArgs: ['--log-level', 'warn'], env });
+    if (prof) return baseline(REPO_ROOT, ['--cpu-prof', `--cpu-prof-dir=${path.resolve(prof)}`]);
+    return startEtcdesk({ extraArgs: ['--log-level', 'warn'] });
   },
   'grpcjs-noop': () => probe([path.join(HERE, 'grpcjs-noop.mjs')]),
   'rawh2-noop': () => probe([path.join(HERE, 'raw-h2.mjs')]),
