@@ -15,7 +15,21 @@ import { freePort, REPO_ROOT, startEtcd, startEtcdesk, tempDir, waitHealthy } fr
 
 interface Target {
   endpoint: string;
+  /** The server process, for its CPU time (children, as node:cluster workers, are not counted). */
+  pid?: number;
   stop(): Promise<void>;
+}
+
+/** user + system CPU seconds a process has used so far (Linux /proc; all its threads). */
+function cpuSeconds(pid: number | undefined): number | undefined {
+  if (!pid) return undefined;
+  try {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    return (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+  } catch {
+    return undefined;
+  }
 }
 
 const HERE = path.join(REPO_ROOT, 'bench/probes');
@@ -44,6 +58,7 @@ async function probe(args: string[]): Promise<Target> {
   });
   return {
     endpoint: `127.0.0.1:${port}`,
+    pid: args[0].endsWith('workers.mjs') ? undefined : p.pid,
     async stop() {
       p.kill('SIGTERM');
       await waitExit(p);
@@ -62,6 +77,7 @@ async function baseline(dir: string, nodeArgs: string[] = []): Promise<Target> {
   await waitHealthy(url, 30_000, p);
   return {
     endpoint: `127.0.0.1:${client}`,
+    pid: p.pid,
     async stop() {
       p.kill('SIGTERM');
       await waitExit(p);
@@ -70,12 +86,12 @@ async function baseline(dir: string, nodeArgs: string[] = []): Promise<Target> {
 }
 
 const KINDS: Record<string, () => Promise<Target>> = {
-  etcd: () => startEtcd({ extraArgs: ['--log-level', 'warn'] }),
+  etcd: () => startEtcd({ extraArgs: ['--log-level', 'warn'] }).then((p) => ({ endpoint: p.endpoint, pid: p.proc.pid, stop: () => p.stop() })),
   etcdesk: () => {
     // --cpu-prof is refused in NODE_OPTIONS: start the node ourselves with it
     const prof = process.env.PROBE_CPU_PROF;
     if (prof) return baseline(REPO_ROOT, ['--cpu-prof', `--cpu-prof-dir=${path.resolve(prof)}`]);
-    return startEtcdesk({ extraArgs: ['--log-level', 'warn'] });
+    return startEtcdesk({ extraArgs: ['--log-level', 'warn'] }).then((p) => ({ endpoint: p.endpoint, pid: p.proc.pid, stop: () => p.stop() }));
   },
   'grpcjs-noop': () => probe([path.join(HERE, 'grpcjs-noop.mjs')]),
   'rawh2-noop': () => probe([path.join(HERE, 'raw-h2.mjs')]),
@@ -117,6 +133,8 @@ export async function runProbes(loadBin: string): Promise<string> {
   if (process.env.PROBE_BASELINE) kinds.baseline = () => baseline(path.resolve(process.env.PROBE_BASELINE!));
   const wanted = process.env.PROBE_KINDS?.split(',') ?? Object.keys(kinds);
   const qps = new Map<string, number[]>(wanted.map((k) => [k, []]));
+  // CPU time per request holds up on a shared machine far better than qps does
+  const cpuUs = new Map<string, number[]>(wanted.map((k) => [k, []]));
   for (let round = 1; round <= rounds; round++) {
     // alternate the order too, so no kind always runs first in a round
     const order = round % 2 ? wanted : [...wanted].reverse();
@@ -126,9 +144,15 @@ export async function runProbes(loadBin: string): Promise<string> {
       const t = await start();
       try {
         load(loadBin, t.endpoint, op, 3000); // warm-up: JIT and connections
+        const c0 = cpuSeconds(t.pid);
         const r = load(loadBin, t.endpoint, op, total);
+        const c1 = cpuSeconds(t.pid);
+        const us = c0 !== undefined && c1 !== undefined ? ((c1 - c0) * 1e6) / total : undefined;
         qps.get(kind)!.push(r.qps);
-        process.stderr.write(`round ${round} ${kind.padEnd(15)} ${r.qps.toFixed(0)} qps p99 ${r.p99_ms} ms${r.errors ? ` errors ${r.errors} (${r.first_error})` : ''}\n`);
+        if (us !== undefined) cpuUs.get(kind)!.push(us);
+        process.stderr.write(
+          `round ${round} ${kind.padEnd(15)} ${r.qps.toFixed(0)} qps p99 ${r.p99_ms} ms${us !== undefined ? ` ${us.toFixed(0)} µs CPU/request` : ''}${r.errors ? ` errors ${r.errors} (${r.first_error})` : ''}\n`,
+        );
       } finally {
         await t.stop();
       }
@@ -138,12 +162,17 @@ export async function runProbes(loadBin: string): Promise<string> {
   const lines = [
     `Probes: ${op}, 64 clients over 8 connections, ${total} requests, ${rounds} alternating rounds; ${os.cpus().length} cores, load average at the end ${os.loadavg()[0].toFixed(1)}.`,
     '',
-    '| server | median qps | rounds | vs etcd |',
-    '|---|---:|---|---:|',
+    '| server | median qps | rounds | vs etcd | median server CPU µs/request | vs etcd |',
+    '|---|---:|---|---:|---:|---:|',
   ];
+  const etcdCpu = cpuUs.get('etcd')?.length ? median(cpuUs.get('etcd')!) : undefined;
   for (const [k, xs] of qps) {
     const m = median(xs);
-    lines.push(`| ${k} | ${m.toFixed(0)} | ${xs.map((x) => x.toFixed(0)).join(', ')} | ${etcd ? (m / etcd).toFixed(2) + 'x' : '-'} |`);
+    const cs = cpuUs.get(k)!;
+    const c = cs.length ? median(cs) : undefined;
+    lines.push(
+      `| ${k} | ${m.toFixed(0)} | ${xs.map((x) => x.toFixed(0)).join(', ')} | ${etcd ? (m / etcd).toFixed(2) + 'x' : '-'} | ${c !== undefined ? c.toFixed(0) : '-'} | ${c !== undefined && etcdCpu ? (c / etcdCpu).toFixed(2) + 'x' : '-'} |`,
+    );
   }
   return lines.join('\n');
 }
