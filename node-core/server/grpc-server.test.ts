@@ -179,22 +179,25 @@ describe('gRPC server on node:http2', () => {
   it('a slow reader holds the stream back: writes wait for HTTP/2 flow control instead of piling up', async () => {
     floodWrites = 0;
     const blocked = new Promise<void>((r) => (floodBlocked = r));
-    const stream = c.Flood(Buffer.from('go'));
-    stream.on('error', () => undefined); // CANCELLED, by us below
-    stream.pause();
+    // a raw HTTP/2 client that does not read: nothing it holds is acknowledged, so the windows stay shut
+    const sess = http2.connect(`http://127.0.0.1:${srv.port}`);
+    const req = sess.request({ ':method': 'POST', ':path': '/test.T/Flood', 'content-type': 'application/grpc', te: 'trailers' });
+    req.pause();
+    req.end(Buffer.from([0, 0, 0, 0, 2, 0x67, 0x6f]));
     await blocked;
-    // 64 KiB messages into a paused client: the handler is held back near the windows' size, far below 10,000
-    await new Promise((r) => setTimeout(r, 100));
-    assert.ok(floodWrites < 200, `writes ran ahead of the reader: ${floodWrites}`);
+    await new Promise((r) => setTimeout(r, 200));
+    // 64 KiB messages: held near the windows' size plus the stream's 16-message buffer, far below 10,000
+    assert.ok(floodWrites < 100, `writes ran ahead of the reader: ${floodWrites}`);
     const before = floodWrites;
-    let got = 0;
-    stream.on('data', () => got++);
-    stream.resume();
-    while (got < before + 50) await new Promise((r) => setTimeout(r, 10));
+    let bytes = 0;
+    req.on('data', (c: Buffer) => (bytes += c.length));
+    req.resume();
+    while (bytes < (before + 20) * 65536) await new Promise((r) => setTimeout(r, 10));
     assert.ok(floodWrites > before, 'reading again lets the writer continue');
     events.length = 0;
-    stream.cancel();
+    req.close(http2.constants.NGHTTP2_CANCEL);
     while (!events.includes('flood cancelled')) await new Promise((r) => setTimeout(r, 5));
+    sess.close();
   });
 
   it('bidi streams: messages both ways; emit("error", status) ends the call with that status', async () => {
