@@ -3,6 +3,8 @@
 // after the other in one run; prints each figure with the ratio ours/etcd and
 // records the table in bench/RESULTS.md.
 //
+// `npm run bench -- --probes` runs the serving ceiling probes instead (bench/probes.ts).
+//
 // Env: BENCH_SCALE (default 1) multiplies request counts; BENCH_ONLY=substr
 // runs the matching rows only; BENCH_NO_WRITE=1 leaves RESULTS.md alone.
 import { spawnSync } from 'node:child_process';
@@ -12,6 +14,7 @@ import path from 'node:path';
 import { REPO_ROOT, startCluster, startEtcd, startEtcdesk, type ServerProc } from '../node-core/testing/processes';
 import { runWatchBench, type WatchBenchResult } from './watch-bench';
 import { runAuthBench, type AuthBenchRow } from './auth-bench';
+import { runProbes } from './probes';
 
 interface LoadResult {
   op: string;
@@ -96,6 +99,10 @@ interface Row {
 
 async function main(): Promise<void> {
   ensureLoadGenerator();
+  if (process.argv.includes('--probes')) {
+    process.stdout.write((await runProbes(LOAD)) + '\n');
+    return;
+  }
   const rows: Row[] = [];
   for (const sc of scenarios) {
     const wl = sc.workloads.filter((w) => !only || `${sc.name} ${w.name}`.includes(only));

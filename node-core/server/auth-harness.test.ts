@@ -1,7 +1,9 @@
 // (Named .test.ts to stay within the auth test files; it holds no tests itself.)
 // A stand-in node for the auth service tests: proposals go through the real
 // log encoding and the real auth appliers, in order, without raft.
-import { credentials, Metadata, Server, ServerCredentials, makeGenericClientConstructor, type ChannelCredentials, type Client, type ServiceError } from '@grpc/grpc-js';
+import { credentials, Metadata, makeGenericClientConstructor, type ChannelCredentials, type Client, type ServiceError } from '@grpc/grpc-js';
+import net from 'node:net';
+import type { SecureContextOptions, TlsOptions } from 'node:tls';
 import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -17,6 +19,7 @@ import {
   type ResponseHeaderInit,
 } from '../proto/gen/etcdserverpb';
 import { createAuthHandlers, type AuthServiceNode } from './auth-service';
+import { GrpcServer } from './grpc-server';
 
 export class TestAuthNode implements AuthServiceNode {
   readonly log: Buffer[] = [];
@@ -51,11 +54,25 @@ export class TestAuthNode implements AuthServiceNode {
 type Callback = (err: ServiceError | null, res: Record<string, unknown>) => void;
 export type AuthClient = Client & Record<string, (req: object, md: Metadata, cb: Callback) => void>;
 
-export async function serveAuth(node: AuthServiceNode, creds: ServerCredentials = ServerCredentials.createInsecure()): Promise<{ server: Server; port: number }> {
-  const server = new Server();
-  server.addService(AuthService, createAuthHandlers(node));
-  const port = await new Promise<number>((res, rej) => server.bindAsync('127.0.0.1:0', creds, (e, p) => (e ? rej(e) : res(p))));
-  return { server, port };
+/** The auth service on the node's gRPC server, listening on a free loopback port (TLS when given). */
+export async function serveAuth(node: AuthServiceNode, tls?: TlsOptions & SecureContextOptions): Promise<{ server: { forceShutdown(): void }; port: number }> {
+  const grpc = new GrpcServer({ maxReceiveMessageBytes: 4 << 20 });
+  grpc.addService(AuthService, createAuthHandlers(node));
+  const h2 = grpc.http2Server(tls);
+  const sockets = new Set<net.Socket>();
+  const listener = net.createServer((sock) => {
+    sockets.add(sock);
+    sock.on('close', () => sockets.delete(sock));
+    h2.emit('connection', sock);
+  });
+  await new Promise<void>((r) => listener.listen(0, '127.0.0.1', r));
+  const port = (listener.address() as net.AddressInfo).port;
+  const forceShutdown = (): void => {
+    grpc.forceShutdown();
+    for (const s of sockets) s.destroy();
+    listener.close();
+  };
+  return { server: { forceShutdown }, port };
 }
 
 export function authClient(port: number, creds: ChannelCredentials = credentials.createInsecure(), host = '127.0.0.1'): AuthClient {

@@ -4,7 +4,7 @@ import { after, before, describe, test } from 'node:test';
 import { BcryptHasher } from '../auth/password';
 import { AuthStore } from '../auth/store';
 import { tempBackend } from '../auth/test-helpers';
-import { Metadata, type Server } from '@grpc/grpc-js';
+import { Metadata } from '@grpc/grpc-js';
 import { authClient, call, serveAuth, TestAuthNode, type AuthClient } from './auth-harness.test';
 import { resolveAuthInfo } from './auth-context';
 import { Errors } from '../errors/index';
@@ -22,7 +22,7 @@ describe('Auth gRPC service', () => {
   const hasher = new BcryptHasher({ cost: 10 });
   const store = new AuthStore(tb.backend, { hasher, bcryptCost: 10 });
   const node = new TestAuthNode(tb.backend, store);
-  let server: Server;
+  let server: { forceShutdown(): void };
   let c: AuthClient;
   let rootToken = '';
 

@@ -1,11 +1,12 @@
 // One listener per client URL serving gRPC and HTTP/1.1 on the same port, as
 // etcd's cmux does: the first bytes of a plain connection tell an HTTP/2
-// preface (handed to grpc-js through its connection injector) from an
-// HTTP/1.x request (/health, /version, /metrics). TLS listeners hand every
-// connection to gRPC, which performs the handshake itself.
-import type { Server as GrpcServer, ServerCredentials } from '@grpc/grpc-js';
+// preface (handed to the gRPC server's HTTP/2 server) from an HTTP/1.x
+// request (/health, /version, /metrics). TLS listeners hand every connection
+// to the HTTP/2 server, which performs the handshake itself.
 import http from 'node:http';
+import type http2 from 'node:http2';
 import net from 'node:net';
+import type { Duplex } from 'node:stream';
 import fs from 'node:fs';
 import { sniffAuthority } from './h2-authority';
 
@@ -36,12 +37,13 @@ export function listenTarget(url: string): ListenTarget {
 
 export async function listenClientUrl(
   url: string,
-  grpc: GrpcServer,
-  creds: ServerCredentials,
+  h2: http2.Http2Server | http2.Http2SecureServer,
   secure: boolean,
   httpHandler: http.RequestListener,
 ): Promise<ClientListener> {
-  const injector = grpc.createConnectionInjector(creds);
+  const inject = (conn: Duplex): void => {
+    h2.emit('connection', conn);
+  };
   const httpServer = http.createServer(httpHandler);
   const sockets = new Set<net.Socket>();
   const server = net.createServer({ noDelay: true }, (socket) => {
@@ -49,7 +51,7 @@ export async function listenClientUrl(
     socket.on('close', () => sockets.delete(socket));
     socket.on('error', () => socket.destroy());
     if (secure) {
-      injector.injectConnection(socket);
+      inject(socket);
       return;
     }
     socket.once('readable', () => {
@@ -61,8 +63,8 @@ export async function listenClientUrl(
       socket.unshift(head);
       const n = Math.min(head.length, H2_PREFACE.length);
       if (!head.subarray(0, n).equals(H2_PREFACE.subarray(0, n))) httpServer.emit('connection', socket);
-      else if (rewriteAuthority) sniffAuthority(socket, (conn) => injector.injectConnection(conn));
-      else injector.injectConnection(socket);
+      else if (rewriteAuthority) sniffAuthority(socket, inject);
+      else inject(socket);
     });
   });
   const target = listenTarget(url);
@@ -79,7 +81,6 @@ export async function listenClientUrl(
     port,
     close: () =>
       new Promise<void>((resolve) => {
-        injector.destroy();
         for (const s of sockets) s.destroy();
         httpServer.close();
         server.close(() => resolve());

@@ -296,7 +296,7 @@ export class H2InboundRewriter {
 
 /**
  * A duplex over the socket whose inbound bytes pass through the rewriter,
- * for handing to grpc-js's connection injector in place of the socket.
+ * for handing to the gRPC server's HTTP/2 server in place of the socket.
  */
 export function rewritingDuplex(socket: net.Socket, first?: Buffer, dropSettingsAck = false): Duplex {
   const rw = new H2InboundRewriter();

@@ -1,6 +1,6 @@
 // Starts a member: opens (or creates) its data, the node, the gRPC services
 // and the client listeners. The CLI and the desktop app both come through here.
-import * as grpc from '@grpc/grpc-js';
+import type { UntypedServiceImplementation } from '@grpc/grpc-js';
 import fs from 'node:fs';
 import { mergeConfig, parseInitialCluster, type NodeConfig } from '../cluster/config';
 import type { Member } from '../cluster/membership';
@@ -25,7 +25,8 @@ import { guardLearner } from './learner-guard';
 import type { RequestGuard } from './request-guard';
 import { createAuthServer } from './auth-service';
 import type { AuthStore } from '../auth';
-import { clientListenerCredentials, peerTransportTls, type TlsFlags } from './tls';
+import { clientListenerTls, peerTransportTls, type TlsFlags } from './tls';
+import { GrpcServer } from './grpc-server';
 import { AuthService } from '../proto/gen/etcdserverpb';
 
 /**
@@ -69,6 +70,11 @@ export interface StartOptions {
 
 /** etcd's grpcOverheadBytes: room for framing above --max-request-bytes. */
 const GRPC_OVERHEAD_BYTES = 512 * 1024;
+/** etcd's defaults for --grpc-keepalive-interval and --grpc-keepalive-timeout (the flags are accepted, not yet read). */
+const KEEPALIVE_INTERVAL_MS = 2 * 3600 * 1000;
+const KEEPALIVE_TIMEOUT_MS = 20_000;
+/** How long a stopping member lets unary calls in flight finish after GOAWAY. */
+const SHUTDOWN_GRACE_MS = 1000;
 
 export async function startNode(partial: Partial<NodeConfig>, opts: StartOptions = {}): Promise<RunningNode> {
   const config = mergeConfig(partial);
@@ -103,10 +109,10 @@ export async function startNode(partial: Partial<NodeConfig>, opts: StartOptions
         },
       }),
   });
-  const server = new grpc.Server({
-    'grpc.max_receive_message_length': config.maxRequestBytes + GRPC_OVERHEAD_BYTES,
-    'grpc.max_send_message_length': 2 ** 31 - 1,
-    'grpc.keepalive_permit_without_calls': 1,
+  const server = new GrpcServer({
+    maxReceiveMessageBytes: config.maxRequestBytes + GRPC_OVERHEAD_BYTES,
+    keepaliveTimeMs: KEEPALIVE_INTERVAL_MS,
+    keepaliveTimeoutMs: KEEPALIVE_TIMEOUT_MS,
   });
   // --client-cert-auth names users by certificate CN on TLS client URLs
   const clientCertAuth = config.clientCertAuth && config.listenClientUrls.some((u) => u.startsWith('https:') || u.startsWith('unixs:'));
@@ -124,7 +130,7 @@ export async function startNode(partial: Partial<NodeConfig>, opts: StartOptions
   server.addService = (def, impl) => addService(def, instrumentService(def, impl, node.metrics));
   const learner = (): boolean => node.isLearner();
   server.addService(KVService, guardLearner(createKVHandlers(node, guard), learner, (m, r) => m === 'Range' && (r as { serializable?: boolean }).serializable === true));
-  server.addService(MaintenanceService, guardLearner(createMaintenanceHandlers(node, guard) as grpc.UntypedServiceImplementation, learner, (m) => m === 'Status'));
+  server.addService(MaintenanceService, guardLearner(createMaintenanceHandlers(node, guard) as UntypedServiceImplementation, learner, (m) => m === 'Status'));
   server.addService(ClusterService, guardLearner(createClusterHandlers(node, guard), learner));
   server.addService(AuthService, guardLearner(auth.handlers, learner));
   server.addService(WatchService, guardLearner(createWatchHandlers(node, guard), learner));
@@ -139,9 +145,9 @@ export async function startNode(partial: Partial<NodeConfig>, opts: StartOptions
   try {
     for (const url of config.listenClientUrls) {
       const secure = url.startsWith('https:') || url.startsWith('unixs:');
-      const creds = clientListenerCredentials(url, tlsFlags);
-      for (const w of creds.warnings) log.warn(w);
-      const l = await listenClientUrl(url, server, creds.credentials, secure, httpHandler);
+      const t = clientListenerTls(url, tlsFlags);
+      for (const w of t.warnings) log.warn(w);
+      const l = await listenClientUrl(url, server.http2Server(t.tls), secure, httpHandler);
       listeners.push(l);
       if (!secure) log.warn('serving client traffic insecurely; this is strongly discouraged!', { address: url.replace(/^\w+:\/\//, '') });
     }
@@ -164,8 +170,7 @@ export async function startNode(partial: Partial<NodeConfig>, opts: StartOptions
   void node.closed.then(() => {
     if (!stopped) {
       stopped = true;
-      server.forceShutdown();
-      void Promise.all(listeners.map((l) => l.close()));
+      void server.shutdown({ graceMs: SHUTDOWN_GRACE_MS }).then(() => Promise.all(listeners.map((l) => l.close())));
     }
   });
   return {
@@ -176,7 +181,8 @@ export async function startNode(partial: Partial<NodeConfig>, opts: StartOptions
     async stop() {
       if (stopped) return;
       stopped = true;
-      server.forceShutdown();
+      // GOAWAY first: unary calls in flight get their answers before the node closes
+      await server.shutdown({ graceMs: SHUTDOWN_GRACE_MS });
       for (const l of listeners) await l.close();
       await node.close();
     },

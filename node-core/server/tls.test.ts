@@ -13,7 +13,10 @@ import { after, before, describe, test } from 'node:test';
 import { AuthStore } from '../auth/store';
 import { plainHasher, tempBackend } from '../auth/test-helpers';
 import { authClient, call, makeTestPki, serveAuth, TestAuthNode } from './auth-harness.test';
-import { clientListenerCredentials, clientTlsInfo, grpcServerCredentials, peerTransportTls, serverTlsOptions, type TlsInfo } from './tls';
+import { createAuthHandlers } from './auth-service';
+import { GrpcServer } from './grpc-server';
+import { AuthService } from '../proto/gen/etcdserverpb';
+import { clientListenerTls, clientTlsInfo, grpcServerTls, peerTransportTls, serverTlsOptions, type TlsInfo } from './tls';
 
 const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'etcdesk-tls-'));
 const f = (n: string) => path.join(dir, n);
@@ -44,7 +47,7 @@ describe('client TLS', () => {
 
   test('server TLS: trusted clients connect; plain text to the TLS port fails cleanly', async () => {
     const { tb, node } = setupNode();
-    const { server, port } = await serveAuth(node, grpcServerCredentials(info({})));
+    const { server, port } = await serveAuth(node, grpcServerTls(info({})));
     try {
       const good = authClient(port, clientCreds());
       assert.deepEqual((await call(good, 'UserList', {})).users, []);
@@ -71,7 +74,7 @@ describe('client TLS', () => {
     store.userGrantRole({ user: 'root', role: 'root' });
     store.userAdd({ name: 'alice', password: '', hashed_password: Buffer.from('plain:y') });
     store.authEnable();
-    const { server, port } = await serveAuth(node, grpcServerCredentials(info({ trustedCaFile: f('ca.pem'), clientCertAuth: true })));
+    const { server, port } = await serveAuth(node, grpcServerTls(info({ trustedCaFile: f('ca.pem'), clientCertAuth: true })));
     try {
       const anon = authClient(port, clientCreds());
       await fails(call(anon, 'UserList', {}));
@@ -94,7 +97,7 @@ describe('client TLS', () => {
     store.userAdd({ name: 'root', password: '', hashed_password: Buffer.from('plain:x') });
     store.userGrantRole({ user: 'root', role: 'root' });
     store.authEnable();
-    const { server, port } = await serveAuth(node, grpcServerCredentials(info({ trustedCaFile: f('ca.pem') })));
+    const { server, port } = await serveAuth(node, grpcServerTls(info({ trustedCaFile: f('ca.pem') })));
     try {
       const root = authClient(port, clientCreds('root'));
       await assert.rejects(call(root, 'UserList', {}), (e: ServiceError) => e.details === 'etcdserver: user name is empty');
@@ -107,7 +110,7 @@ describe('client TLS', () => {
 
   test('--client-crl-file refuses a revoked client certificate', async () => {
     const { tb, node } = setupNode();
-    const { server, port } = await serveAuth(node, grpcServerCredentials(info({ trustedCaFile: f('ca.pem'), clientCertAuth: true, crlFile: f('crl.pem') })));
+    const { server, port } = await serveAuth(node, grpcServerTls(info({ trustedCaFile: f('ca.pem'), clientCertAuth: true, crlFile: f('crl.pem') })));
     try {
       const alice = authClient(port, clientCreds('alice'));
       await call(alice, 'UserList', {});
@@ -121,15 +124,17 @@ describe('client TLS', () => {
     }
   });
 
-  test('the credentials work through a grpc-js connection injector (a cmux-style listener), CN included', async () => {
+  test('TLS works on connections handed to the HTTP/2 server (a cmux-style listener), CN included', async () => {
     const { tb, store, node } = setupNode();
     node.clientCertAuth = true;
     store.userAdd({ name: 'root', password: '', hashed_password: Buffer.from('plain:x') });
     store.userGrantRole({ user: 'root', role: 'root' });
     store.authEnable();
-    const { server } = await serveAuth(node);
-    const injector = server.createConnectionInjector(grpcServerCredentials(info({ trustedCaFile: f('ca.pem'), clientCertAuth: true })));
-    const raw = net.createServer((sock) => injector.injectConnection(sock));
+    const grpc = new GrpcServer({ maxReceiveMessageBytes: 1 << 20 });
+    grpc.addService(AuthService, createAuthHandlers(node));
+    const h2 = grpc.http2Server(grpcServerTls(info({ trustedCaFile: f('ca.pem'), clientCertAuth: true })));
+    const server = { forceShutdown: () => grpc.forceShutdown() };
+    const raw = net.createServer((sock) => h2.emit('connection', sock));
     await new Promise<void>((r) => raw.listen(0, '127.0.0.1', r));
     const port = (raw.address() as { port: number }).port;
     try {
@@ -140,7 +145,6 @@ describe('client TLS', () => {
       await fails(call(alice, 'UserList', {}), 9);
       alice.close();
     } finally {
-      injector.destroy();
       raw.close();
       server.forceShutdown();
       await tb.cleanup();
@@ -149,18 +153,19 @@ describe('client TLS', () => {
 
   test("etcd's URL scheme rules", () => {
     const flags = { dataDir: dir, certFile: f('server.pem'), keyFile: f('server.key'), clientCertAuth: true };
-    const http = clientListenerCredentials('http://127.0.0.1:2379', flags);
-    assert.equal(http.credentials._isSecure(), false);
+    const http = clientListenerTls('http://127.0.0.1:2379', flags);
+    assert.equal(http.tls, undefined);
     assert.equal(http.clientCertAuth, false);
     assert.deepEqual(http.warnings, [
       'The scheme of client url http://127.0.0.1:2379 is HTTP while peer key/cert files are presented. Ignored key/cert files.',
       'The scheme of client url http://127.0.0.1:2379 is HTTP while client cert auth (--client-cert-auth) is enabled. Ignored client cert auth for this url.',
     ]);
-    const https = clientListenerCredentials('https://127.0.0.1:2379', flags);
-    assert.equal(https.credentials._isSecure(), true);
+    const https = clientListenerTls('https://127.0.0.1:2379', flags);
+    assert.equal(https.tls?.requestCert, true, '--client-cert-auth asks for a client certificate');
+    assert.ok(https.tls?.cert);
     assert.equal(https.clientCertAuth, true);
     assert.throws(
-      () => clientListenerCredentials('https://127.0.0.1:2379', { dataDir: dir }),
+      () => clientListenerTls('https://127.0.0.1:2379', { dataDir: dir }),
       /^Error: TLS key\/cert \(--cert-file, --key-file\) must be provided for client url https:\/\/127.0.0.1:2379 with HTTPS scheme$/,
     );
     assert.throws(() => serverTlsOptions(info({ keyFile: '' })), /KeyFile and CertFile must both be present/);
@@ -189,7 +194,7 @@ describe('client TLS', () => {
     assert.equal(clientTlsInfo({ ...flags, certFile: f('server.pem'), keyFile: f('server.key') }).selfCert, false);
     // and the generated certificate serves TLS, trusted as its own root
     const { tb, node } = setupNode();
-    const { server, port } = await serveAuth(node, grpcServerCredentials(i1));
+    const { server, port } = await serveAuth(node, grpcServerTls(i1));
     try {
       const c = authClient(port, credentials.createSsl(pem));
       await call(c, 'UserList', {});

@@ -5,12 +5,10 @@
 // client certificate; --auto-tls writes a self-signed ECDSA P-521 certificate
 // to <data-dir>/fixtures/{client,peer} (reused when present) and replaces the
 // given TLS settings only when no cert/key files were given.
-import { ServerCredentials } from '@grpc/grpc-js';
 import crypto from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import type { SecureServerOptions } from 'node:http2';
 import type { ConnectionOptions, SecureContextOptions, TlsOptions } from 'node:tls';
 
 /** The subset of the node's configuration TLS reads (same names as NodeConfig). */
@@ -128,27 +126,15 @@ export function peerTransportTls(f: TlsFlags): { server: TlsOptions & SecureCont
   return { server: serverTlsOptions(info), client: clientTlsOptions(info) };
 }
 
-// grpc-js's createSsl cannot take a CRL nor a TLS minimum; its base class can.
-class EtcdServerCredentials extends ServerCredentials {
-  constructor(ctor: SecureServerOptions, ctx: SecureContextOptions) {
-    super(ctor, ctx);
-  }
-  _equals(other: ServerCredentials): boolean {
-    return other === this;
-  }
+/** The HTTP/2 server's TLS options for a TLSInfo, or undefined for plain text. */
+export function grpcServerTls(info: TlsInfo | undefined): (TlsOptions & SecureContextOptions) | undefined {
+  if (!info || isEmpty(info)) return undefined;
+  return serverTlsOptions(info);
 }
 
-export function grpcServerCredentials(info: TlsInfo | undefined): ServerCredentials {
-  if (!info || isEmpty(info)) return ServerCredentials.createInsecure();
-  const o = serverTlsOptions(info);
-  return new EtcdServerCredentials(
-    { requestCert: o.requestCert, rejectUnauthorized: o.rejectUnauthorized, minVersion: o.minVersion, ALPNProtocols: o.ALPNProtocols },
-    { cert: o.cert, key: o.key, ca: o.ca, crl: o.crl },
-  );
-}
-
-export interface ClientListenerCredentials {
-  credentials: ServerCredentials;
+export interface ClientListenerTls {
+  /** TLS options for the listener's HTTP/2 server; undefined: plain text. */
+  tls: (TlsOptions & SecureContextOptions) | undefined;
   /** etcd's warnings for TLS settings a plain-text URL ignores. */
   warnings: string[];
   /** Whether certificate common names name users on this listener. */
@@ -156,21 +142,21 @@ export interface ClientListenerCredentials {
 }
 
 /**
- * Credentials for one --listen-client-urls entry, with etcd's rules: an
- * http/unix URL serves plain text (given TLS settings are ignored with a
- * warning); an https/unixs URL needs a certificate and key.
+ * TLS for one --listen-client-urls entry, with etcd's rules: an http/unix
+ * URL serves plain text (given TLS settings are ignored with a warning); an
+ * https/unixs URL needs a certificate and key.
  */
-export function clientListenerCredentials(url: string, f: TlsFlags): ClientListenerCredentials {
+export function clientListenerTls(url: string, f: TlsFlags): ClientListenerTls {
   const info = clientTlsInfo(f);
   const scheme = url.split('://')[0];
   const warnings: string[] = [];
   if (scheme === 'http' || scheme === 'unix') {
     if (!isEmpty(info)) warnings.push(`The scheme of client url ${url} is HTTP while peer key/cert files are presented. Ignored key/cert files.`);
     if (info.clientCertAuth) warnings.push(`The scheme of client url ${url} is HTTP while client cert auth (--client-cert-auth) is enabled. Ignored client cert auth for this url.`);
-    return { credentials: ServerCredentials.createInsecure(), warnings, clientCertAuth: false };
+    return { tls: undefined, warnings, clientCertAuth: false };
   }
   if (isEmpty(info)) throw new Error(`TLS key/cert (--cert-file, --key-file) must be provided for client url ${url} with HTTPS scheme`);
-  return { credentials: grpcServerCredentials(info), warnings, clientCertAuth: info.clientCertAuth };
+  return { tls: grpcServerTls(info), warnings, clientCertAuth: info.clientCertAuth };
 }
 
 // ---- self-signed certificates (etcd's transport.SelfCert) ----
