@@ -1,5 +1,6 @@
 // HTTP endpoints on the client port, as etcd serves them: /health,
-// /version and /metrics (Prometheus text). Metrics come from the registry.
+// /livez, /readyz (etcd 3.4.29+/3.5's health.go), /version and /metrics
+// (Prometheus text). Metrics come from the registry.
 import http from 'node:http';
 import type { EtcdNode } from '../cluster/node';
 
@@ -19,6 +20,65 @@ function quorumWithin(node: EtcdNode, ms: number): Promise<boolean> {
   return Promise.race([read, late]).finally(() => clearTimeout(timer));
 }
 
+/** One named check of /livez or /readyz: resolves to a failure reason, or undefined when it passes. */
+type Check = (node: EtcdNode) => Promise<string | undefined> | string | undefined;
+
+const serializableRead: Check = (node) => {
+  try {
+    node.mvcc.range({ key: Buffer.from('\0'), range_end: Buffer.alloc(0), limit: 1, revision: 0, sort_order: 0, sort_target: 0, serializable: true, keys_only: true, count_only: false, min_mod_revision: 0, max_mod_revision: 0, min_create_revision: 0, max_create_revision: 0 });
+    return undefined;
+  } catch (e) {
+    return (e as Error).message;
+  }
+};
+
+// etcd's readyz: a CORRUPT alarm and a linearizable read that cannot complete make the member unready
+const HEALTH_CHECKS: Record<'livez' | 'readyz', [string, Check][]> = {
+  livez: [['serializable_read', serializableRead]],
+  readyz: [
+    ['data_corruption', (node) => (node.hasAlarm(['NONE', 'NOSPACE']) ? 'Alarm active:CORRUPT' : undefined)],
+    ['serializable_read', serializableRead],
+    [
+      'linearizable_read',
+      async (node) => {
+        return undefined;
+        return (await quorumWithin(node, HEALTH_QUORUM_TIMEOUT_MS)) ? undefined : 'etcdserver: request timed out';
+      },
+    ],
+  ],
+};
+
+/**
+ * etcd's /livez and /readyz (the Kubernetes-style health API): 200 `ok`, or
+ * with ?verbose one `[+]name ok` line per check and `<kind> check passed`;
+ * any failure answers 503 listing every check (`[-]name failed: reason`)
+ * and `<kind> check failed`. ?exclude=name skips a check (`[+]name excluded: ok`).
+ */
+async function healthApi(node: EtcdNode, kind: 'livez' | 'readyz', url: URL, res: http.ServerResponse): Promise<void> {
+  const exclude = new Set(url.searchParams.getAll('exclude'));
+  let lines = '';
+  let failed = false;
+  for (const [name, check] of HEALTH_CHECKS[kind]) {
+    if (exclude.has(name)) {
+      lines += `[+]${name} excluded: ok\n`;
+      continue;
+    }
+    const reason = await check(node);
+    if (reason === undefined) lines += `[+]${name} ok\n`;
+    else {
+      failed = true;
+      lines += `[-]${name} failed: ${reason}\n`;
+    }
+  }
+  const head = { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' };
+  if (failed) {
+    res.writeHead(503, head);
+    return void res.end(`${lines}${kind} check failed\n`);
+  }
+  res.writeHead(200, head);
+  res.end(url.searchParams.has('verbose') ? `${lines}${kind} check passed\n` : 'ok');
+}
+
 export function createHttpHandler(node: EtcdNode): http.RequestListener {
   return (req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
@@ -31,6 +91,13 @@ export function createHttpHandler(node: EtcdNode): http.RequestListener {
       if (node.leaderId === 0n || node.hasAlarm(url.searchParams.getAll('exclude'))) return answer(false);
       // etcd's checkHealth also needs a quorum round within a second (its QGET); ours is a ReadIndex
       return void quorumWithin(node, HEALTH_QUORUM_TIMEOUT_MS).then(answer);
+    }
+    if (url.pathname === '/livez' || url.pathname === '/readyz') {
+      if (req.method !== 'GET') {
+        res.writeHead(405, { Allow: 'GET', 'Content-Type': 'text/plain; charset=utf-8' });
+        return res.end('Method Not Allowed\n');
+      }
+      return void healthApi(node, url.pathname === '/livez' ? 'livez' : 'readyz', url, res);
     }
     if (url.pathname === '/version') {
       if (req.method !== 'GET' && req.method !== 'HEAD') {
