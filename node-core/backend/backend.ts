@@ -61,6 +61,8 @@ export interface RangeOptions {
 
 /** Longest time a write waits in memory for a commit (etcd's backend batch interval). */
 const BATCH_INTERVAL_MS = 100;
+/** bolt's two meta pages: a fresh etcd database is that much larger than its pages in use. */
+const BOLT_META_PAGES = 2;
 const DEFAULT_MAP_SIZE = 16 * 1024 * 1024 * 1024;
 
 export class Backend {
@@ -80,6 +82,8 @@ export class Backend {
   private pendingBytes = 0;
   private committedSeq = 0;
   private closed = false;
+  /** Highest quotaSize() seen since open or the last defrag (bolt's file only grows until defrag). */
+  private quotaHighWater = 0;
   /** Set when a commit failed: the writes of that batch are lost to LMDB, so no later commit may claim them applied. */
   private failure: StorageError | undefined;
 
@@ -268,6 +272,20 @@ export class Backend {
     return { total, inUse: Math.min(total, pages * st.pageSize) };
   }
 
+  /**
+   * The size etcd's quota compares against, counted as bolt would: bolt's
+   * file grows with the pages in use (freed pages are reused first) plus its
+   * meta pages, and never shrinks before defrag. LMDB's file is allocated
+   * ahead (several pages larger from the start), so its length would refuse
+   * the first write under a quota of a few pages, where etcd accepts them.
+   */
+  quotaSize(): number {
+    const { inUse } = this.size();
+    const pageSize = (this.env.getStats() as { pageSize: number }).pageSize;
+    this.quotaHighWater = Math.max(this.quotaHighWater, inUse + BOLT_META_PAGES * pageSize);
+    return this.quotaHighWater;
+  }
+
   /** Copies a consistent snapshot of the environment to `file` (compacting). */
   async backupTo(file: string): Promise<void> {
     await this.commit();
@@ -332,6 +350,8 @@ export class Backend {
       }
       await oldEnv.close();
       if (oldDir !== dbDir) fs.rmSync(oldDir, { recursive: true, force: true });
+      // bolt's defrag writes a new file of the pages in use: the quota's size falls to it
+      this.quotaHighWater = 0;
     } finally {
       this.defragging = undefined;
       release();

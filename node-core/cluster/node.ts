@@ -123,7 +123,7 @@ export class EtcdNode {
     this.alarms = new AlarmStore(this.backend);
     this.services.alarmGate = createAlarmGate(this.alarms);
     // the file grows only when pending writes are committed (every 100 ms): count those too
-    this.quota = new Quota(config.quotaBackendBytes, () => this.backend.size().total + this.backend.queuedBytes, log);
+    this.quota = new Quota(config.quotaBackendBytes, () => this.backend.quotaSize() + this.backend.queuedBytes, log);
     this.applier = new Applier(this.backend, this.mvcc, this.services, [kvAppliers, leaseAppliers, authAppliers, memberAppliers, alarmAppliers(this.alarms, log)]);
     // ids unique across restarts: member bits, then a time-based counter (etcd's idutil)
     this.reqSeq = ((this.memberId & 0xffffn) << 48n) | (BigInt(Date.now()) << 8n);

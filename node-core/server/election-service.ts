@@ -22,7 +22,9 @@ import type {
   ResignRequest,
   ResignResponseInit,
 } from '../proto/gen/v3electionpb';
+import { Errors } from '../errors';
 import { toServiceError } from './grpc-status';
+import { leaderBoundStream } from './leader-monitor';
 import { callSignal, createRevEquals, recipeError, firstCreate, fullRange, get, prefixEnd, sessionLease, txn, waitDeletes, watchUntil } from './lock-service';
 import type { RequestUserHeader } from './kv-service';
 import type { RequestGuard } from './request-guard';
@@ -166,17 +168,32 @@ export function createElectionHandlers(node: EtcdNode, guard: RequestGuard): Ele
         .catch((e: unknown) => fail(cb, e));
     },
     Observe: (call: ServerWritableStream<LeaderRequest, LeaderResponseInit>) => {
-      const signal = callSignal(call);
+      // clientv3.WithRequireLeader: refused without a leader; once leaderless too long the
+      // stream's context is cancelled and Observe returns etcdserver: no leader (etcd's cancel reason)
+      const stop = new AbortController();
+      const untrack = leaderBoundStream(node, call, (e) => {
+        if (stop.signal.aborted) return;
+        stop.abort();
+        call.emit('error', toServiceError(e));
+      });
+      if (!untrack) {
+        call.emit('error', toServiceError(Errors.NoLeader));
+        return;
+      }
+      const signal = AbortSignal.any([callSignal(call), stop.signal]);
       const name = Buffer.from(call.request.name);
       const pfx = Buffer.concat([name, Buffer.from('/')]);
       guard
         .forRead(call, pfx, prefixEnd(pfx))
         .then(() => observe(node, name, signal, (r) => call.write(r)))
-        .then(() => call.end())
+        .then(() => {
+          if (!signal.aborted) call.end();
+        })
         .catch((e: unknown) => {
           if (signal.aborted) return;
           call.emit('error', recipeError(e));
-        });
+        })
+        .finally(untrack);
     },
   };
 }

@@ -21,6 +21,7 @@ import type {
   LeaseTimeToLiveResponseInit,
 } from '../proto/gen/etcdserverpb';
 import { toServiceError } from './grpc-status';
+import { leaderBoundStream } from './leader-monitor';
 import type { RequestGuard } from './request-guard';
 
 type Unary<Req, Res> = (call: ServerUnaryCall<Req, Res>, cb: sendUnaryData<Res>) => void;
@@ -161,9 +162,16 @@ export function createLeaseHandlers(node: EtcdNode, guard: RequestGuard): LeaseH
   const leaseKeepAlive = (call: ServerDuplexStream<LeaseKeepAliveRequest, LeaseKeepAliveResponseInit>): void => {
     let chain: Promise<void> = Promise.resolve();
     let done = false;
+    // clientv3.WithRequireLeader: refused without a leader, ended with etcdserver: no leader once leaderless too long
+    const untrack = leaderBoundStream(node, call, (e) => finish(e));
+    if (!untrack) {
+      call.emit('error', toServiceError(Errors.NoLeader));
+      return;
+    }
     const finish = (e?: unknown): void => {
       if (done) return;
       done = true;
+      untrack();
       if (e) call.emit('error', toServiceError(e));
       else call.end();
     };
@@ -185,9 +193,11 @@ export function createLeaseHandlers(node: EtcdNode, guard: RequestGuard): LeaseH
     });
     call.on('cancelled', () => {
       done = true;
+      untrack();
     });
     call.on('error', () => {
       done = true;
+      untrack();
     });
   };
 

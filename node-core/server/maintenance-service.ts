@@ -26,6 +26,7 @@ import type {
 } from '../proto/gen/etcdserverpb';
 import { Errors, EtcdError, untranslatedAuthError } from '../errors';
 import { toServiceError } from './grpc-status';
+import { refuseWithoutLeader } from './leader-monitor';
 import type { RequestGuard } from './request-guard';
 import { SERVER_VERSION } from './http-endpoints';
 
@@ -156,6 +157,13 @@ export function createMaintenanceHandlers(node: EtcdNode, guard: RequestGuard): 
 
   // etcd's Snapshot: the bolt database in chunks counting down remaining_bytes, then its sha256
   const snapshot = (call: ServerWritableStream<SnapshotRequest, SnapshotResponseInit>): void => {
+    // clientv3.WithRequireLeader: refused without a leader (etcd's stream interceptor). A
+    // transfer already running is not cut when the leader goes: etcd's Snapshot never
+    // looks at the context the leader monitor cancels, so it sends to the end.
+    if (refuseWithoutLeader(node, call)) {
+      call.emit('error', toServiceError(Errors.NoLeader));
+      return;
+    }
     let cancelled = false;
     call.on('cancelled', () => (cancelled = true));
     const send = (m: SnapshotResponseInit): Promise<void> =>

@@ -7,7 +7,7 @@
 // catches up from history once the client reads again. A stream that asked
 // for a leader (clientv3.WithRequireLeader) is refused without one and
 // cancelled once its member has had none for etcd's maxNoLeaderCnt election
-// timeouts (v3rpc's monitorLeader).
+// timeouts (v3rpc's monitorLeader; see leader-monitor.ts).
 import type { ServerDuplexStream } from '@grpc/grpc-js';
 import type { EtcdNode } from '../cluster/node';
 import { Errors, type EtcdError } from '../errors';
@@ -16,6 +16,7 @@ import { encodeWatchResponse } from '../proto/gen/etcdserverpb';
 import { encodeEvent, type Event, type EventInit } from '../proto/gen/mvccpb';
 import { WatchError, WatchHub, type HubResponse, type WatchStream } from '../watch/hub';
 import { toServiceError } from './grpc-status';
+import { leaderBoundStream } from './leader-monitor';
 import type { RequestGuard } from './request-guard';
 
 /** etcd's chanBufLen: event responses a stream may have waiting once the client stops reading. */
@@ -26,8 +27,6 @@ const STREAM_BUFFER = 128;
  * client reads), instead of sending most of them through history.
  */
 const MAX_QUEUED = 65536;
-/** etcd's maxNoLeaderCnt: election timeouts without a leader before require-leader streams are cancelled. */
-const MAX_NO_LEADER_CHECKS = 3;
 /** clientv3.InvalidWatchID: a response not tied to one watcher. */
 const INVALID_WATCH_ID = -1;
 const EMPTY = Buffer.alloc(0);
@@ -126,7 +125,7 @@ class ServerWatchStream {
   private readonly progress = new Map<number, boolean>();
   private readonly ticker: NodeJS.Timeout | undefined;
   private chain: Promise<void> = Promise.resolve();
-  /** Set by whoever tracks the stream (the leader monitor). */
+  /** Set by whoever tracks the stream (the leader monitor's untrack). */
   onClose?: () => void;
 
   constructor(
@@ -313,71 +312,17 @@ class ServerWatchStream {
   }
 }
 
-/** clientv3.WithRequireLeader: a stream that asks for a leader is refused without one (etcd's stream interceptor). */
-export function refuseWithoutLeader(node: EtcdNode, call: { metadata: { get(k: string): unknown[] } }): boolean {
-  return requiresLeader(call) && node.leaderId === 0n;
-}
-
-function requiresLeader(call: { metadata: { get(k: string): unknown[] } }): boolean {
-  return call.metadata.get('hasleader')[0] === 'true';
-}
-
-/**
- * etcd's monitorLeader: once per election timeout, counts how long the
- * member has been without a leader; at MAX_NO_LEADER_CHECKS every stream
- * that required a leader ends with etcdserver: no leader (a client then
- * reconnects to a member that has one). The timer runs only while such
- * streams exist.
- */
-class LeaderMonitor {
-  private readonly streams = new Set<ServerWatchStream>();
-  private timer?: NodeJS.Timeout;
-  private noLeaderChecks = 0;
-
-  constructor(private readonly node: EtcdNode) {}
-
-  track(s: ServerWatchStream): void {
-    this.streams.add(s);
-    s.onClose = () => {
-      this.streams.delete(s);
-      if (!this.streams.size && this.timer) {
-        clearInterval(this.timer);
-        this.timer = undefined;
-      }
-    };
-    if (this.timer) return;
-    this.noLeaderChecks = 0;
-    this.timer = setInterval(() => this.check(), this.node.config.electionTimeout);
-    this.timer.unref();
-  }
-
-  private check(): void {
-    this.noLeaderChecks = this.node.leaderId === 0n ? this.noLeaderChecks + 1 : 0;
-    if (this.noLeaderChecks < MAX_NO_LEADER_CHECKS) return;
-    for (const s of [...this.streams]) s.abort(Errors.NoLeader);
-  }
-}
-
-const monitors = new WeakMap<EtcdNode, LeaderMonitor>();
-
-function leaderMonitorOf(node: EtcdNode): LeaderMonitor {
-  let m = monitors.get(node);
-  if (!m) {
-    m = new LeaderMonitor(node);
-    monitors.set(node, m);
-  }
-  return m;
-}
-
 export function createWatchHandlers(node: EtcdNode, guard: RequestGuard): WatchHandlers {
   return {
     Watch: (call) => {
-      if (refuseWithoutLeader(node, call)) {
+      let s: ServerWatchStream | undefined;
+      const untrack = leaderBoundStream(node, call, (e) => s?.abort(e));
+      if (!untrack) {
         call.emit('error', toServiceError(Errors.NoLeader));
         return;
       }
-      const s = new ServerWatchStream(node, guard, call);
-      if (requiresLeader(call)) leaderMonitorOf(node).track(s);
+      s = new ServerWatchStream(node, guard, call);
+      s.onClose = untrack;
     },
   };
 }
