@@ -36,29 +36,36 @@ async function fill(core: AppCore): Promise<void> {
   assert.ok(failed, 'the disk never filled');
 }
 
-describe('the embedded node dies', { timeout: 180_000 }, () => {
-  it('disk full: conn:changed says error with the fatal message and the file; reconnecting after space is freed works', async () => {
-    process.env.ETCDESK_ENGINE = 'node-core';
-    const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'etcdesk-death-'));
-    // 28 MiB: one 16 MiB log segment fits, the LMDB data file fills first
-    execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${28 * MiB}`, 'tmpfs', dir], { stdio: 'pipe' });
-    mounted.push(dir);
-    const statuses: ConnectionStatus[] = [];
-    let onError: (s: ConnectionStatus) => void = () => undefined;
-    const errored = new Promise<ConnectionStatus>((resolve) => (onError = resolve));
-    const core = createAppCore({
-      dataDir: dir,
-      mode: 'shell',
-      version: 'test',
-      secrets: new SessionSecrets(),
-      broadcast: <E extends EventChannel>(e: E, p: EventMap[E]) => {
-        if (e !== 'conn:changed') return;
-        const s = p as ConnectionStatus;
-        statuses.push(s);
-        if (s.state === 'error') onError(s);
-      },
-      chooseSnapshotPath: async () => null,
-    });
+/** An app core whose data folder is a tmpfs of `bytes`; `errored` resolves with the first `error` status on conn:changed. */
+function coreOnTmpfs(bytes: number): { core: AppCore; dir: string; statuses: ConnectionStatus[]; errored: Promise<ConnectionStatus> } {
+  process.env.ETCDESK_ENGINE = 'node-core';
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'etcdesk-death-'));
+  execFileSync('mount', ['-t', 'tmpfs', '-o', `size=${bytes}`, 'tmpfs', dir], { stdio: 'pipe' });
+  mounted.push(dir);
+  const statuses: ConnectionStatus[] = [];
+  let onError: (s: ConnectionStatus) => void = () => undefined;
+  const errored = new Promise<ConnectionStatus>((resolve) => (onError = resolve));
+  const core = createAppCore({
+    dataDir: dir,
+    mode: 'shell',
+    version: 'test',
+    secrets: new SessionSecrets(),
+    clusterBasePort: 0,
+    broadcast: <E extends EventChannel>(e: E, p: EventMap[E]) => {
+      if (e !== 'conn:changed') return;
+      const s = p as ConnectionStatus;
+      statuses.push(s);
+      if (s.state === 'error') onError(s);
+    },
+    chooseSnapshotPath: async () => null,
+  });
+  return { core, dir, statuses, errored };
+}
+
+describe('a hosted node dies', { timeout: 180_000 }, () => {
+  it('embedded, disk full: conn:changed says error with the fatal message and the file; reconnecting after space is freed works', async () => {
+    // 28 MiB: one 16 MiB log segment fits, then the data file or the next segment fills
+    const { core, dir, statuses, errored } = coreOnTmpfs(28 * MiB);
     try {
       const connected = await core.manager.connect('embedded');
       assert.equal(connected.state, 'connected', connected.error?.message);
@@ -66,8 +73,11 @@ describe('the embedded node dies', { timeout: 180_000 }, () => {
       const s = await errored;
       assert.equal(s.profileId, 'embedded');
       assert.ok(s.error, 'the status carries the error');
-      assert.match(s.error.message, /no space left on device/);
-      assert.ok(s.error.message.includes(path.join(dir, 'embedded', 'node', 'member', 'db', 'data.mdb')), s.error.message);
+      assert.match(s.error.message, /^node etcdesk stopped: .*no space left on device/);
+      // whichever file filled first: the log's new segment or the LMDB data file
+      const member = path.join(dir, 'embedded', 'node', 'member');
+      const file = /(\/\S+): no space left on device/.exec(s.error.message)?.[1] ?? '';
+      assert.match(path.relative(member, file), /^(wal\/[0-9a-f]{16}\.wal|db\/data\.mdb)$/, s.error.message);
       // never "connected" again without a new connect, and calls say why
       assert.equal(core.manager.status().state, 'error');
       assert.equal(statuses.at(-1)?.state, 'error');
