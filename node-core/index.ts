@@ -2,6 +2,8 @@
 // embedders import. Everything else in node-core is internal.
 export * from './client/index';
 export { startNode, type RunningNode, type StartOptions } from './server/start';
+// why a member stopped itself (RunningNode.node.fatalError): disk full, I/O error, a damaged log; by class and kind
+export { StorageError, type StorageFailure } from './backend/storage-error';
 export { restoreSnapshot, type RestoreOptions, type RestoreResult } from './server/snapshot-restore';
 export { startLocalCluster, type LocalCluster, type LocalClusterOptions, type LocalMemberInfo } from './server/local-cluster';
 export { defaultConfig, mergeConfig, parseArgs, type NodeConfig } from './cluster/config';

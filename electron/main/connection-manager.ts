@@ -26,6 +26,8 @@ export class ConnectionManager {
   private state: ConnectionStatus['state'] = 'disconnected';
   private lastError: ConnectionStatus['error'];
   private signInRequired = false;
+  /** The last hosted node that died on its own, so a connect racing its death does not end "connected". */
+  private death: { id: string; message: string } | undefined;
   private readonly keyLists = new KeyListRegistry();
   readonly watches = new WatchRegistry();
   readonly keepAlives = new KeepAliveRegistry();
@@ -74,6 +76,7 @@ export class ConnectionManager {
     this.state = 'connecting';
     this.lastError = undefined;
     this.signInRequired = false;
+    this.death = undefined;
     this.opts.onStatus(this.status());
     let client: EtcdClient | null = null;
     try {
@@ -105,6 +108,8 @@ export class ConnectionManager {
       this.lastError = serializeError(e);
       this.signInRequired = needsSignIn(e);
     }
+    const died = this.deathOf(id);
+    if (died !== undefined) this.failOnDeath(died);
     const s = this.status();
     this.opts.onStatus(s);
     return s;
@@ -123,8 +128,42 @@ export class ConnectionManager {
       fs.mkdirSync(dir, { recursive: true });
       node = await engine.startCluster(dir, this.opts.clusterBasePort ?? 23790);
     } else throw new ContractError(-1, `not a hosted connection: ${id}`);
-    this.hosted.set(id, node);
+    this.adopt(id, node);
     return node;
+  }
+
+  /** Keeps a hosted node, and hears when it dies on its own. */
+  private adopt(id: string, node: HostedNode): void {
+    this.hosted.set(id, node);
+    node.onDeath?.((message) => void this.nodeDied(id, node, message));
+  }
+
+  /**
+   * A hosted node (or a member of the local cluster) stopped on its own, e.g.
+   * its disk is full: the connection on it says so, with the node's message,
+   * and is never left looking connected. The rest of it is stopped so that
+   * connecting again starts it afresh on its data.
+   */
+  private async nodeDied(id: string, node: HostedNode, message: string): Promise<void> {
+    if (this.hosted.get(id) !== node) return;
+    this.hosted.delete(id);
+    this.death = { id, message };
+    if (this.profile?.id === id && this.state === 'connected') {
+      this.failOnDeath(message);
+      this.opts.onStatus(this.status());
+    }
+    await node.stop().catch(() => undefined);
+  }
+
+  private deathOf(id: string): string | undefined {
+    return this.death?.id === id ? this.death.message : undefined;
+  }
+
+  private failOnDeath(message: string): void {
+    this.closeClient();
+    this.state = 'error';
+    this.lastError = { code: -1, message };
+    this.signInRequired = false;
   }
 
   /** The local cluster's member control while connected to it (null otherwise). */
@@ -149,7 +188,7 @@ export class ConnectionManager {
     fs.mkdirSync(dir, { recursive: true });
     const node = await engine.startRestored(file, dir);
     const id = `restored-${stamp}`;
-    this.hosted.set(id, node);
+    this.adopt(id, node);
     this.restoredDirs.push(dir);
     this.opts.profiles.addSession({ id, name: `Restored: ${path.basename(file).replace(/^etcd-(backup|snapshot)-/, '').replace(/\.db$/, '')}`, kind: 'restored', endpoints: [], dataDir: dir });
     const status = await this.connect(id);

@@ -6,7 +6,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { createLogger, restoreSnapshot, startLocalCluster, startNode, type NodeConfig } from '../../node-core/index';
+import { createLogger, restoreSnapshot, startLocalCluster, startNode, type NodeConfig, type RunningNode } from '../../node-core/index';
 
 /** Member control of the app's in-process local cluster (node-core engine only). */
 export interface LocalControl {
@@ -19,6 +19,51 @@ export interface HostedNode {
   clientUrls: string[];
   stop(): Promise<void>;
   local?: LocalControl;
+  /**
+   * Called once when a node (or a local-cluster member) stops that nobody
+   * asked to stop: a fatal storage error (disk full, a damaged log) or its
+   * removal from the cluster. The message names the member and the cause
+   * (with the file); the app must not go on calling the connection healthy.
+   */
+  onDeath?(listener: (message: string) => void): void;
+}
+
+/** Why a member stopped on its own: its fatal storage error (path and cause), else that it closed. */
+function deathMessage(name: string, r: RunningNode): string {
+  const f = r.node.fatalError;
+  return f ? `node ${name} stopped: ${f.message}` : `node ${name} stopped (it was removed from the cluster or closed)`;
+}
+
+/**
+ * Tells `listener` once when one of the watched members closes without the
+ * app stopping it. `stopping` marks a member the app stops on purpose.
+ */
+class DeathWatch {
+  private listener: ((message: string) => void) | undefined;
+  private pending: string | undefined;
+  private told = false;
+  readonly stopping = new Set<RunningNode>();
+
+  watch(name: string, r: RunningNode): void {
+    void r.closed.then(() => {
+      if (!this.stopping.has(r)) this.died(deathMessage(name, r));
+    });
+  }
+
+  on(listener: (message: string) => void): void {
+    this.listener = listener;
+    if (this.pending !== undefined) this.died(this.pending);
+  }
+
+  private died(message: string): void {
+    if (this.told) return;
+    if (!this.listener) {
+      this.pending = message;
+      return;
+    }
+    this.told = true;
+    this.listener(message);
+  }
 }
 
 export interface NodeEngine {
@@ -211,12 +256,42 @@ export function nodeCoreEngine(): NodeEngine {
         },
         { logger },
       );
-      return { clientUrls: node.clientUrls.length ? node.clientUrls : [c], stop: () => node.stop() };
+      const deaths = new DeathWatch();
+      deaths.watch('etcdesk', node);
+      const stop = (): Promise<void> => {
+        deaths.stopping.add(node);
+        return node.stop();
+      };
+      return { clientUrls: node.clientUrls.length ? node.clientUrls : [c], stop, onDeath: (l) => deaths.on(l) };
     },
     async startCluster(dir, basePort) {
       const c = await startLocalCluster({ dir, basePort, logger });
-      const local: LocalControl = { members: () => c.members(), stopMember: (i) => c.stopMember(i), restartMember: (i) => c.restartMember(i) };
-      return { clientUrls: c.clientUrls, stop: () => c.stop(), local };
+      const deaths = new DeathWatch();
+      const watch = (i: number): void => {
+        const r = c.member(i);
+        if (r) deaths.watch(c.members()[i].name, r);
+      };
+      const stopping = (i: number): void => {
+        const r = c.member(i);
+        if (r) deaths.stopping.add(r);
+      };
+      for (let i = 0; i < c.size; i++) watch(i);
+      const local: LocalControl = {
+        members: () => c.members(),
+        stopMember: (i) => {
+          stopping(i);
+          return c.stopMember(i);
+        },
+        restartMember: async (i) => {
+          await c.restartMember(i);
+          watch(i);
+        },
+      };
+      const stop = (): Promise<void> => {
+        for (let i = 0; i < c.size; i++) stopping(i);
+        return c.stop();
+      };
+      return { clientUrls: c.clientUrls, stop, local, onDeath: (l) => deaths.on(l) };
     },
     async startRestored(file, dir) {
       // etcdctl's restore: a new cluster of one (new ids, fresh WAL) on the file's keys and revisions,
@@ -231,7 +306,13 @@ export function nodeCoreEngine(): NodeEngine {
         { name: 'restored', dataDir, listenClientUrls: [c], advertiseClientUrls: [c], listenPeerUrls: [p], initialAdvertisePeerUrls: [p], initialCluster: `restored=${p}`, initialClusterToken: 'etcdesk-restored' },
         { logger },
       );
-      return { clientUrls: node.clientUrls.length ? node.clientUrls : [c], stop: () => node.stop(), revision: r.revision };
+      const deaths = new DeathWatch();
+      deaths.watch('restored', node);
+      const stop = (): Promise<void> => {
+        deaths.stopping.add(node);
+        return node.stop();
+      };
+      return { clientUrls: node.clientUrls.length ? node.clientUrls : [c], stop, revision: r.revision, onDeath: (l) => deaths.on(l) };
     },
   };
 }

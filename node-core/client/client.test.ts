@@ -2,6 +2,8 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { execFileSync } from 'node:child_process';
 import { EtcdClient, prefixEnd } from './client';
+import { toEtcdError } from './connection';
+import { Code, Errors, UntranslatedAuthErrors } from '../errors/index';
 import { Compare_CompareResult, Compare_CompareTarget } from '../proto/gen/etcdserverpb';
 import { Permission_Type } from '../proto/gen/authpb';
 import { Event_EventType } from '../proto/gen/mvccpb';
@@ -138,6 +140,51 @@ describe('EtcdClient against etcd 3.4', () => {
     } finally {
       root.close();
       alice.close();
+    }
+  });
+});
+
+describe('EtcdClient errors by identity and re-auth', () => {
+  it('a gRPC status that is a table entry becomes that entry; others keep code and text', () => {
+    assert.equal(toEtcdError({ code: Code.Unauthenticated, details: 'etcdserver: invalid auth token' }), Errors.InvalidAuthToken);
+    assert.equal(toEtcdError({ code: Code.Unknown, details: 'auth: invalid auth token' }), UntranslatedAuthErrors.InvalidAuthToken);
+    assert.equal(toEtcdError({ code: Code.FailedPrecondition, details: 'etcdserver: authentication is not enabled' }), Errors.AuthNotEnabled);
+    // same text, another code: not the entry
+    const other = toEtcdError({ code: Code.Unknown, details: 'etcdserver: invalid auth token' });
+    assert.notEqual(other, Errors.InvalidAuthToken);
+    assert.equal(other.code, Code.Unknown);
+  });
+
+  it('snapshot renews a token the server no longer knows, as unary calls do', { timeout: 60_000 }, async () => {
+    const etcd = await startEtcd();
+    const admin = new EtcdClient({ endpoints: [etcd.endpoint] });
+    let root: EtcdClient | undefined;
+    let other: EtcdClient | undefined;
+    try {
+      await admin.roleAdd('root');
+      await admin.userAdd('root', 'rootpw');
+      await admin.userGrantRole('root', 'root');
+      await admin.put({ key: B('snap/k'), value: B('v') });
+      await admin.authEnable();
+      root = new EtcdClient({ endpoints: [etcd.endpoint], username: 'root', password: 'rootpw' });
+      let bytes = 0;
+      await root.snapshot((blob) => (bytes += blob.length));
+      assert.ok(bytes > 0);
+      const stale = (await root.metadata()).get('token')[0];
+      assert.ok(stale, 'root holds a token');
+      // etcd forgets every simple token when auth is turned off; on again, root's token is unknown
+      other = new EtcdClient({ endpoints: [etcd.endpoint], username: 'root', password: 'rootpw' });
+      await other.authDisable();
+      await admin.authEnable();
+      bytes = 0;
+      await root.snapshot((blob) => (bytes += blob.length));
+      assert.ok(bytes > 0);
+      assert.notEqual((await root.metadata()).get('token')[0], stale, 'the snapshot authenticated again');
+    } finally {
+      root?.close();
+      other?.close();
+      admin.close();
+      await etcd.stop();
     }
   });
 });

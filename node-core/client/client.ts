@@ -3,7 +3,7 @@
 // when the server forgets it), TLS. Methods take the generated *Init request
 // types and resolve to the decoded response types.
 import * as grpc from '@grpc/grpc-js';
-import { EtcdError } from '../errors/index';
+import { EtcdError, Errors } from '../errors/index';
 import * as pb from '../proto/gen/etcdserverpb';
 import type * as authpb from '../proto/gen/authpb';
 import { type Endpoint, type TlsOptions, isFailoverError, isInvalidToken, makeChannel, parseEndpoint, toEtcdError } from './connection';
@@ -108,7 +108,7 @@ export class EtcdClient {
           },
           (e: unknown) => {
             // With auth off etcd refuses Authenticate but serves everyone: carry on without a token.
-            if (/authentication is not enabled/.test(toEtcdError(e).message)) this.token = null;
+            if (toEtcdError(e) === Errors.AuthNotEnabled) this.token = null;
             else throw e;
           },
         )
@@ -298,15 +298,33 @@ export class EtcdClient {
   moveLeader(targetID: bigint): Promise<pb.MoveLeaderResponse> {
     return this.unary(pb.MaintenanceService.MoveLeader, { targetID });
   }
-  /** Streams the backend snapshot; `onChunk` sees each blob and the bytes remaining. */
+  /**
+   * Streams the backend snapshot; `onChunk` sees each blob and the bytes
+   * remaining. A stale token (refused before any data) is renewed and the
+   * stream opened once more, as unary calls do.
+   */
   async snapshot(onChunk: (blob: Buffer, remaining: number) => void): Promise<void> {
-    const md = await this.metadata();
-    const m = pb.MaintenanceService.Snapshot;
-    await new Promise<void>((resolve, reject) => {
-      const call = this.channel().makeServerStreamRequest(m.path, m.requestSerialize, m.responseDeserialize as (b: Buffer) => pb.SnapshotResponse, {}, md, {});
-      call.on('data', (r: pb.SnapshotResponse) => onChunk(Buffer.from(r.blob), r.remaining_bytes));
-      call.on('error', (e) => reject(toEtcdError(e)));
-      call.on('end', () => resolve());
-    });
+    let received = false;
+    const open = async (): Promise<void> => {
+      const md = await this.metadata();
+      const m = pb.MaintenanceService.Snapshot;
+      await new Promise<void>((resolve, reject) => {
+        const call = this.channel().makeServerStreamRequest(m.path, m.requestSerialize, m.responseDeserialize as (b: Buffer) => pb.SnapshotResponse, {}, md, {});
+        call.on('data', (r: pb.SnapshotResponse) => {
+          received = true;
+          onChunk(Buffer.from(r.blob), r.remaining_bytes);
+        });
+        call.on('error', (e) => reject(toEtcdError(e)));
+        call.on('end', () => resolve());
+      });
+    };
+    try {
+      await open();
+    } catch (e) {
+      const err = toEtcdError(e);
+      if (!this.options.username || received || !isInvalidToken(err)) throw err;
+      this.token = null;
+      await open();
+    }
   }
 }

@@ -1,8 +1,9 @@
 // Endpoint handling for the etcd client: parsing etcd-style URLs, one grpc-js
-// channel per endpoint, and turning grpc statuses into EtcdError so callers
-// match on etcd's own messages as they would against etcd.
+// channel per endpoint, and turning grpc statuses into etcd's error table
+// entries, so callers recognise an error by identity (as clientv3's
+// rpctypes.Error), never by searching its text.
 import * as grpc from '@grpc/grpc-js';
-import { EtcdError } from '../errors/index';
+import { EtcdError, Errors, UntranslatedAuthErrors } from '../errors/index';
 
 export interface TlsOptions {
   /** PEM CA bundle; system roots when absent. */
@@ -50,10 +51,24 @@ export function makeChannel(ep: Endpoint, tls: TlsOptions | undefined): grpc.Cli
   return new grpc.Client(ep.target, creds, options);
 }
 
+const key = (code: number, message: string): string => `${code} ${message}`;
+
+/** Every table entry by (code, message): a gRPC status is mapped here, once, to the entry it is. */
+const TABLE = new Map<string, EtcdError>([...Object.values(Errors), ...Object.values(UntranslatedAuthErrors)].map((e) => [key(e.code, e.message), e]));
+
+/**
+ * An error from a call as etcd's EtcdError: a status that is a table entry
+ * (same code and message) becomes that very entry, so callers compare
+ * identities (`e === Errors.InvalidAuthToken`); any other status keeps its code
+ * and text.
+ */
 export function toEtcdError(err: unknown): EtcdError {
-  if (err instanceof EtcdError) return err;
+  if (err instanceof EtcdError) return TABLE.get(key(err.code, err.message)) ?? err;
   const e = err as Partial<grpc.ServiceError> | undefined;
-  if (e && typeof e.code === 'number') return new EtcdError(e.code, e.details || e.message || 'unknown error');
+  if (e && typeof e.code === 'number') {
+    const message = e.details || e.message || 'unknown error';
+    return TABLE.get(key(e.code, message)) ?? new EtcdError(e.code, message);
+  }
   return new EtcdError(grpc.status.UNKNOWN, err instanceof Error ? err.message : String(err));
 }
 
@@ -64,6 +79,21 @@ export function isFailoverError(e: EtcdError): boolean {
   return true;
 }
 
+/**
+ * The errors after which a client with credentials authenticates again and
+ * retries, as clientv3's shouldRefreshToken: the token is unknown (a
+ * simple-token member restarted, the TTL ran out), older than the auth store,
+ * or was not sent. The Maintenance server sends the auth store's own forms.
+ */
+const REFRESH_TOKEN = new Set<EtcdError>([
+  Errors.InvalidAuthToken,
+  Errors.AuthOldRevision,
+  Errors.UserEmpty,
+  UntranslatedAuthErrors.InvalidAuthToken,
+  UntranslatedAuthErrors.AuthOldRevision,
+  UntranslatedAuthErrors.UserEmpty,
+]);
+
 export function isInvalidToken(e: EtcdError): boolean {
-  return /invalid auth token/.test(e.message) || (e.code === grpc.status.UNAUTHENTICATED && /token/.test(e.message));
+  return REFRESH_TOKEN.has(toEtcdError(e));
 }

@@ -5,7 +5,6 @@ import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import path from 'node:path';
 import { ContractError } from '../../contract/index';
-import { isEtcdError } from '../errors';
 import type { HandlerDeps, HandlersFor } from './context';
 
 /**
@@ -65,21 +64,12 @@ export function backupHandlers(deps: HandlerDeps): HandlersFor<'maint:snapshot' 
       const digest = new SnapshotDigest();
       const label = 'Exporting backup';
       try {
-        const stream = (): Promise<void> =>
-          client.snapshot((blob, remaining) => {
-            out.write(blob);
-            digest.update(blob);
-            ctx.emit('progress', { opId, label, done: digest.bytes, total: digest.bytes + remaining });
-          });
-        try {
-          await stream();
-        } catch (e) {
-          // node-core's client re-authenticates unary calls on a stale token but not this stream
-          // (auth turned off or on behind the app's back): once more with a fresh token, if nothing was written yet.
-          if (digest.bytes > 0 || !isEtcdError(e, 'InvalidAuthToken')) throw e;
-          client.resetToken();
-          await stream();
-        }
+        // a stale token (auth turned off or on behind the app's back) is renewed by the client itself
+        await client.snapshot((blob, remaining) => {
+          out.write(blob);
+          digest.update(blob);
+          ctx.emit('progress', { opId, label, done: digest.bytes, total: digest.bytes + remaining });
+        });
         await new Promise<void>((resolve, reject) => out.end((e?: Error | null) => (e ? reject(e) : resolve())));
         if (failed) throw failed;
         fs.renameSync(part, file);
