@@ -360,12 +360,11 @@ export class MvccStore implements KVStore {
     // a key has one revision per main revision, so main alone identifies it
     const live = !ki.deleted && ki.modMain === main;
     if (live && ki.val !== undefined) {
-      const g = ki.gens[ki.gens.length - 1];
       return {
         key: Buffer.from(ki.key, 'latin1'),
-        create_revision: g.created,
+        create_revision: ki.created,
         mod_revision: main,
-        version: g.ver,
+        version: ki.ver,
         value: ki.val.length === 0 ? EMPTY : Buffer.from(ki.val, 'latin1'),
         lease: ki.lease,
       };
@@ -462,12 +461,9 @@ export class MvccStore implements KVStore {
     if (leaseId !== 0n && !this.hooks.exists(leaseId)) throw Errors.LeaseNotFound;
     const kstr = p.key.toString('latin1');
     let ki = this.keys.get(kstr);
-    const live = ki?.live();
+    const live = ki !== undefined && !ki.deleted;
     let prev: KeyValue | undefined;
-    if ((p.ignore_value || p.ignore_lease || p.prev_kv) && live) {
-      const n = live.mains.length - 1;
-      prev = this.readKv(ki!, live.mains[n], live.subs[n]);
-    }
+    if ((p.ignore_value || p.ignore_lease || p.prev_kv) && live) prev = this.readKv(ki!, ki!.modMain, ki!.modSub);
     let value = p.value;
     if (p.ignore_value || p.ignore_lease) {
       if (!prev) throw Errors.KeyNotFound;
@@ -481,8 +477,8 @@ export class MvccStore implements KVStore {
     let ver = 1;
     let oldLease = 0n;
     if (live && ki) {
-      create = live.created;
-      ver = live.ver + 1;
+      create = ki.created;
+      ver = ki.ver + 1;
       oldLease = ki.lease;
     }
     const kv = encodeKv(p.key, value, create, rev, ver, leaseId);
@@ -619,11 +615,10 @@ export class MvccStore implements KVStore {
   private readonly cmpKv: KeyValue = { key: EMPTY, create_revision: 0, mod_revision: 0, version: 0, value: EMPTY, lease: 0n };
   private compareView(ki: KeyIndex, withValue: boolean): KeyValue {
     if (withValue) return this.readKv(ki, ki.modMain, ki.modSub);
-    const g = ki.gens[ki.gens.length - 1];
     const kv = this.cmpKv;
-    kv.create_revision = g.created;
+    kv.create_revision = ki.created;
     kv.mod_revision = ki.modMain;
-    kv.version = g.ver;
+    kv.version = ki.ver;
     kv.lease = ki.lease;
     return kv;
   }
