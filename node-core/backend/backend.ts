@@ -74,6 +74,7 @@ export class Backend {
   private defragging: Promise<void> | undefined;
   private defragSeq = 0;
   private readonly dbs = new Map<BucketName, Database<Buffer, Buffer>>();
+  private keyView!: Database<Buffer, Buffer>;
   private readonly overlay = new Map<BucketName, Map<string, Pending>>();
   private seq = 0;
   private lastWrite: Promise<void> = Promise.resolve();
@@ -123,6 +124,13 @@ export class Backend {
       this.dbs.set(b, env.openDB<Buffer, Buffer>({ name: b, encoding: 'binary', keyEncoding: 'binary', cache: false }));
       if (!this.overlay.has(b)) this.overlay.set(b, new Map());
     }
+    // the key bucket once more, with values handed over without a copy (see scanKeyRecords)
+    this.keyView = env.openDB<Buffer, Buffer>({
+      name: 'key',
+      keyEncoding: 'binary',
+      cache: false,
+      encoder: { encode: (v: Buffer): Buffer => v, decode: (b: Buffer, size: number): Buffer => b.subarray(0, size) },
+    } as never);
     return env;
   }
 
@@ -255,6 +263,17 @@ export class Backend {
     }
   }
 
+  /**
+   * Calls fn for every committed record of the `key` bucket in order, with
+   * views that are valid only during the call (lmdb's shared read buffer, no
+   * copy per record) and without checksum verification: for rebuilding the
+   * MVCC index at open, which keeps nothing of a value; every value served
+   * later is read, and verified, by get().
+   */
+  scanKeyRecords(fn: (key: Buffer, value: Buffer) => void): void {
+    for (const { key, value } of this.keyView.getRange({})) fn(key, value);
+  }
+
   /** Bytes of the data file, and of pages in use (etcd's dbSize and dbSizeInUse). */
   size(): { total: number; inUse: number } {
     const st = this.env.getStats() as { pageSize: number; treeBranchPageCount?: number; treeLeafPageCount?: number; overflowPages?: number; lastPageNumber?: number };
@@ -326,6 +345,7 @@ export class Backend {
       const oldEnv = this.env;
       const oldDir = this.envDir;
       const oldDbs = new Map(this.dbs);
+      const oldKeyView = this.keyView;
       // from here to the rename nothing awaits: every read sees one complete store
       this.env = this.openEnv(tmpDir);
       this.envDir = tmpDir;
@@ -338,6 +358,7 @@ export class Backend {
         this.env = oldEnv;
         this.envDir = oldDir;
         for (const [b, db] of oldDbs) this.dbs.set(b, db);
+        this.keyView = oldKeyView;
         await fresh.close();
         fs.rmSync(tmpDir, { recursive: true, force: true });
         throw e;

@@ -6,12 +6,12 @@
 import type { RevSet } from './revision';
 
 export class Generation {
-  /** Number of puts in this generation, including ones compacted away. */
-  ver = 0;
-  /** Main revision of the put that created the key in this generation. */
-  created = 0;
-  mains: number[] = [];
-  subs: number[] = [];
+  mains: number[];
+  subs: number[];
+  constructor(mains: number[] = [], subs: number[] = []) {
+    this.mains = mains;
+    this.subs = subs;
+  }
 }
 
 /** Index of the last revision with main <= atRev, -1 if none (etcd's generation.walk). */
@@ -66,7 +66,6 @@ let compactRevIndex = -1;
 export class KeyIndex {
   /** The key as a latin1 string: one char per byte, so `<` is bytewise order. */
   readonly key: string;
-  gens: Generation[];
   /** Lease of the key's live value (0n when none or deleted), as the lessor's item map in etcd. */
   lease = 0n;
   /**
@@ -80,18 +79,41 @@ export class KeyIndex {
   modSub = 0;
   /** Whether the last change is a tombstone (or there is none). */
   deleted = true;
+  /** Create revision of the live generation (0 while deleted). */
+  created = 0;
+  /** Puts in the live generation, including compacted ones: the key's version (0 while deleted). */
+  ver = 0;
+  /**
+   * etcd's generations, or null while the key's whole history is its one
+   * live revision (modMain, modSub), or nothing at all when deleted: most
+   * keys of a store loaded once, or compacted, are that, and cost no arrays.
+   */
+  hist: Generation[] | null = null;
 
   constructor(key: string) {
     this.key = key;
-    this.gens = [new Generation()];
   }
 
   put(main: number, sub: number): void {
-    const g = this.gens[this.gens.length - 1];
-    if (g.mains.length === 0) g.created = main;
-    g.mains = append(g.mains, main);
-    g.subs = append(g.subs, sub);
-    g.ver++;
+    const h = this.hist;
+    if (h === null) {
+      if (this.deleted) {
+        this.created = main;
+        this.ver = 1;
+      } else {
+        this.hist = [new Generation([this.modMain, main], [this.modSub, sub])];
+        this.ver++;
+      }
+    } else {
+      const g = h[h.length - 1];
+      if (g.mains.length === 0) {
+        this.created = main;
+        this.ver = 0;
+      }
+      g.mains = append(g.mains, main);
+      g.subs = append(g.subs, sub);
+      this.ver++;
+    }
     this.modMain = main;
     this.modSub = sub;
     this.deleted = false;
@@ -99,11 +121,9 @@ export class KeyIndex {
 
   /** First record of a key met while rebuilding from disk (etcd's keyIndex.restore). */
   restore(created: number, main: number, sub: number, ver: number): void {
-    const g = this.gens[0];
-    g.created = created;
-    g.ver = ver;
-    g.mains = [main];
-    g.subs = [sub];
+    this.hist = null;
+    this.created = created;
+    this.ver = ver;
     this.modMain = main;
     this.modSub = sub;
     this.deleted = false;
@@ -111,21 +131,30 @@ export class KeyIndex {
 
   /** false when the key is already deleted (etcd's ErrRevisionNotFound). */
   tombstone(main: number, sub: number): boolean {
-    if (this.gens[this.gens.length - 1].mains.length === 0) return false;
+    if (this.deleted) return false;
+    if (this.hist === null) this.hist = [new Generation([this.modMain], [this.modSub])];
     this.put(main, sub);
-    this.gens = append(this.gens, new Generation());
+    this.hist = append(this.hist, new Generation());
     this.deleted = true;
+    this.created = 0;
+    this.ver = 0;
     return true;
   }
 
   isEmpty(): boolean {
-    return this.gens.length === 1 && this.gens[0].mains.length === 0;
+    const h = this.hist;
+    return h === null ? this.deleted : h.length === 1 && h[0].mains.length === 0;
   }
 
-  /** The generation live now, or undefined when the key is deleted. */
-  live(): Generation | undefined {
-    const g = this.gens[this.gens.length - 1];
-    return g.mains.length === 0 ? undefined : g;
+  /** Whether the key exists now. */
+  live(): boolean {
+    return !this.deleted;
+  }
+
+  /** The generations, built for a key that keeps them inline (history reads only; not kept). */
+  private gensView(): Generation[] {
+    if (this.hist !== null) return this.hist;
+    return this.deleted ? [new Generation()] : [new Generation([this.modMain], [this.modSub])];
   }
 
   /**
@@ -133,7 +162,7 @@ export class KeyIndex {
    * or undefined when the key did not exist at atRev.
    */
   genAt(atRev: number): Generation | undefined {
-    const gens = this.gens;
+    const gens = this.gensView();
     const lastg = gens.length - 1;
     for (let cg = lastg; cg >= 0; cg--) {
       const g = gens[cg];
@@ -151,7 +180,11 @@ export class KeyIndex {
    * read the bucket, so unlike keyIndex.since nothing is merged).
    */
   since(fromRev: number, toRev: number, out: RevRef[]): void {
-    const gens = this.gens;
+    if (this.hist === null) {
+      if (!this.deleted && this.modMain >= fromRev && this.modMain <= toRev) out.push({ main: this.modMain, sub: this.modSub, tomb: false, key: this.key });
+      return;
+    }
+    const gens = this.hist;
     const lastg = gens.length - 1;
     for (let gi = 0; gi <= lastg; gi++) {
       const g = gens[gi];
@@ -166,8 +199,7 @@ export class KeyIndex {
     }
   }
 
-  private doCompact(atRev: number, available: RevSet): number {
-    const gens = this.gens;
+  private doCompact(gens: Generation[], atRev: number, available: RevSet): number {
     let genIdx = 0;
     let g = gens[0];
     while (genIdx < gens.length - 1) {
@@ -186,29 +218,43 @@ export class KeyIndex {
 
   /** Drops revisions superseded at atRev; adds the kept one to available (etcd's keyIndex.compact). */
   compact(atRev: number, available: RevSet): void {
-    let genIdx = this.doCompact(atRev, available);
+    const gens = this.hist;
+    if (gens === null) {
+      // one revision (or none): it is kept whatever atRev
+      if (!this.deleted && this.modMain <= atRev) available.add(this.modMain, this.modSub);
+      return;
+    }
+    let genIdx = this.doCompact(gens, atRev, available);
     const revIndex = compactRevIndex;
-    const g = this.gens[genIdx];
+    const g = gens[genIdx];
     if (g.mains.length !== 0) {
       if (revIndex > 0) {
         g.mains = g.mains.slice(revIndex);
         g.subs = g.subs.slice(revIndex);
       }
-      if (g.mains.length === 1 && genIdx !== this.gens.length - 1) {
+      if (g.mains.length === 1 && genIdx !== gens.length - 1) {
         available.delete(g.mains[0], g.subs[0]);
         genIdx++;
       }
     }
-    if (genIdx > 0) this.gens = this.gens.slice(genIdx);
+    const left = genIdx > 0 ? gens.slice(genIdx) : gens;
+    // back to the inline form when one generation of at most one revision is left
+    // (then that revision, if any, is the live one: modMain, modSub)
+    this.hist = left.length === 1 && left[0].mains.length <= 1 ? null : left;
   }
 
   /** The revision a compaction at atRev would keep, added to available (etcd's keyIndex.keep). */
   keep(atRev: number, available: RevSet): void {
     if (this.isEmpty()) return;
-    const genIdx = this.doCompact(atRev, available);
+    const gens = this.hist;
+    if (gens === null) {
+      if (this.modMain <= atRev) available.add(this.modMain, this.modSub);
+      return;
+    }
+    const genIdx = this.doCompact(gens, atRev, available);
     const revIndex = compactRevIndex;
-    const g = this.gens[genIdx];
-    if (g.mains.length !== 0 && revIndex === g.mains.length - 1 && genIdx !== this.gens.length - 1) {
+    const g = gens[genIdx];
+    if (g.mains.length !== 0 && revIndex === g.mains.length - 1 && genIdx !== gens.length - 1) {
       available.delete(g.mains[revIndex], g.subs[revIndex]);
     }
   }

@@ -41,7 +41,9 @@ const FINISHED_COMPACT_KEY = Buffer.from('finishedCompactRev');
 const KEY_BUCKET_NAME = Buffer.from('key');
 
 const DEFAULT_COMPACTION_BATCH = 1000;
-const DEFAULT_VALUE_CACHE_BYTES = 256 * 1024 * 1024;
+// Values are read from LMDB's map on demand (verified against their checksum);
+// the cache only spares hot keys that read, so it stays small whatever the data.
+const DEFAULT_VALUE_CACHE_BYTES = 16 * 1024 * 1024;
 /** Heap cost of a cached value beyond its bytes (the string's header). */
 const VAL_OVERHEAD = 32;
 
@@ -51,7 +53,7 @@ export interface MvccStoreOptions {
   compactionBatchLimit?: number;
   /**
    * Budget for keeping keys' live values in memory, so reads at the current
-   * revision skip the backend (default 256 MiB; 0 disables). Past the budget
+   * revision skip the backend (default 16 MiB; 0 disables). Past the budget
    * values are simply not cached.
    */
   valueCacheBytes?: number;
@@ -360,12 +362,11 @@ export class MvccStore implements KVStore {
     // a key has one revision per main revision, so main alone identifies it
     const live = !ki.deleted && ki.modMain === main;
     if (live && ki.val !== undefined) {
-      const g = ki.gens[ki.gens.length - 1];
       return {
         key: Buffer.from(ki.key, 'latin1'),
-        create_revision: g.created,
+        create_revision: ki.created,
         mod_revision: main,
-        version: g.ver,
+        version: ki.ver,
         value: ki.val.length === 0 ? EMPTY : Buffer.from(ki.val, 'latin1'),
         lease: ki.lease,
       };
@@ -462,12 +463,9 @@ export class MvccStore implements KVStore {
     if (leaseId !== 0n && !this.hooks.exists(leaseId)) throw Errors.LeaseNotFound;
     const kstr = p.key.toString('latin1');
     let ki = this.keys.get(kstr);
-    const live = ki?.live();
+    const live = ki !== undefined && !ki.deleted;
     let prev: KeyValue | undefined;
-    if ((p.ignore_value || p.ignore_lease || p.prev_kv) && live) {
-      const n = live.mains.length - 1;
-      prev = this.readKv(ki!, live.mains[n], live.subs[n]);
-    }
+    if ((p.ignore_value || p.ignore_lease || p.prev_kv) && live) prev = this.readKv(ki!, ki!.modMain, ki!.modSub);
     let value = p.value;
     if (p.ignore_value || p.ignore_lease) {
       if (!prev) throw Errors.KeyNotFound;
@@ -481,8 +479,8 @@ export class MvccStore implements KVStore {
     let ver = 1;
     let oldLease = 0n;
     if (live && ki) {
-      create = live.created;
-      ver = live.ver + 1;
+      create = ki.created;
+      ver = ki.ver + 1;
       oldLease = ki.lease;
     }
     const kv = encodeKv(p.key, value, create, rev, ver, leaseId);
@@ -619,11 +617,10 @@ export class MvccStore implements KVStore {
   private readonly cmpKv: KeyValue = { key: EMPTY, create_revision: 0, mod_revision: 0, version: 0, value: EMPTY, lease: 0n };
   private compareView(ki: KeyIndex, withValue: boolean): KeyValue {
     if (withValue) return this.readKv(ki, ki.modMain, ki.modSub);
-    const g = ki.gens[ki.gens.length - 1];
     const kv = this.cmpKv;
-    kv.create_revision = g.created;
+    kv.create_revision = ki.created;
     kv.mod_revision = ki.modMain;
-    kv.version = g.ver;
+    kv.version = ki.ver;
     kv.lease = ki.lease;
     return kv;
   }
@@ -837,7 +834,7 @@ export class MvccStore implements KVStore {
 
     let cur = 1;
     const meta: KvMeta = { keyStart: 0, keyEnd: 0, create: 0, version: 0, lease: 0n };
-    for (const [k, v] of this.backend.range('key')) {
+    this.backend.scanKeyRecords((k, v) => {
       const main = revMain(k);
       const sub = revSub(k);
       const tomb = isTombstoneKey(k);
@@ -859,11 +856,17 @@ export class MvccStore implements KVStore {
         ki.lease = meta.lease;
         this.keys.set(kstr, ki);
       }
-    }
-    const all = [...this.keys.values()].sort((x, y) => (x.key < y.key ? -1 : 1));
+    });
+    // Array#sort without a comparator orders strings by UTF-16 code unit, which
+    // for latin1 strings is byte order, and is several times faster than with one.
+    const names = [...this.keys.keys()];
+    let sorted = true;
+    for (let i = 1; i < names.length && sorted; i++) sorted = names[i - 1] < names[i];
+    if (!sorted) names.sort();
+    const keys = this.keys;
     this.tree.load(
-      all.map((ki) => ki.key),
-      all,
+      names,
+      names.map((k) => keys.get(k)!),
     );
     this.currentRev = cur < this.compactMainRev ? this.compactMainRev : cur;
     if (scheduled <= this.compactMainRev) scheduled = 0;

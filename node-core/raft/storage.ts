@@ -36,8 +36,18 @@ function cloneConfState(cs: ConfState): ConfState {
   };
 }
 
+/** Bytes per slab of entry data, and the largest entry packed into one (bigger ones get their own copy). */
+const DATA_SLAB = 64 * 1024;
+const DATA_MAX_PACKED = 4096;
+
 export class MemoryStorage implements Storage {
   private hardState: HardState = emptyHardState();
+  // Entries stay here until the log is compacted (etcd's snapshot-count: 100,000 by default), so
+  // their data is copied into slabs owned by the log: a view into the buffer it arrived in (a
+  // pooled encode buffer, a network frame, a WAL read chunk) kept that whole buffer alive, many
+  // times the entry's size. Slabs fill in log order, so compaction frees them whole.
+  private slab: Uint8Array = EMPTY_BYTES;
+  private slabUsed = 0;
   private snap: Snapshot = emptySnapshot();
   // ents[0] is a dummy holding the snapshot's index and term, so term(firstIndex-1) works.
   private ents: Entry[] = [{ term: 0, index: 0, type: EntryType.Normal, data: EMPTY_BYTES }];
@@ -139,6 +149,7 @@ export class MemoryStorage implements Storage {
     if (last < first) return; // everything already compacted
     let ents = entries;
     if (first > ents[0].index) ents = ents.slice(first - ents[0].index);
+    ents = ents.map((e) => this.owned(e));
     const offset = ents[0].index - this.ents[0].index;
     if (this.ents.length > offset) {
       this.ents = [...this.ents.slice(0, offset), ...ents];
@@ -147,5 +158,26 @@ export class MemoryStorage implements Storage {
     } else {
       invariant(false, () => `missing log entry [last: ${this.lastIndex()}, append at: ${ents[0].index}]`);
     }
+  }
+
+  /** e with its data in memory of the log's own (see slab). */
+  private owned(e: Entry): Entry {
+    const d = e.data;
+    const n = d.length;
+    // empty, or already a buffer of its own: nothing else is kept alive by it
+    if (n === 0 || (d.byteOffset === 0 && d.byteLength === d.buffer.byteLength)) return e;
+    let data: Uint8Array;
+    if (n > DATA_MAX_PACKED) {
+      data = new Uint8Array(n);
+    } else {
+      if (this.slabUsed + n > this.slab.length) {
+        this.slab = new Uint8Array(DATA_SLAB);
+        this.slabUsed = 0;
+      }
+      data = this.slab.subarray(this.slabUsed, this.slabUsed + n);
+      this.slabUsed += n;
+    }
+    data.set(d);
+    return { term: e.term, index: e.index, type: e.type, data };
   }
 }
