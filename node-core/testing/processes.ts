@@ -3,10 +3,10 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort, isAddrInUse } from '../cluster/listen-address';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const ETCD_BIN = process.env.ETCD_BIN ?? '/usr/bin/etcd';
@@ -29,17 +29,7 @@ export function tempDir(prefix: string): string {
   return d;
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      const port = typeof a === 'object' && a ? a.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 export interface ServerProc {
   kind: 'etcd' | 'etcdesk';
@@ -103,6 +93,19 @@ export async function waitHealthy(clientUrl: string, timeoutMs: number, proc?: C
 }
 
 async function startProc(kind: 'etcd' | 'etcdesk', opts: StartOpts): Promise<ServerProc> {
+  // ports we pick may be taken before the process binds them: pick again (a fresh data dir too,
+  // since member ids derive from the peer URL)
+  const picked = opts.clientPort === undefined && opts.peerPort === undefined && opts.dataDir === undefined && opts.waitReady !== false;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startProcOnce(kind, opts);
+    } catch (e) {
+      if (!picked || attempt >= 3 || !isAddrInUse(e)) throw e;
+    }
+  }
+}
+
+async function startProcOnce(kind: 'etcd' | 'etcdesk', opts: StartOpts): Promise<ServerProc> {
   const name = opts.name ?? 'default';
   const dataDir = opts.dataDir ?? tempDir(kind);
   const clientPort = opts.clientPort ?? (await freePort());
@@ -218,6 +221,17 @@ export interface ClusterProcs {
 
 /** A three (or n) member cluster of real etcd or etcdesk-node processes on free loopback ports. */
 export async function startCluster(kind: 'etcd' | 'etcdesk', n = 3, extraArgs: string[] = []): Promise<ClusterProcs> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startClusterOnce(kind, n, extraArgs);
+    } catch (e) {
+      // a port found free was taken before its member bound it: all new ports (ids derive from them)
+      if (attempt >= 3 || !isAddrInUse(e)) throw e;
+    }
+  }
+}
+
+async function startClusterOnce(kind: 'etcd' | 'etcdesk', n: number, extraArgs: string[]): Promise<ClusterProcs> {
   const ports = await Promise.all(Array.from({ length: n }, async () => ({ client: await freePort(), peer: await freePort() })));
   const token = `tok-${process.pid}-${ports[0].client}`;
   const initial = ports.map((p, i) => `m${i + 1}=http://127.0.0.1:${p.peer}`).join(',');
@@ -232,7 +246,12 @@ export async function startCluster(kind: 'etcd' | 'etcdesk', n = 3, extraArgs: s
       extraArgs: ['--initial-cluster', initial, '--initial-cluster-token', token, '--initial-cluster-state', 'new', ...extraArgs],
     });
   const members = await Promise.all(ports.map((_, i) => startOne(i, false)));
-  await Promise.all(members.map((m) => waitHealthy(m.clientUrl, 30_000, m.proc)));
+  try {
+    await Promise.all(members.map((m) => waitHealthy(m.clientUrl, 30_000, m.proc)));
+  } catch (e) {
+    await Promise.all(members.map((m) => m.kill()));
+    throw new Error(`${kind} cluster did not start: ${(e as Error).message}\n${members.map((m) => `--- ${m.name}\n${m.output().slice(-1500)}`).join('\n')}`);
+  }
   const c: ClusterProcs = {
     members,
     token,
