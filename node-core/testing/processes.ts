@@ -214,8 +214,11 @@ export interface ClusterProcs {
   token: string;
   /** comma-separated client endpoints, for etcdctl and etcdload */
   endpoints: string;
-  /** restarts member i on its data dir (after kill/stop) */
-  restart(i: number): Promise<ServerProc>;
+  /**
+   * restarts member i on its data dir (after kill/stop), with extra flags for this start only;
+   * waits for /health unless `wait` is false (a member with an alarm raised is never healthy)
+   */
+  restart(i: number, moreArgs?: string[], wait?: boolean): Promise<ServerProc>;
   stop(): Promise<void>;
 }
 
@@ -236,14 +239,14 @@ async function startClusterOnce(kind: 'etcd' | 'etcdesk', n: number, extraArgs: 
   const token = `tok-${process.pid}-${ports[0].client}`;
   const initial = ports.map((p, i) => `m${i + 1}=http://127.0.0.1:${p.peer}`).join(',');
   const dirs = ports.map((_, i) => tempDir(`${kind}-m${i + 1}`));
-  const startOne = (i: number, wait: boolean): Promise<ServerProc> =>
+  const startOne = (i: number, wait: boolean, moreArgs: string[] = []): Promise<ServerProc> =>
     startProc(kind, {
       name: `m${i + 1}`,
       dataDir: dirs[i],
       clientPort: ports[i].client,
       peerPort: ports[i].peer,
       waitReady: wait,
-      extraArgs: ['--initial-cluster', initial, '--initial-cluster-token', token, '--initial-cluster-state', 'new', ...extraArgs],
+      extraArgs: ['--initial-cluster', initial, '--initial-cluster-token', token, '--initial-cluster-state', 'new', ...extraArgs, ...moreArgs],
     });
   const members = await Promise.all(ports.map((_, i) => startOne(i, false)));
   try {
@@ -256,10 +259,10 @@ async function startClusterOnce(kind: 'etcd' | 'etcdesk', n: number, extraArgs: 
     members,
     token,
     endpoints: members.map((m) => m.endpoint).join(','),
-    async restart(i: number) {
-      const m = await startOne(i, false);
+    async restart(i: number, moreArgs: string[] = [], wait = true) {
+      const m = await startOne(i, false, moreArgs);
       c.members[i] = m;
-      await waitHealthy(m.clientUrl, 30_000, m.proc);
+      if (wait) await waitHealthy(m.clientUrl, 30_000, m.proc);
       return m;
     },
     async stop() {
