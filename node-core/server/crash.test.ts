@@ -8,15 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
 import { EtcdClient, prefixEnd } from '../client/client';
-import { ensureEtcdload, freePort, httpGet, startEtcdesk, tempDir, type ServerProc } from '../testing/processes';
-
-/** The node's current revision, from its /metrics. */
-async function currentRevision(node: ServerProc): Promise<number> {
-  const r = await httpGet(`${node.clientUrl}/metrics`, 2000);
-  const m = /^etcd_debugging_mvcc_current_revision (\d+)$/m.exec(r.body);
-  assert.ok(m, 'the node reports its revision');
-  return Number(m[1]);
-}
+import { currentRevision, ensureEtcdload, freePort, startEtcdesk, tempDir, type ServerProc } from '../testing/processes';
 
 async function ackedKeysPresent(node: ServerProc): Promise<Set<string>> {
   const c = new EtcdClient({ endpoints: [node.clientUrl], timeoutMs: 60_000 });
@@ -48,9 +40,9 @@ describe('crash safety (single member)', () => {
       const load = spawn(LOAD, ['-endpoints', node.endpoint, '-op', 'unique-put', '-clients', '32', '-total', '200000', '-acked-file', ackFile, '-timeout', '6s'], { stdio: 'ignore' });
       const loadDone = new Promise<void>((r) => load.on('close', () => r()));
       // kill once the node has applied some hundreds of puts (a different point each round)
-      const start = await currentRevision(node);
+      const start = await currentRevision(node.clientUrl);
       const target = start + 200 * (round + 1);
-      while ((await currentRevision(node)) < target) {
+      while ((await currentRevision(node.clientUrl)) < target) {
         assert.equal(load.exitCode, null, `round ${round}: the load ended before the node reached revision ${target}`);
         await new Promise((r) => setTimeout(r, 10));
       }

@@ -77,6 +77,23 @@ export function httpGet(url: string, timeoutMs = 1000): Promise<{ status: number
   });
 }
 
+/** A member's current revision, from its /metrics (etcd's and ours carry the same gauge). */
+export async function currentRevision(clientUrl: string): Promise<number> {
+  const r = await httpGet(`${clientUrl}/metrics`, 2000);
+  const m = /^etcd_debugging_mvcc_current_revision (\d+)$/m.exec(r.body);
+  if (!m) throw new Error(`${clientUrl}/metrics has no current revision`);
+  return Number(m[1]);
+}
+
+/** Polls `fn` until it holds; throws after `ms`, naming what it waited for. */
+export async function waitFor(what: string, fn: () => Promise<boolean> | boolean, ms = 15_000, everyMs = 50): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await fn())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
 export async function waitHealthy(clientUrl: string, timeoutMs: number, proc?: ChildProcess): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
