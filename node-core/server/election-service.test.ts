@@ -4,7 +4,7 @@
 import type * as grpc from '@grpc/grpc-js';
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { EtcdClient } from '../client/client';
+import { EtcdClient, prefixEnd } from '../client/client';
 import {
   ElectionService,
   type CampaignRequestInit,
@@ -15,7 +15,7 @@ import {
   type ResignRequestInit,
 } from '../proto/gen/v3electionpb';
 import { hasEtcd, startEtcd, startEtcdesk, type ServerProc } from '../testing/processes';
-import { sleep, until } from './compat-helpers.test';
+import { until } from './compat-helpers.test';
 
 const clientOf = (s: ServerProc): EtcdClient => new EtcdClient({ endpoints: [s.clientUrl], timeoutMs: 20_000 });
 
@@ -66,6 +66,17 @@ describe('v3election service', { skip: !hasEtcd() && 'etcd not installed' }, () 
     await Promise.all([etcd?.stop(), ours?.stop()]);
   });
 
+  /** Waits until `n` candidates (keys) are queued under `name` on both servers. */
+  async function candidates(name: string, n: number): Promise<void> {
+    const deadline = Date.now() + 10_000;
+    for (;;) {
+      const counts = await Promise.all([ce, co].map(async (c) => (await c.range({ key: Buffer.from(`${name}/`), range_end: prefixEnd(`${name}/`), count_only: true })).count));
+      if (counts.every((k) => k === n)) return;
+      assert.ok(Date.now() < deadline, `${n} candidates for ${name}: ${counts.join(', ')}`);
+      await new Promise((r) => setTimeout(r, 20));
+    }
+  }
+
   async function same<T>(f: (c: EtcdClient, i: number) => Promise<T>): Promise<unknown> {
     const a = await outcome(f(ce, 0));
     const b = await outcome(f(co, 1));
@@ -95,7 +106,7 @@ describe('v3election service', { skip: !hasEtcd() && 'etcd not installed' }, () 
     const waiting = [ce, co].map((c, i) =>
       outcome(c.unary<CampaignRequestInit, CampaignResponse>(ElectionService.Campaign, { name: Buffer.from('el'), lease: others[i].ID, value: Buffer.from('w') })),
     );
-    await sleep(300);
+    await candidates('el', 2);
     await same((c, i) => c.unary<ResignRequestInit, unknown>(ElectionService.Resign, { leader: campaigns[i].leader }));
     const [wa, wb] = await Promise.all(waiting);
     assert.deepEqual(wb, wa);
@@ -103,19 +114,20 @@ describe('v3election service', { skip: !hasEtcd() && 'etcd not installed' }, () 
   });
 
   it('Observe streams the leader, its proclamations and successions', async () => {
-    const obs = [observe(ce, 'ob'), observe(co, 'ob')];
-    await sleep(200);
     const l1 = [await ce.leaseGrant(30), await co.leaseGrant(30)];
     const l2 = [await ce.leaseGrant(30), await co.leaseGrant(30)];
     const c1 = await Promise.all([ce, co].map((c, i) => c.unary<CampaignRequestInit, CampaignResponse>(ElectionService.Campaign, { name: Buffer.from('ob'), lease: l1[i].ID, value: Buffer.from('a') })));
+    // Observe answers with the current leader first: once that arrived, it watches
+    const obs = [observe(ce, 'ob'), observe(co, 'ob')];
+    await until(() => obs.every((o) => o.got.length >= 1), 10_000, 'the current leader observed');
     const second = [ce, co].map((c, i) => c.unary<CampaignRequestInit, CampaignResponse>(ElectionService.Campaign, { name: Buffer.from('ob'), lease: l2[i].ID, value: Buffer.from('b') }));
-    await sleep(300); // the second candidate's key is in before the proclamation, on both
+    await candidates('ob', 2); // the second candidate's key is in before the proclamation, on both
     await Promise.all([ce, co].map((c, i) => c.unary<ProclaimRequestInit, unknown>(ElectionService.Proclaim, { leader: c1[i].leader, value: Buffer.from('a2') })));
     await Promise.all([ce, co].map((c, i) => c.leaseRevoke(l1[i].ID)));
     await Promise.all(second);
-    await until(() => obs.every((o) => o.got.length >= 3), 5000);
-    await sleep(200);
+    await until(() => obs.every((o) => o.got.length >= 3), 10_000, 'three leader changes observed');
     for (const o of obs) o.call.cancel();
+    assert.equal(obs[0].got.length, 3);
     assert.deepEqual(norm(obs[1].got), norm(obs[0].got));
     assert.deepEqual(
       obs[1].got.map((r) => Buffer.from(r.kv!.value).toString()),
