@@ -2,7 +2,7 @@
 // and mutual exclusion under contention with kept-alive leases.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { EtcdClient } from '../client/client';
+import { EtcdClient, prefixEnd } from '../client/client';
 import { LockService, type LockRequestInit, type LockResponse } from '../proto/gen/v3lockpb';
 import { hasEtcd, startEtcd, startEtcdesk, type ServerProc } from '../testing/processes';
 import { sleep } from './compat-helpers.test';
@@ -73,7 +73,10 @@ describe('v3lock service', { skip: !hasEtcd() && 'etcd not installed' }, () => {
       got = true;
       return r;
     });
-    await sleep(300);
+    // the waiter is queued (its key exists behind the holder's): only now does "not yet" mean waiting
+    for (const deadline = Date.now() + 10_000; (await co.range({ key: Buffer.from('rv/'), range_end: prefixEnd('rv/'), count_only: true })).count < 2; await sleep(20)) {
+      assert.ok(Date.now() < deadline, 'the waiter never queued');
+    }
     assert.equal(got, false);
     await co.leaseRevoke(l1.ID);
     const r = await waiter;
