@@ -6,10 +6,10 @@ import assert from 'node:assert/strict';
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, test } from 'node:test';
+import { freePort } from '../testing/processes';
 import { Backend } from '../backend/backend';
 import { decodeLease, encodeLease } from '../proto/gen/leasepb';
 import { decodeKeyValue, encodeKeyValue } from '../proto/gen/mvccpb';
@@ -34,17 +34,6 @@ after(async () => {
   if (process.env.BACKUP_TEST_KEEP) console.log(`kept ${dir}`);
   else fs.rmSync(dir, { recursive: true, force: true });
 });
-
-function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      s.close(() => resolve(typeof a === 'object' && a ? a.port : 0));
-    });
-  });
-}
 
 function stop(p: ChildProcess): Promise<void> {
   if (p.exitCode !== null || p.signalCode !== null) return Promise.resolve();

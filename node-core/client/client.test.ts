@@ -7,17 +7,17 @@ import { Code, Errors, UntranslatedAuthErrors } from '../errors/index';
 import { Compare_CompareResult, Compare_CompareTarget } from '../proto/gen/etcdserverpb';
 import { Permission_Type } from '../proto/gen/authpb';
 import { Event_EventType } from '../proto/gen/mvccpb';
-import { startEtcd, type TestEtcd } from './test-etcd';
+import { startEtcd, type ServerProc } from '../testing/processes';
 
 const B = (s: string): Buffer => Buffer.from(s);
 
 describe('EtcdClient against etcd 3.4', () => {
-  let etcd: TestEtcd;
+  let etcd: ServerProc;
   let c: EtcdClient;
   before(async () => {
-    etcd = await startEtcd();
+    etcd = await startEtcd({ extraArgs: ['--log-level', 'error'] });
     // A dead endpoint first: the client must fail over to the live one.
-    c = new EtcdClient({ endpoints: ['127.0.0.1:1', etcd.endpoint], timeoutMs: 3000 });
+    c = new EtcdClient({ endpoints: ['127.0.0.1:1', etcd.clientUrl], timeoutMs: 3000 });
   });
   after(async () => {
     c?.close();
@@ -31,10 +31,10 @@ describe('EtcdClient against etcd 3.4', () => {
     const r = await c.range({ key: B('a/'), range_end: prefixEnd('a/') });
     assert.deepEqual(r.kvs.map((kv) => kv.value.toString()), ['one', 'two']);
     assert.equal(r.count, 2);
-    assert.equal(c.activeEndpoint, etcd.endpoint);
+    assert.equal(c.activeEndpoint, etcd.clientUrl);
     const d = await c.deleteRange({ key: B('a/1') });
     assert.equal(d.deleted, 1);
-    assert.equal(execFileSync('etcdctl', ['--endpoints', etcd.endpoint, 'get', 'a/2', '--print-value-only']).toString().trim(), 'two');
+    assert.equal(execFileSync('etcdctl', ['--endpoints', etcd.clientUrl, 'get', 'a/2', '--print-value-only']).toString().trim(), 'two');
   });
 
   it('txn compares mod_revision and takes the else branch on mismatch', async () => {
@@ -125,8 +125,8 @@ describe('EtcdClient against etcd 3.4', () => {
     assert.deepEqual((await c.userList()).users.sort(), ['alice', 'root']);
     await assert.rejects(c.authenticateProbe('x', 'y'), /authentication is not enabled/);
     await c.authEnable();
-    const root = new EtcdClient({ endpoints: [etcd.endpoint], username: 'root', password: 'rootpw' });
-    const alice = new EtcdClient({ endpoints: [etcd.endpoint], username: 'alice', password: 'alicepw' });
+    const root = new EtcdClient({ endpoints: [etcd.clientUrl], username: 'root', password: 'rootpw' });
+    const alice = new EtcdClient({ endpoints: [etcd.clientUrl], username: 'alice', password: 'alicepw' });
     try {
       await assert.rejects(c.put({ key: B('x'), value: B('y') }), /user name is empty|permission denied|invalid auth token/);
       await root.put({ key: B('pub/a'), value: B('1') });

@@ -270,11 +270,13 @@ test('a stopped peer and one that never listens do not block the others; deliver
     i++;
     a.t.send([app(ID1, ID2, i), app(ID1, ID3, i), app(ID1, ID4, i), beat(ID1, ID3, i), beat(ID1, ID4, i)]);
   };
-  const start = Date.now();
-  while (Date.now() - start < 1500) {
+  // keep sending (as raft does) until both dead peers are reported unreachable
+  const reported = (): boolean => a.h.unreachable.includes(ID3) && a.h.unreachable.includes(ID4);
+  for (const deadline = Date.now() + 20_000; !reported(); await new Promise((r) => setTimeout(r, 5))) {
+    assert.ok(Date.now() < deadline, `dead peers never reported unreachable: ${a.h.unreachable.join(',')}`);
     pump();
-    await new Promise((r) => setTimeout(r, 5));
   }
+  await b.h.until(() => b.h.received.filter((m) => m.type === MessageType.MsgApp).length >= i, 'b to get every message');
   const toB = b.h.received.filter((m) => m.type === MessageType.MsgApp).map((m) => m.index);
   assert.deepEqual(toB, Array.from({ length: i }, (_, k) => k + 1), 'b got every message, in order');
   assert.ok(a.h.unreachable.includes(ID3), 'stopped peer reported');
@@ -388,11 +390,12 @@ test('a peer paused mid-stream: others unaffected, reported, reconnected once it
   proxy.pause();
   const big = [ent(1, 256 << 10)];
   let i = 1;
-  const start = Date.now();
-  while (Date.now() - start < 2500) {
+  // keep sending to both until the paused peer is reported and its queue drops
+  const given = (): boolean => a.h.unreachable.includes(ID2) && (a.t.stats(ID2)?.dropped ?? 0) > 0 && !a.t.isActive(ID2);
+  for (const deadline = Date.now() + 20_000; !given(); await new Promise((r) => setTimeout(r, 2))) {
+    assert.ok(Date.now() < deadline, 'the paused peer was never reported unreachable, inactive, with messages dropped');
     i++;
     a.t.send([app(ID1, ID2, i, big), beat(ID1, ID2, i), app(ID1, ID3, i), beat(ID1, ID3, i)]);
-    await new Promise((r) => setTimeout(r, 2));
   }
   await c.h.until(() => c.h.received.length === 2 * (i - 1), 'c unaffected');
   assert.ok(a.h.unreachable.includes(ID2), 'paused peer reported');

@@ -27,6 +27,7 @@ import { Reader } from '../proto/wire';
 import { decodeMembersRequest, decodeMembersResponse, encodeMembersRequest, encodeMembersResponse } from '../proto/gen/etcdeskpeerpb';
 import { decodeHashKVRequest, decodeHashKVResponse, encodeHashKVRequest, encodeHashKVResponse, type HashKVResponse, type HashKVResponseInit } from '../proto/gen/etcdserverpb';
 import { EtcdError } from '../errors/index';
+import { listenTarget } from './listen-address';
 import type { Logger } from './logger';
 import {
   FrameParser,
@@ -1062,21 +1063,6 @@ function callResult(req: http2.ClientHttp2Stream, maxBytes = 16 << 20): Promise<
     });
     req.on('close', () => settle(undefined));
   });
-}
-
-interface ListenTarget {
-  host?: string;
-  port?: number;
-  path?: string;
-}
-
-/** Where a peer URL listens (as server/client-listener.ts: Go resolves `localhost` to IPv4 first). */
-function listenTarget(url: string): ListenTarget {
-  const u = new URL(url);
-  if (u.protocol === 'unix:' || u.protocol === 'unixs:') return { path: u.host + u.pathname };
-  const host = u.hostname === 'localhost' ? '127.0.0.1' : u.hostname.replace(/^\[|\]$/g, '');
-  const port = u.port ? Number(u.port) : u.protocol === 'https:' ? 443 : 80;
-  return { host, port };
 }
 
 /**

@@ -5,11 +5,11 @@
 import * as grpc from '@grpc/grpc-js';
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
+import { freePort } from '../testing/processes';
 import { EtcdError } from '../errors/index';
 import { decodeEvent, encodeEvent, type Event } from '../proto/gen/mvccpb';
 import {
@@ -46,18 +46,6 @@ import { delReq, openTestStore, putReq, rangeReq, txnReq, type TestStore } from 
 const ETCD = process.env.ETCD_BIN ?? '/usr/bin/etcd';
 const HAVE_ETCD = fs.existsSync(ETCD);
 const LEASE = 0x1000n;
-
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      const port = typeof a === 'object' && a ? a.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}
 
 type Unary = (req: unknown, cb: (err: grpc.ServiceError | null, res: unknown) => void) => void;
 type Client = grpc.Client & Record<string, Unary>;

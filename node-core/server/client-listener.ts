@@ -8,6 +8,7 @@ import type http2 from 'node:http2';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import fs from 'node:fs';
+import { listenTarget } from '../cluster/listen-address';
 import { sniffAuthority } from './h2-authority';
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0');
@@ -18,21 +19,6 @@ export interface ClientListener {
   url: string;
   port: number;
   close(): Promise<void>;
-}
-
-export interface ListenTarget {
-  host?: string;
-  port?: number;
-  path?: string;
-}
-
-/** Where a client/peer URL listens. Go resolves `localhost` to IPv4 first; so do we. */
-export function listenTarget(url: string): ListenTarget {
-  const u = new URL(url);
-  if (u.protocol === 'unix:' || u.protocol === 'unixs:') return { path: u.host + u.pathname };
-  const host = u.hostname === 'localhost' ? '127.0.0.1' : u.hostname.replace(/^\[|\]$/g, '');
-  const port = u.port ? Number(u.port) : u.protocol === 'https:' ? 443 : 80;
-  return { host, port };
 }
 
 export async function listenClientUrl(

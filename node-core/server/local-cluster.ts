@@ -4,9 +4,9 @@
 // stopping one and watching the leader move behaves exactly as with separate
 // processes.
 import fs from 'node:fs';
-import net from 'node:net';
 import path from 'node:path';
 import type { NodeConfig } from '../cluster/config';
+import { freePort, isAddrInUse } from '../cluster/listen-address';
 import { silentLogger, type Logger } from '../cluster/logger';
 import { startNode, type RunningNode } from './start';
 
@@ -42,18 +42,6 @@ export interface LocalCluster {
   stop(): Promise<void>;
 }
 
-async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      const port = typeof a === 'object' && a ? a.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}
-
 export async function startLocalCluster(opts: LocalClusterOptions): Promise<LocalCluster> {
   const size = opts.size ?? 3;
   fs.mkdirSync(opts.dir, { recursive: true });
@@ -64,27 +52,50 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
   }
   // remember the ports with the data, so a restarted app finds the same cluster
   const portsFile = path.join(opts.dir, 'ports.json');
+  const memberDir = (i: number): string => path.join(opts.dir, `m${i + 1}`);
+  // ports picked here for members with no data yet: another may take one before we bind it
+  let fresh = !opts.basePort && ports.every((_, i) => !fs.existsSync(memberDir(i)));
   if (fs.existsSync(portsFile) && !opts.basePort) {
     const saved = JSON.parse(fs.readFileSync(portsFile, 'utf8')) as { client: number; peer: number }[];
-    if (saved.length === size) ports.splice(0, size, ...saved);
+    if (saved.length === size) {
+      ports.splice(0, size, ...saved);
+      fresh = false;
+    }
   }
   fs.writeFileSync(portsFile, JSON.stringify(ports));
   const names = ports.map((_, i) => `local${i + 1}`);
-  const initialCluster = ports.map((p, i) => `${names[i]}=http://127.0.0.1:${p.peer}`).join(',');
+  const initialCluster = (): string => ports.map((p, i) => `${names[i]}=http://127.0.0.1:${p.peer}`).join(',');
   const cfg = (i: number): Partial<NodeConfig> => ({
     ...opts.config,
     name: names[i],
-    dataDir: path.join(opts.dir, `m${i + 1}`),
+    dataDir: memberDir(i),
     listenClientUrls: [`http://127.0.0.1:${ports[i].client}`],
     advertiseClientUrls: [`http://127.0.0.1:${ports[i].client}`],
     listenPeerUrls: [`http://127.0.0.1:${ports[i].peer}`],
     initialAdvertisePeerUrls: [`http://127.0.0.1:${ports[i].peer}`],
-    initialCluster,
+    initialCluster: initialCluster(),
     initialClusterToken: 'etcdesk-local',
     initialClusterState: 'new',
   });
   const log = opts.logger ?? silentLogger;
-  const running: (RunningNode | undefined)[] = await Promise.all(ports.map((_, i) => startNode(cfg(i), { logger: log })));
+  let running: (RunningNode | undefined)[] = [];
+  for (let attempt = 1; ; attempt++) {
+    const started = await Promise.allSettled(ports.map((_, i) => startNode(cfg(i), { logger: log })));
+    const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
+    if (!failed) {
+      running = started.map((r) => (r as PromiseFulfilledResult<RunningNode>).value);
+      break;
+    }
+    await Promise.all(started.map((r) => (r.status === 'fulfilled' ? r.value.stop() : undefined)));
+    if (!fresh || attempt >= 3 || !isAddrInUse(failed.reason)) throw failed.reason;
+    // a port found free was taken before the member bound it: member ids derive from the peer
+    // URLs, so start over with new ports and empty data dirs
+    for (let i = 0; i < size; i++) {
+      fs.rmSync(memberDir(i), { recursive: true, force: true });
+      ports[i] = { client: await freePort(), peer: await freePort() };
+    }
+    fs.writeFileSync(portsFile, JSON.stringify(ports));
+  }
   const clientUrls = ports.map((p) => `http://127.0.0.1:${p.client}`);
   return {
     size,

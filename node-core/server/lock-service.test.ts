@@ -2,23 +2,34 @@
 // and mutual exclusion under contention with kept-alive leases.
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
-import { EtcdClient } from '../client/client';
+import { EtcdClient, prefixEnd } from '../client/client';
 import { LockService, type LockRequestInit, type LockResponse } from '../proto/gen/v3lockpb';
 import { hasEtcd, startEtcd, startEtcdesk, type ServerProc } from '../testing/processes';
-import { sleep } from './compat-helpers.test';
+import { LeaseIds, sleep } from './compat-helpers.test';
 
 const clientOf = (s: ServerProc): EtcdClient => new EtcdClient({ endpoints: [s.clientUrl], timeoutMs: 20_000 });
 
-/** What may differ between two servers: ids, term; lease hex in keys. */
-function norm(v: unknown): unknown {
+/**
+ * What may differ between two servers: cluster and member ids; lease ids, mapped per side in order
+ * of appearance (LEASEn), in fields and in keys (<name>/<lease id in hex>).
+ */
+function norm(v: unknown, ids: LeaseIds): unknown {
   return JSON.parse(
-    JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? 'BIG' : x instanceof Uint8Array || (x && typeof x === 'object' && (x as { type?: string }).type === 'Buffer') ? Buffer.from(x as Uint8Array).toString('latin1').replace(/\/[0-9a-f]+$/, '/LEASE') : x)).replace(/"raft_term":\d+/g, '"raft_term":0'),
+    JSON.stringify(v, (k, x: unknown) => {
+      if (typeof x === 'bigint') return k === 'cluster_id' || k === 'member_id' ? 'ID' : x === 0n ? '0' : ids.label(x);
+      if (x && typeof x === 'object' && (x as { type?: string }).type === 'Buffer') {
+        return Buffer.from((x as { data: number[] }).data)
+          .toString('latin1')
+          .replace(/\/([0-9a-f]+)$/, (_m, h: string) => `/${ids.see(h)}`);
+      }
+      return x;
+    }),
   );
 }
 
-async function outcome<T>(p: Promise<T>): Promise<unknown> {
+async function outcome<T>(p: Promise<T>, ids: LeaseIds): Promise<unknown> {
   try {
-    return norm({ ok: await p });
+    return norm({ ok: await p }, ids);
   } catch (e) {
     const err = e as { code?: number; message?: string };
     return { code: err.code, message: err.message };
@@ -29,6 +40,7 @@ describe('v3lock service', { skip: !hasEtcd() && 'etcd not installed' }, () => {
   let etcd: ServerProc;
   let ours: ServerProc;
   let ce: EtcdClient;
+  const ids = [new LeaseIds(), new LeaseIds()];
   let co: EtcdClient;
 
   before(async () => {
@@ -43,17 +55,19 @@ describe('v3lock service', { skip: !hasEtcd() && 'etcd not installed' }, () => {
   });
 
   async function same<T>(f: (c: EtcdClient) => Promise<T>): Promise<unknown> {
-    const a = await outcome(f(ce));
-    const b = await outcome(f(co));
+    const a = await outcome(f(ce), ids[0]);
+    const b = await outcome(f(co), ids[1]);
     assert.deepEqual(b, a);
     return b;
   }
 
   it('Lock and Unlock answer as etcd (headers, keys, errors)', async () => {
     const leases = await Promise.all([ce.leaseGrant(30), co.leaseGrant(30)]);
+    // each side's granted lease is its LEASE1: a key or field naming another lease reads differently
+    leases.forEach((l, i) => ids[i].label(l.ID));
     const lease = (c: EtcdClient): bigint => (c === ce ? leases[0].ID : leases[1].ID);
     const r = (await same((c) => c.unary(LockService.Lock, { name: Buffer.from('svc'), lease: lease(c) }))) as { ok: { key: string } };
-    assert.equal(r.ok.key, 'svc/LEASE');
+    assert.match(r.ok.key, /^svc\/LEASE\d+$/);
     // the same session locking again gets its own key back (the Mutex's reuse path)
     await same((c) => c.unary(LockService.Lock, { name: Buffer.from('svc'), lease: lease(c) }));
     await same((c) => c.unary(LockService.Lock, { name: Buffer.from('svc'), lease: 123456789n }));
@@ -73,7 +87,10 @@ describe('v3lock service', { skip: !hasEtcd() && 'etcd not installed' }, () => {
       got = true;
       return r;
     });
-    await sleep(300);
+    // the waiter is queued (its key exists behind the holder's): only now does "not yet" mean waiting
+    for (const deadline = Date.now() + 10_000; (await co.range({ key: Buffer.from('rv/'), range_end: prefixEnd('rv/'), count_only: true })).count < 2; await sleep(20)) {
+      assert.ok(Date.now() < deadline, 'the waiter never queued');
+    }
     assert.equal(got, false);
     await co.leaseRevoke(l1.ID);
     const r = await waiter;

@@ -46,12 +46,23 @@ test('kill -9 during defragment leaves a store that opens with nothing lost', as
   const hk = await c.hashKV(0);
   const count = (await c.range({ key: b('crash/'), range_end: b('crash0'), count_only: true })).count;
   const memberDir = path.join(p.dataDir, 'member');
-  void c.defragment().catch(() => undefined);
+  let defragEnded = false;
+  void c.defragment().then(
+    () => (defragEnded = true),
+    () => (defragEnded = true),
+  );
   // kill as soon as the compacting copy has started
-  const deadline = Date.now() + 10_000;
-  while (!fs.readdirSync(memberDir).some((e) => e.startsWith('db-defrag')) && Date.now() < deadline) await new Promise((r) => setTimeout(r, 2));
+  const copying = (): boolean => fs.readdirSync(memberDir).some((e) => e.startsWith('db-defrag'));
+  for (const deadline = Date.now() + 20_000; !copying(); await new Promise((r) => setTimeout(r, 2))) {
+    assert.ok(Date.now() < deadline && !defragEnded, 'the defragment never started its copy');
+  }
+  const answered = defragEnded;
   await p.kill();
   c.close();
+  // the kill landed during the copy: the copy is still there (not yet renamed over the data
+  // file) and the defragment never answered
+  assert.ok(copying(), 'the copy was still in progress when the member died');
+  assert.equal(answered, false, 'the defragment had not answered');
   const again = await restartAndCheck(p, { hash: hk.hash, rev: hk.header!.revision, count });
   assert.deepEqual(fs.readdirSync(memberDir).filter((e) => e.startsWith('db-defrag')), [], 'the interrupted copy is cleaned up');
   // and a full defrag afterwards still works

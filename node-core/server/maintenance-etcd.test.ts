@@ -103,12 +103,25 @@ test('etcdctl snapshot save from etcd → etcdesk-node snapshot restore → etcd
   assert.equal(got.kvs, seen.kvs);
   assert.equal(got.hash, seen.hash, 'HashKV equal in etcdesk');
   assert.equal(got.leased, seen.leased);
-  const members = await ok(ours.endpoint, ['member', 'list', '-w', 'json']);
-  const ectlRestoreMsg = rr.out;
-  assert.match(ectlRestoreMsg, /restored snapshot/);
-  assert.equal((JSON.parse(members) as { members: { name: string }[] }).members[0].name, 'r');
+  const ids = async (endpoint: string): Promise<{ cluster: string; member: string; name: string }> => {
+    const j = JSON.parse((await ok(endpoint, ['member', 'list', '-w', 'json'])).replace(/"(ID|cluster_id)":(\d+)/g, '"$1":"$2"')) as {
+      header: { cluster_id: string };
+      members: { ID: string; name: string }[];
+    };
+    assert.equal(j.members.length, 1);
+    return { cluster: j.header.cluster_id, member: j.members[0].ID, name: j.members[0].name };
+  };
+  assert.match(rr.out, /restored snapshot/);
+  const oursIds = await ids(ours.endpoint);
   await ok(ours.endpoint, ['put', 'after', 'restore']);
   await ours.stop();
+  // etcdctl's restore of the same file with the same flags, served by etcd: the same member and
+  // cluster ids
+  const theirs = await startEtcd({ name: 'r', dataDir: ectlDir, peerPort });
+  procs.push(theirs);
+  assert.deepEqual(oursIds, await ids(theirs.endpoint));
+  assert.equal((await observe(theirs.endpoint)).hash, seen.hash);
+  await theirs.stop();
 });
 
 /** Fills a member until a put fails; returns etcdctl's error line. */

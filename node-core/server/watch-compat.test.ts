@@ -3,7 +3,20 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import { etcdctl, hasEtcd, startEtcd, startEtcdesk, type ServerProc } from '../testing/processes';
-import { background, normalize, sleep, until } from './compat-helpers.test';
+import { background, lines, normalize, sleep, until, type Background } from './compat-helpers.test';
+
+/**
+ * etcdctl's simple watch output cut into whole events (PUT/DELETE, then key and value, and the
+ * previous key and value with --prev-kv) and progress notices, so interleavings compare per event.
+ */
+function events(out: string): string[] {
+  const evs: string[] = [];
+  for (const l of lines(out)) {
+    if (l === 'PUT' || l === 'DELETE' || l.startsWith('progress notify:') || evs.length === 0) evs.push(l);
+    else evs[evs.length - 1] += `\n${l}`;
+  }
+  return evs;
+}
 
 describe('etcdctl compatibility: watch', { skip: !hasEtcd() && 'etcd/etcdctl not installed' }, () => {
   let etcd: ServerProc;
@@ -26,28 +39,89 @@ describe('etcdctl compatibility: watch', { skip: !hasEtcd() && 'etcd/etcdctl not
     }
   }
 
-  /** A watch run in the background on both servers while `during` writes; outputs compared. */
-  async function watchSame(args: string[], during: () => Promise<void>, opts: { expectLines?: number; stdin?: string[]; unordered?: boolean } = {}): Promise<string> {
+  interface WatchOpts {
+    /** The output is complete at this many lines (both sides; more is a difference too). */
+    expectLines?: number;
+    /** Interactive commands, written before anything else. */
+    stdin?: string[];
+    /** Waited for on each side before `during` runs (e.g. the answer to a progress request). */
+    ready?: (out: string) => boolean;
+    /** Compare whole events in any order (interactive mode prints each watcher from its own goroutine). */
+    unordered?: boolean;
+    /** A key inside the watched range: written until the watch reports it, so `during` runs live. */
+    arm?: string;
+  }
+
+  /**
+   * A watch run in the background on both servers while `during` writes; outputs compared. With
+   * `expectLines` the output must reach exactly that many lines; without, etcdctl must exit (a
+   * watch the server refuses or cancels).
+   */
+  async function watchSame(args: string[], during: () => Promise<void>, opts: WatchOpts = {}): Promise<string> {
     const ws = servers().map((s) => background(s.endpoint, args));
+    const show = (): string => ws.map((w) => w.output()).join('--- ours:\n');
     if (opts.stdin) for (const w of ws) for (const l of opts.stdin) w.write(l);
-    await sleep(400);
+    if (opts.ready) await until(() => ws.every((w) => opts.ready!(w.output())), 10_000, 'the watch to be ready', show);
+    const from = opts.arm ? await armBoth(ws, opts.arm, args.includes('--prev-kv')) : [0, 0];
     await during();
-    if (opts.expectLines) await until(() => ws.every((w) => w.output().split('\n').length > opts.expectLines!), 5000);
-    await sleep(200);
-    const [a, b] = await Promise.all(ws.map((w) => w.stop()));
-    // etcdctl's interactive mode prints each watcher from its own goroutine: the interleaving varies
-    const view = (x: string): string => (opts.unordered ? normalize(x).split('\n').sort().join('\n') : normalize(x));
+    let outs: { stdout: string; stderr: string }[];
+    if (opts.expectLines !== undefined) {
+      const want = opts.expectLines;
+      await until(() => ws.every((w, i) => lines(w.output().slice(from[i])).length >= want), 10_000, `${want} lines of watch output`, show);
+      outs = await Promise.all(ws.map((w) => w.stop()));
+    } else {
+      const exited = await Promise.race([Promise.all(ws.map((w) => w.exited)), sleep(10_000).then(() => undefined)]);
+      outs = await Promise.all(ws.map((w) => w.stop()));
+      assert.ok(exited, `etcdctl ${args.join(' ')} was expected to exit:\n${outs.map((o) => o.stdout + o.stderr).join('---\n')}`);
+    }
+    const [a, b] = outs.map((o, i) => ({ stdout: o.stdout.slice(from[i]), stderr: o.stderr }));
+    const view = (x: string): string => (opts.unordered ? events(normalize(x)).sort().join('\n') : normalize(x));
     assert.equal(view(b.stdout), view(a.stdout), `etcdctl ${args.join(' ')}`);
     assert.equal(normalize(b.stderr), normalize(a.stderr));
-    if (process.env.SHOW_OUTPUT) console.log(`--- ${args.join(" ")}\n${b.stdout}${b.stderr}`);
+    if (opts.expectLines !== undefined) assert.equal(lines(a.stdout).length, opts.expectLines, `etcd's output of etcdctl ${args.join(' ')}:\n${a.stdout}`);
+    if (process.env.SHOW_OUTPUT) console.log(`--- ${args.join(' ')}\n${b.stdout}${b.stderr}`);
     return b.stdout;
+  }
+
+  /**
+   * Puts `key` on each server until its watch prints it, then deletes it and waits for that event:
+   * the watch is live. The sides may need different numbers of puts, so the side with fewer is
+   * padded with puts outside any watched range to keep the revisions equal. Returns, per side,
+   * where the output after arming starts.
+   */
+  async function armBoth(ws: Background[], key: string, prevKv: boolean): Promise<number[]> {
+    const puts = [0, 0];
+    await Promise.all(
+      servers().map(async (s, i) => {
+        for (;;) {
+          const v = `armed${++puts[i]}`;
+          assert.equal((await etcdctl(s.endpoint, ['put', key, v])).code, 0);
+          const seen = await until(() => ws[i].output().includes(`${key}\n${v}\n`), 1000).then(
+            () => true,
+            () => false,
+          );
+          if (seen) return;
+          if (puts[i] > 20) throw new Error(`${s.kind}: the watch never reported ${key}:\n${ws[i].output()}`);
+        }
+      }),
+    );
+    const max = Math.max(...puts);
+    await Promise.all(
+      servers().map(async (s, i) => {
+        for (let n = puts[i]; n < max; n++) assert.equal((await etcdctl(s.endpoint, ['put', 'zz-pad', String(n)])).code, 0);
+        assert.equal((await etcdctl(s.endpoint, ['del', key])).code, 0);
+      }),
+    );
+    const end = prevKv ? new RegExp(`DELETE\\n${key}\\narmed${'\\d+'}\\n${key}\\n\\n$`) : new RegExp(`DELETE\\n${key}\\n\\n$`);
+    await until(() => ws.every((w) => end.test(w.output())), 5000, `the delete of ${key}`, () => ws.map((w) => w.output()).join('---\n'));
+    return ws.map((w) => w.output().length);
   }
 
   it('history: --rev, --prefix, ranges, --prev-kv, json', async () => {
     await both(['put', 'k1', 'a'], ['put', 'k2', 'b'], ['del', 'k1'], ['put', 'k1', 'c'], ['put', 'x', 'y'], ['put', 'k3', 'd', '--lease', '0']);
-    const out = await watchSame(['watch', '--rev', '1', '--prefix', 'k'], async () => undefined, { expectLines: 12 });
+    const out = await watchSame(['watch', '--rev', '1', '--prefix', 'k'], async () => undefined, { expectLines: 15 });
     assert.match(out, /DELETE\nk1\n\n/);
-    await watchSame(['watch', '--rev', '3', 'k1', '--prev-kv'], async () => undefined, { expectLines: 6 });
+    await watchSame(['watch', '--rev', '3', 'k1', '--prev-kv'], async () => undefined, { expectLines: 8 });
     await watchSame(['watch', '--rev', '2', 'k1', 'k3', '-w', 'json'], async () => undefined, { expectLines: 1 });
     await watchSame(['watch', '--rev', '1', '', '--prefix', '--prev-kv', '-w', 'json'], async () => undefined, { expectLines: 1 });
   });
@@ -58,7 +132,7 @@ describe('etcdctl compatibility: watch', { skip: !hasEtcd() && 'etcd/etcdctl not
       async () => {
         await both(['put', 'live1', 'v1'], ['put', 'live2', 'v2'], ['put', 'live1', 'v3'], ['del', 'live', '--prefix'], ['put', 'live3', 'v4']);
       },
-      { expectLines: 20 },
+      { expectLines: 24, arm: 'live0' },
     );
   });
 
@@ -67,14 +141,20 @@ describe('etcdctl compatibility: watch', { skip: !hasEtcd() && 'etcd/etcdctl not
       ['watch', '-i'],
       async () => {
         await both(['put', 'ia', '1'], ['put', 'ib', '2']);
-        await sleep(200);
       },
-      { stdin: ['watch ia\n', 'watch ib --prev-kv\n', 'watch i --prefix\n', 'progress\n'], expectLines: 10, unordered: true },
+      {
+        stdin: ['watch ia\n', 'watch ib --prev-kv\n', 'watch i --prefix\n', 'progress\n'],
+        // the progress request follows the three creates on the stream: once each watcher printed
+        // its notice, all three watch, and the writes come after
+        ready: (out) => (out.match(/^progress notify: \d+$/gm) ?? []).length >= 3,
+        expectLines: 15,
+        unordered: true,
+      },
     );
   });
 
   it('a progress request on a quiet stream (etcdctl has no flag for progress_notify; watch-service.test.ts covers the interval)', async () => {
-    await watchSame(['watch', '-i'], async () => sleep(100), { stdin: ['watch quiet\n', 'progress\n'], expectLines: 1 });
+    await watchSame(['watch', '-i'], async () => undefined, { stdin: ['watch quiet\n', 'progress\n'], expectLines: 1 });
   });
 
   it('compacted start revision: canceled with the compaction error', async () => {
@@ -83,7 +163,7 @@ describe('etcdctl compatibility: watch', { skip: !hasEtcd() && 'etcd/etcdctl not
     const rev = (JSON.parse(st.stdout) as { header: { revision: number } }).header.revision;
     await both(['compaction', String(rev - 1)]);
     await watchSame(['watch', '--rev', String(rev - 2), 'c1'], async () => undefined);
-    await watchSame(['watch', '--rev', String(rev - 1), 'c1'], async () => undefined, { expectLines: 3 });
+    await watchSame(['watch', '--rev', String(rev - 1), 'c1'], async () => undefined, { expectLines: 6 });
   });
 
   it('errors: range end before key, prefix with range end', async () => {

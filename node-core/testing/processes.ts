@@ -3,10 +3,10 @@
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import http from 'node:http';
-import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
+import { freePort, isAddrInUse } from '../cluster/listen-address';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const ETCD_BIN = process.env.ETCD_BIN ?? '/usr/bin/etcd';
@@ -29,17 +29,7 @@ export function tempDir(prefix: string): string {
   return d;
 }
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.once('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const a = s.address();
-      const port = typeof a === 'object' && a ? a.port : 0;
-      s.close(() => resolve(port));
-    });
-  });
-}
+export { freePort };
 
 export interface ServerProc {
   kind: 'etcd' | 'etcdesk';
@@ -87,6 +77,23 @@ export function httpGet(url: string, timeoutMs = 1000): Promise<{ status: number
   });
 }
 
+/** A member's current revision, from its /metrics (etcd's and ours carry the same gauge). */
+export async function currentRevision(clientUrl: string): Promise<number> {
+  const r = await httpGet(`${clientUrl}/metrics`, 2000);
+  const m = /^etcd_debugging_mvcc_current_revision (\d+)$/m.exec(r.body);
+  if (!m) throw new Error(`${clientUrl}/metrics has no current revision`);
+  return Number(m[1]);
+}
+
+/** Polls `fn` until it holds; throws after `ms`, naming what it waited for. */
+export async function waitFor(what: string, fn: () => Promise<boolean> | boolean, ms = 15_000, everyMs = 50): Promise<void> {
+  const deadline = Date.now() + ms;
+  while (!(await fn())) {
+    if (Date.now() > deadline) throw new Error(`timed out after ${ms} ms waiting for ${what}`);
+    await new Promise((r) => setTimeout(r, everyMs));
+  }
+}
+
 export async function waitHealthy(clientUrl: string, timeoutMs: number, proc?: ChildProcess): Promise<void> {
   const deadline = Date.now() + timeoutMs;
   for (;;) {
@@ -103,6 +110,19 @@ export async function waitHealthy(clientUrl: string, timeoutMs: number, proc?: C
 }
 
 async function startProc(kind: 'etcd' | 'etcdesk', opts: StartOpts): Promise<ServerProc> {
+  // ports we pick may be taken before the process binds them: pick again (a fresh data dir too,
+  // since member ids derive from the peer URL)
+  const picked = opts.clientPort === undefined && opts.peerPort === undefined && opts.dataDir === undefined && opts.waitReady !== false;
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startProcOnce(kind, opts);
+    } catch (e) {
+      if (!picked || attempt >= 3 || !isAddrInUse(e)) throw e;
+    }
+  }
+}
+
+async function startProcOnce(kind: 'etcd' | 'etcdesk', opts: StartOpts): Promise<ServerProc> {
   const name = opts.name ?? 'default';
   const dataDir = opts.dataDir ?? tempDir(kind);
   const clientPort = opts.clientPort ?? (await freePort());
@@ -213,36 +233,55 @@ export interface ClusterProcs {
   token: string;
   /** comma-separated client endpoints, for etcdctl and etcdload */
   endpoints: string;
-  /** restarts member i on its data dir (after kill/stop) */
-  restart(i: number): Promise<ServerProc>;
+  /**
+   * restarts member i on its data dir (after kill/stop), with extra flags for this start only;
+   * waits for /health unless `wait` is false (a member with an alarm raised is never healthy)
+   */
+  restart(i: number, moreArgs?: string[], wait?: boolean): Promise<ServerProc>;
   stop(): Promise<void>;
 }
 
 /** A three (or n) member cluster of real etcd or etcdesk-node processes on free loopback ports. */
 export async function startCluster(kind: 'etcd' | 'etcdesk', n = 3, extraArgs: string[] = []): Promise<ClusterProcs> {
+  for (let attempt = 1; ; attempt++) {
+    try {
+      return await startClusterOnce(kind, n, extraArgs);
+    } catch (e) {
+      // a port found free was taken before its member bound it: all new ports (ids derive from them)
+      if (attempt >= 3 || !isAddrInUse(e)) throw e;
+    }
+  }
+}
+
+async function startClusterOnce(kind: 'etcd' | 'etcdesk', n: number, extraArgs: string[]): Promise<ClusterProcs> {
   const ports = await Promise.all(Array.from({ length: n }, async () => ({ client: await freePort(), peer: await freePort() })));
   const token = `tok-${process.pid}-${ports[0].client}`;
   const initial = ports.map((p, i) => `m${i + 1}=http://127.0.0.1:${p.peer}`).join(',');
   const dirs = ports.map((_, i) => tempDir(`${kind}-m${i + 1}`));
-  const startOne = (i: number, wait: boolean): Promise<ServerProc> =>
+  const startOne = (i: number, wait: boolean, moreArgs: string[] = []): Promise<ServerProc> =>
     startProc(kind, {
       name: `m${i + 1}`,
       dataDir: dirs[i],
       clientPort: ports[i].client,
       peerPort: ports[i].peer,
       waitReady: wait,
-      extraArgs: ['--initial-cluster', initial, '--initial-cluster-token', token, '--initial-cluster-state', 'new', ...extraArgs],
+      extraArgs: ['--initial-cluster', initial, '--initial-cluster-token', token, '--initial-cluster-state', 'new', ...extraArgs, ...moreArgs],
     });
   const members = await Promise.all(ports.map((_, i) => startOne(i, false)));
-  await Promise.all(members.map((m) => waitHealthy(m.clientUrl, 30_000, m.proc)));
+  try {
+    await Promise.all(members.map((m) => waitHealthy(m.clientUrl, 30_000, m.proc)));
+  } catch (e) {
+    await Promise.all(members.map((m) => m.kill()));
+    throw new Error(`${kind} cluster did not start: ${(e as Error).message}\n${members.map((m) => `--- ${m.name}\n${m.output().slice(-1500)}`).join('\n')}`);
+  }
   const c: ClusterProcs = {
     members,
     token,
     endpoints: members.map((m) => m.endpoint).join(','),
-    async restart(i: number) {
-      const m = await startOne(i, false);
+    async restart(i: number, moreArgs: string[] = [], wait = true) {
+      const m = await startOne(i, false, moreArgs);
       c.members[i] = m;
-      await waitHealthy(m.clientUrl, 30_000, m.proc);
+      if (wait) await waitHealthy(m.clientUrl, 30_000, m.proc);
       return m;
     },
     async stop() {
