@@ -96,17 +96,10 @@ const IDENTITIES = ['anonymous', 'bad token', 'alice', 'root'] as const;
 
 // Cells where our node differs from etcd 3.4 today (reported, not failing: node:test todo). Each
 // asserts etcd's answer; the fix belongs in the service named.
-const MAINT = "etcd answers Unknown with the auth package's text ('auth: ...') and checks HashKV too (maintenance-service.ts)";
 const KNOWN: Record<string, string> = {};
 for (const who of ['anonymous', 'bad token', 'alice']) {
-  for (const m of ['Defragment', 'Hash', 'HashKV', 'Snapshot']) KNOWN[`${who}|Maintenance.${m}`] = MAINT;
-  KNOWN[`${who}|Maintenance.MoveLeader`] = 'etcd 3.4 checks no auth on MoveLeader (answers bad leader transferee) (maintenance-service.ts)';
   KNOWN[`${who}|Election.Observe`] = "etcd ends the Observe stream without a message or error status; ours fails it with the auth error (election-service.ts)";
 }
-for (const who of ['anonymous', 'bad token']) {
-  KNOWN[`${who}|Watch.Watch`] = "etcd's cancel_reason is the whole gRPC error text ('rpc error: code = ... desc = ...') (watch-service.ts)";
-}
-KNOWN['bad token|Maintenance.Alarm'] = "etcd refuses a bad token on Alarm (Unknown, 'auth: invalid auth token') (maintenance-service.ts)";
 
 const show = (v: unknown): string => JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? String(x) : x));
 
