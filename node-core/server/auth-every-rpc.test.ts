@@ -94,12 +94,9 @@ const LAST: Cell = { service: 'Auth', method: 'AuthDisable', req: () => ({}) };
 
 const IDENTITIES = ['anonymous', 'bad token', 'alice', 'root'] as const;
 
-// Cells where our node differs from etcd 3.4 today (reported, not failing: node:test todo). Each
-// asserts etcd's answer; the fix belongs in the service named.
+// Cells where our node differs from etcd 3.4 (reported, not failing: node:test todo), each with the
+// reason and the service to fix. None today: every cell answers as etcd.
 const KNOWN: Record<string, string> = {};
-for (const who of ['anonymous', 'bad token', 'alice']) {
-  KNOWN[`${who}|Election.Observe`] = "etcd ends the Observe stream without a message or error status; ours fails it with the auth error (election-service.ts)";
-}
 
 const show = (v: unknown): string => JSON.stringify(v, (_k, x: unknown) => (typeof x === 'bigint' ? String(x) : x));
 

@@ -185,7 +185,12 @@ export function createElectionHandlers(node: EtcdNode, guard: RequestGuard): Ele
       const pfx = Buffer.concat([name, Buffer.from('/')]);
       guard
         .forRead(call, pfx, prefixEnd(pfx))
-        .then(() => observe(node, name, signal, (r) => call.write(r)))
+        .then(
+          () => observe(node, name, signal, (r) => call.write(r)),
+          // etcd's Observe runs clientv3's election observer with the caller's credentials: a
+          // refused read just closes the observer's channel, and the stream ends OK, no message
+          () => undefined,
+        )
         .then(() => {
           if (!signal.aborted) call.end();
         })
