@@ -22,6 +22,8 @@ import { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
 import zlib from 'node:zlib';
 import { Metadata, type MethodDefinition, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
+import { ProtoDecodeError } from '../proto/wire';
+import { unmarshalStatus } from './grpc-status';
 
 /** gRPC status codes used here (grpc-js's `status` enum values). */
 const OK = 0;
@@ -564,7 +566,7 @@ export class GrpcServer {
       try {
         request = route.def.requestDeserialize(msgs[0]);
       } catch (e) {
-        core.sendStatus({ code: INTERNAL, details: e instanceof Error ? e.message : String(e) });
+        core.sendStatus(decodeFailure(e, false));
         return;
       }
       if (route.def.responseStream) {
@@ -614,7 +616,7 @@ export class GrpcServer {
         try {
           req = route.def.requestDeserialize(m);
         } catch (e) {
-          core.sendStatus({ code: INTERNAL, details: e instanceof Error ? e.message : String(e) });
+          core.sendStatus(decodeFailure(e, true));
           cancel();
           return;
         }
@@ -713,6 +715,12 @@ function unknownMethodText(path: string, services: Set<string>): string {
   const m = /^\/([^/]+)\/([^/]+)$/.exec(path);
   if (!m) return `malformed method name: "${path}"`;
   return services.has(m[1]) ? `unknown method ${m[2]} for service ${m[1]}` : `unknown service ${m[1]}`;
+}
+
+/** A request that did not decode: grpc-go's INTERNAL status and text (unary and stream differ). */
+function decodeFailure(e: unknown, stream: boolean): Status {
+  if (e instanceof ProtoDecodeError) return unmarshalStatus(e, stream);
+  return { code: INTERNAL, details: e instanceof Error ? e.message : String(e) };
 }
 
 export const grpcStatus = { OK, CANCELLED, UNKNOWN, DEADLINE_EXCEEDED, RESOURCE_EXHAUSTED, UNIMPLEMENTED, INTERNAL, UNAVAILABLE } as const;
