@@ -36,7 +36,8 @@ describe('A new user\'s first hour', { timeout: 240_000 }, () => {
     await page.getByTestId('confirm-ok').click();
     await dlg.waitFor({ state: 'detached' });
   };
-  const errorToast = (text: RegExp): Locator => page.getByTestId('toast-error').filter({ hasText: text });
+  // the newest matching toast: an earlier attempt's toast may still be on screen
+  const errorToast = (text: RegExp): Locator => page.getByTestId('toast-error').filter({ hasText: text }).last();
   const dismissToasts = async (): Promise<void> => {
     // A toast may time out on its own meanwhile: never wait for one that is gone.
     for (const b of await page.locator('.toast button').all()) await b.click({ timeout: 500 }).catch(() => undefined);
