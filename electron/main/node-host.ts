@@ -184,15 +184,7 @@ export function etcdBinaryEngine(bin: string): NodeEngine {
       const p = `http://127.0.0.1:${peer}`;
       // etcd refuses a different peer URL for an existing member; the peer port is kept alongside the data.
       const { proc, log } = spawnEtcd(bin, {
-        name: 'etcdesk',
-        dataDir: path.join(dataDir, 'etcd'),
-        listenClientUrls: [c],
-        advertiseClientUrls: [c],
-        listenPeerUrls: [p],
-        initialAdvertisePeerUrls: [p],
-        initialCluster: `etcdesk=${p}`,
-        initialClusterState: 'new',
-        initialClusterToken: 'etcdesk-embedded',
+        ...embeddedMember(path.join(dataDir, 'etcd'), c, p),
       });
       try {
         await waitHealthy(c, proc, log);
@@ -244,15 +236,7 @@ export function nodeCoreEngine(): NodeEngine {
       const p = `http://127.0.0.1:${peer}`;
       const node = await startNode(
         {
-          name: 'etcdesk',
-          dataDir: path.join(dataDir, 'node'),
-          listenClientUrls: [c],
-          advertiseClientUrls: [c],
-          listenPeerUrls: [p],
-          initialAdvertisePeerUrls: [p],
-          initialCluster: `etcdesk=${p}`,
-          initialClusterState: 'new',
-          initialClusterToken: 'etcdesk-embedded',
+          ...embeddedMember(path.join(dataDir, 'node'), c, p),
         },
         { logger },
       );
@@ -327,4 +311,19 @@ export function pickEngine(): NodeEngine | null {
     return bin ? etcdBinaryEngine(bin) : null;
   }
   return nodeCoreEngine();
+}
+
+/** The embedded single member's flags, the same for node-core and for Debian's etcd binary. */
+function embeddedMember(dataDir: string, clientUrl: string, peerUrl: string) {
+  return {
+    name: 'etcdesk',
+    dataDir,
+    listenClientUrls: [clientUrl],
+    advertiseClientUrls: [clientUrl],
+    listenPeerUrls: [peerUrl],
+    initialAdvertisePeerUrls: [peerUrl],
+    initialCluster: `etcdesk=${peerUrl}`,
+    initialClusterState: 'new' as const,
+    initialClusterToken: 'etcdesk-embedded',
+  };
 }
