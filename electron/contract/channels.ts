@@ -17,6 +17,10 @@ export interface InvokeMap {
   'conn:connect': { req: { id: string }; res: T.ConnectionStatus };
   'conn:disconnect': { req: Empty; res: T.ConnectionStatus };
   'conn:status': { req: Empty; res: T.ConnectionStatus };
+  /** The saved remote profiles as a shareable document: no passwords, no pinned host keys, no ids. */
+  'conn:export': { req: Empty; res: T.ProfilesExport };
+  /** Profiles from such a document (the renderer read the file the user picked); same-named ones are skipped. */
+  'conn:import': { req: { text: string }; res: { added: T.ConnectionProfile[]; skipped: string[] } };
 
   'kv:window': { req: T.KeysWindowRequest; res: T.KeysWindowResponse };
   'kv:tree': { req: T.TreeRequest; res: { nodes: T.TreeNode[]; revision: number } };
@@ -94,7 +98,7 @@ export type Res<C extends Channel> = InvokeMap[C]['res'];
 
 /** Runtime lists for whitelists (preload, shell); `satisfies` keeps them complete. */
 const channelSet: { [C in Channel]: true } = {
-  'app:info': true, 'conn:list': true, 'conn:save': true, 'conn:delete': true, 'conn:sign-in': true, 'conn:connect': true, 'conn:disconnect': true, 'conn:status': true,
+  'app:info': true, 'conn:list': true, 'conn:save': true, 'conn:delete': true, 'conn:sign-in': true, 'conn:connect': true, 'conn:disconnect': true, 'conn:status': true, 'conn:export': true, 'conn:import': true,
   'kv:window': true, 'kv:tree': true, 'kv:get': true, 'kv:put': true, 'kv:delete': true, 'kv:count': true, 'kv:history': true, 'kv:txn': true, 'kv:compact': true,
   'watch:start': true, 'watch:stop': true,
   'lease:list': true, 'lease:grant': true, 'lease:revoke': true, 'lease:keepalive-once': true, 'lease:keepalive': true, 'lease:attach': true,

@@ -23,6 +23,14 @@ const permType = v.picklist(['read', 'write', 'readwrite'], 'must be read, write
 const permScope = v.picklist(['key', 'prefix', 'range', 'from-key'], 'must be key, prefix, range or from-key');
 const kind = v.picklist(['embedded', 'local-cluster', 'remote', 'restored'], 'must be a connection kind');
 
+const sshConfig = v.object({
+  host: v.pipe(str, v.minLength(1, 'is required'), v.maxLength(255, 'is too long')),
+  port: v.optional(v.pipe(int(1), v.maxValue(65535, 'must be ≤ 65535'))),
+  username: v.pipe(str, v.minLength(1, 'is required'), v.maxLength(255, 'is too long')),
+  keyFile: v.optional(str),
+  hostKeySha256: v.optional(str),
+});
+
 const profile = v.object({
   id: str,
   name,
@@ -32,7 +40,12 @@ const profile = v.object({
   password: v.optional(str),
   hasPassword: v.optional(bool),
   passwordStore: v.optional(v.picklist(['keychain', 'file', 'session'])),
-  tls: v.optional(v.object({ caFile: v.optional(str), certFile: v.optional(str), keyFile: v.optional(str), serverName: v.optional(str) })),
+  tls: v.optional(
+    v.object({ caFile: v.optional(str), certFile: v.optional(str), keyFile: v.optional(str), serverName: v.optional(str), insecureSkipVerify: v.optional(bool) }),
+  ),
+  ssh: v.optional(sshConfig),
+  sshSecret: v.optional(str),
+  hasSshSecret: v.optional(bool),
   dataDir: v.optional(str),
 });
 
@@ -58,6 +71,8 @@ export const requestSchemas = {
   'conn:list': empty,
   'conn:save': profile,
   'conn:delete': one(str),
+  'conn:export': empty,
+  'conn:import': v.object({ text: v.pipe(str, v.maxLength(1 << 20, 'is over 1 MiB')) }),
   'conn:sign-in': v.object({ id: str, username: v.pipe(str, v.minLength(1, 'must not be empty')), password: str, remember: bool }),
   'conn:connect': one(str),
   'conn:disconnect': empty,

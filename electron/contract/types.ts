@@ -36,9 +36,45 @@ export interface ConnectionProfile {
   hasPassword?: boolean;
   /** Where a saved password is kept: the OS keychain (safeStorage), a 0600 file in the data folder, or memory for this session. */
   passwordStore?: 'keychain' | 'file' | 'session';
-  tls?: { caFile?: string; certFile?: string; keyFile?: string; serverName?: string };
+  tls?: {
+    caFile?: string;
+    certFile?: string;
+    keyFile?: string;
+    serverName?: string;
+    /** Accept any server certificate (self-signed test clusters). The app shows a warning while such a connection is used. */
+    insecureSkipVerify?: boolean;
+  };
+  /** remote only: reach the endpoints through an SSH tunnel (a bastion). */
+  ssh?: SshTunnelConfig;
+  /** Write-only, like password: the SSH password, or the key's passphrase when keyFile is set. */
+  sshSecret?: string;
+  hasSshSecret?: boolean;
   /** restored only: the data folder of the node started on the backup (removed with the connection). */
   dataDir?: string;
+}
+
+export interface SshTunnelConfig {
+  host: string;
+  port?: number;
+  username: string;
+  /** A private key file on this machine; absent: password authentication. */
+  keyFile?: string;
+  /** The server's host key fingerprint (`SHA256:…`), pinned on first connect; another key is refused. */
+  hostKeySha256?: string;
+}
+
+/** A profile as exported for sharing: no secrets, no machine-local state. */
+export interface ExportedProfile {
+  name: string;
+  endpoints: string[];
+  username?: string;
+  tls?: ConnectionProfile['tls'];
+  ssh?: SshTunnelConfig;
+}
+
+export interface ProfilesExport {
+  etcdeskProfiles: 1;
+  profiles: ExportedProfile[];
 }
 
 export type ConnectionState = 'disconnected' | 'connecting' | 'connected' | 'error';
@@ -51,6 +87,10 @@ export interface ConnectionStatus {
   endpoints: string[];
   activeEndpoint: string | null;
   user: string | null;
+  /** The server certificate is not verified (the profile's "skip verification"): shown as a warning. */
+  insecure?: boolean;
+  /** Reached through an SSH tunnel: `user@host:port`. */
+  tunnel?: string;
   /** What runs the embedded node: node-core's startNode or the etcd binary fallback. */
   engine?: string;
   error?: SerializedError;

@@ -10,6 +10,7 @@ import { BUILTIN_CLUSTER, BUILTIN_EMBEDDED, ProfileStore } from './profile-store
 import { KeyList, KeyListRegistry } from './key-list';
 import { isEtcdError, needsSignIn, serializeError } from './errors';
 import { KeepAliveRegistry, WatchRegistry } from './stream-registry';
+import { openTunnel, type OpenTunnel } from './ssh-tunnel';
 
 export interface ManagerOptions {
   dataDir: string;
@@ -34,6 +35,8 @@ export class ConnectionManager {
   private switching: Promise<unknown> = Promise.resolve();
   /** Data dirs of nodes started on restored backups: their connections live for the session only. */
   private readonly restoredDirs: string[] = [];
+  /** The live connection's SSH tunnel, if its profile has one. */
+  private tunnel: OpenTunnel | null = null;
 
   constructor(private readonly opts: ManagerOptions) {}
 
@@ -51,6 +54,8 @@ export class ConnectionManager {
       endpoints: this.client?.endpointUrls ?? [],
       activeEndpoint: this.client?.activeEndpoint ?? null,
       user: this.client?.options.username ?? null,
+      insecure: p?.kind === 'remote' && p.tls?.insecureSkipVerify ? true : undefined,
+      tunnel: p?.kind === 'remote' && p.ssh ? `${p.ssh.username}@${p.ssh.host}:${p.ssh.port ?? 22}` : undefined,
       engine: p && p.kind !== 'remote' ? this.engineName : undefined,
       error: this.lastError,
       signInRequired: this.signInRequired || undefined,
@@ -81,13 +86,27 @@ export class ConnectionManager {
     let client: EtcdClient | null = null;
     try {
       let endpoints: string[];
-      if (profile.kind === 'remote') endpoints = profile.endpoints;
+      let tls = profile.tls ? readTls(profile.tls) : undefined;
+      if (profile.kind === 'remote' && profile.ssh) {
+        const tunnel = await openTunnel(profile.ssh, profile.endpoints, { secret: this.opts.profiles.sshSecret(profile.id) });
+        this.tunnel = tunnel;
+        this.opts.profiles.pinHostKey(profile.id, tunnel.hostKey);
+        tunnel.onClose((reason) => {
+          if (this.tunnel !== tunnel) return;
+          this.failOnDeath(reason);
+          this.opts.onStatus(this.status());
+        });
+        endpoints = tunnel.endpoints;
+        // The client dials loopback; TLS must still verify the member's own name (one name per
+        // connection: members' certificates usually share a SAN list, else set Server name).
+        if (profile.endpoints.some((e) => /^https:/i.test(e.trim())) || tls) tls = { ...tls, serverName: tls?.serverName || tunnel.hosts[0] };
+      } else if (profile.kind === 'remote') endpoints = profile.endpoints;
       else endpoints = (await this.host(profile.id)).clientUrls;
       client = new EtcdClient({
         endpoints,
         username: profile.username,
         password: profile.username ? this.opts.profiles.password(profile.id) : undefined,
-        tls: profile.tls ? readTls(profile.tls) : undefined,
+        tls,
         timeoutMs: 15_000,
       });
       // A cheap call proves the endpoints, TLS and credentials (a user's first call authenticates).
@@ -268,6 +287,9 @@ export class ConnectionManager {
     this.closeStreams();
     this.client?.close();
     this.client = null;
+    const t = this.tunnel;
+    this.tunnel = null;
+    t?.close();
   }
 
   /** Quit: close streams and stop every hosted node. */
@@ -282,7 +304,7 @@ export class ConnectionManager {
   }
 }
 
-function readTls(t: NonNullable<ConnectionProfile['tls']>): { ca?: Buffer; cert?: Buffer; key?: Buffer; serverName?: string } {
+function readTls(t: NonNullable<ConnectionProfile['tls']>): { ca?: Buffer; cert?: Buffer; key?: Buffer; serverName?: string; insecureSkipVerify?: boolean } {
   const read = (f: string | undefined): Buffer | undefined => (f ? fs.readFileSync(f) : undefined);
-  return { ca: read(t.caFile), cert: read(t.certFile), key: read(t.keyFile), serverName: t.serverName || undefined };
+  return { ca: read(t.caFile), cert: read(t.certFile), key: read(t.keyFile), serverName: t.serverName || undefined, insecureSkipVerify: t.insecureSkipVerify || undefined };
 }

@@ -5,10 +5,13 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { randomUUID } from 'node:crypto';
-import { ContractError, type ConnectionProfile } from '../contract/index';
+import { ContractError, type ConnectionProfile, type ExportedProfile, type ProfilesExport, type SshTunnelConfig } from '../contract/index';
 import type { SecretStore } from './secrets';
 
-type StoredProfile = Omit<ConnectionProfile, 'password' | 'hasPassword' | 'passwordStore'>;
+type StoredProfile = Omit<ConnectionProfile, 'password' | 'hasPassword' | 'passwordStore' | 'sshSecret' | 'hasSshSecret'>;
+
+/** The SSH secret (password or key passphrase) is kept beside the etcd password, under its own key. */
+const sshKey = (id: string): string => `ssh:${id}`;
 
 interface BuiltinOverride {
   name?: string;
@@ -61,7 +64,8 @@ export class ProfileStore {
   private withSecretInfo(p: StoredProfile): ConnectionProfile {
     const session = this.sessionPasswords.has(p.id);
     const saved = !session && this.secrets.get(p.id) !== undefined;
-    return { ...p, hasPassword: session || saved, passwordStore: session || !saved ? (session ? 'session' : undefined) : this.secrets.kind };
+    const hasSshSecret = p.ssh ? this.sshSecret(p.id) !== undefined : undefined;
+    return { ...p, hasPassword: session || saved, passwordStore: session || !saved ? (session ? 'session' : undefined) : this.secrets.kind, hasSshSecret };
   }
 
   list(): ConnectionProfile[] {
@@ -78,6 +82,19 @@ export class ProfileStore {
 
   password(id: string): string | undefined {
     return this.sessionPasswords.get(id) ?? this.secrets.get(id);
+  }
+
+  /** The SSH password or key passphrase of a profile's tunnel. */
+  sshSecret(id: string): string | undefined {
+    return this.sessionPasswords.get(sshKey(id)) ?? this.secrets.get(sshKey(id));
+  }
+
+  /** The tunnel's host key, pinned on first connect (trust on first use). */
+  pinHostKey(id: string, hostKey: string): void {
+    const p = this.profiles.find((x) => x.id === id);
+    if (!p?.ssh || p.ssh.hostKeySha256 === hostKey) return;
+    p.ssh = { ...p.ssh, hostKeySha256: hostKey };
+    this.flush();
   }
 
   /** Where a remembered password goes on this machine. */
@@ -119,12 +136,15 @@ export class ProfileStore {
         endpoints: input.endpoints.map((e) => e.trim()).filter(Boolean),
         username,
         tls: input.tls,
+        ssh: input.ssh ? cleanSsh(input.ssh) : undefined,
       };
       if (!stored.endpoints.length) throw new ContractError(-1, 'at least one endpoint is required');
       this.profiles = [...this.profiles.filter((p) => p.id !== id), stored];
     }
     if (!username) this.forgetPassword(id);
     else if (input.password) this.setPassword(id, input.password, !this.isSession(id));
+    if (!input.ssh) this.forgetPassword(sshKey(id));
+    else if (input.sshSecret) this.setPassword(sshKey(id), input.sshSecret, true);
     this.flush();
     return this.get(id)!;
   }
@@ -164,7 +184,45 @@ export class ProfileStore {
       this.builtinOverrides = rest;
     }
     this.forgetPassword(id);
+    this.forgetPassword(sshKey(id));
     this.flush();
+  }
+
+  /** The remote profiles to share: names, endpoints, user names, TLS and SSH settings; never a secret or a pinned key. */
+  exportProfiles(): ProfilesExport {
+    return {
+      etcdeskProfiles: 1,
+      profiles: this.profiles.map((p) => {
+        const out: ExportedProfile = { name: p.name, endpoints: [...p.endpoints] };
+        if (p.username) out.username = p.username;
+        if (p.tls) out.tls = { ...p.tls };
+        if (p.ssh) {
+          const { hostKeySha256: _pinned, ...ssh } = p.ssh;
+          out.ssh = ssh;
+        }
+        return out;
+      }),
+    };
+  }
+
+  /**
+   * Adds the profiles of an exported document. A profile whose name is already
+   * taken is skipped (named in the answer), so importing twice adds nothing.
+   */
+  importProfiles(text: string): { added: ConnectionProfile[]; skipped: string[] } {
+    const doc = parseExport(text);
+    const taken = new Set(this.list().map((p) => p.name));
+    const added: ConnectionProfile[] = [];
+    const skipped: string[] = [];
+    for (const p of doc.profiles) {
+      if (taken.has(p.name)) {
+        skipped.push(p.name);
+        continue;
+      }
+      taken.add(p.name);
+      added.push(this.save({ id: '', name: p.name, kind: 'remote', endpoints: p.endpoints, username: p.username, tls: p.tls, ssh: p.ssh }));
+    }
+    return { added, skipped };
   }
 
   private flush(): void {
@@ -174,4 +232,45 @@ export class ProfileStore {
     fs.writeFileSync(tmp, JSON.stringify(data, null, 2), { mode: 0o600 });
     fs.renameSync(tmp, this.file);
   }
+}
+
+function cleanSsh(s: SshTunnelConfig): SshTunnelConfig {
+  const out: SshTunnelConfig = { host: s.host.trim(), username: s.username.trim() };
+  if (s.port) out.port = s.port;
+  if (s.keyFile?.trim()) out.keyFile = s.keyFile.trim();
+  if (s.hostKeySha256) out.hostKeySha256 = s.hostKeySha256;
+  return out;
+}
+
+const isStr = (v: unknown): v is string => typeof v === 'string';
+const optStr = (v: unknown): boolean => v === undefined || isStr(v);
+
+/** An exported document, checked field by field: a file from elsewhere is input like any other. */
+export function parseExport(text: string): ProfilesExport {
+  let raw: unknown;
+  try {
+    raw = JSON.parse(text);
+  } catch {
+    throw new ContractError(-1, 'not a profiles file: it is not JSON');
+  }
+  const doc = raw as Partial<ProfilesExport> | null;
+  if (!doc || typeof doc !== 'object' || doc.etcdeskProfiles !== 1 || !Array.isArray(doc.profiles))
+    throw new ContractError(-1, 'not a profiles file: expected {"etcdeskProfiles": 1, "profiles": [...]} as Etcdesk exports it');
+  doc.profiles.forEach((p: Partial<ExportedProfile> | null, i) => {
+    const bad = (what: string): never => {
+      throw new ContractError(-1, `profile ${i + 1}: ${what}`);
+    };
+    if (!p || typeof p !== 'object') bad('not an object');
+    if (!isStr(p!.name) || !p!.name.trim()) bad('name is required');
+    if (!Array.isArray(p!.endpoints) || !p!.endpoints.length || !p!.endpoints.every(isStr)) bad('endpoints must be a non-empty list of URLs');
+    if (!optStr(p!.username)) bad('username must be a string');
+    const t = p!.tls as Record<string, unknown> | undefined;
+    if (t !== undefined && (typeof t !== 'object' || !['caFile', 'certFile', 'keyFile', 'serverName'].every((k) => optStr(t[k])) || !['undefined', 'boolean'].includes(typeof t.insecureSkipVerify)))
+      bad('tls has a wrong field');
+    const s = p!.ssh as Partial<SshTunnelConfig> | undefined;
+    if (s !== undefined && (typeof s !== 'object' || !isStr(s.host) || !isStr(s.username) || !optStr(s.keyFile) || !(s.port === undefined || (Number.isInteger(s.port) && s.port > 0 && s.port < 65536))))
+      bad('ssh needs host and username (port 1-65535, keyFile a path)');
+    if ('password' in p! || 'sshSecret' in p!) bad('holds a secret: profiles files never carry passwords');
+  });
+  return doc as ProfilesExport;
 }

@@ -12,6 +12,8 @@ export interface TlsOptions {
   key?: Buffer | string;
   /** Name to verify in the server certificate when endpoints are IPs. */
   serverName?: string;
+  /** Accept any server certificate (a self-signed test cluster). The caller must make this visible to the user. */
+  insecureSkipVerify?: boolean;
 }
 
 export interface Endpoint {
@@ -35,7 +37,12 @@ const asBuf = (v: Buffer | string | undefined): Buffer | null => (v === undefine
 
 export function makeChannel(ep: Endpoint, tls: TlsOptions | undefined): grpc.Client {
   const creds = ep.secure
-    ? grpc.credentials.createSsl(asBuf(tls?.ca), asBuf(tls?.key), asBuf(tls?.cert))
+    ? grpc.credentials.createSsl(
+        asBuf(tls?.ca),
+        asBuf(tls?.key),
+        asBuf(tls?.cert),
+        tls?.insecureSkipVerify ? { rejectUnauthorized: false, checkServerIdentity: () => undefined } : undefined,
+      )
     : grpc.credentials.createInsecure();
   const options: grpc.ChannelOptions = {
     'grpc.max_receive_message_length': 64 * 1024 * 1024,

@@ -2,7 +2,7 @@
 import { ContractError } from '../../contract/index';
 import type { HandlerDeps, HandlersFor } from './context';
 
-export function connectionHandlers(deps: HandlerDeps): HandlersFor<'app:info' | 'conn:list' | 'conn:save' | 'conn:delete' | 'conn:sign-in' | 'conn:connect' | 'conn:disconnect' | 'conn:status'> {
+export function connectionHandlers(deps: HandlerDeps): HandlersFor<'app:info' | 'conn:list' | 'conn:save' | 'conn:delete' | 'conn:sign-in' | 'conn:connect' | 'conn:disconnect' | 'conn:status' | 'conn:export' | 'conn:import'> {
   const m = deps.manager;
   return {
     'app:info': async () => deps.info,
@@ -20,5 +20,7 @@ export function connectionHandlers(deps: HandlerDeps): HandlersFor<'app:info' | 
     'conn:connect': async ({ id }) => m.connect(id),
     'conn:disconnect': async () => m.disconnect(),
     'conn:status': async () => m.status(),
+    'conn:export': async () => deps.profiles.exportProfiles(),
+    'conn:import': async ({ text }) => deps.profiles.importProfiles(text),
   };
 }

@@ -100,6 +100,15 @@ export const useConnectionStore = defineStore('connection', {
       await this.refreshProfiles();
       return saved;
     },
+    /** The remote profiles as a shareable JSON text (no secrets). */
+    async exportProfiles(): Promise<string> {
+      return JSON.stringify(await useApi().invoke('conn:export', {}), null, 2);
+    },
+    async importProfiles(text: string): Promise<{ added: ConnectionProfile[]; skipped: string[] }> {
+      const r = await useApi().invoke('conn:import', { text });
+      await this.refreshProfiles();
+      return r;
+    },
     async remove(id: string): Promise<void> {
       await useApi().invoke('conn:delete', { id });
       await this.refreshProfiles();
