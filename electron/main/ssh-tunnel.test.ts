@@ -6,19 +6,19 @@
 // Password authentication needs a system user with a password: created here
 // when running as root (CI), skipped loudly otherwise.
 import assert from 'node:assert/strict';
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import { b64ToUtf8, utf8ToB64, type Channel, type ConnectionProfile, type Req, type Res } from '../contract/index';
-import { freePort, startEtcd, waitFor, type ServerProc } from '../../node-core/testing/processes';
+import { startEtcd, waitFor, type ServerProc } from '../../node-core/testing/processes';
+import { hasSshd, SSHD_BIN, startSshd, type Sshd } from '../../node-core/testing/sshd';
 import { ConnectionManager } from './connection-manager';
 import { createHandlers, dispatch, type HandlerContext, type Handlers } from './handlers';
 import { ProfileStore } from './profile-store';
 import { FileSecrets } from './secrets';
 
-const SSHD = '/usr/sbin/sshd';
 const TEST_USER = 'etcdesk-tunnel';
 const TEST_PASSWORD = 'tunnel-pw-7319';
 const ctx: HandlerContext = { clientId: 'c', emit: () => undefined };
@@ -36,46 +36,17 @@ function ensurePasswordUser(): boolean {
   return true;
 }
 
-describe('remote connections through an SSH tunnel (Debian openssh-server, real etcd)', { timeout: 120_000, skip: !fs.existsSync(SSHD) && `no ${SSHD}: apt-get install openssh-server` }, () => {
+describe('remote connections through an SSH tunnel (Debian openssh-server, real etcd)', { timeout: 120_000, skip: !hasSshd() && `no ${SSHD_BIN}: apt-get install openssh-server` }, () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'etcdesk-ssh-'));
-  let sshd: ChildProcess | null = null;
+  let sshd: Sshd;
   let sshPort = 0;
   let etcd: ServerProc;
   let manager: ConnectionManager;
   let profiles: ProfileStore;
   let h: Handlers;
-  const userKey = path.join(dir, 'id_ed25519');
+  let userKey = '';
   const user = os.userInfo().username;
   let passwordUser = false;
-
-  const startSshd = async (port: number): Promise<void> => {
-    fs.mkdirSync('/run/sshd', { recursive: true }); // sshd's privilege-separation directory
-    const conf = path.join(dir, 'sshd_config');
-    fs.writeFileSync(
-      conf,
-      [
-        `Port ${port}`,
-        'ListenAddress 127.0.0.1',
-        `HostKey ${path.join(dir, 'host_key')}`,
-        `PidFile ${path.join(dir, 'sshd.pid')}`,
-        `AuthorizedKeysFile ${path.join(dir, 'authorized_keys')}`,
-        'StrictModes no',
-        'UsePAM no',
-        'PasswordAuthentication yes',
-        'KbdInteractiveAuthentication no',
-        'PermitRootLogin yes',
-        'AllowTcpForwarding yes',
-        '',
-      ].join('\n'),
-    );
-    // -D: stay in the foreground (the test owns the process); -e: log to stderr.
-    const p = spawn(SSHD, ['-D', '-e', '-f', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
-    let log = '';
-    p.stderr!.on('data', (d: Buffer) => (log += d.toString()));
-    sshd = p;
-    await waitFor('sshd listening', () => log.includes('Server listening') || p.exitCode !== null, 10_000);
-    assert.equal(p.exitCode, null, `sshd did not start: ${log}`);
-  };
 
   const call = async <C extends Channel>(c: C, req: Req<C>): Promise<Res<C>> => {
     const env = await dispatch(h, c, req, ctx);
@@ -93,12 +64,10 @@ describe('remote connections through an SSH tunnel (Debian openssh-server, real 
   });
 
   before(async () => {
-    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', path.join(dir, 'host_key')]);
-    execFileSync('ssh-keygen', ['-q', '-t', 'ed25519', '-N', '', '-f', userKey]);
-    fs.copyFileSync(`${userKey}.pub`, path.join(dir, 'authorized_keys'));
     passwordUser = ensurePasswordUser();
-    sshPort = await freePort();
-    await startSshd(sshPort);
+    sshd = await startSshd();
+    sshPort = sshd.port;
+    userKey = sshd.userKey;
     etcd = await startEtcd({ dataDir: path.join(dir, 'etcd') });
     profiles = new ProfileStore(path.join(dir, 'connections.json'), new FileSecrets(path.join(dir, 'credentials.json')), false);
     manager = new ConnectionManager({ dataDir: dir, engine: null, profiles, onStatus: () => undefined });
@@ -114,7 +83,7 @@ describe('remote connections through an SSH tunnel (Debian openssh-server, real 
   after(async () => {
     await manager?.shutdown().catch(() => undefined);
     await etcd?.stop().catch(() => undefined);
-    sshd?.kill('SIGTERM');
+    sshd?.stop();
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
@@ -128,8 +97,7 @@ describe('remote connections through an SSH tunnel (Debian openssh-server, real 
     await call('kv:put', { key: utf8ToB64('/via/ssh'), value: utf8ToB64('tunnelled') });
     const got = await call('kv:get', { key: utf8ToB64('/via/ssh') });
     assert.equal(b64ToUtf8(got.kv!.value), 'tunnelled');
-    const expected = execFileSync('ssh-keygen', ['-l', '-E', 'sha256', '-f', path.join(dir, 'host_key.pub')]).toString().split(' ')[1];
-    assert.equal(profiles.get(saved.id)!.ssh!.hostKeySha256, expected, 'the host key is pinned as OpenSSH prints it');
+    assert.equal(profiles.get(saved.id)!.ssh!.hostKeySha256, sshd.hostKeySha256, 'the host key is pinned as OpenSSH prints it');
   });
 
   it('a changed host key is refused, naming both fingerprints', async () => {
@@ -161,13 +129,7 @@ describe('remote connections through an SSH tunnel (Debian openssh-server, real 
   it('the SSH server going away turns the connection into an error', async () => {
     const p = profiles.list().find((x) => x.ssh?.keyFile)!;
     assert.equal((await call('conn:connect', { id: p.id })).state, 'connected');
-    // The session lives in a child of the listening sshd: kill those (only ours, by parent pid), then the listener.
-    try {
-      execFileSync('pkill', ['-KILL', '-P', String(sshd!.pid)], { stdio: 'ignore' });
-    } catch {
-      assert.fail('no sshd session process to kill: the connection did not go through this sshd');
-    }
-    sshd!.kill('SIGKILL');
+    sshd.crash();
     await waitFor('status error after the tunnel dropped', () => manager.status().state === 'error', 20_000);
     assert.match(manager.status().error!.message, /SSH tunnel through 127\.0\.0\.1 closed/);
   });
