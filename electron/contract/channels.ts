@@ -22,6 +22,18 @@ export interface InvokeMap {
   /** Profiles from such a document (the renderer read the file the user picked); same-named ones are skipped. */
   'conn:import': { req: { text: string }; res: { added: T.ConnectionProfile[]; skipped: string[] } };
 
+  /** Moving data: every key under a prefix at one revision, as JSON, YAML or an etcdctl script (progress on opId). */
+  'data:export': { req: { prefix: string; format: T.DataExportFormat; opId: string }; res: T.DataExportResult };
+  /** An export's text read and diffed against the cluster (optionally moved under another prefix); nothing is written. */
+  'data:import-preview': { req: { text: string; targetPrefix?: string; opId: string }; res: T.ImportPreview };
+  /** Writes a previewed import; each key only if unchanged since the preview (compare on mod_revision). */
+  'data:import-apply': { req: { planId: string; opId: string }; res: T.TransferResult };
+  /** Copy or rename a prefix: targets must not exist; dryRun counts and names collisions only. */
+  'data:copy-prefix': { req: { from: string; to: string; rename: boolean; dryRun: boolean; opId: string }; res: T.TransferResult & { planned: number; existing: string[] } };
+  /** Deletes the selected keys, each only if it still has the mod_revision shown when selected. */
+  'data:delete-keys': { req: { keys: { key: T.B64; modRevision: number }[]; opId: string }; res: T.TransferResult };
+  /** Stops a running data operation between batches. */
+  'data:cancel': { req: { opId: string }; res: { ok: true } };
   'kv:window': { req: T.KeysWindowRequest; res: T.KeysWindowResponse };
   'kv:tree': { req: T.TreeRequest; res: { nodes: T.TreeNode[]; revision: number } };
   'kv:get': { req: { key: T.B64; revision?: number }; res: { kv: T.KeyValue | null; revision: number } };
@@ -99,6 +111,7 @@ export type Res<C extends Channel> = InvokeMap[C]['res'];
 /** Runtime lists for whitelists (preload, shell); `satisfies` keeps them complete. */
 const channelSet: { [C in Channel]: true } = {
   'app:info': true, 'conn:list': true, 'conn:save': true, 'conn:delete': true, 'conn:sign-in': true, 'conn:connect': true, 'conn:disconnect': true, 'conn:status': true, 'conn:export': true, 'conn:import': true,
+  'data:export': true, 'data:import-preview': true, 'data:import-apply': true, 'data:copy-prefix': true, 'data:delete-keys': true, 'data:cancel': true,
   'kv:window': true, 'kv:tree': true, 'kv:get': true, 'kv:put': true, 'kv:delete': true, 'kv:count': true, 'kv:history': true, 'kv:txn': true, 'kv:compact': true,
   'watch:start': true, 'watch:stop': true,
   'lease:list': true, 'lease:grant': true, 'lease:revoke': true, 'lease:keepalive-once': true, 'lease:keepalive': true, 'lease:attach': true,

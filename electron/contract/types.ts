@@ -365,4 +365,46 @@ export interface ProgressEvent {
   finished?: boolean;
 }
 
+/** Moving data: export formats. etcdctl = a shell script of `etcdctl put` that replays the keys. */
+export type DataExportFormat = 'json' | 'yaml' | 'etcdctl';
+
+export interface DataExportResult {
+  text: string;
+  count: number;
+  revision: number;
+  /** Suggested file name (prefix, revision, format). */
+  fileName: string;
+}
+
+export interface ImportRow {
+  key: B64;
+  keyText: string;
+  /** conflict: changed by someone else after the preview (only in results). */
+  action: 'create' | 'update' | 'unchanged' | 'conflict';
+  size: number;
+  oldSize?: number;
+}
+
+export interface ImportPreview {
+  /** Main keeps the plan (with each key's mod_revision as read); apply refers to it. */
+  planId: string;
+  revision: number;
+  total: number;
+  counts: { create: number; update: number; unchanged: number };
+  /** The first rows (all of them when not truncated). */
+  rows: ImportRow[];
+  truncated: boolean;
+}
+
+export interface TransferResult {
+  written: number;
+  /** Keys changed by someone else since they were read: left as they are. */
+  conflicts: string[];
+  txns: number;
+  revision: number;
+  /** Every written key read back and found as written. */
+  verified: boolean;
+  mismatches: number;
+}
+
 export type MenuAction = 'export-backup' | 'restore-backup' | 'view-maintenance' | 'new-key' | 'refresh' | 'find' | 'toggle-theme' | 'view-keys' | 'view-txn' | 'view-leases' | 'view-auth' | 'view-cluster' | 'connect' | 'about';

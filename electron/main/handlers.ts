@@ -8,6 +8,7 @@ import { authHandlers } from './handlers/auth';
 import { backupHandlers } from './handlers/backup';
 import { clusterHandlers } from './handlers/cluster';
 import { connectionHandlers } from './handlers/connection';
+import { dataHandlers } from './handlers/data';
 import type { HandlerContext, HandlerDeps, Handlers } from './handlers/context';
 import { keyHandlers } from './handlers/keys';
 import { leaseHandlers } from './handlers/lease';
@@ -22,6 +23,7 @@ export function createHandlers(deps: HandlerDeps): Handlers {
   // The Handlers type makes this complete: a channel no domain serves fails to compile.
   return {
     ...connectionHandlers(deps),
+    ...dataHandlers(deps),
     ...keyHandlers(deps),
     ...txnHandlers(deps),
     ...leaseHandlers(deps),
