@@ -34,6 +34,12 @@ export interface InvokeMap {
   'data:delete-keys': { req: { keys: { key: T.B64; modRevision: number }[]; opId: string }; res: T.TransferResult };
   /** Stops a running data operation between batches. */
   'data:cancel': { req: { opId: string }; res: { ok: true } };
+  /** Scheduled backups: every connection's schedule and the history of runs (newest first). */
+  'backup:schedules': { req: Empty; res: { schedules: T.BackupSchedule[]; history: T.BackupRun[] } };
+  'backup:schedule-set': { req: T.BackupSchedule; res: T.BackupSchedule };
+  'backup:schedule-remove': { req: { profileId: string }; res: { ok: true } };
+  /** A verified backup of a connection now: snapshot, sha256, restore into a scratch node, HashKV compared. */
+  'backup:run-now': { req: { profileId: string; opId: string }; res: T.BackupRun };
   'kv:window': { req: T.KeysWindowRequest; res: T.KeysWindowResponse };
   'kv:tree': { req: T.TreeRequest; res: { nodes: T.TreeNode[]; revision: number } };
   'kv:get': { req: { key: T.B64; revision?: number }; res: { kv: T.KeyValue | null; revision: number } };
@@ -112,6 +118,7 @@ export type Res<C extends Channel> = InvokeMap[C]['res'];
 const channelSet: { [C in Channel]: true } = {
   'app:info': true, 'conn:list': true, 'conn:save': true, 'conn:delete': true, 'conn:sign-in': true, 'conn:connect': true, 'conn:disconnect': true, 'conn:status': true, 'conn:export': true, 'conn:import': true,
   'data:export': true, 'data:import-preview': true, 'data:import-apply': true, 'data:copy-prefix': true, 'data:delete-keys': true, 'data:cancel': true,
+  'backup:schedules': true, 'backup:schedule-set': true, 'backup:schedule-remove': true, 'backup:run-now': true,
   'kv:window': true, 'kv:tree': true, 'kv:get': true, 'kv:put': true, 'kv:delete': true, 'kv:count': true, 'kv:history': true, 'kv:txn': true, 'kv:compact': true,
   'watch:start': true, 'watch:stop': true,
   'lease:list': true, 'lease:grant': true, 'lease:revoke': true, 'lease:keepalive-once': true, 'lease:keepalive': true, 'lease:attach': true,

@@ -71,6 +71,16 @@ export const requestSchemas = {
   'conn:list': empty,
   'conn:save': profile,
   'conn:delete': one(str),
+  'backup:schedules': empty,
+  'backup:schedule-set': v.object({
+    profileId: str,
+    everyMinutes: v.pipe(int(1), v.maxValue(7 * 24 * 60, 'must be at most a week')),
+    keep: v.pipe(int(1), v.maxValue(1000, 'must be ≤ 1000')),
+    enabled: bool,
+    lastRunAt: v.optional(v.number()),
+  }),
+  'backup:schedule-remove': v.object({ profileId: str }),
+  'backup:run-now': v.object({ profileId: str, opId }),
   'data:export': v.object({ prefix: str, format: v.picklist(['json', 'yaml', 'etcdctl'], 'must be json, yaml or etcdctl'), opId }),
   'data:import-preview': v.object({ text: v.pipe(str, v.maxLength(256 << 20, 'is over 256 MiB')), targetPrefix: v.optional(str), opId }),
   'data:import-apply': v.object({ planId: opId, opId }),
@@ -131,7 +141,17 @@ export const requestSchemas = {
   // Strict: a path from the renderer is refused outright, never ignored (main's own dialogs choose files).
   'maint:snapshot': v.strictObject({ opId }, 'takes only an opId: main chooses where the file goes'),
   'backup:restore': v.strictObject(
-    { opId, name: v.optional(v.pipe(str, v.regex(/^[^/\\]+$/, 'must be a file name from backup:list, not a path'), v.check((s) => s !== '.' && s !== '..', 'must be a file name from backup:list, not a path'))) },
+    {
+      opId,
+      // A name as backup:list gives it: a file, or a connection's folder and a file (scheduled backups); never a path out.
+      name: v.optional(
+        v.pipe(
+          str,
+          v.regex(/^[^/\\]+(?:\/[^/\\]+)?$/, 'must be a file name from backup:list, not a path'),
+          v.check((s) => s.split('/').every((p) => p !== '.' && p !== '..'), 'must be a file name from backup:list, not a path'),
+        ),
+      ),
+    },
     'takes an opId and at most a file name from backup:list: main chooses the file',
   ),
   'backup:list': empty,

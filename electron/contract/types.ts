@@ -322,6 +322,36 @@ export interface BackupResult {
   verified: boolean;
 }
 
+/** A connection's scheduled backups: every N minutes, keeping the newest `keep` verified files. */
+export interface BackupSchedule {
+  profileId: string;
+  everyMinutes: number;
+  keep: number;
+  enabled: boolean;
+  lastRunAt?: number;
+}
+
+/** One backup run, as the history shows it. */
+export interface BackupRun {
+  id: string;
+  profileId: string;
+  profileName: string;
+  at: number;
+  trigger: 'manual' | 'schedule';
+  status: 'running' | 'verified' | 'failed' | 'skipped';
+  file?: string;
+  bytes?: number;
+  sha256?: string;
+  /** The snapshot's revision (as the scratch restore found it). */
+  revision?: number;
+  hashKV?: number;
+  /** Each check passed (true), failed (false) or not reached (absent). */
+  checks: { sha256?: boolean; restored?: boolean; hashKV?: boolean };
+  error?: string;
+  /** The file was removed by retention. */
+  removed?: boolean;
+}
+
 export interface RestoreResult {
   /** null: the open dialog was cancelled */
   path: string | null;

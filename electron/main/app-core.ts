@@ -3,6 +3,7 @@
 // each wrap this with their own transport.
 import path from 'node:path';
 import type { AppInfo, ConnectionStatus, EventChannel, EventMap } from '../contract/index';
+import { BackupScheduler } from './backup-scheduler';
 import { ConnectionManager } from './connection-manager';
 import { createHandlers, type Handlers } from './handlers';
 import { pickEngine } from './node-host';
@@ -45,6 +46,16 @@ export function createAppCore(o: AppCoreOptions): AppCore {
     onStatus: (s: ConnectionStatus) => o.broadcast('conn:changed', s),
   });
   const info: AppInfo = { mode: o.mode, version: o.version, platform: process.platform, features: { localCluster: withCluster, embeddedEngine: engine?.name ?? 'none' } };
-  const handlers = createHandlers({ manager, profiles, info, broadcast: o.broadcast, chooseSnapshotPath: o.chooseSnapshotPath, chooseRestorePath: o.chooseRestorePath, backupsDir: backupsDir(o.dataDir) });
-  return { handlers, manager, info, shutdown: () => manager.shutdown() };
+  const backupScheduler = new BackupScheduler({ dataDir: o.dataDir, backupsDir: backupsDir(o.dataDir), manager, profiles });
+  backupScheduler.start();
+  const handlers = createHandlers({ manager, profiles, info, broadcast: o.broadcast, chooseSnapshotPath: o.chooseSnapshotPath, chooseRestorePath: o.chooseRestorePath, backupsDir: backupsDir(o.dataDir), backupScheduler });
+  return {
+    handlers,
+    manager,
+    info,
+    shutdown: () => {
+      backupScheduler.stop();
+      return manager.shutdown();
+    },
+  };
 }

@@ -214,6 +214,30 @@ export class ConnectionManager {
     return { profileId: id, revision: node.revision, dataDir: dir, status };
   }
 
+  /**
+   * A throwaway node on a snapshot file (backup verification): the engine's own
+   * restore, in a scratch folder removed when it stops. Never a connection.
+   */
+  async scratchRestore(file: string): Promise<{ clientUrls: string[]; revision: number; stop(): Promise<void> }> {
+    const engine = this.opts.engine;
+    if (!engine?.startRestored) throw new ContractError(-1, `the ${this.engineName} engine cannot restore a backup to verify it`);
+    const dir = fs.mkdtempSync(path.join(this.opts.dataDir, 'scratch-'));
+    try {
+      const node = await engine.startRestored(file, dir);
+      return {
+        clientUrls: node.clientUrls,
+        revision: node.revision,
+        stop: async () => {
+          await node.stop().catch(() => undefined);
+          fs.rmSync(dir, { recursive: true, force: true });
+        },
+      };
+    } catch (e) {
+      fs.rmSync(dir, { recursive: true, force: true });
+      throw e;
+    }
+  }
+
   /** Swap credentials on the live connection (after enabling auth as root). */
   relogin(username: string | undefined, password: string | undefined): void {
     const old = this.requireClient();

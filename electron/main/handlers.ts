@@ -17,7 +17,7 @@ import { txnHandlers } from './handlers/txn';
 
 export type { Handler, HandlerContext, HandlerDeps, Handlers } from './handlers/context';
 export { checkPermission } from './handlers/auth';
-export { SnapshotDigest } from './handlers/backup';
+export { SnapshotDigest } from './snapshot-file';
 
 export function createHandlers(deps: HandlerDeps): Handlers {
   // The Handlers type makes this complete: a channel no domain serves fails to compile.

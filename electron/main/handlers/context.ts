@@ -3,6 +3,7 @@
 import type { AppInfo, Channel, EventChannel, EventMap, Req, Res } from '../../contract/index';
 import type { ConnectionManager } from '../connection-manager';
 import type { ProfileStore } from '../profile-store';
+import type { BackupScheduler } from '../backup-scheduler';
 
 export interface HandlerContext {
   /** Which renderer asked (a webContents id, or a shell session): owns its watches and key list. */
@@ -26,4 +27,6 @@ export interface HandlerDeps {
   chooseRestorePath?(): Promise<string | null>;
   /** The app's default backups folder (the shell writes there; backup:list reads it). */
   backupsDir?: string;
+  /** Scheduled, verified backups (the app's; absent in tests that do not need them: one is made on demand, without a timer). */
+  backupScheduler?: BackupScheduler;
 }

@@ -1,5 +1,5 @@
 import { defineStore } from 'pinia';
-import type { BackupResult, RestoreResult } from '../../../electron/contract/index';
+import type { BackupResult, BackupRun, BackupSchedule, RestoreResult } from '../../../electron/contract/index';
 import { useApi } from '../api';
 import { useConnectionStore } from './connection';
 
@@ -16,6 +16,9 @@ export const useBackupStore = defineStore('backup', {
     error: '',
     files: [] as { name: string; path: string; bytes: number; mtime: number }[],
     dir: '',
+    schedules: [] as BackupSchedule[],
+    history: [] as BackupRun[],
+    runningFor: '',
   }),
   actions: {
     /** Opens the export dialog and starts the stream at once (main asks where, or uses the backups folder). */
@@ -70,6 +73,29 @@ export const useBackupStore = defineStore('backup', {
         return null;
       } finally {
         this.busy = false;
+      }
+    },
+    async loadSchedules(): Promise<void> {
+      const r = await useApi().invoke('backup:schedules', {});
+      this.schedules = r.schedules;
+      this.history = r.history;
+    },
+    async setSchedule(s: BackupSchedule): Promise<void> {
+      await useApi().invoke('backup:schedule-set', s);
+      await this.loadSchedules();
+    },
+    async removeSchedule(profileId: string): Promise<void> {
+      await useApi().invoke('backup:schedule-remove', { profileId });
+      await this.loadSchedules();
+    },
+    /** A verified backup now: snapshot, sha256, scratch restore, HashKV compared. */
+    async runNow(profileId: string): Promise<BackupRun> {
+      this.runningFor = profileId;
+      try {
+        return await useApi().invoke('backup:run-now', { profileId, opId: `backup-run-${Date.now()}-${++opSeq}` });
+      } finally {
+        this.runningFor = '';
+        await this.loadSchedules();
       }
     },
     close(): void {
