@@ -28,7 +28,7 @@ import type { ApplyServices } from './apply-types';
 import { Applier } from './applier';
 import type { NodeConfig } from './config';
 import { parseInitialCluster } from './config';
-import type { Logger } from './logger';
+import type { Logger } from '../support/logger';
 import { MemberStore, encodeMember } from './members';
 import { computeClusterId, computeMemberId, type Member } from './membership';
 import { Metrics } from './metrics';
@@ -217,6 +217,11 @@ export class EtcdNode {
 
   get members(): Member[] {
     return this.memberStore.list();
+  }
+
+  /** The peer network (absent for a single member without one). */
+  get peers(): PeerTransportLike | undefined {
+    return this.raft.transport;
   }
 
   /** Epoch ms since which the peer has been reachable without interruption; undefined when it is not. */

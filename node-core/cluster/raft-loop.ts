@@ -32,10 +32,10 @@ import {
 import type { Applier } from './applier';
 import { applyConfChangeToMembers } from './apply-member';
 import type { NodeConfig } from './config';
-import type { Logger } from './logger';
+import type { Logger } from '../support/logger';
 import type { MemberStore } from './members';
 import type { Metrics } from './metrics';
-import { DiskStorage } from './raft-storage';
+import { DiskStorage } from '../wal/raft-storage';
 import { ReadIndexBatcher } from './read-index-batcher';
 import { IndexWaiter, WaitRegistry } from './wait-registry';
 import type { HashKVResponse } from '../proto/gen/etcdserverpb';

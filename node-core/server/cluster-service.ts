@@ -3,8 +3,7 @@
 // most, promotion only of a learner that has caught up).
 import * as grpc from '@grpc/grpc-js';
 import type { ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
-import { ConfChangeType, type EtcdNode } from '../cluster/node';
-import { computeMemberId, type Member } from '../cluster/membership';
+import { ConfChangeType, type EtcdNode, computeMemberId, type Member } from '../cluster';
 import { Errors, EtcdError } from '../errors';
 import { ClusterService, decodeMemberPromoteResponse } from '../proto/gen/etcdserverpb';
 import type {

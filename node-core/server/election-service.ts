@@ -7,7 +7,7 @@
 // ResumeElection); Observe streams the leader's value changes and
 // successions.
 import type { ServerUnaryCall, ServerWritableStream, sendUnaryData } from '@grpc/grpc-js';
-import type { EtcdNode } from '../cluster/node';
+import type { EtcdNode } from '../cluster';
 import type { ResponseHeaderInit } from '../proto/gen/etcdserverpb';
 import { Event_EventType, type KeyValue } from '../proto/gen/mvccpb';
 import type {

@@ -2,7 +2,7 @@
 // /livez, /readyz (etcd 3.4.29+/3.5's health.go), /version and /metrics
 // (Prometheus text). Metrics come from the registry.
 import http from 'node:http';
-import type { EtcdNode } from '../cluster/node';
+import type { EtcdNode } from '../cluster';
 
 export const SERVER_VERSION = '3.4.23';
 export const CLUSTER_VERSION = '3.4.0';

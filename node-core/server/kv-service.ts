@@ -2,7 +2,7 @@
 // after the read barrier (linearizable) or at once (serializable), writes
 // proposed through the log and answered with the revision they created.
 import type { ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
-import type { Applied, EtcdNode } from '../cluster/node';
+import type { Applied, EtcdNode, CompactionApplied } from '../cluster';
 import type {
   CompactionRequest,
   CompactionResponseInit,
@@ -16,7 +16,6 @@ import type {
   TxnRequest,
   TxnResponseInit,
 } from '../proto/gen/etcdserverpb';
-import type { CompactionApplied } from '../cluster/apply-kv';
 import { toServiceError } from './grpc-status';
 import { checkDeleteRequest, checkIntervals, checkPutRequest, checkRangeRequest, checkTxnRequest, isTxnReadOnly, isTxnSerializable } from './validate';
 import type { RequestGuard } from './request-guard';

@@ -5,7 +5,7 @@
 // has been without one for maxNoLeaderCnt election timeouts, so the client
 // reconnects to a member that has a leader. Every streaming service (Watch,
 // LeaseKeepAlive, Election Observe, Maintenance Snapshot) goes through here.
-import type { EtcdNode } from '../cluster/node';
+import type { EtcdNode } from '../cluster';
 import { Errors, type EtcdError } from '../errors';
 
 /** etcd's maxNoLeaderCnt: election timeouts without a leader before require-leader streams are cancelled. */

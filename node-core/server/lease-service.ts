@@ -4,7 +4,7 @@
 // alone knows expiries.
 import type { ServerDuplexStream, ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
 import { EtcdClient } from '../client/client';
-import type { EtcdNode } from '../cluster/node';
+import type { EtcdNode } from '../cluster';
 import { EtcdError, Errors } from '../errors';
 import type { Lessor } from '../lease/lessor';
 import type {

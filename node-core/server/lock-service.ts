@@ -8,7 +8,7 @@
 // linearizable ranges, watches on the hub), so ordering and revisions match
 // etcd's step for step.
 import type { ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
-import type { EtcdNode } from '../cluster/node';
+import type { EtcdNode } from '../cluster';
 import { Errors } from '../errors';
 import {
   Compare_CompareResult,

@@ -2,8 +2,7 @@
 // (through the log), hashes, snapshots in etcd's file format, defragment and
 // leader transfer.
 import type { ServerUnaryCall, ServerWritableStream, sendUnaryData } from '@grpc/grpc-js';
-import { alarmString } from '../cluster/alarms';
-import type { EtcdNode } from '../cluster/node';
+import { alarmString, type EtcdNode } from '../cluster';
 import { exportEtcdSnapshot, ETCD_BUCKETS } from '../backup/index';
 import { crc32cUpdate } from '../backend/crc32c';
 import type {

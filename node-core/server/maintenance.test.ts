@@ -7,7 +7,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { EtcdClient } from '../client/client';
-import { silentLogger } from '../cluster/logger';
+import { silentLogger } from '../support/logger';
 import { freePort, tempDir } from '../testing/processes';
 import { AlarmRequest_AlarmAction, AlarmType } from '../proto/gen/etcdserverpb';
 import { hashBackend } from './maintenance-service';

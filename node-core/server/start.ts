@@ -2,19 +2,16 @@
 // and the client listeners. The CLI and the desktop app both come through here.
 import type { UntypedServiceImplementation } from '@grpc/grpc-js';
 import fs from 'node:fs';
-import { mergeConfig, parseInitialCluster, type NodeConfig } from '../cluster/config';
-import type { Member } from '../cluster/membership';
-import { fetchMembers, PeerTransport } from '../cluster/transport';
+import { mergeConfig, parseInitialCluster, type NodeConfig, type Member, EtcdNode, instrumentService } from '../cluster';
+import { fetchMembers, PeerTransport } from '../transport/transport';
 import path from 'node:path';
-import { createLogger, type Logger } from '../cluster/logger';
-import { EtcdNode } from '../cluster/node';
+import { createLogger, type Logger } from '../support/logger';
 import { ClusterService, KVService, LeaseService, MaintenanceService, WatchService } from '../proto/gen/etcdserverpb';
 import { ElectionService } from '../proto/gen/v3electionpb';
 import { LockService } from '../proto/gen/v3lockpb';
 import { listenClientUrl, type ClientListener } from './client-listener';
 import { createClusterHandlers } from './cluster-service';
 import { createHttpHandler, listenMetricsUrls } from './http-endpoints';
-import { instrumentService } from '../cluster/metrics';
 import { createElectionHandlers } from './election-service';
 import { createKVHandlers } from './kv-service';
 import { createLeaseHandlers } from './lease-service';

@@ -9,7 +9,7 @@
 // cancelled once its member has had none for etcd's maxNoLeaderCnt election
 // timeouts (v3rpc's monitorLeader; see leader-monitor.ts).
 import type { ServerDuplexStream } from '@grpc/grpc-js';
-import type { EtcdNode } from '../cluster/node';
+import type { EtcdNode } from '../cluster';
 import { Errors, type EtcdError } from '../errors';
 import type { RangeRequest, WatchCreateRequest, WatchHandlers, WatchRequest, WatchResponseInit } from '../proto/gen/etcdserverpb';
 import { encodeWatchResponse } from '../proto/gen/etcdserverpb';
