@@ -2,7 +2,7 @@
 // after the read barrier (linearizable) or at once (serializable), writes
 // proposed through the log and answered with the revision they created.
 import type { ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
-import type { Applied, EtcdNode, CompactionApplied } from '../cluster';
+import type { Applied, ClusterNode } from '../cluster';
 import type {
   CompactionRequest,
   CompactionResponseInit,
@@ -26,7 +26,7 @@ function fail<Res>(cb: sendUnaryData<Res>, e: unknown): void {
   cb(toServiceError(e) as Parameters<sendUnaryData<Res>>[0]);
 }
 
-export function createKVHandlers(node: EtcdNode, guard: RequestGuard): KVHandlers {
+export function createKVHandlers(node: ClusterNode, guard: RequestGuard): KVHandlers {
   const range: Unary<RangeRequest, RangeResponseInit> = (call, cb) => {
     const req = call.request;
     try {
@@ -47,13 +47,13 @@ export function createKVHandlers(node: EtcdNode, guard: RequestGuard): KVHandler
       .catch((e: unknown) => fail(cb, e));
   };
 
-  const write = <Res extends { header?: unknown }>(call: ServerUnaryCall<unknown, Res>, cb: sendUnaryData<Res>, propose: (user: RequestUserHeader) => Promise<Applied>): void => {
+  const write = <Res extends { header?: unknown }>(call: ServerUnaryCall<unknown, Res>, cb: sendUnaryData<Res>, propose: (user: RequestUserHeader) => Promise<Applied<Res>>): void => {
     guard
       .forWrite(call)
       .then((user) => propose(user))
       .then((a) => {
-        const res = (a.result ?? {}) as Res;
-        (res as { header?: unknown }).header = node.header(a.rev);
+        const res = a.result;
+        res.header = node.header(a.rev);
         cb(null, res);
       })
       .catch((e: unknown) => fail(cb, e));
@@ -105,7 +105,7 @@ export function createKVHandlers(node: EtcdNode, guard: RequestGuard): KVHandler
       .forWrite(call)
       .then((h) => node.propose({ header: h, compaction: call.request }))
       .then(async (a) => {
-        if (call.request.physical) await (a.result as CompactionApplied).done;
+        if (call.request.physical) await a.result.done;
         cb(null, { header: node.header(a.rev) });
       })
       .catch((e: unknown) => fail(cb, e));
