@@ -6,9 +6,9 @@ export { startNode, type RunningNode, type StartOptions } from './server/start';
 export { StorageError, type StorageFailure } from './backend/storage-error';
 export { restoreSnapshot, type RestoreOptions, type RestoreResult } from './server/snapshot-restore';
 export { startLocalCluster, type LocalCluster, type LocalClusterOptions, type LocalMemberInfo } from './server/local-cluster';
-export { defaultConfig, mergeConfig, parseArgs, type NodeConfig } from './cluster/config';
-export { createLogger, silentLogger, type Logger, type LogLevel } from './cluster/logger';
-export type { Member } from './cluster/membership';
+export { defaultConfig, mergeConfig, parseArgs, type NodeConfig } from './cluster/index';
+export { createLogger, silentLogger, type Logger, type LogLevel } from './support/logger';
+export type { Member } from './cluster/index';
 // etcd's error table: the app recognises errors by these identities (code and exact message), never by text search.
 export { Code, EtcdError, Errors, type EtcdErrorName } from './errors/index';
 // etcd's permission rule (merged intervals, Contains/Intersects): the app's "can user X read key Y" asks this, not a copy.

@@ -1,18 +1,30 @@
 #!/usr/bin/env node
 // Enforces the import direction between layers (see ARCHITECTURE.md):
-//   server -> cluster -> {lease, auth, watch} -> mvcc -> backend -> {errors, proto}
-//   cluster -> raft;  raft -> nothing;  proto -> nothing (but its runtime)
+//   server -> cluster -> {lease, auth, watch} -> mvcc -> backend -> {errors, proto, support}
+//   cluster -> {wal, transport} -> raft;  wal -> backend;  raft -> nothing;  proto -> nothing (but its runtime)
 //   electron/main -> node-core's public entry (node-core/index.ts) only
 //   renderer -> electron/contract only (never electron, never node-core)
-// and keeps the raft core free of clocks, timers, randomness and I/O.
+// keeps the raft core free of clocks, timers, randomness and I/O, and refuses
+// import cycles between files of node-core and electron (type-only imports
+// count too: a cycle of types is still two modules that cannot be read apart).
 import fs from 'node:fs';
 import path from 'node:path';
 
-const rank = { errors: 0, proto: 0, backend: 1, client: 1, mvcc: 2, lease: 3, auth: 3, watch: 3, raft: 0, cluster: 4, backup: 2, server: 5, testing: 9 };
+const rank = {
+  errors: 0, proto: 0, support: 0, raft: 0,
+  backend: 1, client: 1, transport: 1,
+  mvcc: 2, backup: 2, wal: 2,
+  lease: 3, auth: 3, watch: 3,
+  cluster: 4, server: 5, testing: 9,
+};
+// layers whose reach is narrower than their rank: the peer transport and the raft log storage sit
+// under cluster and know raft's types, nothing of the state machine
+const only = { transport: ['raft', 'proto', 'errors', 'support'], wal: ['raft', 'backend', 'errors', 'proto', 'support'], support: [] };
 const allowed = (from, to) => {
   if (from === to) return true;
   if (from === 'raft') return false;
-  if (to === 'raft') return from === 'cluster' || from === 'testing';
+  if (only[from]) return only[from].includes(to);
+  if (to === 'raft') return ['cluster', 'transport', 'wal', 'testing'].includes(from);
   if (to === 'proto' || to === 'errors') return from !== 'raft';
   if (rank[from] === undefined || rank[to] === undefined) return false;
   if (rank[from] === 3 && rank[to] === 3) return false; // lease/auth/watch are siblings
@@ -37,12 +49,31 @@ function imports(file) {
   return { src, out };
 }
 const root = process.cwd();
+/** file -> files it imports (relative specifiers resolved), for the cycle check */
+const graph = new Map();
+function resolveSpec(file, spec) {
+  const base = path.resolve(path.dirname(file), spec);
+  for (const c of [base, `${base}.ts`, `${base}.mts`, `${base}.vue`, path.join(base, 'index.ts')]) {
+    if (fs.existsSync(c) && fs.statSync(c).isFile()) return path.relative(root, c);
+  }
+  return undefined;
+}
+function addEdges(file, out) {
+  const to = [];
+  for (const spec of out) {
+    if (!spec.startsWith('.')) continue;
+    const t = resolveSpec(file, spec);
+    if (t && t !== file) to.push(t);
+  }
+  graph.set(file, to);
+}
 walk('node-core', (file) => {
   const rel = path.relative('node-core', file).split(path.sep);
   if (rel.length < 2) return; // index.ts at the top re-exports the public API
   const layer = rel[0];
   const { src, out } = imports(file);
   const isTest = file.endsWith('.test.ts');
+  addEdges(file, out);
   for (const spec of out) {
     if (!spec.startsWith('.')) {
       if (layer === 'raft' && !isTest && !spec.startsWith('node:assert')) errors.push(`${file}: raft imports package '${spec}'`);
@@ -59,6 +90,9 @@ walk('node-core', (file) => {
       continue;
     }
     if (!isTest && !allowed(layer, tl)) errors.push(`${file}: layer '${layer}' must not import '${tl}' (${spec})`);
+    // cluster has one public entry (cluster/index.ts); its other files are the member's insides
+    if (!isTest && tl === 'cluster' && layer !== 'cluster' && !(target.length === 1 || (target.length === 2 && /^index(\.ts)?$/.test(target[1]))))
+      errors.push(`${file}: import cluster through its entry (cluster/index.ts), not ${spec}`);
   }
   if (layer === 'raft' && !isTest) {
     const banned = /\b(Date\.now|new Date\(|Math\.random|setTimeout|setInterval|setImmediate|process\.|performance\.now|require\()/;
@@ -70,6 +104,7 @@ walk('node-core', (file) => {
 });
 walk('electron', (file) => {
   const { out } = imports(file);
+  addEdges(file, out);
   const inContract = file.startsWith(path.join('electron', 'contract'));
   for (const spec of out) {
     if (!spec.startsWith('.')) continue;
@@ -92,6 +127,84 @@ walk('renderer', (file) => {
     if (abs.startsWith('electron') && !abs.startsWith(path.join('electron', 'contract'))) errors.push(`${file}: renderer may import only electron/contract (${spec})`);
   }
 });
+// Import cycles (Tarjan's strongly connected components): each component of more than one
+// file is reported once, as one closed path through it.
+{
+  let next = 0;
+  const index = new Map();
+  const low = new Map();
+  const stack = [];
+  const onStack = new Set();
+  const components = [];
+  const visit = (v) => {
+    // iterative, so a long import chain cannot overflow the stack
+    const work = [[v, 0]];
+    index.set(v, next);
+    low.set(v, next++);
+    stack.push(v);
+    onStack.add(v);
+    while (work.length) {
+      const top = work[work.length - 1];
+      const [u, i] = top;
+      const edges = graph.get(u) ?? [];
+      if (i < edges.length) {
+        top[1]++;
+        const w = edges[i];
+        if (!graph.has(w)) continue;
+        if (!index.has(w)) {
+          index.set(w, next);
+          low.set(w, next++);
+          stack.push(w);
+          onStack.add(w);
+          work.push([w, 0]);
+        } else if (onStack.has(w)) low.set(u, Math.min(low.get(u), index.get(w)));
+        continue;
+      }
+      work.pop();
+      if (work.length) {
+        const parent = work[work.length - 1][0];
+        low.set(parent, Math.min(low.get(parent), low.get(u)));
+      }
+      if (low.get(u) === index.get(u)) {
+        const comp = [];
+        let w;
+        do {
+          w = stack.pop();
+          onStack.delete(w);
+          comp.push(w);
+        } while (w !== u);
+        if (comp.length > 1) components.push(comp);
+      }
+    }
+  };
+  for (const v of [...graph.keys()].sort()) if (!index.has(v)) visit(v);
+  for (const comp of components) {
+    const inComp = new Set(comp);
+    const start = comp.sort()[0];
+    // shortest path from start back to start inside the component (breadth-first)
+    const prev = new Map();
+    const queue = [start];
+    let closing;
+    while (queue.length && !closing) {
+      const u = queue.shift();
+      for (const w of graph.get(u) ?? []) {
+        if (!inComp.has(w)) continue;
+        if (w === start) {
+          closing = u;
+          break;
+        }
+        if (!prev.has(w)) {
+          prev.set(w, u);
+          queue.push(w);
+        }
+      }
+    }
+    const cycle = [start];
+    for (let u = closing; u && u !== start; u = prev.get(u)) cycle.splice(1, 0, u);
+    cycle.push(start);
+    errors.push(`import cycle: ${cycle.join(' -> ')}${comp.length > cycle.length - 1 ? ` (${comp.length} files in the tangle)` : ''}`);
+  }
+}
 if (errors.length) {
   console.error(errors.join('\n'));
   console.error(`check-layers: ${errors.length} violation(s)`);

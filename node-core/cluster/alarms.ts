@@ -23,7 +23,9 @@ import {
   type PutRequestInit,
   type TxnRequestInit,
 } from '../proto/gen/etcdserverpb';
-import type { ApplierTable } from './apply-types';
+import type { AlarmApplied, ApplierTable, ApplyGate } from './apply-types';
+
+export type { AlarmApplied, ApplyGate } from './apply-types';
 
 export { AlarmType };
 
@@ -157,11 +159,6 @@ export function costOf(req: InternalRaftRequestInit): number {
   return 0;
 }
 
-/** Checks a request at apply time against the raised alarms. */
-export interface ApplyGate {
-  check(req: InternalRaftRequest): void;
-}
-
 /**
  * etcd's applierV3Corrupt and applierV3Capped: CORRUPT refuses every write,
  * NOSPACE refuses anything that adds data. Only the alarms (which every
@@ -179,10 +176,6 @@ export function createAlarmGate(store: AlarmStore): ApplyGate {
       if (store.has(AlarmType.NOSPACE) && costOf(req) > 0) throw Errors.NoSpace;
     },
   };
-}
-
-export interface AlarmApplied extends AlarmResponseInit {
-  alarms: AlarmMember[];
 }
 
 /** The `alarm` applier (etcd's applierV3backend.Alarm). */

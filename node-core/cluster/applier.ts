@@ -6,15 +6,11 @@ import type { Backend } from '../backend/backend';
 import { Errors } from '../errors';
 import type { KVStore } from '../mvcc/types';
 import { decodeInternalRaftRequest, type InternalRaftRequest } from '../proto/gen/etcdserverpb';
-import type { ApplyGate } from './alarms';
 import type { ApplierTable, ApplyContext, ApplyField, ApplyFn, ApplyServices } from './apply-types';
 
-const CONSISTENT_INDEX = Buffer.from('consistent_index');
+export type { ApplyAuthGuard } from './apply-types';
 
-/** Checks a request's permissions at apply time (etcd's authApplierV3); installed by the auth store. */
-export interface ApplyAuthGuard {
-  authorize(req: InternalRaftRequest): void;
-}
+const CONSISTENT_INDEX = Buffer.from('consistent_index');
 
 /** What applying one entry produced: the domain result or error, and the store revision right after it. */
 export interface ApplyOutcome {
@@ -54,10 +50,8 @@ export class Applier {
       if (data.length === 0) return { rev: this.ctx.mvcc.rev };
       req = decoded ?? decodeInternalRaftRequest(data);
       // alarms first (etcd's capped/corrupt appliers wrap the auth applier)
-      const gate = this.ctx.services.alarmGate as ApplyGate | undefined;
-      if (gate) gate.check(req);
-      const guard = this.ctx.services.authGuard as ApplyAuthGuard | undefined;
-      if (guard) guard.authorize(req);
+      this.ctx.services.alarmGate?.check(req);
+      this.ctx.services.authGuard?.authorize(req);
       for (const [field, fn] of this.fns) {
         if (req[field] !== undefined) {
           const result = fn(this.ctx, req);

@@ -3,15 +3,13 @@
 // Each re-runs the store's guard for its own entry, so auth management stays
 // root-only even if the caller's generic authorize() call is ever skipped
 // (the guard is idempotent and cheap).
-import { AuthStore } from '../auth/store';
+import type { AuthStore } from '../auth/store';
 import { Errors } from '../errors/index';
 import type { InternalRaftRequest } from '../proto/gen/etcdserverpb';
 import type { ApplierTable, ApplyContext } from './apply-types';
 
 function authStore(ctx: ApplyContext): AuthStore {
-  const s = ctx.services.auth;
-  if (!(s instanceof AuthStore)) throw new Error('auth store is not registered in apply services');
-  return s;
+  return ctx.services.auth;
 }
 
 function guarded<T>(fn: (s: AuthStore, ctx: ApplyContext, req: InternalRaftRequest) => T) {

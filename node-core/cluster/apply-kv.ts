@@ -1,10 +1,7 @@
 // Appliers for key-value requests: the MVCC store does the work.
-import type { ApplierTable } from './apply-types';
+import type { ApplierTable, CompactionApplied } from './apply-types';
 
-export interface CompactionApplied {
-  /** Resolves when the superseded revisions are physically removed. */
-  done: Promise<void>;
-}
+export type { CompactionApplied } from './apply-types';
 
 export const kvAppliers: ApplierTable = {
   put: (ctx, req) => ctx.mvcc.put(req.put!),

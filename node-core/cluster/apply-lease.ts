@@ -1,19 +1,16 @@
 // Appliers for lease requests (grant, revoke, checkpoint): the lessor does
 // the work, on every member, in log order. Timers and expiry decisions live
 // in lease-driver.ts on the leader; nothing here looks at a clock.
-import { Errors } from '../errors';
 import type { Lessor } from '../lease/lessor';
-import type { LeaseGrantResponseInit, LeaseRevokeResponseInit, LeaseCheckpointResponseInit } from '../proto/gen/etcdserverpb';
+import type { LeaseRevokeResponseInit, LeaseCheckpointResponseInit } from '../proto/gen/etcdserverpb';
 import type { ApplierTable, ApplyContext } from './apply-types';
 
 function lessorOf(ctx: ApplyContext): Lessor {
-  const l = ctx.services.lessor as Lessor | undefined;
-  if (!l) throw Errors.NotCapable;
-  return l;
+  return ctx.services.lessor;
 }
 
 export const leaseAppliers: ApplierTable = {
-  lease_grant: (ctx, req): LeaseGrantResponseInit => {
+  lease_grant: (ctx, req) => {
     const r = req.lease_grant!;
     return lessorOf(ctx).grant(r.ID, r.TTL);
   },

@@ -8,7 +8,7 @@ import { decodeMember, type MemberStore } from './members';
 
 export const memberAppliers: ApplierTable = {
   member_attr: (ctx, req) => {
-    const members = ctx.services.members as MemberStore;
+    const members = ctx.services.members;
     const a = req.member_attr!;
     const m = members.get(a.ID);
     if (m) members.put({ ...m, name: a.name, clientURLs: a.clientURLs });

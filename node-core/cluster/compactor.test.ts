@@ -158,7 +158,7 @@ test('startAutoCompaction: only the leader proposes, through propose({compaction
 test('a member with --auto-compaction-retention=1s compacts through the log on its own', async () => {
   const { startNode } = await import('../server/start');
   const { EtcdClient } = await import('../client/client');
-  const { silentLogger } = await import('./logger');
+  const { silentLogger } = await import('../support/logger');
   const { freePort, tempDir } = await import('../testing/processes');
   const peer = `http://127.0.0.1:${await freePort()}`;
   const r = await startNode(

@@ -18,7 +18,32 @@ import { Errors } from '../errors';
 import { AlarmRequest_AlarmAction, AlarmType, decodeAlarmMember, type HashKVResponse } from '../proto/gen/etcdserverpb';
 import { decodeLease } from '../proto/gen/leasepb';
 import { decodeKeyValue } from '../proto/gen/mvccpb';
-import type { EtcdNode } from './node';
+import type { Backend } from '../backend/backend';
+import type { KVStore } from '../mvcc/types';
+import type { InternalRaftRequestInit } from '../proto/gen/etcdserverpb';
+import type { NodeConfig } from './config';
+import type { Logger } from '../support/logger';
+import type { Member } from './membership';
+import type { PeerTransportLike } from './raft-loop';
+
+/**
+ * What the corruption checks need of their member (EtcdNode implements it):
+ * narrow, so this module does not depend on the node that starts it.
+ */
+export interface CorruptionHost {
+  readonly config: Pick<NodeConfig, 'electionTimeout' | 'experimentalCorruptCheckTime' | 'experimentalInitialCorruptCheck'>;
+  readonly backend: Pick<Backend, 'dir' | 'commit' | 'range'>;
+  readonly mvcc: Pick<KVStore, 'hashKV' | 'rev' | 'compactRev'>;
+  readonly memberId: bigint;
+  readonly members: Member[];
+  readonly log: Logger;
+  /** The peer network (its HashKV), absent for a single member. */
+  readonly peers: Pick<PeerTransportLike, 'peerHashKV'> | undefined;
+  readonly closed: Promise<void>;
+  isLeader(): boolean;
+  readBarrier(): Promise<void>;
+  propose(req: InternalRaftRequestInit): Promise<unknown>;
+}
 
 /** The member's last hash of its store, written when it closes cleanly. */
 export const INTEGRITY_FILE = 'integrity.json';
@@ -31,7 +56,7 @@ interface Checkpoint {
 
 export class CorruptionError extends Error {}
 
-function checkpointPath(node: EtcdNode): string {
+function checkpointPath(node: CorruptionHost): string {
   return path.join(node.backend.dir, INTEGRITY_FILE);
 }
 
@@ -46,7 +71,7 @@ function readCheckpoint(file: string): Checkpoint | undefined {
 }
 
 /** Records the store's current hash (call with every write committed, e.g. at close). */
-export async function writeIntegrityCheckpoint(node: EtcdNode): Promise<void> {
+export async function writeIntegrityCheckpoint(node: CorruptionHost): Promise<void> {
   await node.backend.commit();
   const h = node.mvcc.hashKV(0);
   const file = checkpointPath(node);
@@ -74,7 +99,7 @@ const REV_BYTES = 17;
  * store hashes as it did at the last clean close (when the compaction state
  * allows the comparison). Throws CorruptionError.
  */
-export function checkLocalIntegrity(node: EtcdNode): void {
+export function checkLocalIntegrity(node: CorruptionHost): void {
   const problems: string[] = [];
   for (const [k, v] of node.backend.range('key')) {
     const tomb = k.length === REV_BYTES + 1 && k[REV_BYTES] === 0x74;
@@ -132,7 +157,7 @@ interface PeerHash {
   err?: Error;
 }
 
-function requestTimeout(node: EtcdNode): number {
+function requestTimeout(node: CorruptionHost): number {
   return Math.min(5000 + 2 * node.config.electionTimeout, 7000);
 }
 
@@ -141,9 +166,9 @@ function requestTimeout(node: EtcdNode): number {
  * /members/hashkv on the peer URLs), so the checks work with client auth
  * enabled and over TLS, and never need a user.
  */
-export async function peerHashKVs(node: EtcdNode, rev: number, timeoutMs = requestTimeout(node)): Promise<PeerHash[]> {
+export async function peerHashKVs(node: CorruptionHost, rev: number, timeoutMs = requestTimeout(node)): Promise<PeerHash[]> {
   const peers = node.members.filter((m) => m.id !== node.memberId);
-  const transport = node.raft.transport;
+  const transport = node.peers;
   return Promise.all(
     peers.map(async (m): Promise<PeerHash> => {
       const out: PeerHash = { id: m.id, urls: m.peerURLs };
@@ -163,7 +188,7 @@ export async function peerHashKVs(node: EtcdNode, rev: number, timeoutMs = reque
 }
 
 /** etcd's CheckInitialHashKV: refuses (throws) when a peer's hash differs at the same revision and compact revision. */
-export async function initialCorruptCheck(node: EtcdNode): Promise<void> {
+export async function initialCorruptCheck(node: CorruptionHost): Promise<void> {
   node.log.info('starting initial corruption check', { 'local-member-id': node.memberId });
   const { hash, rev, compactRev } = node.mvcc.hashKV(0);
   let mismatch = 0;
@@ -187,7 +212,7 @@ export async function initialCorruptCheck(node: EtcdNode): Promise<void> {
 }
 
 /** etcd's checkHashKV, run by the leader: returns whether it raised CORRUPT. */
-export async function checkHashKV(node: EtcdNode): Promise<boolean> {
+export async function checkHashKV(node: CorruptionHost): Promise<boolean> {
   const first = node.mvcc.hashKV(0);
   const peers = await peerHashKVs(node, first.rev);
   await node.readBarrier();
@@ -224,7 +249,7 @@ export async function checkHashKV(node: EtcdNode): Promise<boolean> {
 }
 
 /** etcd's monitorKVHash: every `intervalMs`, if leader, check. Returns a stop function. */
-export function startCorruptionMonitor(node: EtcdNode, intervalMs = node.config.experimentalCorruptCheckTime): () => void {
+export function startCorruptionMonitor(node: CorruptionHost, intervalMs = node.config.experimentalCorruptCheckTime): () => void {
   if (!intervalMs) return () => undefined;
   node.log.info('enabled corruption checking', { 'local-member-id': node.memberId, interval: `${intervalMs}ms` });
   let timer: NodeJS.Timeout | undefined;
@@ -250,7 +275,7 @@ export function startCorruptionMonitor(node: EtcdNode, intervalMs = node.config.
 }
 
 /** Everything that must pass before a member serves (see the header). */
-export async function runStartChecks(node: EtcdNode): Promise<void> {
+export async function runStartChecks(node: CorruptionHost): Promise<void> {
   checkLocalIntegrity(node);
   if (node.config.experimentalInitialCorruptCheck) await initialCorruptCheck(node);
 }

@@ -4,8 +4,15 @@
 // leaseRevokeRate per 500 ms tick) and remaining-TTL checkpoints. The
 // decisions go through the log, so every member applies the same revokes.
 import { LEASE_REVOKE_RATE, type Lessor } from '../lease/lessor';
-import type { LeaseCheckpointInit, RequestHeaderInit } from '../proto/gen/etcdserverpb';
-import type { EtcdNode } from './node';
+import type { InternalRaftRequestInit, LeaseCheckpointInit, RequestHeaderInit } from '../proto/gen/etcdserverpb';
+
+/** What the driver needs of its member (EtcdNode implements it). */
+export interface LeaseDriverHost {
+  readonly config: { readonly electionTimeout: number };
+  propose(req: InternalRaftRequestInit): Promise<unknown>;
+  /** Called with true when the member becomes leader, false when it stops being one; returns an unsubscribe. */
+  onLeaderChange(cb: (isLeader: boolean) => void): () => void;
+}
 
 const TICK_MS = 500;
 
@@ -21,7 +28,7 @@ export interface LeaseDriverOptions {
 }
 
 /** Starts following leadership changes; returns a stop function. */
-export function startLeaseDriver(node: EtcdNode, lessor: Lessor, opts: LeaseDriverOptions = {}): () => void {
+export function startLeaseDriver(node: LeaseDriverHost, lessor: Lessor, opts: LeaseDriverOptions = {}): () => void {
   const tickMs = opts.tickMs ?? TICK_MS;
   let timer: NodeJS.Timeout | undefined;
   const inFlight = new Set<bigint>();

@@ -2,7 +2,15 @@
 // Counters and histograms are updated on the hot path with plain number
 // arithmetic; gauges are read from the node when scraped.
 import type { MethodDefinition, ServiceDefinition, UntypedServiceImplementation } from '@grpc/grpc-js';
-import type { EtcdNode } from './node';
+
+/** The gauges' sources, read at scrape time (EtcdNode implements it). */
+export interface MetricsSource {
+  readonly leaderId: bigint;
+  readonly memberId: bigint;
+  readonly backend: { size(): { total: number; inUse: number } };
+  readonly mvcc: { readonly rev: number; readonly compactRev: number };
+  readonly quota: { readonly maxBytes: number };
+}
 
 /** gRPC status code names, as go-grpc-prometheus labels them. */
 const CODE_NAMES = [
@@ -53,7 +61,7 @@ export class Metrics {
     return s;
   }
 
-  render(node: EtcdNode): string {
+  render(node: MetricsSource): string {
     const out: string[] = [];
     const gauge = (name: string, help: string, v: number): void => {
       out.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`, `${name} ${v}`);

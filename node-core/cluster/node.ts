@@ -15,7 +15,9 @@ import type { KVStore, LeaseHooks } from '../mvcc/types';
 import { type ConfChangeType, type Message, type Snapshot } from '../raft';
 import { exportEtcdSnapshot, importEtcdSnapshot } from '../backup';
 import { openAuthStore } from '../auth';
-import { AlarmRequest_AlarmAction, encodeInternalRaftRequest, type InternalRaftRequestInit, type ResponseHeaderInit } from '../proto/gen/etcdserverpb';
+import type { AuthStore } from '../auth/store';
+import { AlarmRequest_AlarmAction, encodeInternalRaftRequest, type AlarmMember, type InternalRaftRequestInit, type ResponseHeaderInit } from '../proto/gen/etcdserverpb';
+import type { TransportHandler } from '../transport/transport';
 import { AlarmStore, alarmAppliers, AlarmType, costOf, createAlarmGate, Quota } from './alarms';
 import { authAppliers } from './apply-auth';
 import { kvAppliers } from './apply-kv';
@@ -24,17 +26,18 @@ import { startAutoCompaction } from './compactor';
 import { runStartChecks, startCorruptionMonitor, writeIntegrityCheckpoint } from './corruption';
 import { startLeaseDriver } from './lease-driver';
 import { memberAppliers } from './apply-member';
-import type { ApplyServices } from './apply-types';
+import type { Applied, ApplyServices, ResultOf } from './apply-types';
+import type { ClusterNode } from './cluster-node';
 import { Applier } from './applier';
 import type { NodeConfig } from './config';
 import { parseInitialCluster } from './config';
-import type { Logger } from './logger';
+import type { Logger } from '../support/logger';
 import { MemberStore, encodeMember } from './members';
 import { computeClusterId, computeMemberId, type Member } from './membership';
 import { Metrics } from './metrics';
-import { RaftLoop, type Applied, type PeerTransportLike } from './raft-loop';
+import { RaftLoop, type PeerTransportLike } from './raft-loop';
 
-export type { Applied } from './raft-loop';
+export type { Applied } from './apply-types';
 // the membership change kinds, for the server's Cluster service (which must not reach into raft)
 export { ConfChangeType } from '../raft';
 
@@ -51,17 +54,18 @@ export interface NodeOpenOptions {
   identity?: { memberId: bigint; clusterId: bigint; members: Member[] };
 }
 
-export class EtcdNode {
+export class EtcdNode implements ClusterNode {
   readonly config: NodeConfig;
   readonly backend: Backend;
   readonly mvcc: KVStore;
-  readonly services: ApplyServices = {};
+  /** The domain stores the appliers work on (the lessor, the auth store, ...). */
+  private readonly services: ApplyServices;
   readonly memberId: bigint;
   readonly clusterId: bigint;
-  readonly memberStore: MemberStore;
+  private readonly memberStore: MemberStore;
   readonly log: Logger;
   readonly metrics = new Metrics();
-  readonly raft: RaftLoop;
+  private readonly raft: RaftLoop;
   readonly alarms: AlarmStore;
   /** The backend quota (--quota-backend-bytes), checked when writes are proposed. */
   readonly quota: Quota;
@@ -108,20 +112,16 @@ export class EtcdNode {
     const ids = this.resolveIdentity(opts.identity);
     this.memberId = ids.memberId;
     this.clusterId = ids.clusterId;
-    this.services.members = this.memberStore;
     // the lessor loads before the store, whose restore re-attaches keys to their leases (as etcd)
     const lessor = Lessor.open(this.backend, { minTTL: minLeaseTTL(config.electionTimeout, config.heartbeatInterval) });
-    this.services.lessor = lessor;
     // auth before anything is applied: the applier checks every request against it
     const auth = openAuthStore(this.backend, { authToken: config.authToken, authTokenTtl: config.authTokenTtl, bcryptCost: config.bcryptCost }, {
       leaseKeys: (id) => lessor.lookup(id)?.keys,
     });
-    this.services.auth = auth;
-    this.services.authGuard = auth;
     const leases: LeaseHooks = lessor.hooks;
     this.mvcc = MvccStore.open(this.backend, { leases });
     this.alarms = new AlarmStore(this.backend);
-    this.services.alarmGate = createAlarmGate(this.alarms);
+    this.services = { members: this.memberStore, lessor, auth, authGuard: auth, alarmGate: createAlarmGate(this.alarms) };
     // the file grows only when pending writes are committed (every 100 ms): count those too
     this.quota = new Quota(config.quotaBackendBytes, () => this.backend.quotaSize() + this.backend.queuedBytes, log);
     this.applier = new Applier(this.backend, this.mvcc, this.services, [kvAppliers, leaseAppliers, authAppliers, memberAppliers, alarmAppliers(this.alarms, log)]);
@@ -219,6 +219,59 @@ export class EtcdNode {
     return this.memberStore.list();
   }
 
+  get lessor(): Lessor {
+    return this.services.lessor;
+  }
+
+  get auth(): AuthStore {
+    return this.services.auth;
+  }
+
+  member(id: bigint): Member | undefined {
+    return this.memberStore.get(id);
+  }
+
+  validateMemberAdd(m: Member): void {
+    this.memberStore.validateAdd(m);
+  }
+
+  validateMemberUpdate(id: bigint, peerURLs: string[]): void {
+    this.memberStore.validateUpdate(id, peerURLs);
+  }
+
+  isRemovedMember(id: bigint): boolean {
+    return this.memberStore.isRemoved(id);
+  }
+
+  matchIndex(id: bigint): number | undefined {
+    return this.raft.raw.status().progress?.get(id)?.match;
+  }
+
+  transferLeader(target: bigint): void {
+    this.raft.transferLeader(target);
+  }
+
+  /** What the peer transport delivers to and asks of this member. */
+  peerHandler(): TransportHandler {
+    return {
+      receive: (m) => this.raft.step(m),
+      receiveSnapshot: (m, file) => this.receiveSnapshot(m, file),
+      openSnapshotData: (m) => this.snapshotData(m),
+      reportUnreachable: (id) => this.raft.reportUnreachable(id),
+      reportSnapshot: (id, failed) => this.raft.reportSnapshot(id, failed),
+      members: () => this.members,
+      hashKV: (rev) => {
+        const h = this.mvcc.hashKV(rev);
+        return { header: this.header(h.rev), hash: h.hash, compact_revision: h.compactRev };
+      },
+    };
+  }
+
+  /** The peer network (absent for a single member without one). */
+  get peers(): PeerTransportLike | undefined {
+    return this.raft.transport;
+  }
+
   /** Epoch ms since which the peer has been reachable without interruption; undefined when it is not. */
   peerActiveSince(id: bigint): number | undefined {
     return this.raft.transport?.activeSince(id);
@@ -286,6 +339,14 @@ export class EtcdNode {
     return this.alarms.get().map((a) => ({ memberId: a.memberID, alarm: a.alarm }));
   }
 
+  activeAlarms(): AlarmMember[] {
+    return this.alarms.get();
+  }
+
+  renderMetrics(): string {
+    return this.metrics.render(this);
+  }
+
   /** Whether an alarm other than the excluded ones (by name: NOSPACE, CORRUPT) is raised. */
   hasAlarm(exclude: string[] = []): boolean {
     const names = ['NONE', 'NOSPACE', 'CORRUPT'];
@@ -305,7 +366,7 @@ export class EtcdNode {
   }
 
   /** Proposes a request through raft; resolves with its apply result once applied here. */
-  propose(req: InternalRaftRequestInit): Promise<Applied> {
+  propose<R extends InternalRaftRequestInit>(req: R): Promise<Applied<ResultOf<R>>> {
     if (this.stopped) return Promise.reject(Errors.Stopped);
     // etcd's quotaKVServer/quotaLeaseServer: a write that would pass the quota raises NOSPACE instead
     const cost = costOf(req);
@@ -316,7 +377,8 @@ export class EtcdNode {
     const id = ++this.reqSeq;
     const data = encodeInternalRaftRequest({ ...req, header: { ...(req.header ?? {}), ID: id } });
     if (data.length > this.config.maxRequestBytes) return Promise.reject(Errors.RequestTooLarge);
-    return this.raft.propose(data, id);
+    // the applier ran the table entry of the request's kind, whose result type ApplyResults names
+    return this.raft.propose(data, id) as Promise<Applied<ResultOf<R>>>;
   }
 
   /** Resolves once this member has applied raft index `index` (notified by the apply, never polled). */
@@ -388,9 +450,9 @@ export class EtcdNode {
     await this.backend.commit();
     // everything that keeps state in memory reloads from the new buckets, leases before the store
     this.memberStore.reload();
-    (this.services.lessor as { recover?: () => void } | undefined)?.recover?.();
+    this.services.lessor.recover();
     (this.mvcc as MvccStore).reload();
-    (this.services.auth as { recover?: () => void } | undefined)?.recover?.();
+    this.services.auth.recover();
     this.applier.reloadApplied();
     for (const cb of this.restoredListeners) cb();
     fs.rm(file, { force: true }, () => undefined);

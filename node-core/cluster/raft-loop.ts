@@ -30,12 +30,13 @@ import {
   StateType,
 } from '../raft';
 import type { Applier } from './applier';
+import type { Applied } from './apply-types';
 import { applyConfChangeToMembers } from './apply-member';
 import type { NodeConfig } from './config';
-import type { Logger } from './logger';
+import type { Logger } from '../support/logger';
 import type { MemberStore } from './members';
 import type { Metrics } from './metrics';
-import { DiskStorage } from './raft-storage';
+import { DiskStorage } from '../wal/raft-storage';
 import { ReadIndexBatcher } from './read-index-batcher';
 import { IndexWaiter, WaitRegistry } from './wait-registry';
 import type { HashKVResponse } from '../proto/gen/etcdserverpb';
@@ -53,10 +54,7 @@ export interface PeerTransportLike {
   peerHashKV?(peerId: bigint, urls: string[], revision: number, timeoutMs: number): Promise<HashKVResponse>;
 }
 
-export interface Applied {
-  result: unknown;
-  rev: number;
-}
+export type { Applied } from './apply-types';
 
 /** The leader when a request was proposed: a change means its timeout is due to leader failure. */
 type ProposedUnder = bigint;

@@ -40,7 +40,7 @@ export class TestAuthNode implements AuthServiceNode {
     const r = decodeInternalRaftRequest(data);
     const field = (Object.keys(authAppliers) as ApplyField[]).find((k) => r[k] !== undefined);
     if (!field) throw new Error('no auth applier for the request');
-    const ctx: ApplyContext = { backend: this.backend, mvcc: undefined as never, index: ++this.index, term: 1, services: this.services };
+    const ctx: ApplyContext = { backend: this.backend, mvcc: undefined as never, index: ++this.index, term: 1, services: { ...this.services, members: undefined as never, lessor: undefined as never } };
     // a tick later, like a real apply
     await new Promise((res) => setImmediate(res));
     return { result: authAppliers[field]!(ctx, r), rev: 1 };

@@ -1,8 +1,8 @@
 // `etcdesk-node`: etcd's command line. Flags and ETCD_* variables as etcd
 // 3.4 (unknown flag or bad value: etcd's message and exit 2).
 import { StorageError } from '../backend/storage-error';
-import { FlagError, parseArgs, usage } from '../cluster/config';
-import { createLogger } from '../cluster/logger';
+import { FlagError, parseArgs, usage } from '../cluster';
+import { createLogger } from '../support/logger';
 import { CLUSTER_VERSION, SERVER_VERSION } from './http-endpoints';
 import { snapshotCommand } from './snapshot-restore';
 import { startNode, type RunningNode } from './start';

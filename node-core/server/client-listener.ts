@@ -8,7 +8,7 @@ import type http2 from 'node:http2';
 import net from 'node:net';
 import type { Duplex } from 'node:stream';
 import fs from 'node:fs';
-import { listenTarget } from '../cluster/listen-address';
+import { listenTarget } from '../support/listen-address';
 import { sniffAuthority } from './h2-authority';
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0');

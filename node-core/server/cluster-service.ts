@@ -3,8 +3,7 @@
 // most, promotion only of a learner that has caught up).
 import * as grpc from '@grpc/grpc-js';
 import type { ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
-import { ConfChangeType, type EtcdNode } from '../cluster/node';
-import { computeMemberId, type Member } from '../cluster/membership';
+import { ConfChangeType, type ClusterNode, computeMemberId, type Member } from '../cluster';
 import { Errors, EtcdError } from '../errors';
 import { ClusterService, decodeMemberPromoteResponse } from '../proto/gen/etcdserverpb';
 import type {
@@ -50,15 +49,15 @@ const isStarted = (m: Member): boolean => m.name !== '';
 /** etcd's HealthInterval: peers must have been connected this long before a reconfiguration. */
 const HEALTH_INTERVAL_MS = 5000;
 
-function connectedSince(node: EtcdNode, id: bigint, since: number): boolean {
+function connectedSince(node: ClusterNode, id: bigint, since: number): boolean {
   if (id === node.memberId) return true;
   const t = node.peerActiveSince(id);
   return t !== undefined && t <= since;
 }
 
 /** Calls MemberPromote on the leader's client URL; etcd's errors come back unchanged. */
-function forwardPromote(node: EtcdNode, req: MemberPromoteRequest): Promise<MemberPromoteResponse> {
-  const lead = node.memberStore.get(node.leaderId);
+function forwardPromote(node: ClusterNode, req: MemberPromoteRequest): Promise<MemberPromoteResponse> {
+  const lead = node.member(node.leaderId);
   const url = lead?.clientURLs[0];
   if (!url) return Promise.reject(Errors.NoLeader);
   const Client = grpc.makeGenericClientConstructor(ClusterService, 'Cluster');
@@ -80,7 +79,7 @@ function forwardPromote(node: EtcdNode, req: MemberPromoteRequest): Promise<Memb
   });
 }
 
-export function createClusterHandlers(node: EtcdNode, guard: RequestGuard): ClusterHandlers {
+export function createClusterHandlers(node: ClusterNode, guard: RequestGuard): ClusterHandlers {
   const fail = <R>(cb: sendUnaryData<R>, e: unknown): void => cb(toServiceError(e) as Parameters<sendUnaryData<R>>[0]);
   const voting = (): Member[] => node.members.filter((m) => !m.isLearner);
 
@@ -101,7 +100,7 @@ export function createClusterHandlers(node: EtcdNode, guard: RequestGuard): Clus
           clientURLs: [],
           isLearner: req.isLearner,
         };
-        node.memberStore.validateAdd(m);
+        node.validateMemberAdd(m);
         if (m.isLearner && node.members.filter((x) => x.isLearner).length >= MAX_LEARNERS) throw Errors.TooManyLearners;
         if (node.config.strictReconfigCheck && !m.isLearner) {
           const vs = voting();
@@ -125,8 +124,8 @@ export function createClusterHandlers(node: EtcdNode, guard: RequestGuard): Clus
     guard
       .forAdmin(call)
       .then(async () => {
-        const m = node.memberStore.get(id);
-        if (!m) throw node.memberStore.isRemoved(id) ? Errors.MemberNotFound : Errors.MemberNotFound;
+        const m = node.member(id);
+        if (!m) throw node.isRemovedMember(id) ? Errors.MemberNotFound : Errors.MemberNotFound;
         if (node.config.strictReconfigCheck && !m.isLearner) {
           const rest = voting().filter((x) => x.id !== id);
           const nstarted = rest.filter(isStarted).length;
@@ -152,8 +151,8 @@ export function createClusterHandlers(node: EtcdNode, guard: RequestGuard): Clus
       .forAdmin(call)
       .then(async () => {
         if (!validUrls(req.peerURLs)) throw Errors.MemberBadURLs;
-        node.memberStore.validateUpdate(req.ID, req.peerURLs);
-        const m = node.memberStore.get(req.ID)!;
+        node.validateMemberUpdate(req.ID, req.peerURLs);
+        const m = node.member(req.ID)!;
         await node.changeMembership(ConfChangeType.ConfChangeUpdateNode, req.ID, { ...m, peerURLs: [...req.peerURLs] });
         cb(null, { header: node.header(0), members: node.members.map(toPb) });
       })
@@ -165,7 +164,7 @@ export function createClusterHandlers(node: EtcdNode, guard: RequestGuard): Clus
     guard
       .forAdmin(call)
       .then(async () => {
-        const m = node.memberStore.get(id);
+        const m = node.member(id);
         if (!m) throw Errors.MemberNotFound;
         if (!m.isLearner) throw Errors.MemberNotLearner;
         // only the leader knows how far the learner got: a follower asks it, as etcd does
@@ -175,10 +174,9 @@ export function createClusterHandlers(node: EtcdNode, guard: RequestGuard): Clus
           return;
         }
         // as etcd's isLearnerReady: the learner's log must be within 90% of the leader's
-        const st = node.raft.raw.status();
-        const pr = st.progress?.get(id);
-        const leaderMatch = st.progress?.get(node.memberId)?.match ?? 0;
-        if (!pr || pr.match < leaderMatch * 0.9) throw Errors.LearnerNotReady;
+        const match = node.matchIndex(id);
+        const leaderMatch = node.matchIndex(node.memberId) ?? 0;
+        if (match === undefined || match < leaderMatch * 0.9) throw Errors.LearnerNotReady;
         await node.changeMembership(ConfChangeType.ConfChangeAddNode, id, { ...m, isLearner: false });
         cb(null, { header: node.header(0), members: node.members.map(toPb) });
       })

@@ -10,7 +10,7 @@ import path from 'node:path';
 import { after, describe, it } from 'node:test';
 import { StorageError } from '../backend/storage-error';
 import { EtcdClient } from '../client';
-import { silentLogger } from '../cluster/logger';
+import { silentLogger } from '../support/logger';
 import { freePort, startEtcdesk, tempDir } from '../testing/processes';
 import { startNode } from './start';
 

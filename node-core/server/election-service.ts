@@ -7,7 +7,7 @@
 // ResumeElection); Observe streams the leader's value changes and
 // successions.
 import type { ServerUnaryCall, ServerWritableStream, sendUnaryData } from '@grpc/grpc-js';
-import type { EtcdNode } from '../cluster/node';
+import type { ClusterNode } from '../cluster';
 import type { ResponseHeaderInit } from '../proto/gen/etcdserverpb';
 import { Event_EventType, type KeyValue } from '../proto/gen/mvccpb';
 import type {
@@ -25,6 +25,7 @@ import type {
 import { Errors } from '../errors';
 import { toServiceError } from './grpc-status';
 import { leaderBoundStream } from './leader-monitor';
+import type { ServerContext } from './server-context';
 import { callSignal, createRevEquals, recipeError, firstCreate, fullRange, get, prefixEnd, sessionLease, txn, waitDeletes, watchUntil } from './lock-service';
 import type { RequestUserHeader } from './kv-service';
 import type { RequestGuard } from './request-guard';
@@ -35,20 +36,21 @@ export const ErrElectionNoLeader = new Error('election: no leader');
 export const ErrMissingLeaderKey = new Error('"leader" field must be provided');
 
 /** concurrency.Election.Proclaim on a resumed election. */
-async function proclaim(node: EtcdNode, key: Buffer, rev: number, lease: bigint, value: Buffer, user: RequestUserHeader): Promise<ResponseHeaderInit> {
+async function proclaim(node: ClusterNode, key: Buffer, rev: number, lease: bigint, value: Buffer, user: RequestUserHeader): Promise<ResponseHeaderInit> {
   const { header, resp } = await txn(node, { compare: createRevEquals(key, rev), success: [{ request_put: { key, value, lease } }] }, user);
   if (!resp.succeeded) throw ErrElectionNotLeader;
   return header;
 }
 
 /** concurrency.Election.Resign on a resumed election. */
-async function resign(node: EtcdNode, key: Buffer, rev: number, user: RequestUserHeader): Promise<ResponseHeaderInit> {
+async function resign(node: ClusterNode, key: Buffer, rev: number, user: RequestUserHeader): Promise<ResponseHeaderInit> {
   const { header } = await txn(node, { compare: createRevEquals(key, rev), success: [{ request_delete_range: { key } }] }, user);
   return header;
 }
 
-async function campaign(node: EtcdNode, req: CampaignRequest, signal: AbortSignal, user: RequestUserHeader): Promise<CampaignResponseInit> {
-  const lease = await sessionLease(node, req.lease, user);
+async function campaign(ctx: ServerContext, req: CampaignRequest, signal: AbortSignal, user: RequestUserHeader): Promise<CampaignResponseInit> {
+  const { node } = ctx;
+  const lease = await sessionLease(ctx, req.lease, user);
   const pfx = Buffer.concat([req.name, Buffer.from('/')]);
   const key = Buffer.concat([pfx, Buffer.from(lease.toString(16))]);
   const value = Buffer.from(req.value);
@@ -71,7 +73,7 @@ async function campaign(node: EtcdNode, req: CampaignRequest, signal: AbortSigna
     }
   }
   try {
-    await waitDeletes(node, pfx, rev - 1, signal);
+    await waitDeletes(ctx, pfx, rev - 1, signal);
   } catch (e) {
     // a canceled campaign withdraws, as the Election does on context cancel
     if (signal.aborted) await resign(node, key, rev, user).catch(() => undefined);
@@ -80,7 +82,7 @@ async function campaign(node: EtcdNode, req: CampaignRequest, signal: AbortSigna
   return { header, leader: { name: Buffer.from(req.name), key, rev, lease } };
 }
 
-async function leader(node: EtcdNode, name: Buffer): Promise<LeaderResponseInit> {
+async function leader(node: ClusterNode, name: Buffer): Promise<LeaderResponseInit> {
   const pfx = Buffer.concat([name, Buffer.from('/')]);
   const r = await get(node, firstCreate(pfx));
   if (r.kvs.length === 0) throw ErrElectionNoLeader;
@@ -88,7 +90,8 @@ async function leader(node: EtcdNode, name: Buffer): Promise<LeaderResponseInit>
 }
 
 /** concurrency.Election.observe, writing each leader change to the stream until it is canceled. */
-async function observe(node: EtcdNode, name: Buffer, signal: AbortSignal, send: (r: LeaderResponseInit) => void): Promise<void> {
+async function observe(ctx: ServerContext, name: Buffer, signal: AbortSignal, send: (r: LeaderResponseInit) => void): Promise<void> {
+  const { node } = ctx;
   const pfx = Buffer.concat([name, Buffer.from('/')]);
   while (!signal.aborted) {
     const resp = await get(node, firstCreate(pfx));
@@ -97,7 +100,7 @@ async function observe(node: EtcdNode, name: Buffer, signal: AbortSignal, send: 
     if (resp.kvs.length === 0) {
       // wait for the first put under the prefix; a delete would make this spin
       let found: { kv: KeyValue; hdr: ResponseHeaderInit } | undefined;
-      await watchUntil(node, pfx, prefixEnd(pfx), resp.header.revision ?? 0, signal, (evs) => {
+      await watchUntil(ctx, pfx, prefixEnd(pfx), resp.header.revision ?? 0, signal, (evs) => {
         for (const ev of evs) {
           if (ev.type === Event_EventType.PUT) {
             found = { kv: ev.kv!, hdr: node.header(ev.kv!.mod_revision) };
@@ -114,7 +117,7 @@ async function observe(node: EtcdNode, name: Buffer, signal: AbortSignal, send: 
     }
     send({ header: hdr, kv });
     // follow the leader's key until it is deleted
-    await watchUntil(node, Buffer.from(kv.key), undefined, (hdr.revision ?? 0) + 1, signal, (evs, rev) => {
+    await watchUntil(ctx, Buffer.from(kv.key), undefined, (hdr.revision ?? 0) + 1, signal, (evs, rev) => {
       for (const ev of evs) {
         if (ev.type === Event_EventType.DELETE) return true;
         send({ header: node.header(rev), kv: ev.kv! });
@@ -124,7 +127,8 @@ async function observe(node: EtcdNode, name: Buffer, signal: AbortSignal, send: 
   }
 }
 
-export function createElectionHandlers(node: EtcdNode, guard: RequestGuard): ElectionHandlers {
+export function createElectionHandlers(ctx: ServerContext, guard: RequestGuard): ElectionHandlers {
+  const { node } = ctx;
   const fail = <T>(cb: sendUnaryData<T>, e: unknown): void => cb(recipeError(e) as Parameters<sendUnaryData<T>>[0]);
   const leaderKey = (l: LeaderKey | undefined): LeaderKey => {
     if (!l) throw ErrMissingLeaderKey;
@@ -135,7 +139,7 @@ export function createElectionHandlers(node: EtcdNode, guard: RequestGuard): Ele
       const signal = callSignal(call);
       guard
         .forWrite(call)
-        .then((user) => campaign(node, call.request, signal, user))
+        .then((user) => campaign(ctx, call.request, signal, user))
         .then((r) => cb(null, r))
         .catch((e: unknown) => fail(cb, e));
     },
@@ -171,7 +175,7 @@ export function createElectionHandlers(node: EtcdNode, guard: RequestGuard): Ele
       // clientv3.WithRequireLeader: refused without a leader; once leaderless too long the
       // stream's context is cancelled and Observe returns etcdserver: no leader (etcd's cancel reason)
       const stop = new AbortController();
-      const untrack = leaderBoundStream(node, call, (e) => {
+      const untrack = leaderBoundStream(ctx.leaderMonitor, call, (e) => {
         if (stop.signal.aborted) return;
         stop.abort();
         call.emit('error', toServiceError(e));
@@ -186,7 +190,7 @@ export function createElectionHandlers(node: EtcdNode, guard: RequestGuard): Ele
       guard
         .forRead(call, pfx, prefixEnd(pfx))
         .then(
-          () => observe(node, name, signal, (r) => call.write(r)),
+          () => observe(ctx, name, signal, (r) => call.write(r)),
           // etcd's Observe runs clientv3's election observer with the caller's credentials: a
           // refused read just closes the observer's channel, and the stream ends OK, no message
           () => undefined,

@@ -6,7 +6,7 @@ import { after, before } from 'node:test';
 import { etcdctl, hasEtcd, startEtcdesk, type ServerProc } from '../testing/processes';
 import { AuthorityRewriter, sniffStats } from './h2-authority';
 import { startNode, type RunningNode } from './start';
-import { silentLogger } from '../cluster/logger';
+import { silentLogger } from '../support/logger';
 import { freePort, tempDir } from '../testing/processes';
 
 // literal with incremental indexing, indexed name 1 (:authority), raw value

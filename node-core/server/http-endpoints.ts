@@ -2,7 +2,7 @@
 // /livez, /readyz (etcd 3.4.29+/3.5's health.go), /version and /metrics
 // (Prometheus text). Metrics come from the registry.
 import http from 'node:http';
-import type { EtcdNode } from '../cluster/node';
+import type { ClusterNode } from '../cluster';
 
 export const SERVER_VERSION = '3.4.23';
 export const CLUSTER_VERSION = '3.4.0';
@@ -10,7 +10,7 @@ export const CLUSTER_VERSION = '3.4.0';
 /** etcd's checkHealth gives its quorum read one second. */
 const HEALTH_QUORUM_TIMEOUT_MS = 1000;
 
-function quorumWithin(node: EtcdNode, ms: number): Promise<boolean> {
+function quorumWithin(node: ClusterNode, ms: number): Promise<boolean> {
   let timer: NodeJS.Timeout | undefined;
   const late = new Promise<boolean>((r) => (timer = setTimeout(() => r(false), ms)));
   const read = node.readBarrier().then(
@@ -21,7 +21,7 @@ function quorumWithin(node: EtcdNode, ms: number): Promise<boolean> {
 }
 
 /** One named check of /livez or /readyz: resolves to a failure reason, or undefined when it passes. */
-type Check = (node: EtcdNode) => Promise<string | undefined> | string | undefined;
+type Check = (node: ClusterNode) => Promise<string | undefined> | string | undefined;
 
 const serializableRead: Check = (node) => {
   try {
@@ -54,7 +54,7 @@ const HEALTH_CHECKS: Record<'livez' | 'readyz', [string, Check][]> = {
  * any failure answers 503 listing every check (`[-]name failed: reason`)
  * and `<kind> check failed`. ?exclude=name skips a check (`[+]name excluded: ok`).
  */
-async function healthApi(node: EtcdNode, kind: 'livez' | 'readyz', url: URL, res: http.ServerResponse): Promise<void> {
+async function healthApi(node: ClusterNode, kind: 'livez' | 'readyz', url: URL, res: http.ServerResponse): Promise<void> {
   const exclude = new Set(url.searchParams.getAll('exclude'));
   let lines = '';
   let failed = false;
@@ -79,7 +79,7 @@ async function healthApi(node: EtcdNode, kind: 'livez' | 'readyz', url: URL, res
   res.end(url.searchParams.has('verbose') ? `${lines}${kind} check passed\n` : 'ok');
 }
 
-export function createHttpHandler(node: EtcdNode): http.RequestListener {
+export function createHttpHandler(node: ClusterNode): http.RequestListener {
   return (req, res) => {
     const url = new URL(req.url ?? '/', 'http://x');
     const json = (status: number, body: unknown): void => {
@@ -108,7 +108,7 @@ export function createHttpHandler(node: EtcdNode): http.RequestListener {
     }
     if (url.pathname === '/metrics') {
       res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' });
-      return res.end(node.metrics.render(node));
+      return res.end(node.renderMetrics());
     }
     res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' });
     res.end('404 page not found\n');

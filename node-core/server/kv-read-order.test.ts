@@ -4,7 +4,7 @@
 import assert from 'node:assert/strict';
 import { test } from 'node:test';
 import type { ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
-import type { EtcdNode } from '../cluster/node';
+import type { EtcdNode } from '../cluster';
 import { Errors } from '../errors/index';
 import { decodeRangeRequest, encodeRangeRequest, type RangeRequest, type RangeResponseInit } from '../proto/gen/etcdserverpb';
 import { createKVHandlers } from './kv-service';

@@ -2,7 +2,7 @@
 // after the read barrier (linearizable) or at once (serializable), writes
 // proposed through the log and answered with the revision they created.
 import type { ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
-import type { Applied, EtcdNode } from '../cluster/node';
+import type { Applied, ClusterNode } from '../cluster';
 import type {
   CompactionRequest,
   CompactionResponseInit,
@@ -16,7 +16,6 @@ import type {
   TxnRequest,
   TxnResponseInit,
 } from '../proto/gen/etcdserverpb';
-import type { CompactionApplied } from '../cluster/apply-kv';
 import { toServiceError } from './grpc-status';
 import { checkDeleteRequest, checkIntervals, checkPutRequest, checkRangeRequest, checkTxnRequest, isTxnReadOnly, isTxnSerializable } from './validate';
 import type { RequestGuard } from './request-guard';
@@ -27,7 +26,7 @@ function fail<Res>(cb: sendUnaryData<Res>, e: unknown): void {
   cb(toServiceError(e) as Parameters<sendUnaryData<Res>>[0]);
 }
 
-export function createKVHandlers(node: EtcdNode, guard: RequestGuard): KVHandlers {
+export function createKVHandlers(node: ClusterNode, guard: RequestGuard): KVHandlers {
   const range: Unary<RangeRequest, RangeResponseInit> = (call, cb) => {
     const req = call.request;
     try {
@@ -48,13 +47,13 @@ export function createKVHandlers(node: EtcdNode, guard: RequestGuard): KVHandler
       .catch((e: unknown) => fail(cb, e));
   };
 
-  const write = <Res extends { header?: unknown }>(call: ServerUnaryCall<unknown, Res>, cb: sendUnaryData<Res>, propose: (user: RequestUserHeader) => Promise<Applied>): void => {
+  const write = <Res extends { header?: unknown }>(call: ServerUnaryCall<unknown, Res>, cb: sendUnaryData<Res>, propose: (user: RequestUserHeader) => Promise<Applied<Res>>): void => {
     guard
       .forWrite(call)
       .then((user) => propose(user))
       .then((a) => {
-        const res = (a.result ?? {}) as Res;
-        (res as { header?: unknown }).header = node.header(a.rev);
+        const res = a.result;
+        res.header = node.header(a.rev);
         cb(null, res);
       })
       .catch((e: unknown) => fail(cb, e));
@@ -106,7 +105,7 @@ export function createKVHandlers(node: EtcdNode, guard: RequestGuard): KVHandler
       .forWrite(call)
       .then((h) => node.propose({ header: h, compaction: call.request }))
       .then(async (a) => {
-        if (call.request.physical) await (a.result as CompactionApplied).done;
+        if (call.request.physical) await a.result.done;
         cb(null, { header: node.header(a.rev) });
       })
       .catch((e: unknown) => fail(cb, e));

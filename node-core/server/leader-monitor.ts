@@ -5,7 +5,7 @@
 // has been without one for maxNoLeaderCnt election timeouts, so the client
 // reconnects to a member that has a leader. Every streaming service (Watch,
 // LeaseKeepAlive, Election Observe, Maintenance Snapshot) goes through here.
-import type { EtcdNode } from '../cluster/node';
+import type { ClusterNode } from '../cluster';
 import { Errors, type EtcdError } from '../errors';
 
 /** etcd's maxNoLeaderCnt: election timeouts without a leader before require-leader streams are cancelled. */
@@ -21,7 +21,7 @@ export function requiresLeader(call: MetadataCall): boolean {
 }
 
 /** A stream that asks for a leader is refused without one (etcd's stream interceptor). */
-export function refuseWithoutLeader(node: EtcdNode, call: MetadataCall): boolean {
+export function refuseWithoutLeader(node: ClusterNode, call: MetadataCall): boolean {
   return requiresLeader(call) && node.leaderId === 0n;
 }
 
@@ -29,14 +29,14 @@ export function refuseWithoutLeader(node: EtcdNode, call: MetadataCall): boolean
  * etcd's monitorLeader: once per election timeout, counts how long the
  * member has been without a leader; at MAX_NO_LEADER_CHECKS every tracked
  * stream is cancelled with etcdserver: no leader. The timer runs only
- * while such streams exist.
+ * while such streams exist. One per member (ServerContext).
  */
-class LeaderMonitor {
+export class LeaderMonitor {
   private readonly cancels = new Set<(e: EtcdError) => void>();
   private timer?: NodeJS.Timeout;
   private noLeaderChecks = 0;
 
-  constructor(private readonly node: EtcdNode) {}
+  constructor(readonly node: ClusterNode) {}
 
   /** Tracks a stream's cancel; returns the (idempotent) untrack to call when the stream ends. */
   track(cancel: (e: EtcdError) => void): () => void {
@@ -56,6 +56,13 @@ class LeaderMonitor {
     };
   }
 
+  /** The member stopped: no more checks (its streams end with the server). */
+  stop(): void {
+    this.cancels.clear();
+    if (this.timer) clearInterval(this.timer);
+    this.timer = undefined;
+  }
+
   private check(): void {
     this.noLeaderChecks = this.node.leaderId === 0n ? this.noLeaderChecks + 1 : 0;
     if (this.noLeaderChecks < MAX_NO_LEADER_CHECKS) return;
@@ -68,17 +75,6 @@ class LeaderMonitor {
   }
 }
 
-const monitors = new WeakMap<EtcdNode, LeaderMonitor>();
-
-function leaderMonitorOf(node: EtcdNode): LeaderMonitor {
-  let m = monitors.get(node);
-  if (!m) {
-    m = new LeaderMonitor(node);
-    monitors.set(node, m);
-  }
-  return m;
-}
-
 /**
  * Runs a new stream through etcd's require-leader check. Returns undefined
  * when the stream must be refused (answer it with Errors.NoLeader);
@@ -86,8 +82,8 @@ function leaderMonitorOf(node: EtcdNode): LeaderMonitor {
  * the stream did not ask for a leader). `cancel` ends the stream with the
  * given error once the member has been leaderless too long.
  */
-export function leaderBoundStream(node: EtcdNode, call: MetadataCall, cancel: (e: EtcdError) => void): (() => void) | undefined {
+export function leaderBoundStream(monitor: LeaderMonitor, call: MetadataCall, cancel: (e: EtcdError) => void): (() => void) | undefined {
   if (!requiresLeader(call)) return () => undefined;
-  if (node.leaderId === 0n) return undefined;
-  return leaderMonitorOf(node).track(cancel);
+  if (monitor.node.leaderId === 0n) return undefined;
+  return monitor.track(cancel);
 }

@@ -3,8 +3,8 @@
 // (keep-alive) and time-to-live are answered by the leader's lessor, which
 // alone knows expiries.
 import type { ServerDuplexStream, ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
-import { EtcdClient } from '../client/client';
-import type { EtcdNode } from '../cluster/node';
+import type { EtcdClient } from '../client/client';
+import type { ClusterNode } from '../cluster';
 import { EtcdError, Errors } from '../errors';
 import type { Lessor } from '../lease/lessor';
 import type {
@@ -23,6 +23,7 @@ import type {
 import { toServiceError } from './grpc-status';
 import { leaderBoundStream } from './leader-monitor';
 import type { RequestGuard } from './request-guard';
+import type { ServerContext } from './server-context';
 
 type Unary<Req, Res> = (call: ServerUnaryCall<Req, Res>, cb: sendUnaryData<Res>) => void;
 
@@ -30,67 +31,23 @@ function fail<Res>(cb: sendUnaryData<Res>, e: unknown): void {
   cb(toServiceError(e) as Parameters<sendUnaryData<Res>>[0]);
 }
 
-export function lessorOf(node: EtcdNode): Lessor {
-  const l = node.services.lessor as Lessor | undefined;
-  if (!l) throw Errors.NotCapable;
-  return l;
-}
-
-const MASK63 = (1n << 63n) - 1n;
-const LOW40 = (1n << 40n) - 1n;
-const LOW48 = (1n << 48n) - 1n;
-const idGens = new WeakMap<EtcdNode, { prefix: bigint; suffix: bigint }>();
-
-/**
- * etcd's idutil.Generator as used for lease ids: 16 bits of member id, then
- * a counter seeded with the start time in ms (so ids do not repeat across
- * restarts), kept positive.
- */
-export function nextLeaseId(node: EtcdNode): bigint {
-  let g = idGens.get(node);
-  if (!g) {
-    g = { prefix: (node.memberId & 0xffffn) << 48n, suffix: (BigInt(Date.now()) & LOW40) << 8n };
-    idGens.set(node, g);
-  }
-  for (;;) {
-    g.suffix++;
-    const id = (g.prefix | (g.suffix & LOW48)) & MASK63;
-    if (id !== 0n) return id;
-  }
+export function lessorOf(node: ClusterNode): Lessor {
+  return node.lessor;
 }
 
 /** Grants a lease through the log (also used by the lock and election services' sessions). */
-export async function grantLease(node: EtcdNode, ttl: number, id: bigint, header: { username?: string; auth_revision?: number } = {}): Promise<LeaseGrantResponseInit> {
+export async function grantLease(ctx: ServerContext, ttl: number, id: bigint, header: { username?: string; auth_revision?: number } = {}): Promise<LeaseGrantResponseInit> {
+  const { node } = ctx;
   // no id given: choose one, as etcd's LeaseGrant
-  const ID = id === 0n ? nextLeaseId(node) : id;
+  const ID = id === 0n ? ctx.leaseIds.next() : id;
   const a = await node.propose({ header, lease_grant: { TTL: ttl, ID } });
-  const r = a.result as { ID: bigint; TTL: number };
+  const r = a.result;
   return { header: node.header(a.rev), ID: r.ID, TTL: r.TTL, error: '' };
 }
 
-const leaderClients = new WeakMap<EtcdNode, { url: string; client: EtcdClient }>();
-
-/**
- * A client to the current leader's client URLs: only the leader's lessor
- * knows expiries, so a follower forwards renew and time-to-live there, as
- * etcd does (it uses the leader's peer URL; the effect is the same).
- */
-function leaderClient(node: EtcdNode): EtcdClient {
-  const lead = node.leaderId;
-  if (lead === 0n) throw Errors.NoLeader;
-  const m = node.members.find((x) => x.id === lead);
-  if (!m || m.clientURLs.length === 0) throw Errors.NoLeader;
-  const url = m.clientURLs.join(',');
-  const cached = leaderClients.get(node);
-  if (cached && cached.url === url) return cached.client;
-  cached?.client.close();
-  const client = new EtcdClient({ endpoints: m.clientURLs, timeoutMs: 5000 });
-  leaderClients.set(node, { url, client });
-  return client;
-}
-
 /** etcd's LeaseRenew: on the leader, or forwarded to it; lease not found (or revoked while expired) gives TTL 0. */
-async function renew(node: EtcdNode, id: bigint): Promise<number> {
+async function renew(ctx: ServerContext, id: bigint): Promise<number> {
+  const { node } = ctx;
   try {
     if (node.isLeader()) {
       try {
@@ -100,20 +57,21 @@ async function renew(node: EtcdNode, id: bigint): Promise<number> {
         if (e !== Errors.NotLeader || node.isLeader()) throw e;
       }
     }
-    return (await leaderClient(node).leaseKeepAliveOnce(id)).TTL;
+    return (await ctx.leaderClient.get().leaseKeepAliveOnce(id)).TTL;
   } catch (e) {
     if (e === Errors.LeaseNotFound || (e instanceof EtcdError && e.message === Errors.LeaseNotFound.message)) return 0;
     throw e;
   }
 }
 
-const leaderClient2 = async (node: EtcdNode): Promise<EtcdClient> => leaderClient(node);
+const leaderClient2 = async (ctx: ServerContext): Promise<EtcdClient> => ctx.leaderClient.get();
 
-export function createLeaseHandlers(node: EtcdNode, guard: RequestGuard): LeaseHandlers {
+export function createLeaseHandlers(ctx: ServerContext, guard: RequestGuard): LeaseHandlers {
+  const { node } = ctx;
   const leaseGrant: Unary<LeaseGrantRequest, LeaseGrantResponseInit> = (call, cb) => {
     guard
       .forWrite(call)
-      .then((h) => grantLease(node, call.request.TTL, call.request.ID, h))
+      .then((h) => grantLease(ctx, call.request.TTL, call.request.ID, h))
       .then((res) => cb(null, res))
       .catch((e: unknown) => fail(cb, e));
   };
@@ -129,7 +87,7 @@ export function createLeaseHandlers(node: EtcdNode, guard: RequestGuard): LeaseH
   const leaseTimeToLive: Unary<LeaseTimeToLiveRequest, LeaseTimeToLiveResponseInit> = (call, cb) => {
     const req = call.request;
     if (!node.isLeader()) {
-      leaderClient2(node)
+      leaderClient2(ctx)
         .then((c) => c.leaseTimeToLive(req.ID, req.keys))
         .then((r) => cb(null, { ...r, header: node.header() }))
         .catch((e: unknown) => fail(cb, e));
@@ -163,7 +121,7 @@ export function createLeaseHandlers(node: EtcdNode, guard: RequestGuard): LeaseH
     let chain: Promise<void> = Promise.resolve();
     let done = false;
     // clientv3.WithRequireLeader: refused without a leader, ended with etcdserver: no leader once leaderless too long
-    const untrack = leaderBoundStream(node, call, (e) => finish(e));
+    const untrack = leaderBoundStream(ctx.leaderMonitor, call, (e) => finish(e));
     if (!untrack) {
       call.emit('error', toServiceError(Errors.NoLeader));
       return;
@@ -181,7 +139,7 @@ export function createLeaseHandlers(node: EtcdNode, guard: RequestGuard): LeaseH
         // header before the renew: its revision never runs ahead of the keep-alive (etcd)
         const header = node.header();
         try {
-          const TTL = await renew(node, req.ID);
+          const TTL = await renew(ctx, req.ID);
           if (!done) call.write({ header, ID: req.ID, TTL });
         } catch (e) {
           finish(e instanceof EtcdError ? e : Errors.NotCapable);

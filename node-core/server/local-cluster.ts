@@ -5,9 +5,9 @@
 // processes.
 import fs from 'node:fs';
 import path from 'node:path';
-import type { NodeConfig } from '../cluster/config';
-import { freePort, isAddrInUse } from '../cluster/listen-address';
-import { silentLogger, type Logger } from '../cluster/logger';
+import type { NodeConfig } from '../cluster';
+import { freePort, isAddrInUse } from '../support/listen-address';
+import { silentLogger, type Logger } from '../support/logger';
 import { startNode, type RunningNode } from './start';
 
 export interface LocalClusterOptions {

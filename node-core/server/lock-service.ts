@@ -8,7 +8,7 @@
 // linearizable ranges, watches on the hub), so ordering and revisions match
 // etcd's step for step.
 import type { ServerUnaryCall, sendUnaryData } from '@grpc/grpc-js';
-import type { EtcdNode } from '../cluster/node';
+import type { ClusterNode } from '../cluster';
 import { Errors } from '../errors';
 import {
   Compare_CompareResult,
@@ -26,7 +26,7 @@ import { toServiceError } from './grpc-status';
 import { grantLease } from './lease-service';
 import type { RequestUserHeader } from './kv-service';
 import type { RequestGuard } from './request-guard';
-import { watchHubOf } from './watch-service';
+import type { ServerContext } from './server-context';
 
 /** clientv3/concurrency's defaultSessionTTL: the lease a session grants when given none. */
 export const DEFAULT_SESSION_TTL = 60;
@@ -68,16 +68,16 @@ export function firstCreate(pfx: Buffer): RangeRequest {
 }
 
 /** A linearizable range, as clientv3's Get. */
-export async function get(node: EtcdNode, r: RangeRequest): Promise<{ header: ResponseHeaderInit; kvs: KeyValue[] }> {
+export async function get(node: ClusterNode, r: RangeRequest): Promise<{ header: ResponseHeaderInit; kvs: KeyValue[] }> {
   await node.readBarrier();
   const res = node.mvcc.range(r);
   return { header: node.header(), kvs: (res.kvs ?? []) as KeyValue[] };
 }
 
-export async function txn(node: EtcdNode, t: TxnRequestInit, user: RequestUserHeader = {}): Promise<{ header: ResponseHeaderInit; resp: TxnResponseInit }> {
+export async function txn(node: ClusterNode, t: TxnRequestInit, user: RequestUserHeader = {}): Promise<{ header: ResponseHeaderInit; resp: TxnResponseInit }> {
   // the caller's identity rides along, so auth checks the recipe's writes as the caller's own
   const a = await node.propose({ header: user, txn: t });
-  return { header: node.header(a.rev), resp: a.result as TxnResponseInit };
+  return { header: node.header(a.rev), resp: a.result };
 }
 
 export function createRevEquals(key: Buffer, rev: number): TxnRequestInit['compare'] {
@@ -97,11 +97,11 @@ function aborted(signal: AbortSignal): Promise<never> {
  * each response until it returns true (resolves) or the signal aborts.
  * A compacted start revision rejects with Errors.Compacted, as clientv3's watch error.
  */
-export function watchUntil(node: EtcdNode, key: Buffer, end: Buffer | undefined, startRev: number, signal: AbortSignal, onEvents: (evs: Event[], rev: number) => boolean): Promise<void> {
+export function watchUntil(ctx: ServerContext, key: Buffer, end: Buffer | undefined, startRev: number, signal: AbortSignal, onEvents: (evs: Event[], rev: number) => boolean): Promise<void> {
   if (signal.aborted) return Promise.reject(Errors.WatchCanceled);
   return new Promise<void>((resolve, reject) => {
     let done = false;
-    const stream = watchHubOf(node).newStream({
+    const stream = ctx.hub.newStream({
       send: (r) => {
         if (done) return true;
         if (r.compactRevision !== 0) return finish(Errors.Compacted), true;
@@ -131,12 +131,13 @@ export function watchUntil(node: EtcdNode, key: Buffer, end: Buffer | undefined,
 }
 
 /** concurrency's waitDelete: until key is deleted at or after rev. */
-export function waitDelete(node: EtcdNode, key: Buffer, rev: number, signal: AbortSignal): Promise<void> {
-  return watchUntil(node, key, undefined, rev, signal, (evs) => evs.some((e) => e.type === Event_EventType.DELETE));
+export function waitDelete(ctx: ServerContext, key: Buffer, rev: number, signal: AbortSignal): Promise<void> {
+  return watchUntil(ctx, key, undefined, rev, signal, (evs) => evs.some((e) => e.type === Event_EventType.DELETE));
 }
 
 /** concurrency's waitDeletes: until no key under pfx has create revision <= maxCreateRev. */
-export async function waitDeletes(node: EtcdNode, pfx: Buffer, maxCreateRev: number, signal: AbortSignal): Promise<ResponseHeaderInit> {
+export async function waitDeletes(ctx: ServerContext, pfx: Buffer, maxCreateRev: number, signal: AbortSignal): Promise<ResponseHeaderInit> {
+  const { node } = ctx;
   for (;;) {
     const r = fullRange({
       key: pfx,
@@ -148,14 +149,14 @@ export async function waitDeletes(node: EtcdNode, pfx: Buffer, maxCreateRev: num
     });
     const resp = await Promise.race([get(node, r), aborted(signal)]);
     if (resp.kvs.length === 0) return resp.header;
-    await waitDelete(node, Buffer.from(resp.kvs[0].key), resp.header.revision ?? 0, signal);
+    await waitDelete(ctx, Buffer.from(resp.kvs[0].key), resp.header.revision ?? 0, signal);
   }
 }
 
 /** A session's lease: the caller's, or a new one of concurrency's default TTL (then left to expire, as etcd's orphaned session). */
-export async function sessionLease(node: EtcdNode, lease: bigint, user: RequestUserHeader = {}): Promise<bigint> {
+export async function sessionLease(ctx: ServerContext, lease: bigint, user: RequestUserHeader = {}): Promise<bigint> {
   if (lease !== 0n) return lease;
-  return (await grantLease(node, DEFAULT_SESSION_TTL, 0n, user)).ID!;
+  return (await grantLease(ctx, DEFAULT_SESSION_TTL, 0n, user)).ID!;
 }
 
 /**
@@ -176,8 +177,9 @@ export function callSignal(call: { on(ev: 'cancelled', f: () => void): unknown; 
 }
 
 /** concurrency.Mutex.Lock. */
-export async function lock(node: EtcdNode, name: Buffer, leaseId: bigint, signal: AbortSignal, user: RequestUserHeader = {}): Promise<{ header: ResponseHeaderInit; key: Buffer }> {
-  const lease = await sessionLease(node, leaseId, user);
+export async function lock(ctx: ServerContext, name: Buffer, leaseId: bigint, signal: AbortSignal, user: RequestUserHeader = {}): Promise<{ header: ResponseHeaderInit; key: Buffer }> {
+  const { node } = ctx;
+  const lease = await sessionLease(ctx, leaseId, user);
   const pfx = Buffer.concat([name, Buffer.from('/')]);
   const myKey = Buffer.concat([pfx, Buffer.from(lease.toString(16))]);
   const getOwner = { request_range: firstCreate(pfx) };
@@ -191,7 +193,7 @@ export async function lock(node: EtcdNode, name: Buffer, leaseId: bigint, signal
   const owner = resp.responses![1].response_range!.kvs ?? [];
   if (owner.length === 0 || owner[0].create_revision === myRev) return { header, key: myKey };
   try {
-    const hdr = await waitDeletes(node, pfx, myRev - 1, signal);
+    const hdr = await waitDeletes(ctx, pfx, myRev - 1, signal);
     return { header: hdr, key: myKey };
   } catch (e) {
     // release the waiter's key, as the Mutex does when its wait fails
@@ -200,14 +202,15 @@ export async function lock(node: EtcdNode, name: Buffer, leaseId: bigint, signal
   }
 }
 
-export function createLockHandlers(node: EtcdNode, guard: RequestGuard): LockHandlers {
+export function createLockHandlers(ctx: ServerContext, guard: RequestGuard): LockHandlers {
+  const { node } = ctx;
   const fail = <T>(cb: sendUnaryData<T>, e: unknown): void => cb(recipeError(e) as Parameters<sendUnaryData<T>>[0]);
   return {
     Lock: (call: ServerUnaryCall<LockRequest, LockResponseInit>, cb: sendUnaryData<LockResponseInit>) => {
       const signal = callSignal(call);
       guard
         .forWrite(call)
-        .then((user) => lock(node, Buffer.from(call.request.name), call.request.lease, signal, user))
+        .then((user) => lock(ctx, Buffer.from(call.request.name), call.request.lease, signal, user))
         .then((r) => cb(null, r))
         .catch((e: unknown) => fail(cb, e));
     },

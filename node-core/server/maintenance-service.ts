@@ -2,12 +2,10 @@
 // (through the log), hashes, snapshots in etcd's file format, defragment and
 // leader transfer.
 import type { ServerUnaryCall, ServerWritableStream, sendUnaryData } from '@grpc/grpc-js';
-import { alarmString } from '../cluster/alarms';
-import type { EtcdNode } from '../cluster/node';
+import { alarmString, type ClusterNode } from '../cluster';
 import { exportEtcdSnapshot, ETCD_BUCKETS } from '../backup/index';
 import { crc32cUpdate } from '../backend/crc32c';
 import type {
-  AlarmMember,
   AlarmRequest,
   AlarmResponseInit,
   DefragmentRequest,
@@ -42,7 +40,7 @@ const SNAPSHOT_CHUNK = 1024 * 1024;
  * values, leaving out meta.consistent_index, and our own per-member meta
  * records (etcdesk_*), which etcd does not have and which differ by member.
  */
-export async function hashBackend(node: EtcdNode): Promise<{ hash: number; rev: number }> {
+export async function hashBackend(node: ClusterNode): Promise<{ hash: number; rev: number }> {
   await node.backend.commit();
   const rev = node.mvcc.rev;
   const names = [...ETCD_BUCKETS].sort((a, b) => Buffer.compare(Buffer.from(a), Buffer.from(b)));
@@ -72,7 +70,7 @@ class Exclusive {
   }
 }
 
-export function createMaintenanceHandlers(node: EtcdNode, guard: RequestGuard): MaintenanceHandlers {
+export function createMaintenanceHandlers(node: ClusterNode, guard: RequestGuard): MaintenanceHandlers {
   const exclusive = new Exclusive();
   // etcd's authMaintenanceServer.isAuthenticated: root only, its errors untranslated (code Unknown, "auth: ...")
   const forAdmin = (call: Parameters<RequestGuard['forAdmin']>[0]): Promise<unknown> =>
@@ -85,7 +83,7 @@ export function createMaintenanceHandlers(node: EtcdNode, guard: RequestGuard): 
       const size = node.backend.size();
       const errors: string[] = [];
       if (node.leaderId === 0n) errors.push(Errors.NoLeader.message);
-      for (const a of node.alarms.get()) errors.push(alarmString(a));
+      for (const a of node.activeAlarms()) errors.push(alarmString(a));
       cb(null, {
         header: node.header(),
         version: SERVER_VERSION,
@@ -130,8 +128,7 @@ export function createMaintenanceHandlers(node: EtcdNode, guard: RequestGuard): 
       })
       .then((h) => node.propose({ header: h, alarm: call.request }))
       .then((a) => {
-        const res = (a.result ?? { alarms: [] }) as { alarms?: AlarmMember[] };
-        cb(null, { header: node.header(), alarms: res.alarms ?? [] });
+        cb(null, { header: node.header(), alarms: a.result.alarms });
       })
       .catch((e: unknown) => cb(toServiceError(e) as Parameters<sendUnaryData<AlarmResponseInit>>[0]));
   };
@@ -213,10 +210,10 @@ export function createMaintenanceHandlers(node: EtcdNode, guard: RequestGuard): 
     Promise.resolve()
       .then(async () => {
         if (!node.isLeader()) throw Errors.NotLeader;
-        const m = node.memberStore.get(target);
+        const m = node.member(target);
         if (!m || m.isLearner) throw Errors.BadLeaderTransferee;
         if (target === node.memberId) return;
-        node.raft.transferLeader(target);
+        node.transferLeader(target);
         const deadline = Date.now() + 5000 + 2 * node.config.electionTimeout;
         while (node.leaderId !== target) {
           if (Date.now() > deadline) throw new EtcdError(2, 'etcdserver: request timed out, leader transfer took too long');

@@ -7,7 +7,7 @@ import http from 'node:http';
 import path from 'node:path';
 import { after, test } from 'node:test';
 import { EtcdClient } from '../client/client';
-import { silentLogger } from '../cluster/logger';
+import { silentLogger } from '../support/logger';
 import { freePort, tempDir } from '../testing/processes';
 import { AlarmRequest_AlarmAction, AlarmType } from '../proto/gen/etcdserverpb';
 import { hashBackend } from './maintenance-service';
@@ -167,7 +167,7 @@ test('quota: a write over --quota-backend-bytes raises NOSPACE through the log',
     }
   }
   assert.match(String(err?.message), /^etcdserver: mvcc: database space exceeded$/);
-  for (let i = 0; i < 50 && !r.node.alarms.get().length; i++) await new Promise((res) => setTimeout(res, 20));
+  for (let i = 0; i < 50 && !r.node.activeAlarms().length; i++) await new Promise((res) => setTimeout(res, 20));
   assert.deepEqual(r.node.alarmList(), [{ memberId: r.node.memberId, alarm: AlarmType.NOSPACE }]);
   c.close();
   await r.stop();

@@ -4,7 +4,7 @@
 // Without auth enabled every check passes at no cost.
 import type { Metadata, ServerUnaryCall } from '@grpc/grpc-js';
 import type { TxnRequest } from '../proto/gen/etcdserverpb';
-import type { RequestUserHeader } from './kv-service';
+import type { RequestUserHeader } from './auth-context';
 
 /** What a guard may read from any kind of call (unary or stream). */
 export type CallInfo = Pick<ServerUnaryCall<unknown, unknown>, 'getPeer' | 'getAuthContext'> & { metadata: Metadata };

@@ -8,10 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { Backend } from '../backend/backend';
 import { importEtcdSnapshot, snapshotStatus, type SnapshotStatus } from '../backup/index';
-import { parseInitialCluster } from '../cluster/config';
-import { MemberStore } from '../cluster/members';
-import { computeClusterId, computeMemberId, type Member } from '../cluster/membership';
-import { CLUSTER_ID, MEMBER_ID } from '../cluster/node';
+import { parseInitialCluster, MemberStore, computeClusterId, computeMemberId, type Member, CLUSTER_ID, MEMBER_ID } from '../cluster';
 
 export interface RestoreOptions {
   /** Where the new member's data goes; must not exist yet (default `<name>.etcd`). */

@@ -2,19 +2,16 @@
 // and the client listeners. The CLI and the desktop app both come through here.
 import type { UntypedServiceImplementation } from '@grpc/grpc-js';
 import fs from 'node:fs';
-import { mergeConfig, parseInitialCluster, type NodeConfig } from '../cluster/config';
-import type { Member } from '../cluster/membership';
-import { fetchMembers, PeerTransport } from '../cluster/transport';
+import { mergeConfig, parseInitialCluster, type ClusterNode, type NodeConfig, type Member, EtcdNode, instrumentService } from '../cluster';
+import { fetchMembers, PeerTransport } from '../transport/transport';
 import path from 'node:path';
-import { createLogger, type Logger } from '../cluster/logger';
-import { EtcdNode } from '../cluster/node';
+import { createLogger, type Logger } from '../support/logger';
 import { ClusterService, KVService, LeaseService, MaintenanceService, WatchService } from '../proto/gen/etcdserverpb';
 import { ElectionService } from '../proto/gen/v3electionpb';
 import { LockService } from '../proto/gen/v3lockpb';
 import { listenClientUrl, type ClientListener } from './client-listener';
 import { createClusterHandlers } from './cluster-service';
 import { createHttpHandler, listenMetricsUrls } from './http-endpoints';
-import { instrumentService } from '../cluster/metrics';
 import { createElectionHandlers } from './election-service';
 import { createKVHandlers } from './kv-service';
 import { createLeaseHandlers } from './lease-service';
@@ -24,9 +21,9 @@ import { createMaintenanceHandlers } from './maintenance-service';
 import { guardLearner } from './learner-guard';
 import type { RequestGuard } from './request-guard';
 import { createAuthServer } from './auth-service';
-import type { AuthStore } from '../auth';
 import { clientListenerTls, peerTransportTls, type TlsFlags } from './tls';
 import { GrpcServer } from './grpc-server';
+import { ServerContext } from './server-context';
 import { AuthService } from '../proto/gen/etcdserverpb';
 
 /**
@@ -58,7 +55,7 @@ export interface RunningNode {
   readonly config: NodeConfig;
   /** Resolves when the member stopped, by stop() or by being removed from the cluster. */
   readonly closed: Promise<void>;
-  readonly node: EtcdNode;
+  readonly node: ClusterNode;
   /** The client URLs actually listened on (port 0 resolved). */
   readonly clientUrls: string[];
   stop(): Promise<void>;
@@ -95,18 +92,7 @@ export async function startNode(partial: Partial<NodeConfig>, opts: StartOptions
         snapshotDir: path.join(config.dataDir, 'member'),
         maxMessageBytes: Math.max(128 << 20, config.maxRequestBytes * 4),
         log,
-        handler: {
-          receive: (m) => n.raft.step(m),
-          receiveSnapshot: (m, file) => n.receiveSnapshot(m, file),
-          openSnapshotData: (m) => n.snapshotData(m),
-          reportUnreachable: (id) => n.raft.reportUnreachable(id),
-          reportSnapshot: (id, failed) => n.raft.reportSnapshot(id, failed),
-          members: () => n.members,
-          hashKV: (rev) => {
-            const h = n.mvcc.hashKV(rev);
-            return { header: n.header(h.rev), hash: h.hash, compact_revision: h.compactRev };
-          },
-        },
+        handler: n.peerHandler(),
       }),
   });
   const server = new GrpcServer({
@@ -119,12 +105,15 @@ export async function startNode(partial: Partial<NodeConfig>, opts: StartOptions
   const auth = createAuthServer({
     propose: (r) => node.propose(r),
     header: () => node.header(),
-    services: { auth: node.services.auth as AuthStore },
+    services: { auth: node.auth },
     clientCertAuth,
     waitApplied: (i) => node.waitApplied(i),
     readBarrier: () => node.readBarrier(),
   });
   const guard: RequestGuard = auth.guard;
+  // the server layer's per-member state (watch hub, lease ids, leader client, leader monitor), closed with the member
+  const ctx = new ServerContext(node);
+  void node.closed.then(() => ctx.close());
   // every service's calls count in /metrics (grpc_server_started_total, grpc_server_handled_total)
   const addService = server.addService.bind(server);
   server.addService = (def, impl) => addService(def, instrumentService(def, impl, node.metrics));
@@ -133,10 +122,10 @@ export async function startNode(partial: Partial<NodeConfig>, opts: StartOptions
   server.addService(MaintenanceService, guardLearner(createMaintenanceHandlers(node, guard) as UntypedServiceImplementation, learner, (m) => m === 'Status'));
   server.addService(ClusterService, guardLearner(createClusterHandlers(node, guard), learner));
   server.addService(AuthService, guardLearner(auth.handlers, learner));
-  server.addService(WatchService, guardLearner(createWatchHandlers(node, guard), learner));
-  server.addService(LeaseService, guardLearner(createLeaseHandlers(node, guard), learner));
-  server.addService(LockService, guardLearner(createLockHandlers(node, guard), learner));
-  server.addService(ElectionService, guardLearner(createElectionHandlers(node, guard), learner));
+  server.addService(WatchService, guardLearner(createWatchHandlers(ctx, guard), learner));
+  server.addService(LeaseService, guardLearner(createLeaseHandlers(ctx, guard), learner));
+  server.addService(LockService, guardLearner(createLockHandlers(ctx, guard), learner));
+  server.addService(ElectionService, guardLearner(createElectionHandlers(ctx, guard), learner));
 
   // as etcd: clients are served (and the member says it is ready) only once it is published through the log
   await node.published;

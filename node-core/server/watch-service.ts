@@ -9,15 +9,16 @@
 // cancelled once its member has had none for etcd's maxNoLeaderCnt election
 // timeouts (v3rpc's monitorLeader; see leader-monitor.ts).
 import type { ServerDuplexStream } from '@grpc/grpc-js';
-import type { EtcdNode } from '../cluster/node';
+import type { ClusterNode } from '../cluster';
 import { Errors, type EtcdError } from '../errors';
 import type { RangeRequest, WatchCreateRequest, WatchHandlers, WatchRequest, WatchResponseInit } from '../proto/gen/etcdserverpb';
 import { encodeWatchResponse } from '../proto/gen/etcdserverpb';
 import { encodeEvent, type Event, type EventInit } from '../proto/gen/mvccpb';
-import { WatchError, WatchHub, type HubResponse, type WatchStream } from '../watch/hub';
+import { WatchError, type WatchHub, type HubResponse, type WatchStream } from '../watch/hub';
 import { toServiceError } from './grpc-status';
 import { leaderBoundStream } from './leader-monitor';
 import type { RequestGuard } from './request-guard';
+import type { ServerContext } from './server-context';
 
 /** etcd's chanBufLen: event responses a stream may have waiting once the client stops reading. */
 const STREAM_BUFFER = 128;
@@ -32,20 +33,6 @@ const INVALID_WATCH_ID = -1;
 const EMPTY = Buffer.alloc(0);
 /** etcd fragments at --max-request-bytes plus its gRPC overhead allowance (v3rpc's grpcOverheadBytes). */
 const GRPC_OVERHEAD_BYTES = 512 * 1024;
-
-const hubs = new WeakMap<EtcdNode, WatchHub>();
-
-/** The node's watch hub (one per node, shared by Watch, Lock and Election). */
-export function watchHubOf(node: EtcdNode): WatchHub {
-  let h = hubs.get(node);
-  if (!h) {
-    h = new WatchHub(node.mvcc);
-    hubs.set(node, h);
-    const hub = h;
-    node.onStateRestored(() => hub.resync());
-  }
-  return h;
-}
 
 function rangeAt(key: Buffer, rev: number): RangeRequest {
   return {
@@ -129,11 +116,12 @@ class ServerWatchStream {
   onClose?: () => void;
 
   constructor(
-    private readonly node: EtcdNode,
+    private readonly node: ClusterNode,
+    hub: WatchHub,
     private readonly guard: RequestGuard,
     private readonly call: ServerDuplexStream<WatchRequest, WatchResponseInit>,
   ) {
-    this.hs = watchHubOf(node).newStream({
+    this.hs = hub.newStream({
       send: (r) => {
         if (this.closed) return true;
         // while gRPC keeps taking responses, one revision's fan-out queues whole;
@@ -312,16 +300,17 @@ class ServerWatchStream {
   }
 }
 
-export function createWatchHandlers(node: EtcdNode, guard: RequestGuard): WatchHandlers {
+export function createWatchHandlers(ctx: ServerContext, guard: RequestGuard): WatchHandlers {
+  const { node } = ctx;
   return {
     Watch: (call) => {
       let s: ServerWatchStream | undefined;
-      const untrack = leaderBoundStream(node, call, (e) => s?.abort(e));
+      const untrack = leaderBoundStream(ctx.leaderMonitor, call, (e) => s?.abort(e));
       if (!untrack) {
         call.emit('error', toServiceError(Errors.NoLeader));
         return;
       }
-      s = new ServerWatchStream(node, guard, call);
+      s = new ServerWatchStream(node, ctx.hub, guard, call);
       s.onClose = untrack;
     },
   };

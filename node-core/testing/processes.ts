@@ -6,7 +6,7 @@ import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
 import { fileURLToPath } from 'node:url';
-import { freePort, isAddrInUse } from '../cluster/listen-address';
+import { freePort, isAddrInUse } from '../support/listen-address';
 
 export const REPO_ROOT = path.resolve(path.dirname(fileURLToPath(import.meta.url)), '../..');
 export const ETCD_BIN = process.env.ETCD_BIN ?? '/usr/bin/etcd';

@@ -27,8 +27,8 @@ import { Reader } from '../proto/wire';
 import { decodeMembersRequest, decodeMembersResponse, encodeMembersRequest, encodeMembersResponse } from '../proto/gen/etcdeskpeerpb';
 import { decodeHashKVRequest, decodeHashKVResponse, encodeHashKVRequest, encodeHashKVResponse, type HashKVResponse, type HashKVResponseInit } from '../proto/gen/etcdserverpb';
 import { EtcdError } from '../errors/index';
-import { listenTarget } from './listen-address';
-import type { Logger } from './logger';
+import { listenTarget } from '../support/listen-address';
+import type { Logger } from '../support/logger';
 import {
   FrameParser,
   approxMessageBytes,

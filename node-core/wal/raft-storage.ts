@@ -3,7 +3,7 @@
 // are durable once flush() resolves, which the raft loop awaits before any
 // message that depends on them leaves and before anything is applied.
 import type { Backend } from '../backend/backend';
-import { type ConfState, type Entry, type HardState, MemoryStorage, type Snapshot, EntryType } from '../raft';
+import { type ConfState, type Entry, type HardState, MemoryStorage, type Snapshot, type Storage, EntryType } from '../raft';
 import { Wal } from './wal';
 
 
@@ -45,24 +45,31 @@ function decodeSnapMeta(b: Buffer): Snapshot {
   return { metadata: { index: j.index, term: j.term, confState: cs }, data: Buffer.from(j.data, 'base64') };
 }
 
-export class DiskStorage extends MemoryStorage {
+/**
+ * raft's Storage over the disk: reads are served by an in-memory
+ * MemoryStorage (what raft reads must be fast), every write goes to it and
+ * to the write-ahead log. Composed, not inherited, so a replay at load
+ * fills the memory without logging again, and no write can reach the
+ * memory without the log by a path this class did not choose.
+ */
+export class DiskStorage implements Storage {
   /** Where a torn (never synced, so never acknowledged) tail of the log was cut at open, if one was. */
   repaired: { file: string; offset: number } | undefined;
+  private readonly mem = new MemoryStorage();
 
   private constructor(
     private readonly wal: Wal,
     private readonly backend: Backend,
-  ) {
-    super();
-  }
+  ) {}
 
   /** Replays the write-ahead log in walDir (everything after the last snapshot) into memory. */
   static load(walDir: string, backend: Backend, opts: { sync?: boolean; /** tests only */ segmentBytes?: number } = {}): DiskStorage {
     const { wal, replay } = Wal.open(walDir, opts);
     const s = new DiskStorage(wal, backend);
     s.repaired = replay.repaired;
-    if (replay.snapshot) MemoryStorage.prototype.applySnapshot.call(s, decodeSnapMeta(replay.snapshot));
-    if (replay.hardState) MemoryStorage.prototype.setHardState.call(s, replay.hardState);
+    // what the log already holds goes to memory only
+    if (replay.snapshot) s.mem.applySnapshot(decodeSnapMeta(replay.snapshot));
+    if (replay.hardState) s.mem.setHardState(replay.hardState);
     const ents: Entry[] = [];
     const first = s.firstIndex();
     for (const e of replay.entries) {
@@ -70,8 +77,38 @@ export class DiskStorage extends MemoryStorage {
       if (ents.length ? e.index !== ents[ents.length - 1].index + 1 : e.index !== first) break;
       ents.push({ index: e.index, term: e.term, type: e.type as EntryType, data: e.data });
     }
-    if (ents.length) MemoryStorage.prototype.append.call(s, ents);
+    if (ents.length) s.mem.append(ents);
     return s;
+  }
+
+  // raft's reads, from memory
+
+  initialState(): { hardState: HardState; confState: ConfState } {
+    return this.mem.initialState();
+  }
+
+  entries(lo: number, hi: number, maxSize?: number): Entry[] {
+    return this.mem.entries(lo, hi, maxSize);
+  }
+
+  term(i: number): number {
+    return this.mem.term(i);
+  }
+
+  firstIndex(): number {
+    return this.mem.firstIndex();
+  }
+
+  lastIndex(): number {
+    return this.mem.lastIndex();
+  }
+
+  snapshot(): Snapshot {
+    return this.mem.snapshot();
+  }
+
+  getHardState(): HardState {
+    return this.mem.getHardState();
   }
 
   /** True when nothing was ever persisted (a brand-new member). */
@@ -90,30 +127,32 @@ export class DiskStorage extends MemoryStorage {
     this.wal.maybeRotate();
   }
 
-  override setHardState(hs: HardState): void {
-    super.setHardState(hs);
+  // writes: memory and the log
+
+  setHardState(hs: HardState): void {
+    this.mem.setHardState(hs);
     this.wal.setHardState(hs);
   }
 
-  override append(entries: Entry[]): void {
+  append(entries: Entry[]): void {
     if (!entries.length) return;
-    super.append(entries);
+    this.mem.append(entries);
     this.wal.appendEntries(entries);
   }
 
-  override applySnapshot(snap: Snapshot): void {
-    super.applySnapshot(snap);
+  applySnapshot(snap: Snapshot): void {
+    this.mem.applySnapshot(snap);
     this.wal.saveSnapshot(snap.metadata.index, encodeSnapMeta(snap));
   }
 
-  override createSnapshot(i: number, cs: ConfState | undefined, data: Uint8Array): Snapshot {
-    const snap = super.createSnapshot(i, cs, data);
+  createSnapshot(i: number, cs: ConfState | undefined, data: Uint8Array): Snapshot {
+    const snap = this.mem.createSnapshot(i, cs, data);
     this.wal.saveSnapshot(snap.metadata.index, encodeSnapMeta(snap));
     return snap;
   }
 
-  override compact(compactIndex: number): void {
-    super.compact(compactIndex);
+  compact(compactIndex: number): void {
+    this.mem.compact(compactIndex);
     // segments may go only once the state machine holding those entries is durable, and the
     // snapshot record that replaces them too (else a restart finds a log with a hole)
     void Promise.all([this.backend.commit(), this.wal.flush()]).then(

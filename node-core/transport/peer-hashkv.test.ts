@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, test } from 'node:test';
 import { Errors, EtcdError } from '../errors/index';
 import type { HashKVResponseInit } from '../proto/gen/etcdserverpb';
-import { silentLogger } from './logger';
+import { silentLogger } from '../support/logger';
 import { PeerTransport, type TransportHandler } from './transport';
 
 const open: PeerTransport[] = [];

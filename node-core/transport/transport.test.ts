@@ -8,7 +8,7 @@ import path from 'node:path';
 import { MessageType, msg, type Entry, type Message } from '../raft/index';
 import { decodeMessageBatch } from '../proto/gen/etcdeskpeerpb';
 import { peerTransportTls } from '../server/tls';
-import { silentLogger } from './logger';
+import { silentLogger } from '../support/logger';
 import { PeerTransport, fetchMembers, type PeerMember, type PeerTlsOptions, type TransportHandler } from './transport';
 import { FrameParser, decodeBatch, encodeBatchFrame, encodeRaftMessage, decodeRaftMessage } from './transport-codec';
 

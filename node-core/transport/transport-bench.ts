@@ -1,11 +1,11 @@
 // Micro-benchmark of the peer transport on loopback (not part of the test suite):
-//   node --import tsx node-core/cluster/transport-bench.ts
+//   node --import tsx node-core/transport/transport-bench.ts
 // 1. ping-pong latency: one MsgApp → MsgAppResp round trip at a time (the floor of a put's
 //    replication latency);
 // 2. pipelined throughput: a leader sending a MsgApp with one 256-byte entry per proposal to two
 //    followers, which answer each with a MsgAppResp, with up to 64 proposals in flight per turn.
 import { MessageType, msg, type Entry, type Message } from '../raft/index';
-import { silentLogger } from './logger';
+import { silentLogger } from '../support/logger';
 import { PeerTransport, type TransportHandler } from './transport';
 
 const L = 1n;
