@@ -8,6 +8,7 @@ import { authHandlers } from './handlers/auth';
 import { backupHandlers } from './handlers/backup';
 import { clusterHandlers } from './handlers/cluster';
 import { connectionHandlers } from './handlers/connection';
+import { doctorHandlers } from './handlers/doctor';
 import type { HandlerContext, HandlerDeps, Handlers } from './handlers/context';
 import { keyHandlers } from './handlers/keys';
 import { leaseHandlers } from './handlers/lease';
@@ -29,6 +30,7 @@ export function createHandlers(deps: HandlerDeps): Handlers {
     ...clusterHandlers(deps),
     ...maintenanceHandlers(deps),
     ...backupHandlers(deps),
+    ...doctorHandlers(deps),
   };
 }
 
