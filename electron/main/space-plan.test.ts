@@ -80,6 +80,9 @@ describe('doctor and space plan on the local three-member cluster', { timeout: 1
       assert.ok(m.metrics, `${m.name}: ${m.metricsError}`);
       assert.deepEqual(m.metrics.missing, [], `${m.name} exports every metric the doctor reads`);
       assert.ok(m.metrics.quotaBytes! > 0, 'the quota is exported');
+      // The first report counts since start: 300 writes were fsynced to the WAL and committed to the backend.
+      assert.notEqual(m.metrics.walFsyncP99Ms, null, `${m.name} observes WAL fsyncs`);
+      assert.notEqual(m.metrics.backendCommitP99Ms, null, `${m.name} observes backend commits`);
       assert.ok(m.hash, `${m.name}: ${m.hashError}`);
     }
     assert.equal(r.members.filter((m) => m.isLeader).length, 1);
