@@ -46,7 +46,7 @@ describe('Etcdesk operator console: doctor and space', { timeout: 240_000 }, () 
     assert.match(hashes[0] ?? '', /^\d+$/);
     assert.equal(await page.locator('[data-testid=doctor-members] .chip.ok', { hasText: 'leader' }).count(), 1, 'one leader');
     // A second scrape gives an interval: the charts draw a line per member.
-    await page.getByTestId('chart-wal').locator('.legend b').first().waitFor({ timeout: 20_000 });
+    await page.getByTestId('chart-wal').locator('.legend').filter({ hasText: 'local3' }).waitFor({ timeout: 20_000 });
     assert.equal(await page.locator('[data-testid=finding][data-severity=critical]').count(), 0);
     await shot(page, 'doctor-local-cluster');
   }));
@@ -88,7 +88,8 @@ describe('Etcdesk operator console: doctor and space', { timeout: 240_000 }, () 
     await page.getByTestId('doctor-health-etcd34').filter({ hasText: 'healthy' }).waitFor();
     await page.getByTestId('doctor-hash-verdict').filter({ hasText: 'HashKV agrees' }).waitFor({ timeout: 20_000 });
     // etcd exports every metric the doctor reads: no "does not export" finding.
-    await page.getByTestId('chart-wal').locator('.legend b').first().waitFor({ timeout: 20_000 });
+    await page.getByTestId('chart-wal').locator('.legend').filter({ hasText: 'etcd34' }).waitFor({ timeout: 20_000 });
+    assert.equal(await page.getByTestId('chart-wal').locator('.legend').filter({ hasText: 'local1' }).count(), 0, 'the local cluster’s lines are gone');
     assert.equal(await page.getByTestId('finding').filter({ hasText: 'does not export' }).count(), 0);
     await shot(page, 'doctor-etcd34');
     await page.getByTestId('nav-space').click();

@@ -36,6 +36,8 @@ export const useDoctorStore = defineStore('doctor', {
       this.loading = true;
       try {
         const r = await useApi().invoke('doctor:report', { hash });
+        // Another cluster (the connection changed while this view was away): its charts start afresh.
+        if (this.report && this.report.clusterId !== r.clusterId) this.reset();
         this.report = r;
         if (hash) this.hashReport = r;
         this.samples = addLatencySample(this.samples, r);

@@ -14,6 +14,8 @@ export const useSpaceStore = defineStore('space', {
     retention: 1000,
     probe: true,
     userQuota: null as number | null,
+    /** The connection the plan was made for: another connection's plan is never shown as this one's. */
+    planProfile: null as string | null,
     listening: false,
   }),
   getters: {
@@ -45,6 +47,7 @@ export const useSpaceStore = defineStore('space', {
     },
     async makePlan(): Promise<void> {
       this.plan = await useApi().invoke('space:plan', { retention: this.retention, probe: this.probe });
+      this.planProfile = useConnectionStore().status.profileId;
     },
     async run(): Promise<void> {
       if (!this.plan) return;
