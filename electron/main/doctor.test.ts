@@ -119,7 +119,7 @@ describe('findings', () => {
     const slow = member('m2', { metrics: { ...member('m2').metrics!, walFsyncP99Ms: 48, backendCommitP99Ms: 30 } });
     const f = findings({ ...base, members: [member('m1'), slow] });
     assert.deepEqual(f.map((x) => x.text), ['m2: WAL fsync p99 48 ms, above 10 ms: the disk is too slow for etcd', 'm2: backend commit p99 30 ms, above 25 ms: the disk is too slow for etcd’s database']);
-    assert.ok(f.every((x) => x.fix.length > 0));
+    assert.ok(f.every((x) => x.fix.length > 0), 'every finding has a fix');
     // exactly at the guidance is fine
     assert.deepEqual(findings({ ...base, members: [member('m1', { metrics: { ...member('m1').metrics!, walFsyncP99Ms: 10, backendCommitP99Ms: 25 } })] }), []);
   });
@@ -138,11 +138,11 @@ describe('findings', () => {
     const sick = member('m3', { health: { ok: false, httpStatus: 503 }, status: { ...member('m3').status!, dbSize: 1.9 * 1024 ** 3, leader: '0' } });
     const f = findings({ ...base, members: [member('m1', { status: { ...member('m1').status!, leader: '0' } }), down, sick], alarms: [{ member: 'm3', alarm: 'NOSPACE' }] });
     const texts = f.map((x) => x.text);
-    assert.ok(texts.includes('No member reports a leader: the cluster has no quorum and refuses every write'));
-    assert.ok(texts.includes('m2 did not answer Status: connect ECONNREFUSED'));
-    assert.ok(texts.includes('m3: /health says unhealthy'));
-    assert.ok(texts.includes('m3: NOSPACE alarm: the database reached its quota and the cluster refuses writes'));
-    assert.ok(texts.some((t) => t.startsWith('m3: database 1.9 GiB is 95% of the 2.0 GiB quota')));
+    assert.ok(texts.includes('No member reports a leader: the cluster has no quorum and refuses every write'), texts.join(' | '));
+    assert.ok(texts.includes('m2 did not answer Status: connect ECONNREFUSED'), texts.join(' | '));
+    assert.ok(texts.includes('m3: /health says unhealthy'), texts.join(' | '));
+    assert.ok(texts.includes('m3: NOSPACE alarm: the database reached its quota and the cluster refuses writes'), texts.join(' | '));
+    assert.ok(texts.some((t) => t.startsWith('m3: database 1.9 GiB is 95% of the 2.0 GiB quota')), texts.join(' | '));
     assert.ok(!texts.some((t) => t.startsWith('m2: /health')), 'an unreachable member is one finding, not three');
     const sev = f.map((x) => x.severity);
     assert.deepEqual(sev, [...sev].sort((a, b) => ['critical', 'warning', 'info'].indexOf(a) - ['critical', 'warning', 'info'].indexOf(b)));
@@ -152,8 +152,8 @@ describe('findings', () => {
     const lead = member('m1', { status: { ...member('m1').status!, raftIndex: 5000 }, hash: { hash: 7, compactRevision: 1 } });
     const m3 = member('m3', { status: { ...member('m3').status!, raftIndex: 5000 }, hash: { hash: 7, compactRevision: 1 } });
     const texts = findings({ ...base, hashRevision: 77, members: [lead, behind, m3] }).map((x) => x.text);
-    assert.ok(texts[0].startsWith('m2 diverges at revision 77'));
-    assert.ok(texts.includes('m2 is 4900 raft entries behind the leader'));
+    assert.ok(texts[0].startsWith('m2 diverges at revision 77'), texts.join(' | '));
+    assert.ok(texts.includes('m2 is 4900 raft entries behind the leader'), texts.join(' | '));
   });
 });
 

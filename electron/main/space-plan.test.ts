@@ -86,15 +86,15 @@ describe('doctor and space plan on the local three-member cluster', { timeout: 1
       assert.ok(m.hash, `${m.name}: ${m.hashError}`);
     }
     assert.equal(r.members.filter((m) => m.isLeader).length, 1);
-    assert.ok(r.hashRevision >= 300);
+    assert.ok(r.hashRevision >= 300, `hash revision ${r.hashRevision}`);
     assert.equal(new Set(r.members.map((m) => m.hash!.hash)).size, 1, 'HashKV agrees');
     assert.deepEqual(r.findings.filter((f) => f.severity === 'critical'), []);
     // A second report differences against the first: an interval, not since start.
     const again = await call('doctor:report', {});
-    assert.ok(again.members.every((m) => m.metrics!.intervalSec > 0));
+    assert.ok(again.members.every((m) => m.metrics!.intervalSec > 0), 'the second report is over an interval');
     const sp = await call('space:report', {});
     assert.equal(sp.quotaSource, 'metrics');
-    assert.ok(sp.dbSize > 0 && sp.members.length === 3);
+    assert.ok(sp.dbSize > 0 && sp.members.length === 3, 'space report of three members');
   });
 
   it('runs the plan through, every step verified, while the write probe keeps succeeding', async () => {
@@ -152,7 +152,7 @@ describe('doctor and space plan on the local three-member cluster', { timeout: 1
     await client.alarm({ action: ACTIVATE, memberID: m.ID, alarm: EtcdPb.AlarmType.NOSPACE });
     await assert.rejects(client.put({ key: Buffer.from('/space/x'), value: Buffer.from('1') }), (e) => e === Errors.NoSpace);
     const doc = await call('doctor:report', {});
-    assert.ok(doc.findings.some((f) => f.severity === 'critical' && f.text.includes('NOSPACE alarm')));
+    assert.ok(doc.findings.some((f) => f.severity === 'critical' && f.text.includes('NOSPACE alarm')), doc.findings.map((f) => f.text).join(' | '));
     assert.equal((await call('space:report', {})).nospaceAlarm, true);
     const plan = await call('space:plan', { retention: 1000, probe: false });
     const done = planEvent(plan.planId, (p) => p.state !== 'running');
