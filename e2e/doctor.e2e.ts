@@ -96,5 +96,10 @@ describe('Etcdesk operator console: doctor and space', { timeout: 240_000 }, () 
     await page.getByTestId('space-quota').filter({ hasText: '2.00 GiB' }).waitFor();
     assert.match((await page.getByTestId('space-gauge').textContent()) ?? '', /read from the node/);
     await shot(page, 'space-etcd34');
+    await page.getByTestId('toggle-theme').click();
+    await page.getByTestId('nav-doctor').click();
+    await page.getByTestId('doctor-health-etcd34').waitFor();
+    await shot(page, 'doctor-etcd34-dark');
+    await page.getByTestId('toggle-theme').click();
   }));
 });
