@@ -50,7 +50,7 @@ describe('Accessibility (axe-core) on every view, light and dark', { timeout: 18
     assert.deepEqual(f, [], 'serious or critical accessibility violations');
   };
 
-  const views = ['keys', 'txn', 'leases', 'auth', 'cluster', 'maintenance', 'backups', 'data', 'connections'] as const;
+  const views = ['keys', 'txn', 'leases', 'auth', 'cluster', 'doctor', 'space', 'maintenance', 'backups', 'data', 'connections'] as const;
 
   for (const theme of ['light', 'dark'] as const) {
     it(`every view passes axe (${theme})`, async () => {
@@ -69,6 +69,12 @@ describe('Accessibility (axe-core) on every view, light and dark', { timeout: 18
         if (v === 'txn' && !(await page.getByTestId('compare-0').count())) {
           await page.getByTestId('add-compare').click();
           await page.getByTestId('add-success').click();
+        }
+        if (v === 'doctor') await page.getByTestId('doctor-hash-verdict').waitFor({ timeout: 20_000 });
+        if (v === 'space') {
+          await page.getByTestId('space-quota').waitFor();
+          if (!(await page.getByTestId('space-plan').count())) await page.getByTestId('space-review').click();
+          await page.getByTestId('space-plan').waitFor();
         }
         if (v === 'leases' && !(await page.getByTestId('lease-row').count())) {
           await page.getByTestId('grant-lease').click();

@@ -403,7 +403,7 @@ describe('A new user\'s first hour', { timeout: 240_000 }, () => {
   }));
 
   it('one primary button per view; compact prefilled and confirmed; plurals; placeholders fit', withShot('views', async () => {
-    const views = ['keys', 'txn', 'leases', 'auth', 'cluster', 'maintenance', 'connections'];
+    const views = ['keys', 'txn', 'leases', 'auth', 'cluster', 'maintenance', 'doctor', 'space', 'connections'];
     for (const v of views) {
       await page.getByTestId(`nav-${v}`).click();
       await page.getByTestId(`view-${v}`).waitFor();

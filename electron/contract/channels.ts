@@ -97,6 +97,18 @@ export interface InvokeMap {
   'backup:restore': { req: { opId: string; name?: string }; res: T.RestoreResult };
   /** Snapshot files in the app's backups folder (the shell's restore picker). */
   'backup:list': { req: Empty; res: { dir: string; files: { name: string; path: string; bytes: number; mtime: number }[] } };
+
+  /** Every member's status, /health and /metrics (differenced against main's previous scrape); hash: also HashKV of all at one revision. */
+  'doctor:report': { req: { hash?: boolean }; res: T.DoctorReport };
+  /** Db size, in use and quota (quotaBytes: the user's value when the node does not say), growth and time to NOSPACE. */
+  'space:report': { req: { quotaBytes?: number }; res: T.SpaceReport };
+  /** A plan to review: compact keeping `retention` revisions, defragment followers, move the leader, defragment it, disarm NOSPACE. */
+  'space:plan': { req: { retention: number; probe?: boolean }; res: T.SpacePlan };
+  /** Starts a reviewed plan; progress arrives on space:plan events. */
+  'space:run': { req: { planId: string }; res: T.SpacePlan };
+  /** Stops the plan between steps (a running step finishes and is verified). */
+  'space:abort': { req: { planId: string }; res: T.SpacePlan };
+  'space:plan-status': { req: { planId: string }; res: T.SpacePlan };
 }
 
 export interface EventMap {
@@ -107,6 +119,7 @@ export interface EventMap {
   'progress': T.ProgressEvent;
   'conn:changed': T.ConnectionStatus;
   'menu:action': { action: T.MenuAction };
+  'space:plan': T.SpacePlan;
 }
 
 export type Channel = keyof InvokeMap;
@@ -127,9 +140,11 @@ const channelSet: { [C in Channel]: true } = {
   'cluster:info': true, 'cluster:member-add': true, 'cluster:member-remove': true, 'cluster:member-promote': true, 'cluster:move-leader': true,
   'cluster:local-stop': true, 'cluster:local-restart': true,
   'maint:defragment': true, 'maint:hashkv': true, 'maint:alarm-disarm': true, 'maint:snapshot': true, 'backup:restore': true, 'backup:list': true,
+  'doctor:report': true, 'space:report': true, 'space:plan': true, 'space:run': true, 'space:abort': true, 'space:plan-status': true,
 };
 const eventSet: { [E in EventChannel]: true } = {
   'keys:changed': true, 'watch:update': true, 'watch:error': true, 'lease:tick': true, 'progress': true, 'conn:changed': true, 'menu:action': true,
+  'space:plan': true,
 };
 export const CHANNELS = Object.keys(channelSet) as Channel[];
 export const EVENT_CHANNELS = Object.keys(eventSet) as EventChannel[];

@@ -155,6 +155,13 @@ export const requestSchemas = {
     'takes an opId and at most a file name from backup:list: main chooses the file',
   ),
   'backup:list': empty,
+
+  'doctor:report': v.object({ hash: v.optional(bool) }),
+  'space:report': v.object({ quotaBytes: v.optional(int(1)) }),
+  'space:plan': v.object({ retention: int(), probe: v.optional(bool) }),
+  'space:run': v.object({ planId: str }),
+  'space:abort': v.object({ planId: str }),
+  'space:plan-status': v.object({ planId: str }),
 } satisfies { [C in Channel]: v.GenericSchema };
 
 export type RequestSchemas = typeof requestSchemas;

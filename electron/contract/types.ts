@@ -438,3 +438,132 @@ export interface TransferResult {
 }
 
 export type MenuAction = 'export-backup' | 'restore-backup' | 'view-maintenance' | 'new-key' | 'refresh' | 'find' | 'toggle-theme' | 'view-keys' | 'view-txn' | 'view-leases' | 'view-auth' | 'view-cluster' | 'connect' | 'about';
+
+// ---- Operator's console: the cluster doctor and the space guardian (electron/main/handlers/doctor.ts)
+
+/** What one member's /metrics said over the last interval (two scrapes differenced). */
+export interface MemberMetrics {
+  /** Seconds between the two scrapes compared; 0: the first scrape, so counts are since the member started. */
+  intervalSec: number;
+  /** p99 from the histogram's buckets over the interval; null when nothing was observed in it. */
+  walFsyncP99Ms: number | null;
+  backendCommitP99Ms: number | null;
+  /** Deltas over the interval (totals since start on the first scrape). */
+  leaderChanges: number;
+  proposalsFailed: number;
+  slowApplies: number;
+  /** A gauge: proposals waiting now. */
+  proposalsPending: number;
+  /** etcd_server_quota_backend_bytes, when the member exports it. */
+  quotaBytes: number | null;
+  /** Metric names the doctor looks for that this member does not export. */
+  missing: string[];
+}
+
+export interface DoctorMember {
+  id: string;
+  name: string;
+  clientUrl: string | null;
+  isLeader: boolean;
+  isLearner: boolean;
+  status?: {
+    version: string;
+    dbSize: number;
+    dbSizeInUse: number;
+    leader: string;
+    raftTerm: number;
+    raftIndex: number;
+    /** From etcd 3.4; 0 from older members. */
+    raftAppliedIndex: number;
+    errors: string[];
+  };
+  statusError?: string;
+  /** GET <client URL>/health */
+  health?: { ok: boolean; httpStatus: number; reason?: string };
+  healthError?: string;
+  metrics?: MemberMetrics;
+  metricsError?: string;
+  hash?: { hash: number; compactRevision: number };
+  hashError?: string;
+}
+
+export interface DoctorFinding {
+  severity: 'critical' | 'warning' | 'info';
+  /** The member it is about (its name), absent for the whole cluster. */
+  member?: string;
+  /** What is wrong and why, as a sentence: "m2: WAL fsync p99 48 ms, above 10 ms: the disk is too slow for etcd". */
+  text: string;
+  /** What to do about it. */
+  fix: string;
+}
+
+export interface DoctorReport {
+  at: number;
+  clusterId: string;
+  revision: number;
+  /** The revision every member's HashKV was taken at (0: no hash check in this report). */
+  hashRevision: number;
+  members: DoctorMember[];
+  alarms: { memberId: string; member: string; alarm: string }[];
+  findings: DoctorFinding[];
+  /** etcd's guidance the charts draw: WAL fsync p99 under 10 ms, backend commit p99 under 25 ms. */
+  guidance: { walFsyncMs: number; backendCommitMs: number };
+}
+
+export interface SpaceReport {
+  at: number;
+  revision: number;
+  /** The largest member's database (NOSPACE is raised by any member reaching the quota). */
+  dbSize: number;
+  dbSizeInUse: number;
+  members: { id: string; name: string; dbSize: number; dbSizeInUse: number; isLeader: boolean; error?: string }[];
+  quotaBytes: number;
+  /** metrics: etcd_server_quota_backend_bytes; user: set for this connection; default: etcd's 2 GiB. */
+  quotaSource: 'metrics' | 'user' | 'default';
+  /** Over the samples main holds (up to the last 10 minutes); null until two samples 5 s apart. */
+  revisionsPerMinute: number | null;
+  bytesPerMinute: number | null;
+  /** ms until the database reaches the quota at the current growth; null: not growing (or not measured yet). */
+  noSpaceInMs: number | null;
+  /** The projection as a sentence. */
+  projection: string;
+  nospaceAlarm: boolean;
+}
+
+export type SpaceStepKind = 'compact' | 'defrag' | 'move-leader' | 'disarm';
+export type SpaceStepState = 'pending' | 'running' | 'done' | 'skipped' | 'failed';
+
+export interface SpacePlanStep {
+  id: string;
+  kind: SpaceStepKind;
+  title: string;
+  /** What it will do, for review before running. */
+  detail: string;
+  /** The member it works on (defragment, move leader target). */
+  memberId?: string;
+  state: SpaceStepState;
+  /** How the step was checked afterwards ("12.0 MiB → 3.1 MiB"), or why it was skipped. */
+  verification?: string;
+  error?: string;
+  ms?: number;
+}
+
+export interface WriteProbeState {
+  running: boolean;
+  writes: number;
+  failures: number;
+  lastMs: number | null;
+  maxMs: number | null;
+  lastError?: string;
+}
+
+export interface SpacePlan {
+  planId: string;
+  state: 'review' | 'running' | 'done' | 'failed' | 'aborted';
+  retention: number;
+  /** The revision compaction goes to (current − retention), 0 when nothing is compacted. */
+  compactTo: number;
+  steps: SpacePlanStep[];
+  abortRequested: boolean;
+  probe: WriteProbeState | null;
+}

@@ -9,6 +9,7 @@ import { backupHandlers } from './handlers/backup';
 import { clusterHandlers } from './handlers/cluster';
 import { connectionHandlers } from './handlers/connection';
 import { dataHandlers } from './handlers/data';
+import { doctorHandlers } from './handlers/doctor';
 import type { HandlerContext, HandlerDeps, Handlers } from './handlers/context';
 import { keyHandlers } from './handlers/keys';
 import { leaseHandlers } from './handlers/lease';
@@ -31,6 +32,7 @@ export function createHandlers(deps: HandlerDeps): Handlers {
     ...clusterHandlers(deps),
     ...maintenanceHandlers(deps),
     ...backupHandlers(deps),
+    ...doctorHandlers(deps),
   };
 }
 

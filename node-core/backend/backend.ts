@@ -90,6 +90,8 @@ export class Backend {
 
   /** Called once when a commit fails (no space left on device, I/O error): the member must stop, and replay its log once restarted. */
   onFatal: ((e: StorageError) => void) | undefined;
+  /** Seconds each commit took to reach the disk (etcd_disk_backend_commit_duration_seconds). */
+  onCommitted: ((seconds: number) => void) | undefined;
 
   private constructor(dir: string, opts: BackendOptions) {
     this.dir = dir;
@@ -227,7 +229,9 @@ export class Backend {
       const env = this.env;
       setImmediate(() => void Promise.resolve(env.committed).catch(() => undefined));
       const maxSeq = batch[batch.length - 1].seq;
+      const t0 = performance.now();
       this.lastWrite = Promise.all(writes).then(() => {
+        this.onCommitted?.((performance.now() - t0) / 1000);
         if (maxSeq > this.committedSeq) this.committedSeq = maxSeq;
         for (const w of batch) {
           const ov = this.overlay.get(w.bucket)!;

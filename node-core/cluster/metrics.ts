@@ -52,6 +52,10 @@ export class Metrics {
   proposalsApplied = 0;
   proposalsFailed = 0;
   leaderChanges = 0;
+  /** Proposals of this member waiting to be applied (etcd's proposals_pending gauge). */
+  proposalsPending = 0;
+  /** Entries whose apply took longer than etcd's warning-apply-duration (100 ms). */
+  slowApplies = 0;
   private readonly grpcMethods: GrpcMethodStats[] = [];
 
   /** Registers a method's counters (every code starts at 0, as go-grpc-prometheus pre-registers them). */
@@ -81,6 +85,8 @@ export class Metrics {
     counter('etcd_server_proposals_committed_total', 'The total number of consensus proposals committed.', this.proposalsCommitted);
     counter('etcd_server_proposals_applied_total', 'The total number of consensus proposals applied.', this.proposalsApplied);
     counter('etcd_server_proposals_failed_total', 'The total number of failed proposals seen.', this.proposalsFailed);
+    gauge('etcd_server_proposals_pending', 'The current number of pending proposals to commit.', this.proposalsPending);
+    counter('etcd_server_slow_apply_total', 'The total number of slow apply requests (likely overloaded from slow disk).', this.slowApplies);
     gauge('etcd_mvcc_db_total_size_in_bytes', 'Total size of the underlying database physically allocated in bytes.', size.total);
     gauge('etcd_mvcc_db_total_size_in_use_in_bytes', 'Total size of the underlying database logically in use in bytes.', size.inUse);
     gauge('etcd_debugging_mvcc_current_revision', 'The current revision of store.', node.mvcc.rev);

@@ -101,6 +101,7 @@ export class EtcdNode implements ClusterNode {
     });
     this.memberStore = new MemberStore(this.backend);
     this.backend.onFatal = (e) => this.storageFailed(e);
+    this.backend.onCommitted = (s) => this.metrics.backendCommit.observe(s);
     // a record that fails its checksum is never served: the read fails and CORRUPT goes through the log
     this.backend.onCorrupt = (bucket, key) => {
       this.log.error('checksum mismatch on a stored record; refusing to serve it', { bucket, key: key.toString('hex') });

@@ -77,6 +77,9 @@ export interface RaftLoopOptions {
   onFatal?(e: StorageError): void;
 }
 
+/** etcd's default --experimental-warning-apply-duration: a longer apply counts as slow. */
+const SLOW_APPLY_MS = 100;
+
 /** etcd's SnapshotCatchUpEntries: entries kept after a snapshot for slow followers. */
 const CATCH_UP_ENTRIES = 5000;
 
@@ -212,6 +215,11 @@ export class RaftLoop {
   propose(data: Buffer, id: bigint): Promise<Applied> {
     if (this.stopped) return Promise.reject(Errors.Stopped);
     const p = this.waiters.register(id, Date.now() + this.reqTimeoutMs, this.lead);
+    // etcd's proposals_pending: from proposing until answered (applied, refused or timed out).
+    const metrics = this.o.metrics;
+    metrics.proposalsPending++;
+    const settled = (): void => void metrics.proposalsPending--;
+    p.then(settled, settled);
     this.tryPropose(data, id);
     return p;
   }
@@ -222,7 +230,7 @@ export class RaftLoop {
       this.schedule();
     } catch (e) {
       if (e instanceof ErrProposalDropped) this.blocked.push({ data, id });
-      else this.waiters.fail(id, e as Error);
+      else if (this.waiters.fail(id, e as Error)) this.o.metrics.proposalsFailed++;
     }
   }
 
@@ -337,7 +345,10 @@ export class RaftLoop {
 
   private applyEntry(e: Entry): void {
     if (e.type === EntryType.Normal) {
+      const t0 = performance.now();
       const out = this.o.applier.apply(e.index, e.term, e.data);
+      // etcd counts an apply over --experimental-warning-apply-duration (100 ms) in slow_apply_total.
+      if (performance.now() - t0 > SLOW_APPLY_MS) this.o.metrics.slowApplies++;
       this.o.metrics.proposalsApplied++;
       if (out.id !== undefined) {
         if (out.error) this.waiters.fail(out.id, out.error);
@@ -399,6 +410,7 @@ export class RaftLoop {
     const now = Date.now();
     const timeoutFor = (lead: ProposedUnder): EtcdError => (lead !== this.lead ? Errors.TimeoutDueToLeaderFail : Errors.Timeout);
     const gone = this.waiters.expire(now, timeoutFor);
+    this.o.metrics.proposalsFailed += gone.length;
     if (gone.length && this.blocked.length) {
       const ids = new Set(gone);
       this.blocked = this.blocked.filter((b) => !ids.has(b.id));
