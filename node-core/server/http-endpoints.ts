@@ -107,8 +107,13 @@ export function createHttpHandler(node: EtcdNode): http.RequestListener {
       return json(200, { etcdserver: SERVER_VERSION, etcdcluster: CLUSTER_VERSION });
     }
     if (url.pathname === '/metrics') {
-      res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' });
-      return res.end(node.metrics.render(node));
+      return void node.metrics.render(node).then((text) => {
+        res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' });
+        res.end(text);
+      }, (e: Error) => {
+        res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8' });
+        res.end(`${e.message}\n`);
+      });
     }
     res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' });
     res.end('404 page not found\n');
