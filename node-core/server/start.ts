@@ -21,7 +21,7 @@ import { createLeaseHandlers } from './lease-service';
 import { createLockHandlers } from './lock-service';
 import { createWatchHandlers } from './watch-service';
 import { createMaintenanceHandlers } from './maintenance-service';
-import { guardLearner } from './learner-guard';
+import { guardLearner as guardCalls } from './learner-guard';
 import type { RequestGuard } from './request-guard';
 import { createAuthServer } from './auth-service';
 import type { AuthStore } from '../auth';
@@ -129,6 +129,9 @@ export async function startNode(partial: Partial<NodeConfig>, opts: StartOptions
   const addService = server.addService.bind(server);
   server.addService = (def, impl) => addService(def, instrumentService(def, impl, node.metrics));
   const learner = (): boolean => node.isLearner();
+  // etcd's unary interceptor: the learner check, then WithRequireLeader calls refused without a leader
+  const guardLearner = <T extends UntypedServiceImplementation>(h: T, isLearner: () => boolean, allowed?: (m: string, r: unknown) => boolean): T =>
+    guardCalls(h, isLearner, allowed, () => node.leaderId === 0n);
   server.addService(KVService, guardLearner(createKVHandlers(node, guard), learner, (m, r) => m === 'Range' && (r as { serializable?: boolean }).serializable === true));
   server.addService(MaintenanceService, guardLearner(createMaintenanceHandlers(node, guard) as UntypedServiceImplementation, learner, (m) => m === 'Status'));
   server.addService(ClusterService, guardLearner(createClusterHandlers(node, guard), learner));
