@@ -150,7 +150,7 @@ export async function startNode(partial: Partial<NodeConfig>, opts: StartOptions
       const secure = url.startsWith('https:') || url.startsWith('unixs:');
       const t = clientListenerTls(url, tlsFlags);
       for (const w of t.warnings) log.warn(w);
-      const l = await listenClientUrl(url, server.http2Server(t.tls), secure, httpHandler);
+      const l = await listenClientUrl(url, server.http2Server(t.tls, httpHandler), secure, httpHandler);
       listeners.push(l);
       if (!secure) log.warn('serving client traffic insecurely; this is strongly discouraged!', { address: url.replace(/^\w+:\/\//, '') });
     }
