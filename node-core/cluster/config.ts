@@ -28,6 +28,7 @@ export interface NodeConfig {
   keyFile: string;
   clientCertAuth: boolean;
   clientCrlFile: string;
+  clientCertAllowedHostname: string;
   trustedCaFile: string;
   autoTls: boolean;
   peerCertFile: string;
@@ -36,6 +37,10 @@ export interface NodeConfig {
   peerTrustedCaFile: string;
   peerAutoTls: boolean;
   peerCrlFile: string;
+  peerCertAllowedCn: string;
+  peerCertAllowedHostname: string;
+  /** Go cipher suite names (--cipher-suites); empty: the TLS library's defaults. */
+  cipherSuites: string[];
   authToken: string;
   bcryptCost: number;
   authTokenTtl: number;
@@ -106,18 +111,18 @@ const FLAGS: FlagSpec[] = [
   { flag: 'key-file', key: 'keyFile', kind: 'string', def: '' },
   { flag: 'client-cert-auth', key: 'clientCertAuth', kind: 'bool', def: 'false' },
   { flag: 'client-crl-file', key: 'clientCrlFile', kind: 'string', def: '' },
-  { flag: 'client-cert-allowed-hostname', kind: 'ignored', def: '' },
+  { flag: 'client-cert-allowed-hostname', key: 'clientCertAllowedHostname', kind: 'string', def: '' },
   { flag: 'trusted-ca-file', key: 'trustedCaFile', kind: 'string', def: '' },
   { flag: 'auto-tls', key: 'autoTls', kind: 'bool', def: 'false' },
   { flag: 'peer-cert-file', key: 'peerCertFile', kind: 'string', def: '' },
   { flag: 'peer-key-file', key: 'peerKeyFile', kind: 'string', def: '' },
   { flag: 'peer-client-cert-auth', key: 'peerClientCertAuth', kind: 'bool', def: 'false' },
   { flag: 'peer-trusted-ca-file', key: 'peerTrustedCaFile', kind: 'string', def: '' },
-  { flag: 'peer-cert-allowed-cn', kind: 'ignored', def: '' },
-  { flag: 'peer-cert-allowed-hostname', kind: 'ignored', def: '' },
+  { flag: 'peer-cert-allowed-cn', key: 'peerCertAllowedCn', kind: 'string', def: '' },
+  { flag: 'peer-cert-allowed-hostname', key: 'peerCertAllowedHostname', kind: 'string', def: '' },
   { flag: 'peer-auto-tls', key: 'peerAutoTls', kind: 'bool', def: 'false' },
   { flag: 'peer-crl-file', key: 'peerCrlFile', kind: 'string', def: '' },
-  { flag: 'cipher-suites', kind: 'ignored', def: '' },
+  { flag: 'cipher-suites', key: 'cipherSuites', kind: 'list', def: '' },
   { flag: 'cors', kind: 'ignored', def: '*' },
   { flag: 'host-whitelist', kind: 'ignored', def: '*' },
   { flag: 'auth-token', key: 'authToken', kind: 'string', def: 'simple' },

@@ -25,7 +25,8 @@ import { guardLearner as guardCalls } from './learner-guard';
 import type { RequestGuard } from './request-guard';
 import { createAuthServer } from './auth-service';
 import type { AuthStore } from '../auth';
-import { clientListenerTls, peerTransportTls, type TlsFlags } from './tls';
+import { clientListenerTls, peerTransportTls, refusePeersNotAllowed, type TlsFlags } from './tls';
+import type { Http2SecureServer } from 'node:http2';
 import { GrpcServer } from './grpc-server';
 import { AuthService } from '../proto/gen/etcdserverpb';
 
@@ -150,7 +151,9 @@ export async function startNode(partial: Partial<NodeConfig>, opts: StartOptions
       const secure = url.startsWith('https:') || url.startsWith('unixs:');
       const t = clientListenerTls(url, tlsFlags);
       for (const w of t.warnings) log.warn(w);
-      const l = await listenClientUrl(url, server.http2Server(t.tls, httpHandler), secure, httpHandler);
+      const h2 = server.http2Server(t.tls, httpHandler);
+      if (t.tls) refusePeersNotAllowed(h2 as Http2SecureServer, t.refuseConnection);
+      const l = await listenClientUrl(url, h2, secure, httpHandler);
       listeners.push(l);
       if (!secure) log.warn('serving client traffic insecurely; this is strongly discouraged!', { address: url.replace(/^\w+:\/\//, '') });
     }
