@@ -27,6 +27,7 @@ const read = (n: string) => fs.readFileSync(f(n));
 interface Answer {
   status: number;
   body: string;
+  contentType?: string;
 }
 
 /** GET over HTTP/2 (ALPN h2), as curl does by default against an https URL. */
@@ -49,20 +50,18 @@ function getH2(port: number, p: string, who?: string): Promise<Answer | 'refused
   });
 }
 
-/** GET over HTTP/1.1 (ALPN http/1.1), as curl --http1.1. */
-function getH1(port: number, p: string, who?: string): Promise<Answer | 'refused'> {
+/** GET (or another method) over HTTP/1.1 (ALPN http/1.1), as curl --http1.1. */
+function getH1(port: number, p: string, who?: string, method = 'GET'): Promise<Answer | 'refused'> {
   return new Promise((resolve) => {
-    const opts = { host: '127.0.0.1', port, path: p, ca: read('ca.pem'), ALPNProtocols: ['http/1.1'], agent: false, ...(who ? { cert: read(`${who}.pem`), key: read(`${who}.key`) } : {}) };
-    const req = https.get(
-      opts as https.RequestOptions,
-      (res) => {
-        let body = '';
-        res.on('data', (c: Buffer) => (body += c.toString()));
-        res.on('end', () => resolve({ status: res.statusCode ?? 0, body }));
-        res.on('error', () => resolve('refused'));
-      },
-    );
+    const opts = { host: '127.0.0.1', port, path: p, method, ca: read('ca.pem'), ALPNProtocols: ['http/1.1'], agent: false, ...(who ? { cert: read(`${who}.pem`), key: read(`${who}.key`) } : {}) };
+    const req = https.request(opts as https.RequestOptions, (res) => {
+      let body = '';
+      res.on('data', (c: Buffer) => (body += c.toString()));
+      res.on('end', () => resolve({ status: res.statusCode ?? 0, body, contentType: res.headers['content-type'] }));
+      res.on('error', () => resolve('refused'));
+    });
     req.on('error', () => resolve('refused'));
+    req.end();
   });
 }
 
@@ -129,10 +128,11 @@ describe('TLS edges, side by side with etcd', { skip: !hasEtcd() && 'etcd not in
         }
       }
       out.plain = await plainToTls(port);
+      out.postHealth = await getH1(port, '/health', undefined, 'POST');
       return out;
     };
     const [want, got] = await Promise.all([run('etcd'), run('etcdesk')]);
-    assert.deepEqual(want['h2 /health'], { status: 200, body: '{"health":"true"}' }, 'etcd answers /health over https');
+    assert.deepEqual(want['h1 /health'], { status: 200, body: '{"health":"true"}', contentType: 'text/plain; charset=utf-8' }, 'etcd answers /health over https');
     assert.deepEqual(got, want);
   });
 
