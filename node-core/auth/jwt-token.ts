@@ -9,7 +9,7 @@
 // unset there, a string exp is refused rather than misread). Signing stays on
 // node:crypto: etcd issues the token inside the Authenticate apply, which runs
 // synchronously in log order, and jose signs only asynchronously.
-import crypto, { type KeyObject } from 'node:crypto';
+import crypto, { type KeyObject, type webcrypto } from 'node:crypto';
 import { compactVerify } from 'jose';
 import { AuthErrors } from './errors';
 import type { AssignParams, AuthInfo, TokenProvider } from './token-provider';
@@ -59,6 +59,8 @@ export class JwtTokenProvider implements TokenProvider {
   readonly verifyOnly: boolean;
   private readonly signKey: KeyObject | Buffer | undefined;
   private readonly verifyKey: KeyObject | Buffer;
+  /** The HMAC secret imported once (jose would import a raw secret on every verification). */
+  private hmacKey?: Promise<webcrypto.CryptoKey>;
   private readonly now: () => number;
 
   constructor(opts: JwtOptions) {
@@ -123,11 +125,17 @@ export class JwtTokenProvider implements TokenProvider {
     return `${signing}.${b64url(this.signBytes(Buffer.from(signing)))}`;
   }
 
+  private joseKey(): Promise<webcrypto.CryptoKey> | KeyObject {
+    if (!Buffer.isBuffer(this.verifyKey)) return this.verifyKey;
+    this.hmacKey ??= crypto.webcrypto.subtle.importKey('raw', this.verifyKey, { name: 'HMAC', hash: `SHA-${this.signMethod.slice(2)}` }, false, ['verify']);
+    return this.hmacKey;
+  }
+
   /** The user and revision of a valid token (signature by jose, claims as golang-jwt v4); undefined otherwise. */
   async info(token: string): Promise<AuthInfo | undefined> {
     let payload: Uint8Array;
     try {
-      ({ payload } = await compactVerify(token, this.verifyKey, { algorithms: [this.signMethod] }));
+      ({ payload } = await compactVerify(token, await this.joseKey(), { algorithms: [this.signMethod] }));
     } catch {
       return undefined;
     }
