@@ -297,6 +297,13 @@ describe('peer certificates: --peer-cert-allowed-cn / --peer-cert-allowed-hostna
     } finally {
       await srv.stop();
     }
+    // a member that asks for no client certificate checks none (Go skips VerifyPeerCertificate then)
+    const open = await peerServer({ peerCertAllowedCn: 'localhost', peerTrustedCaFile: '', peerClientCertAuth: false });
+    try {
+      assert.equal(await probe(open.url, 'alice'), 'ok');
+    } finally {
+      await open.stop();
+    }
   });
 
   test('a member refuses a peer whose certificate is not valid for the allowed hostname (SANs, never the CN)', async () => {
@@ -339,8 +346,14 @@ describe("etcd's peer port with the same allowances (the reference for the table
       req.on('error', () => resolve('refused'));
     });
 
-  for (const [flag, value] of [['--peer-cert-allowed-cn', 'localhost'], ['--peer-cert-allowed-hostname', 'localhost'], ['--peer-cert-allowed-hostname', '127.0.0.1']] as const) {
-    test(`etcd ${flag} ${value}: server.pem accepted, alice.pem refused`, { timeout: 60_000 }, async () => {
+  const cases = [
+    ['--peer-cert-allowed-cn', 'localhost', true],
+    ['--peer-cert-allowed-hostname', 'localhost', true],
+    ['--peer-cert-allowed-hostname', '127.0.0.1', true],
+    ['--peer-cert-allowed-cn', 'localhost', false],
+  ] as const;
+  for (const [flag, value, clientCerts] of cases) {
+    test(`etcd ${flag} ${value}${clientCerts ? '' : ' without client certificates asked'}: server.pem accepted, alice.pem ${clientCerts ? 'refused' : 'accepted'}`, { timeout: 60_000 }, async () => {
       const [cport, pport] = [await freePort(), await freePort()];
       const purl = `https://127.0.0.1:${pport}`;
       const curl = `http://127.0.0.1:${cport}`;
@@ -350,13 +363,13 @@ describe("etcd's peer port with the same allowances (the reference for the table
         dataDir: tempDir('etcd-peer-allowed'),
         extraArgs: [
           '--listen-peer-urls', purl, '--initial-advertise-peer-urls', purl, '--initial-cluster', `default=${purl}`,
-          '--peer-cert-file', f('server.pem'), '--peer-key-file', f('server.key'), '--peer-trusted-ca-file', f('ca.pem'), '--peer-client-cert-auth', flag, value,
+          '--peer-cert-file', f('server.pem'), '--peer-key-file', f('server.key'), ...(clientCerts ? ['--peer-trusted-ca-file', f('ca.pem'), '--peer-client-cert-auth'] : []), flag, value,
           '--listen-client-urls', curl, '--advertise-client-urls', curl,
         ],
       });
       procs.push(proc);
       assert.equal(await members(pport, 'server'), 'ok');
-      assert.equal(await members(pport, 'alice'), 'refused');
+      assert.equal(await members(pport, 'alice'), clientCerts ? 'refused' : 'ok');
     });
   }
 });

@@ -160,12 +160,7 @@ export function peerTransportTls(f: TlsFlags):
   cipherSuiteOptions(f.cipherSuites ?? []);
   const info = peerTlsInfo(f);
   if (isEmpty(info)) return undefined;
-  const allowed = certificateCheck(info);
-  return {
-    server: serverTlsOptions(info),
-    client: clientTlsOptions(info),
-    refuseConnection: allowed && ((socket) => !allowed(socket.getPeerCertificate())),
-  };
+  return { server: serverTlsOptions(info), client: clientTlsOptions(info), refuseConnection: serverSideCheck(info) };
 }
 
 // ---- --cipher-suites ----
@@ -244,6 +239,17 @@ export function certificateCheck(info: Pick<TlsInfo, 'allowedCn' | 'allowedHostn
   return undefined;
 }
 
+/**
+ * The server side of the allowance: Go calls VerifyPeerCertificate on a
+ * server only when it asks for client certificates (a trusted CA or
+ * client-cert-auth); otherwise connections are not checked at all.
+ */
+function serverSideCheck(info: TlsInfo): ((socket: TLSSocket) => boolean) | undefined {
+  const allowed = certificateCheck(info);
+  if (!allowed || (info.trustedCaFile === '' && !info.clientCertAuth)) return undefined;
+  return (socket) => !allowed(socket.getPeerCertificate());
+}
+
 function commonName(cert: PeerCertificate | undefined): string | undefined {
   const cn: unknown = cert?.subject?.CN;
   // several CN attributes: Go's pkix keeps the last one
@@ -296,8 +302,7 @@ export function clientListenerTls(url: string, f: TlsFlags): ClientListenerTls {
     return { tls: undefined, warnings, clientCertAuth: false };
   }
   if (isEmpty(info)) throw new Error(`TLS key/cert (--cert-file, --key-file) must be provided for client url ${url} with HTTPS scheme`);
-  const allowed = certificateCheck(info);
-  return { tls: grpcServerTls(info), warnings, clientCertAuth: info.clientCertAuth, refuseConnection: allowed && ((socket) => !allowed(socket.getPeerCertificate())) };
+  return { tls: grpcServerTls(info), warnings, clientCertAuth: info.clientCertAuth, refuseConnection: serverSideCheck(info) };
 }
 
 // ---- self-signed certificates (etcd's transport.SelfCert) ----
