@@ -22,6 +22,9 @@ export interface NodeConfig {
   quotaBackendBytes: number;
   maxTxnOps: number;
   maxRequestBytes: number;
+  /** --grpc-keepalive-interval / --grpc-keepalive-timeout, in milliseconds. */
+  grpcKeepaliveInterval: number;
+  grpcKeepaliveTimeout: number;
   autoCompactionRetention: string;
   autoCompactionMode: 'periodic' | 'revision';
   certFile: string;
@@ -90,8 +93,8 @@ const FLAGS: FlagSpec[] = [
   { flag: 'max-request-bytes', key: 'maxRequestBytes', kind: 'uint', def: '1572864' },
   { flag: 'max-concurrent-streams', kind: 'ignored', def: '' },
   { flag: 'grpc-keepalive-min-time', kind: 'duration', def: '5s' },
-  { flag: 'grpc-keepalive-interval', kind: 'duration', def: '2h' },
-  { flag: 'grpc-keepalive-timeout', kind: 'duration', def: '20s' },
+  { flag: 'grpc-keepalive-interval', key: 'grpcKeepaliveInterval', kind: 'duration', def: '2h' },
+  { flag: 'grpc-keepalive-timeout', key: 'grpcKeepaliveTimeout', kind: 'duration', def: '20s' },
   { flag: 'initial-advertise-peer-urls', key: 'initialAdvertisePeerUrls', kind: 'urls', def: 'http://localhost:2380' },
   { flag: 'initial-cluster', key: 'initialCluster', kind: 'string', def: '' },
   { flag: 'initial-cluster-state', key: 'initialClusterState', kind: 'enum', def: 'new', values: ['new', 'existing'] },

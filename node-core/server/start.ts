@@ -71,9 +71,6 @@ export interface StartOptions {
 
 /** etcd's grpcOverheadBytes: room for framing above --max-request-bytes. */
 const GRPC_OVERHEAD_BYTES = 512 * 1024;
-/** etcd's defaults for --grpc-keepalive-interval and --grpc-keepalive-timeout (the flags are accepted, not yet read). */
-const KEEPALIVE_INTERVAL_MS = 2 * 3600 * 1000;
-const KEEPALIVE_TIMEOUT_MS = 20_000;
 /** How long a stopping member lets unary calls in flight finish after GOAWAY. */
 const SHUTDOWN_GRACE_MS = 1000;
 
@@ -112,8 +109,9 @@ export async function startNode(partial: Partial<NodeConfig>, opts: StartOptions
   });
   const server = new GrpcServer({
     maxReceiveMessageBytes: config.maxRequestBytes + GRPC_OVERHEAD_BYTES,
-    keepaliveTimeMs: KEEPALIVE_INTERVAL_MS,
-    keepaliveTimeoutMs: KEEPALIVE_TIMEOUT_MS,
+    // --grpc-keepalive-interval / --grpc-keepalive-timeout (etcd's 2 h / 20 s by default)
+    keepaliveTimeMs: config.grpcKeepaliveInterval,
+    keepaliveTimeoutMs: config.grpcKeepaliveTimeout,
   });
   // --client-cert-auth names users by certificate CN on TLS client URLs
   const clientCertAuth = config.clientCertAuth && config.listenClientUrls.some((u) => u.startsWith('https:') || u.startsWith('unixs:'));
