@@ -1,8 +1,16 @@
-// etcd's JWT tokens (auth/jwt.go over golang-jwt v3), signed and verified with
-// node:crypto. Claims are {exp, revision, username} serialized as Go does
-// (sorted keys), header {"alg","typ":"JWT"}, base64url without padding, so
-// tokens from etcd and from us verify on both with the same keys.
-import crypto, { type KeyObject } from 'node:crypto';
+// etcd's JWT tokens (auth/jwt.go over golang-jwt). Claims are {exp, revision,
+// username} serialized as Go does (sorted keys), header {"alg","typ":"JWT"},
+// base64url without padding, so tokens from etcd and from us verify on both
+// with the same keys.
+// Verification (the part an attacker feeds) is jose's compactVerify: the JWS
+// parsing, the alg/key-type match and the signature check are a maintained
+// library's. The time and user claims are then checked here with golang-jwt
+// v4's MapClaims semantics, which jose's jwtVerify does not share (exp 0 means
+// unset there, a string exp is refused rather than misread). Signing stays on
+// node:crypto: etcd issues the token inside the Authenticate apply, which runs
+// synchronously in log order, and jose signs only asynchronously.
+import crypto, { type KeyObject, type webcrypto } from 'node:crypto';
+import { compactVerify } from 'jose';
 import { AuthErrors } from './errors';
 import type { AssignParams, AuthInfo, TokenProvider } from './token-provider';
 
@@ -20,11 +28,7 @@ export function isJwtSignMethod(s: string): s is JwtSignMethod {
 
 const HASH: Record<string, string> = { '256': 'sha256', '384': 'sha384', '512': 'sha512' };
 /** golang-jwt's ES methods demand the matching curve. */
-const EC_CURVE: Record<string, { name: string; bytes: number }> = {
-  ES256: { name: 'prime256v1', bytes: 32 },
-  ES384: { name: 'secp384r1', bytes: 48 },
-  ES512: { name: 'secp521r1', bytes: 66 },
-};
+const EC_CURVE: Record<string, string> = { ES256: 'prime256v1', ES384: 'secp384r1', ES512: 'secp521r1' };
 
 export interface JwtKeys {
   /** Asymmetric private key, or the HMAC secret for HS*. */
@@ -55,6 +59,8 @@ export class JwtTokenProvider implements TokenProvider {
   readonly verifyOnly: boolean;
   private readonly signKey: KeyObject | Buffer | undefined;
   private readonly verifyKey: KeyObject | Buffer;
+  /** The HMAC secret imported once (jose would import a raw secret on every verification). */
+  private hmacKey?: Promise<webcrypto.CryptoKey>;
   private readonly now: () => number;
 
   constructor(opts: JwtOptions) {
@@ -106,29 +112,8 @@ export class JwtTokenProvider implements TokenProvider {
         padding: crypto.constants.RSA_PKCS1_PSS_PADDING,
         saltLength: crypto.constants.RSA_PSS_SALTLEN_DIGEST,
       });
-    const curve = EC_CURVE[this.signMethod];
-    if (k.asymmetricKeyDetails?.namedCurve !== curve.name) throw new Error('key is invalid');
+    if (k.asymmetricKeyDetails?.namedCurve !== EC_CURVE[this.signMethod]) throw new Error('key is invalid');
     return crypto.sign(this.hashAlg(), data, { key: k, dsaEncoding: 'ieee-p1363' });
-  }
-
-  private verifyBytes(data: Buffer, sig: Buffer): boolean {
-    const kind = this.signMethod.slice(0, 2);
-    if (kind === 'HS') {
-      const want = crypto.createHmac(this.hashAlg(), this.verifyKey as Buffer).update(data).digest();
-      return want.length === sig.length && crypto.timingSafeEqual(want, sig);
-    }
-    const k = this.verifyKey as KeyObject;
-    if (kind === 'RS') return crypto.verify(this.hashAlg(), data, { key: k, padding: crypto.constants.RSA_PKCS1_PADDING }, sig);
-    if (kind === 'PS')
-      return crypto.verify(
-        this.hashAlg(),
-        data,
-        { key: k, padding: crypto.constants.RSA_PKCS1_PSS_PADDING, saltLength: crypto.constants.RSA_PSS_SALTLEN_AUTO },
-        sig,
-      );
-    const curve = EC_CURVE[this.signMethod];
-    if (sig.length !== 2 * curve.bytes || k.asymmetricKeyDetails?.namedCurve !== curve.name) return false;
-    return crypto.verify(this.hashAlg(), data, { key: k, dsaEncoding: 'ieee-p1363' }, sig);
   }
 
   assign(username: string, revision: number, _params?: AssignParams): string {
@@ -140,19 +125,27 @@ export class JwtTokenProvider implements TokenProvider {
     return `${signing}.${b64url(this.signBytes(Buffer.from(signing)))}`;
   }
 
-  info(token: string): AuthInfo | undefined {
-    const parts = token.split('.');
-    if (parts.length !== 3) return undefined;
-    let header: unknown;
-    let claims: unknown;
+  private joseKey(): Promise<webcrypto.CryptoKey> | KeyObject {
+    if (!Buffer.isBuffer(this.verifyKey)) return this.verifyKey;
+    this.hmacKey ??= crypto.webcrypto.subtle.importKey('raw', this.verifyKey, { name: 'HMAC', hash: `SHA-${this.signMethod.slice(2)}` }, false, ['verify']);
+    return this.hmacKey;
+  }
+
+  /** The user and revision of a valid token (signature by jose, claims as golang-jwt v4); undefined otherwise. */
+  async info(token: string): Promise<AuthInfo | undefined> {
+    let payload: Uint8Array;
     try {
-      header = JSON.parse(Buffer.from(parts[0], 'base64url').toString('utf8'));
-      claims = JSON.parse(Buffer.from(parts[1], 'base64url').toString('utf8'));
+      ({ payload } = await compactVerify(token, await this.joseKey(), { algorithms: [this.signMethod] }));
     } catch {
       return undefined;
     }
-    if (!isRecord(header) || !isRecord(claims)) return undefined;
-    if (header.alg !== this.signMethod) return undefined;
+    let claims: unknown;
+    try {
+      claims = JSON.parse(Buffer.from(payload).toString('utf8'));
+    } catch {
+      return undefined;
+    }
+    if (!isRecord(claims)) return undefined;
     // golang-jwt's MapClaims.Valid (as etcd is built here): exp, iat and nbf are
     // checked when present; a JSON number of seconds, 0 meaning unset; any other
     // type (a string, null, ...) fails validation rather than being ignored
@@ -160,13 +153,6 @@ export class JwtTokenProvider implements TokenProvider {
     if (!timeClaimHolds(claims, 'exp', (t) => nowSec < t)) return undefined;
     if (!timeClaimHolds(claims, 'iat', (t) => nowSec >= t)) return undefined;
     if (!timeClaimHolds(claims, 'nbf', (t) => nowSec >= t)) return undefined;
-    let ok = false;
-    try {
-      ok = this.verifyBytes(Buffer.from(`${parts[0]}.${parts[1]}`), Buffer.from(parts[2], 'base64url'));
-    } catch {
-      ok = false;
-    }
-    if (!ok) return undefined;
     // etcd type-asserts these and would panic on a malformed (but validly signed) token
     if (typeof claims.username !== 'string' || typeof claims.revision !== 'number') return undefined;
     return { username: claims.username, revision: Math.trunc(claims.revision) };

@@ -226,12 +226,12 @@ describe('authenticate, tokens and passwords', () => {
     assert.ok(!stored.includes('alicepw'));
   });
 
-  test('authenticate (apply) issues "<prefix>.<index>"; no-password and unknown users fail', () => {
+  test('authenticate (apply) issues "<prefix>.<index>"; no-password and unknown users fail', async () => {
     const prefix = s.genTokenPrefix();
     assert.match(prefix, /^[a-zA-Z]{16}$/);
     const { token } = s.authenticate('alice', { index: 42, simpleTokenPrefix: prefix });
     assert.equal(token, `${prefix}.42`);
-    assert.deepEqual(s.authInfoFromToken(token!), { username: 'alice', revision: s.revision });
+    assert.deepEqual(await s.authInfoFromToken(token!), { username: 'alice', revision: s.revision });
     assert.throws(() => s.authenticate('svc', { index: 43, simpleTokenPrefix: prefix }), Errors.AuthFailed);
     assert.throws(() => s.authenticate('bob', { index: 44, simpleTokenPrefix: prefix }), Errors.AuthFailed);
   });
@@ -240,14 +240,14 @@ describe('authenticate, tokens and passwords', () => {
     const t1 = s.authenticate('alice', { index: 50, simpleTokenPrefix: 'aaaaaaaaaaaaaaaa' }).token!;
     const t2 = s.authenticate('root', { index: 51, simpleTokenPrefix: 'bbbbbbbbbbbbbbbb' }).token!;
     s.userChangePassword(req({ auth_user_change_password: { name: 'alice', hashed_password: await hasher.hash('new') } }).auth_user_change_password!);
-    assert.equal(s.authInfoFromToken(t1), undefined);
-    assert.ok(s.authInfoFromToken(t2));
+    assert.equal(await s.authInfoFromToken(t1), undefined);
+    assert.ok(await s.authInfoFromToken(t2));
     assert.equal(await s.checkPassword('alice', 'new'), s.revision);
     const t3 = s.authenticate('alice', { index: 52, simpleTokenPrefix: 'cccccccccccccccc' }).token!;
     s.userDelete({ name: 'alice' });
-    assert.equal(s.authInfoFromToken(t3), undefined);
+    assert.equal(await s.authInfoFromToken(t3), undefined);
     s.authDisable();
-    assert.equal(s.authInfoFromToken(t2), undefined);
+    assert.equal(await s.authInfoFromToken(t2), undefined);
     now += 1;
   });
 });

@@ -477,7 +477,7 @@ export class AuthStore implements AuthGuard {
   }
 
   /** The credential behind a token, or undefined for an invalid/expired one. */
-  authInfoFromToken(token: string): AuthInfo | undefined {
+  async authInfoFromToken(token: string): Promise<AuthInfo | undefined> {
     return this.tokenProvider.info(token, this._revision);
   }
 

@@ -15,8 +15,11 @@ export interface AssignParams {
 
 export interface TokenProvider {
   readonly type: 'simple' | 'jwt' | 'nop';
-  /** The user and revision behind a token, or undefined when it is invalid, expired or unknown. */
-  info(token: string, currentRevision: number): AuthInfo | undefined;
+  /**
+   * The user and revision behind a token, or undefined when it is invalid,
+   * expired or unknown (asynchronous for JWT: jose verifies asynchronously).
+   */
+  info(token: string, currentRevision: number): AuthInfo | undefined | Promise<AuthInfo | undefined>;
   /** Throws an EtcdError when the provider cannot issue tokens. */
   assign(username: string, revision: number, params: AssignParams): string;
   enable(): void;

@@ -87,7 +87,7 @@ describe('JWT tokens', () => {
 
   const methods: JwtSignMethod[] = ['RS256', 'RS384', 'RS512', 'PS256', 'PS384', 'PS512', 'ES256', 'ES384', 'ES512', 'HS256', 'HS384', 'HS512'];
   for (const m of methods) {
-    test(`${m}: sign, verify, claims as etcd, expiry`, () => {
+    test(`${m}: sign, verify, claims as etcd, expiry`, async () => {
       let now = 1_700_000_000_000;
       const f = filesFor(m);
       const opt = f.pub ? `jwt,pub-key=${f.pub},priv-key=${f.priv},sign-method=${m},ttl=1m` : `jwt,priv-key=${f.priv},sign-method=${m},ttl=1m`;
@@ -99,38 +99,38 @@ describe('JWT tokens', () => {
       assert.equal(Buffer.from(c, 'base64url').toString(), `{"exp":${1_700_000_060},"revision":12,"username":"alice"}`);
       assert.ok(!token.includes('='), 'unpadded base64url');
       if (m.startsWith('ES')) assert.equal(Buffer.from(sig, 'base64url').length, ({ ES256: 64, ES384: 96, ES512: 132 } as Record<string, number>)[m]);
-      assert.deepEqual(tp.info(token, 99), { username: 'alice', revision: 12 }, 'the revision comes from the token');
+      assert.deepEqual(await tp.info(token, 99), { username: 'alice', revision: 12 }, 'the revision comes from the token');
       // tampering breaks the signature
       const forged = `${h}.${Buffer.from(`{"exp":${1_700_000_060},"revision":12,"username":"root"}`).toString('base64url')}.${sig}`;
-      assert.equal(tp.info(forged, 99), undefined);
+      assert.equal(await tp.info(forged, 99), undefined);
       now += 59_000;
-      assert.ok(tp.info(token, 99), 'valid before exp');
+      assert.ok(await tp.info(token, 99), 'valid before exp');
       now += 1000;
-      assert.equal(tp.info(token, 99), undefined, 'expired at exp (RFC 7519, golang-jwt v4 as Debian builds etcd)');
+      assert.equal(await tp.info(token, 99), undefined, 'expired at exp (RFC 7519, golang-jwt v4 as Debian builds etcd)');
     });
   }
 
-  test('a token signed with another method or key is refused; garbage is refused', () => {
+  test('a token signed with another method or key is refused; garbage is refused', async () => {
     const rs = newTokenProvider(`jwt,priv-key=${rsa.priv},sign-method=RS256`);
     const ps = newTokenProvider(`jwt,priv-key=${rsa.priv},sign-method=PS256`);
     const other = keyFiles('rsa2', 'rsa');
     const rs2 = newTokenProvider(`jwt,priv-key=${other.priv},sign-method=RS256`);
     const t = rs.assign('u', 1, { index: 0, simpleTokenPrefix: '' });
-    assert.equal(ps.info(t, 1), undefined);
-    assert.equal(rs2.info(t, 1), undefined);
-    for (const junk of ['', 'a.b', 'a.b.c', '...', 'x.y.z.w']) assert.equal(rs.info(junk, 1), undefined);
+    assert.equal(await ps.info(t, 1), undefined);
+    assert.equal(await rs2.info(t, 1), undefined);
+    for (const junk of ['', 'a.b', 'a.b.c', '...', 'x.y.z.w']) assert.equal(await rs.info(junk, 1), undefined);
   });
 
-  test('public key only: verify-only (etcd refuses to sign)', () => {
+  test('public key only: verify-only (etcd refuses to sign)', async () => {
     const full = newTokenProvider(`jwt,pub-key=${rsa.pub},priv-key=${rsa.priv},sign-method=RS512`);
     const verifier = newTokenProvider(`jwt,pub-key=${rsa.pub},sign-method=RS512`) as JwtTokenProvider;
     assert.equal(verifier.verifyOnly, true);
     assert.throws(() => verifier.assign('u', 1, { index: 0, simpleTokenPrefix: '' }), AuthErrors.VerifyOnly);
     const t = full.assign('bob', 4, { index: 0, simpleTokenPrefix: '' });
-    assert.deepEqual(verifier.info(t), { username: 'bob', revision: 4 });
+    assert.deepEqual(await verifier.info(t), { username: 'bob', revision: 4 });
   });
 
-  test('time claims are checked by type: a string or null exp/iat/nbf is refused, 0 means unset', () => {
+  test('time claims are checked by type: a string or null exp/iat/nbf is refused, 0 means unset', async () => {
     const secret = Buffer.from('a-shared-secret');
     const now = 1_700_000_000_000;
     const tp = newTokenProvider(`jwt,priv-key=${hmac},sign-method=HS256`, { now: () => now });
@@ -140,21 +140,21 @@ describe('JWT tokens', () => {
       return `${h}.${c}.${crypto.createHmac('sha256', secret).update(`${h}.${c}`).digest('base64url')}`;
     };
     const user = '"revision":3,"username":"u"';
-    assert.deepEqual(tp.info(sign(`{"exp":1700000100,${user}}`), 1), { username: 'u', revision: 3 });
-    assert.deepEqual(tp.info(sign(`{${user}}`), 1), { username: 'u', revision: 3 }, 'no exp: never expires');
-    assert.deepEqual(tp.info(sign(`{"exp":0,${user}}`), 1), { username: 'u', revision: 3 }, 'exp 0 is unset');
+    assert.deepEqual(await tp.info(sign(`{"exp":1700000100,${user}}`), 1), { username: 'u', revision: 3 });
+    assert.deepEqual(await tp.info(sign(`{${user}}`), 1), { username: 'u', revision: 3 }, 'no exp: never expires');
+    assert.deepEqual(await tp.info(sign(`{"exp":0,${user}}`), 1), { username: 'u', revision: 3 }, 'exp 0 is unset');
     for (const bad of ['"exp":"1700000100"', '"exp":"99999999999"', '"exp":null', '"exp":{}', '"iat":"1"', '"nbf":"1"', '"nbf":1700000100', '"iat":1700000100', '"exp":1699999999']) {
-      assert.equal(tp.info(sign(`{${bad},${user}}`), 1), undefined, bad);
+      assert.equal(await tp.info(sign(`{${bad},${user}}`), 1), undefined, bad);
     }
   });
 
-  test('a validly signed token without username/revision is refused (etcd would panic)', () => {
+  test('a validly signed token without username/revision is refused (etcd would panic)', async () => {
     const secret = Buffer.from('a-shared-secret');
     const tp = newTokenProvider(`jwt,priv-key=${hmac},sign-method=HS256`);
     const h = Buffer.from('{"alg":"HS256","typ":"JWT"}').toString('base64url');
     const c = Buffer.from('{"exp":99999999999}').toString('base64url');
     const sig = crypto.createHmac('sha256', secret).update(`${h}.${c}`).digest('base64url');
-    assert.equal(tp.info(`${h}.${c}.${sig}`, 1), undefined);
+    assert.equal(await tp.info(`${h}.${c}.${sig}`, 1), undefined);
   });
 });
 

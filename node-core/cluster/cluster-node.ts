@@ -71,5 +71,5 @@ export interface ClusterNode {
   activeAlarms(): AlarmMember[];
   hasAlarm(exclude?: string[]): boolean;
   /** The Prometheus text for /metrics. */
-  renderMetrics(): string;
+  renderMetrics(): Promise<string>;
 }

@@ -22,12 +22,16 @@ export interface NodeConfig {
   quotaBackendBytes: number;
   maxTxnOps: number;
   maxRequestBytes: number;
+  /** --grpc-keepalive-interval / --grpc-keepalive-timeout, in milliseconds. */
+  grpcKeepaliveInterval: number;
+  grpcKeepaliveTimeout: number;
   autoCompactionRetention: string;
   autoCompactionMode: 'periodic' | 'revision';
   certFile: string;
   keyFile: string;
   clientCertAuth: boolean;
   clientCrlFile: string;
+  clientCertAllowedHostname: string;
   trustedCaFile: string;
   autoTls: boolean;
   peerCertFile: string;
@@ -36,6 +40,10 @@ export interface NodeConfig {
   peerTrustedCaFile: string;
   peerAutoTls: boolean;
   peerCrlFile: string;
+  peerCertAllowedCn: string;
+  peerCertAllowedHostname: string;
+  /** Go cipher suite names (--cipher-suites); empty: the TLS library's defaults. */
+  cipherSuites: string[];
   authToken: string;
   bcryptCost: number;
   authTokenTtl: number;
@@ -85,8 +93,8 @@ const FLAGS: FlagSpec[] = [
   { flag: 'max-request-bytes', key: 'maxRequestBytes', kind: 'uint', def: '1572864' },
   { flag: 'max-concurrent-streams', kind: 'ignored', def: '' },
   { flag: 'grpc-keepalive-min-time', kind: 'duration', def: '5s' },
-  { flag: 'grpc-keepalive-interval', kind: 'duration', def: '2h' },
-  { flag: 'grpc-keepalive-timeout', kind: 'duration', def: '20s' },
+  { flag: 'grpc-keepalive-interval', key: 'grpcKeepaliveInterval', kind: 'duration', def: '2h' },
+  { flag: 'grpc-keepalive-timeout', key: 'grpcKeepaliveTimeout', kind: 'duration', def: '20s' },
   { flag: 'initial-advertise-peer-urls', key: 'initialAdvertisePeerUrls', kind: 'urls', def: 'http://localhost:2380' },
   { flag: 'initial-cluster', key: 'initialCluster', kind: 'string', def: '' },
   { flag: 'initial-cluster-state', key: 'initialClusterState', kind: 'enum', def: 'new', values: ['new', 'existing'] },
@@ -106,18 +114,18 @@ const FLAGS: FlagSpec[] = [
   { flag: 'key-file', key: 'keyFile', kind: 'string', def: '' },
   { flag: 'client-cert-auth', key: 'clientCertAuth', kind: 'bool', def: 'false' },
   { flag: 'client-crl-file', key: 'clientCrlFile', kind: 'string', def: '' },
-  { flag: 'client-cert-allowed-hostname', kind: 'ignored', def: '' },
+  { flag: 'client-cert-allowed-hostname', key: 'clientCertAllowedHostname', kind: 'string', def: '' },
   { flag: 'trusted-ca-file', key: 'trustedCaFile', kind: 'string', def: '' },
   { flag: 'auto-tls', key: 'autoTls', kind: 'bool', def: 'false' },
   { flag: 'peer-cert-file', key: 'peerCertFile', kind: 'string', def: '' },
   { flag: 'peer-key-file', key: 'peerKeyFile', kind: 'string', def: '' },
   { flag: 'peer-client-cert-auth', key: 'peerClientCertAuth', kind: 'bool', def: 'false' },
   { flag: 'peer-trusted-ca-file', key: 'peerTrustedCaFile', kind: 'string', def: '' },
-  { flag: 'peer-cert-allowed-cn', kind: 'ignored', def: '' },
-  { flag: 'peer-cert-allowed-hostname', kind: 'ignored', def: '' },
+  { flag: 'peer-cert-allowed-cn', key: 'peerCertAllowedCn', kind: 'string', def: '' },
+  { flag: 'peer-cert-allowed-hostname', key: 'peerCertAllowedHostname', kind: 'string', def: '' },
   { flag: 'peer-auto-tls', key: 'peerAutoTls', kind: 'bool', def: 'false' },
   { flag: 'peer-crl-file', key: 'peerCrlFile', kind: 'string', def: '' },
-  { flag: 'cipher-suites', kind: 'ignored', def: '' },
+  { flag: 'cipher-suites', key: 'cipherSuites', kind: 'list', def: '' },
   { flag: 'cors', kind: 'ignored', def: '*' },
   { flag: 'host-whitelist', kind: 'ignored', def: '*' },
   { flag: 'auth-token', key: 'authToken', kind: 'string', def: 'simple' },

@@ -1,7 +1,11 @@
-// A member's Prometheus registry with etcd's metric names where they apply.
-// Counters and histograms are updated on the hot path with plain number
-// arithmetic; gauges are read from the node when scraped.
+// A member's Prometheus registry (prom-client) with etcd's metric names where
+// they apply. Each member has its own Registry, never prom-client's global
+// default one: several members run in one process (tests, the desktop app's
+// local cluster). Counters bumped on the hot path stay plain numbers that the
+// registry reads when scraped (prom-client's labelled inc() hashes the labels
+// on every call); gauges are read from the node when scraped.
 import type { MethodDefinition, ServiceDefinition, UntypedServiceImplementation } from '@grpc/grpc-js';
+import { Counter, Gauge, Histogram, Registry } from 'prom-client';
 
 /** The gauges' sources, read at scrape time (EtcdNode implements it). */
 export interface MetricsSource {
@@ -29,34 +33,93 @@ export class GrpcMethodStats {
   ) {}
 }
 
-class Histogram {
-  readonly counts: number[];
-  sum = 0;
-  count = 0;
-  constructor(readonly buckets: number[]) {
-    this.counts = buckets.map(() => 0);
-  }
-  observe(v: number): void {
-    this.sum += v;
-    this.count++;
-    for (let i = 0; i < this.buckets.length; i++) if (v <= this.buckets[i]) this.counts[i]++;
-  }
-}
-
 const expBuckets = (start: number, factor: number, n: number): number[] => Array.from({ length: n }, (_, i) => start * factor ** i);
 
+/** The node's state the scrape-time gauges read. */
+type Scraped = MetricsSource;
+
 export class Metrics {
-  readonly fsync = new Histogram(expBuckets(0.001, 2, 14));
-  readonly backendCommit = new Histogram(expBuckets(0.001, 2, 14));
+  /** This member's registry (never prom-client's global one). */
+  readonly registry = new Registry();
+  readonly fsync: Histogram;
+  readonly backendCommit: Histogram;
   proposalsCommitted = 0;
   proposalsApplied = 0;
   proposalsFailed = 0;
-  leaderChanges = 0;
-  /** Proposals of this member waiting to be applied (etcd's proposals_pending gauge). */
+  /** Proposals waiting to be committed (a gauge: up when proposed, down when applied or failed). */
   proposalsPending = 0;
-  /** Entries whose apply took longer than etcd's warning-apply-duration (100 ms). */
+  /** Applies slower than etcd's 100 ms warning threshold. */
   slowApplies = 0;
+  leaderChanges = 0;
   private readonly grpcMethods: GrpcMethodStats[] = [];
+  /** The node being scraped; set by render() for the collect callbacks. */
+  private node?: Scraped;
+
+  constructor() {
+    const registers = [this.registry];
+    const scraped = (): Scraped | undefined => this.node;
+    // registration order is exposition order: etcd's families, in the order we always wrote them
+    const gauge = (name: string, help: string, read: (n: Scraped) => number): void => {
+      new Gauge({
+        name,
+        help,
+        registers,
+        collect() {
+          const n = scraped();
+          if (n) this.set(read(n));
+        },
+      });
+    };
+    const counter = (name: string, help: string, read: () => number): void => {
+      new Counter({
+        name,
+        help,
+        registers,
+        collect() {
+          this.reset();
+          this.inc(read());
+        },
+      });
+    };
+    gauge('etcd_server_has_leader', 'Whether or not a leader exists. 1 is existence, 0 is not.', (n) => (n.leaderId !== 0n ? 1 : 0));
+    gauge('etcd_server_is_leader', 'Whether or not this member is a leader. 1 if is, 0 otherwise.', (n) => (n.leaderId === n.memberId ? 1 : 0));
+    counter('etcd_server_leader_changes_seen_total', 'The number of leader changes seen.', () => this.leaderChanges);
+    counter('etcd_server_proposals_committed_total', 'The total number of consensus proposals committed.', () => this.proposalsCommitted);
+    counter('etcd_server_proposals_applied_total', 'The total number of consensus proposals applied.', () => this.proposalsApplied);
+    counter('etcd_server_proposals_failed_total', 'The total number of failed proposals seen.', () => this.proposalsFailed);
+    gauge('etcd_server_proposals_pending', 'The current number of pending proposals to commit.', () => this.proposalsPending);
+    counter('etcd_server_slow_apply_total', 'The total number of slow apply requests (likely overloaded from slow disk).', () => this.slowApplies);
+    gauge('etcd_mvcc_db_total_size_in_bytes', 'Total size of the underlying database physically allocated in bytes.', (n) => n.backend.size().total);
+    gauge('etcd_mvcc_db_total_size_in_use_in_bytes', 'Total size of the underlying database logically in use in bytes.', (n) => n.backend.size().inUse);
+    gauge('etcd_debugging_mvcc_current_revision', 'The current revision of store.', (n) => n.mvcc.rev);
+    gauge('etcd_debugging_mvcc_compact_revision', 'The revision of the last compaction in store.', (n) => n.mvcc.compactRev);
+    this.fsync = new Histogram({ name: 'etcd_disk_wal_fsync_duration_seconds', help: 'The latency distributions of fsync called by WAL.', buckets: expBuckets(0.001, 2, 14), registers });
+    this.backendCommit = new Histogram({ name: 'etcd_disk_backend_commit_duration_seconds', help: 'The latency distributions of commit called by backend.', buckets: expBuckets(0.001, 2, 14), registers });
+    gauge('etcd_server_quota_backend_bytes', 'Current backend storage quota size in bytes.', (n) => n.quota.maxBytes);
+    const methods = this.grpcMethods;
+    // label names in Go's (sorted) order, so samples read as etcd's
+    const labels = (s: GrpcMethodStats) => ({ grpc_method: s.method, grpc_service: s.service, grpc_type: s.type });
+    new Counter({
+      name: 'grpc_server_started_total',
+      help: 'Total number of RPCs started on the server.',
+      labelNames: ['grpc_method', 'grpc_service', 'grpc_type'],
+      registers,
+      collect() {
+        this.reset();
+        for (const s of methods) this.inc(labels(s), s.started);
+      },
+    });
+    new Counter({
+      name: 'grpc_server_handled_total',
+      help: 'Total number of RPCs completed on the server, regardless of success or failure.',
+      labelNames: ['grpc_code', 'grpc_method', 'grpc_service', 'grpc_type'],
+      registers,
+      collect() {
+        this.reset();
+        for (const s of methods) s.handled.forEach((n, code) => this.inc({ grpc_code: CODE_NAMES[code], ...labels(s) }, n));
+      },
+    });
+  }
 
   /** Registers a method's counters (every code starts at 0, as go-grpc-prometheus pre-registers them). */
   grpcMethod(type: GrpcMethodStats['type'], service: string, method: string): GrpcMethodStats {
@@ -65,44 +128,13 @@ export class Metrics {
     return s;
   }
 
-  render(node: MetricsSource): string {
-    const out: string[] = [];
-    const gauge = (name: string, help: string, v: number): void => {
-      out.push(`# HELP ${name} ${help}`, `# TYPE ${name} gauge`, `${name} ${v}`);
-    };
-    const counter = (name: string, help: string, v: number): void => {
-      out.push(`# HELP ${name} ${help}`, `# TYPE ${name} counter`, `${name} ${v}`);
-    };
-    const hist = (name: string, help: string, h: Histogram): void => {
-      out.push(`# HELP ${name} ${help}`, `# TYPE ${name} histogram`);
-      h.buckets.forEach((b, i) => out.push(`${name}_bucket{le="${b}"} ${h.counts[i]}`));
-      out.push(`${name}_bucket{le="+Inf"} ${h.count}`, `${name}_sum ${h.sum}`, `${name}_count ${h.count}`);
-    };
-    const size = node.backend.size();
-    gauge('etcd_server_has_leader', 'Whether or not a leader exists. 1 is existence, 0 is not.', node.leaderId !== 0n ? 1 : 0);
-    gauge('etcd_server_is_leader', 'Whether or not this member is a leader. 1 if is, 0 otherwise.', node.leaderId === node.memberId ? 1 : 0);
-    counter('etcd_server_leader_changes_seen_total', 'The number of leader changes seen.', this.leaderChanges);
-    counter('etcd_server_proposals_committed_total', 'The total number of consensus proposals committed.', this.proposalsCommitted);
-    counter('etcd_server_proposals_applied_total', 'The total number of consensus proposals applied.', this.proposalsApplied);
-    counter('etcd_server_proposals_failed_total', 'The total number of failed proposals seen.', this.proposalsFailed);
-    gauge('etcd_server_proposals_pending', 'The current number of pending proposals to commit.', this.proposalsPending);
-    counter('etcd_server_slow_apply_total', 'The total number of slow apply requests (likely overloaded from slow disk).', this.slowApplies);
-    gauge('etcd_mvcc_db_total_size_in_bytes', 'Total size of the underlying database physically allocated in bytes.', size.total);
-    gauge('etcd_mvcc_db_total_size_in_use_in_bytes', 'Total size of the underlying database logically in use in bytes.', size.inUse);
-    gauge('etcd_debugging_mvcc_current_revision', 'The current revision of store.', node.mvcc.rev);
-    gauge('etcd_debugging_mvcc_compact_revision', 'The revision of the last compaction in store.', node.mvcc.compactRev);
-    hist('etcd_disk_wal_fsync_duration_seconds', 'The latency distributions of fsync called by WAL.', this.fsync);
-    hist('etcd_disk_backend_commit_duration_seconds', 'The latency distributions of commit called by backend.', this.backendCommit);
-    gauge('etcd_server_quota_backend_bytes', 'Current backend storage quota size in bytes.', node.quota.maxBytes);
-    const labels = (s: GrpcMethodStats): string => `grpc_method="${s.method}",grpc_service="${s.service}",grpc_type="${s.type}"`;
-    out.push('# HELP grpc_server_started_total Total number of RPCs started on the server.', '# TYPE grpc_server_started_total counter');
-    for (const s of this.grpcMethods) out.push(`grpc_server_started_total{${labels(s)}} ${s.started}`);
-    out.push('# HELP grpc_server_handled_total Total number of RPCs completed on the server, regardless of success or failure.', '# TYPE grpc_server_handled_total counter');
-    for (const s of this.grpcMethods) s.handled.forEach((n, code) => out.push(`grpc_server_handled_total{grpc_code="${CODE_NAMES[code]}",${labels(s)}} ${n}`));
-    return out.join('\n') + '\n';
+  /** The Prometheus text exposition of this member's registry. */
+  async render(node: Scraped): Promise<string> {
+    this.node = node;
+    // prom-client separates families with an empty line; Go's client (etcd) does not
+    return (await this.registry.metrics()).replace(/\n\n/g, '\n');
   }
 }
-
 
 type AnyCall = { on(ev: string, fn: (...a: unknown[]) => void): unknown };
 

@@ -344,7 +344,7 @@ export class EtcdNode implements ClusterNode {
     return this.alarms.get();
   }
 
-  renderMetrics(): string {
+  renderMetrics(): Promise<string> {
     return this.metrics.render(this);
   }
 

@@ -72,7 +72,7 @@ export async function resolveAuthInfo(call: AuthCall, opts: AuthContextOptions):
     const store = opts.auth;
     const idx = store.tokenProvider.tokenIndex?.(token);
     if (idx !== undefined && opts.waitApplied) await opts.waitApplied(idx);
-    const ai = store.authInfoFromToken(token);
+    const ai = await store.authInfoFromToken(token);
     if (!ai) throw Errors.InvalidAuthToken;
     return ai;
   }

@@ -184,7 +184,7 @@ describe('etcdctl auth compatibility: etcd 3.4.23 vs etcdesk', { skip: !hasEtcd(
         try {
           const { token } = (await call(c, 'Authenticate', { name: 'root', password: 'rootpw' })) as { token: string };
           const ours = newTokenProvider(option);
-          const info = ours.info(token, 0);
+          const info = await ours.info(token, 0);
           assert.equal(info?.username, 'root');
           assert.ok(info!.revision > 0);
           const [h, claims] = token.split('.').map((x) => Buffer.from(x, 'base64url').toString());
@@ -195,7 +195,7 @@ describe('etcdctl auth compatibility: etcd 3.4.23 vs etcdesk', { skip: !hasEtcd(
           // and a forged one is refused by etcd, as by us
           const forged = `${mine.split('.').slice(0, 2).join('.')}.${Buffer.alloc(8).toString('base64url')}`;
           await assert.rejects(call(c, 'UserList', {}, forged), /invalid auth token/);
-          assert.equal(ours.info(forged, 0), undefined);
+          assert.equal(await ours.info(forged, 0), undefined);
         } finally {
           c.close();
           await etcd.stop();

@@ -17,6 +17,7 @@
 // GOAWAY on shutdown with in-flight unary calls finishing, flow control on
 // streams (a response stream's writes complete only when HTTP/2 takes them).
 import { EventEmitter } from 'node:events';
+import type http from 'node:http';
 import http2 from 'node:http2';
 import { Duplex } from 'node:stream';
 import type { TLSSocket } from 'node:tls';
@@ -448,16 +449,29 @@ export class GrpcServer {
    * An HTTP/2 server that serves this gRPC server's methods. It does not
    * listen: the client listener hands it connections (`emit('connection')`),
    * plain sockets, TLS sockets still to handshake (with `tls`), or a duplex.
+   * With `tls` and `httpHandler`, other requests go to httpHandler, HTTP/1.1
+   * and non-gRPC HTTP/2 alike (etcd's grpcHandlerFunc on a TLS port: /health,
+   * /metrics over https).
    */
-  http2Server(tls?: http2.SecureServerOptions): http2.Http2Server | http2.Http2SecureServer {
+  http2Server(tls?: http2.SecureServerOptions, httpHandler?: http.RequestListener): http2.Http2Server | http2.Http2SecureServer {
     const options: http2.ServerOptions = {
       // grpc-js's choice too: the session's memory is bounded by flow control, not by nghttp2's 10 MB guess
       maxSessionMemory: Number.MAX_SAFE_INTEGER,
       settings: { maxConcurrentStreams: 2 ** 32 - 1 },
     };
-    const h2 = tls ? http2.createSecureServer({ ...options, ...tls }) : http2.createServer(options);
+    const http1 = tls !== undefined && httpHandler !== undefined;
+    const h2 = tls ? http2.createSecureServer({ ...options, ...tls, allowHTTP1: http1 }) : http2.createServer(options);
     h2.on('session', (s) => this.onSession(s));
-    h2.on('stream', (stream, headers) => this.onStream(stream, headers));
+    h2.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, _flags: number, raw: string[]) =>
+      this.onStream(stream, headers, http1 ? { handler: httpHandler, raw } : undefined),
+    );
+    if (http1) {
+      // HTTP/1.1 connections reach 'request'. Node's compat layer hooks the first
+      // 'request' listener to wrap every HTTP/2 stream too (gRPC ones included);
+      // HTTP/2 stays with onStream, which wraps only the non-gRPC requests.
+      h2.removeAllListeners('newListener');
+      h2.on('request', httpHandler);
+    }
     // a failed handshake or a reset connection concerns that client only
     h2.on('tlsClientError', () => undefined);
     h2.on('sessionError', () => undefined);
@@ -494,9 +508,15 @@ export class GrpcServer {
     }
   }
 
-  private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders): void {
+  private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, fallback?: { handler: http.RequestListener; raw: string[] }): void {
     stream.on('error', () => undefined);
     const ct = headers['content-type'];
+    if (fallback && !(typeof ct === 'string' && ct.startsWith(GRPC_CONTENT_TYPE))) {
+      // Node's own compat objects; the handler uses only what both request kinds share
+      const req = new http2.Http2ServerRequest(stream, headers, {}, fallback.raw) as unknown as http.IncomingMessage;
+      fallback.handler(req, new http2.Http2ServerResponse(stream) as unknown as http.ServerResponse);
+      return;
+    }
     if (typeof ct !== 'string' || !ct.startsWith(GRPC_CONTENT_TYPE)) {
       // grpc-go answers a non-gRPC request on its handler with 415
       stream.respond({ ':status': 415, 'content-type': 'text/plain' }, { endStream: true });

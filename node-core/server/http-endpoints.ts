@@ -87,7 +87,15 @@ export function createHttpHandler(node: ClusterNode): http.RequestListener {
       res.end(JSON.stringify(body));
     };
     if (url.pathname === '/health') {
-      const answer = (healthy: boolean): void => json(healthy ? 200 : 503, { health: healthy ? 'true' : 'false' });
+      // etcd's NewHealthHandler: GET only; no Content-Type set, so Go sniffs text/plain; 503 through http.Error
+      if (req.method !== 'GET') {
+        res.writeHead(405, { Allow: 'GET', 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' });
+        return res.end('Method Not Allowed\n');
+      }
+      const answer = (healthy: boolean): void => {
+        res.writeHead(healthy ? 200 : 503, { 'Content-Type': 'text/plain; charset=utf-8', ...(healthy ? {} : { 'X-Content-Type-Options': 'nosniff' }) });
+        res.end(healthy ? '{"health":"true"}' : '{"health":"false"}\n');
+      };
       if (node.leaderId === 0n || node.hasAlarm(url.searchParams.getAll('exclude'))) return answer(false);
       // etcd's checkHealth also needs a quorum round within a second (its QGET); ours is a ReadIndex
       return void quorumWithin(node, HEALTH_QUORUM_TIMEOUT_MS).then(answer);
@@ -107,8 +115,13 @@ export function createHttpHandler(node: ClusterNode): http.RequestListener {
       return json(200, { etcdserver: SERVER_VERSION, etcdcluster: CLUSTER_VERSION });
     }
     if (url.pathname === '/metrics') {
-      res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' });
-      return res.end(node.renderMetrics());
+      return void node.renderMetrics().then((text) => {
+        res.writeHead(200, { 'Content-Type': 'text/plain; version=0.0.4; charset=utf-8' });
+        res.end(text);
+      }, (e: Error) => {
+        res.writeHead(500, { 'Content-Type': 'text/plain; charset=utf-8' });
+        res.end(`${e.message}\n`);
+      });
     }
     res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' });
     res.end('404 page not found\n');

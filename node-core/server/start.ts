@@ -18,10 +18,12 @@ import { createLeaseHandlers } from './lease-service';
 import { createLockHandlers } from './lock-service';
 import { createWatchHandlers } from './watch-service';
 import { createMaintenanceHandlers } from './maintenance-service';
-import { guardLearner } from './learner-guard';
+import { guardLearner as guardCalls } from './learner-guard';
 import type { RequestGuard } from './request-guard';
 import { createAuthServer } from './auth-service';
-import { clientListenerTls, peerTransportTls, type TlsFlags } from './tls';
+import type { AuthStore } from '../auth';
+import { clientListenerTls, peerTransportTls, refusePeersNotAllowed, type TlsFlags } from './tls';
+import type { Http2SecureServer } from 'node:http2';
 import { GrpcServer } from './grpc-server';
 import { ServerContext } from './server-context';
 import { AuthService } from '../proto/gen/etcdserverpb';
@@ -67,9 +69,6 @@ export interface StartOptions {
 
 /** etcd's grpcOverheadBytes: room for framing above --max-request-bytes. */
 const GRPC_OVERHEAD_BYTES = 512 * 1024;
-/** etcd's defaults for --grpc-keepalive-interval and --grpc-keepalive-timeout (the flags are accepted, not yet read). */
-const KEEPALIVE_INTERVAL_MS = 2 * 3600 * 1000;
-const KEEPALIVE_TIMEOUT_MS = 20_000;
 /** How long a stopping member lets unary calls in flight finish after GOAWAY. */
 const SHUTDOWN_GRACE_MS = 1000;
 
@@ -97,8 +96,9 @@ export async function startNode(partial: Partial<NodeConfig>, opts: StartOptions
   });
   const server = new GrpcServer({
     maxReceiveMessageBytes: config.maxRequestBytes + GRPC_OVERHEAD_BYTES,
-    keepaliveTimeMs: KEEPALIVE_INTERVAL_MS,
-    keepaliveTimeoutMs: KEEPALIVE_TIMEOUT_MS,
+    // --grpc-keepalive-interval / --grpc-keepalive-timeout (etcd's 2 h / 20 s by default)
+    keepaliveTimeMs: config.grpcKeepaliveInterval,
+    keepaliveTimeoutMs: config.grpcKeepaliveTimeout,
   });
   // --client-cert-auth names users by certificate CN on TLS client URLs
   const clientCertAuth = config.clientCertAuth && config.listenClientUrls.some((u) => u.startsWith('https:') || u.startsWith('unixs:'));
@@ -118,6 +118,9 @@ export async function startNode(partial: Partial<NodeConfig>, opts: StartOptions
   const addService = server.addService.bind(server);
   server.addService = (def, impl) => addService(def, instrumentService(def, impl, node.metrics));
   const learner = (): boolean => node.isLearner();
+  // etcd's unary interceptor: the learner check, then WithRequireLeader calls refused without a leader
+  const guardLearner = <T extends UntypedServiceImplementation>(h: T, isLearner: () => boolean, allowed?: (m: string, r: unknown) => boolean): T =>
+    guardCalls(h, isLearner, allowed, () => node.leaderId === 0n);
   server.addService(KVService, guardLearner(createKVHandlers(node, guard), learner, (m, r) => m === 'Range' && (r as { serializable?: boolean }).serializable === true));
   server.addService(MaintenanceService, guardLearner(createMaintenanceHandlers(node, guard) as UntypedServiceImplementation, learner, (m) => m === 'Status'));
   server.addService(ClusterService, guardLearner(createClusterHandlers(node, guard), learner));
@@ -136,7 +139,9 @@ export async function startNode(partial: Partial<NodeConfig>, opts: StartOptions
       const secure = url.startsWith('https:') || url.startsWith('unixs:');
       const t = clientListenerTls(url, tlsFlags);
       for (const w of t.warnings) log.warn(w);
-      const l = await listenClientUrl(url, server.http2Server(t.tls), secure, httpHandler);
+      const h2 = server.http2Server(t.tls, httpHandler);
+      if (t.tls) refusePeersNotAllowed(h2 as Http2SecureServer, t.refuseConnection);
+      const l = await listenClientUrl(url, h2, secure, httpHandler);
       listeners.push(l);
       if (!secure) log.warn('serving client traffic insecurely; this is strongly discouraged!', { address: url.replace(/^\w+:\/\//, '') });
     }

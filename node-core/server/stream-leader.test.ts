@@ -3,12 +3,14 @@
 // side by side) a LeaseKeepAlive stream and an Election Observe stream that
 // carry `hasleader` end with UNAVAILABLE `etcdserver: no leader` once the
 // other two members are killed; afterwards new require-leader streams
-// (keep-alive, Snapshot) are refused at once with the same status.
+// (keep-alive, Snapshot) are refused at once with the same status, and so are
+// unary calls carrying it (etcd's unary interceptor), while the same calls
+// without it are still served or fail for their own reasons.
 import assert from 'node:assert/strict';
 import { Metadata, type ClientDuplexStream, type ClientReadableStream, type ServiceError } from '@grpc/grpc-js';
 import { after, describe, it } from 'node:test';
 import { EtcdClient } from '../client/client';
-import { LeaseService, MaintenanceService, type LeaseKeepAliveRequestInit, type LeaseKeepAliveResponse, type SnapshotResponse } from '../proto/gen/etcdserverpb';
+import { ClusterService, KVService, LeaseService, MaintenanceService, type LeaseKeepAliveRequestInit, type LeaseKeepAliveResponse, type SnapshotResponse } from '../proto/gen/etcdserverpb';
 import { ElectionService, type LeaderResponse } from '../proto/gen/v3electionpb';
 import { findLeader, hasEtcd, startCluster, type ClusterProcs } from '../testing/processes';
 
@@ -46,11 +48,21 @@ function observeStream(c: EtcdClient, name: string): ClientReadableStream<Leader
   return c.channel().makeServerStreamRequest(m.path, m.requestSerialize, m.responseDeserialize as (b: Buffer) => LeaderResponse, { name: Buffer.from(name) }, requireLeader(), {});
 }
 
+/** How a unary call ends: its status, or 'ok'. */
+function unary(c: EtcdClient, m: { path: string; requestSerialize: (r: never) => Buffer; responseDeserialize: (b: Buffer) => unknown }, req: object, md: Metadata): Promise<Ended | 'ok'> {
+  return new Promise((resolve) => {
+    c.channel().makeUnaryRequest(m.path, m.requestSerialize as (r: object) => Buffer, m.responseDeserialize, req, md, { deadline: Date.now() + 3000 }, (e: ServiceError | null) =>
+      resolve(e ? { code: e.code, details: e.details } : 'ok'),
+    );
+  });
+}
+
 interface Outcome {
   keepAlive: Ended;
   observe: Ended;
   newKeepAlive: Ended;
   snapshot: Ended;
+  unary: Record<string, Ended | 'ok'>;
 }
 
 async function throughLeaderLoss(c: ClusterProcs): Promise<Outcome> {
@@ -79,7 +91,15 @@ async function throughLeaderLoss(c: ClusterProcs): Promise<Outcome> {
     const newKeepAlive = endOf(again);
     again.write({ ID });
     const snapshot = await endOf(snapshotStream(client));
-    return { keepAlive, observe, newKeepAlive: await newKeepAlive, snapshot };
+    const serializable = { key: Buffer.from('k'), serializable: true };
+    const u: Record<string, Ended | 'ok'> = {
+      rangeRequireLeader: await unary(client, KVService.Range, serializable, requireLeader()),
+      statusRequireLeader: await unary(client, MaintenanceService.Status, {}, requireLeader()),
+      memberListRequireLeader: await unary(client, ClusterService.MemberList, {}, requireLeader()),
+      range: await unary(client, KVService.Range, serializable, new Metadata()),
+      status: await unary(client, MaintenanceService.Status, {}, new Metadata()),
+    };
+    return { keepAlive, observe, newKeepAlive: await newKeepAlive, snapshot, unary: u };
   } finally {
     client.close();
   }
@@ -99,6 +119,8 @@ describe('streams requiring a leader', { skip: !hasEtcd() && 'etcd not installed
     const [want, got] = await Promise.all([throughLeaderLoss(etcd), throughLeaderLoss(ours)]);
     const noLeader: Ended = { code: 14, details: 'etcdserver: no leader' };
     assert.deepEqual(want.keepAlive, noLeader, 'etcd itself ends the keep-alive for want of a leader');
+    assert.deepEqual(want.unary.rangeRequireLeader, noLeader, 'etcd refuses a require-leader unary call without a leader');
+    assert.equal(want.unary.range, 'ok', 'and serves the same serializable read without it');
     assert.deepEqual(got, want);
   });
 });

@@ -5,11 +5,17 @@
 // client certificate; --auto-tls writes a self-signed ECDSA P-521 certificate
 // to <data-dir>/fixtures/{client,peer} (reused when present) and replaces the
 // given TLS settings only when no cert/key files were given.
-import crypto from 'node:crypto';
+// --cipher-suites (Go's names, mapped to OpenSSL's) limits TLS 1.2 on both
+// ports, as Go's tls.Config.CipherSuites (TLS 1.3 suites are not
+// configurable in Go: names are accepted, TLS 1.3 keeps its defaults).
+// --peer-cert-allowed-cn / --peer-cert-allowed-hostname and
+// --client-cert-allowed-hostname make a verified certificate acceptable only
+// with that CN / for that host (etcd's VerifyPeerCertificate, on both ends).
+import crypto, { X509Certificate } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import type { ConnectionOptions, SecureContextOptions, TlsOptions } from 'node:tls';
+import tls, { type ConnectionOptions, type PeerCertificate, type SecureContextOptions, type TLSSocket, type TlsOptions } from 'node:tls';
 
 /** The subset of the node's configuration TLS reads (same names as NodeConfig). */
 export interface TlsFlags {
@@ -28,6 +34,10 @@ export interface TlsFlags {
   peerClientCertAuth?: boolean;
   peerCrlFile?: string;
   peerAutoTls?: boolean;
+  cipherSuites?: string[];
+  clientCertAllowedHostname?: string;
+  peerCertAllowedCn?: string;
+  peerCertAllowedHostname?: string;
 }
 
 /** etcd's transport.TLSInfo. */
@@ -39,6 +49,12 @@ export interface TlsInfo {
   crlFile: string;
   /** A generated self-signed certificate: peers skip verifying each other (etcd). */
   selfCert: boolean;
+  /** Go cipher suite names (validated by cipherSuiteOptions). */
+  cipherSuites?: string[];
+  /** The CN a peer's certificate must carry (etcd's AllowedCN). */
+  allowedCn?: string;
+  /** The host a peer's certificate must be valid for (etcd's AllowedHostname). */
+  allowedHostname?: string;
 }
 
 const isEmpty = (i: TlsInfo): boolean => i.certFile === '' && i.keyFile === '';
@@ -64,9 +80,11 @@ export function clientTlsInfo(f: TlsFlags): TlsInfo {
     clientCertAuth: f.clientCertAuth ?? false,
     crlFile: f.clientCrlFile ?? '',
     selfCert: false,
+    cipherSuites: f.cipherSuites,
+    allowedHostname: f.clientCertAllowedHostname || undefined,
   };
   if (!f.autoTls || !isEmpty(info)) return info;
-  return selfCert(path.join(f.dataDir, 'fixtures', 'client'), hostsOf(f.listenClientUrls));
+  return { ...selfCert(path.join(f.dataDir, 'fixtures', 'client'), hostsOf(f.listenClientUrls)), cipherSuites: info.cipherSuites, allowedHostname: info.allowedHostname };
 }
 
 /** The peer-side TLS info, with --peer-auto-tls resolved. */
@@ -78,9 +96,13 @@ export function peerTlsInfo(f: TlsFlags): TlsInfo {
     clientCertAuth: f.peerClientCertAuth ?? false,
     crlFile: f.peerCrlFile ?? '',
     selfCert: false,
+    cipherSuites: f.cipherSuites,
+    allowedCn: f.peerCertAllowedCn || undefined,
+    allowedHostname: f.peerCertAllowedHostname || undefined,
   };
   if (!f.peerAutoTls || !isEmpty(info)) return info;
-  return selfCert(path.join(f.dataDir, 'fixtures', 'peer'), hostsOf(f.listenPeerUrls));
+  const self = selfCert(path.join(f.dataDir, 'fixtures', 'peer'), hostsOf(f.listenPeerUrls));
+  return { ...self, cipherSuites: info.cipherSuites, allowedCn: info.allowedCn, allowedHostname: info.allowedHostname };
 }
 
 /**
@@ -103,6 +125,8 @@ export function serverTlsOptions(info: TlsInfo): TlsOptions & SecureContextOptio
   };
   if (info.trustedCaFile !== '') opts.ca = fs.readFileSync(info.trustedCaFile);
   if (info.crlFile !== '') opts.crl = fs.readFileSync(info.crlFile);
+  Object.assign(opts, cipherSuiteOptions(info.cipherSuites ?? []));
+  certificateCheck(info);
   return opts;
 }
 
@@ -116,14 +140,134 @@ export function clientTlsOptions(info: TlsInfo): ConnectionOptions {
   if (info.trustedCaFile !== '') opts.ca = fs.readFileSync(info.trustedCaFile);
   // self-signed peers cannot be verified; etcd skips verification for them
   if (info.selfCert) opts.rejectUnauthorized = false;
+  if (!isEmpty(info)) Object.assign(opts, cipherSuiteOptions(info.cipherSuites ?? []));
+  const allowed = certificateCheck(info);
+  if (allowed) {
+    // etcd's VerifyPeerCertificate runs on the dialing side too: the server's certificate must pass
+    opts.checkServerIdentity = (host, cert) => tls.checkServerIdentity(host, cert) ?? (allowed(cert) ? undefined : new Error('client certificate authentication failed'));
+  }
   return opts;
 }
 
-/** Server and dial options for the peer transport, or undefined for plain text. */
-export function peerTransportTls(f: TlsFlags): { server: TlsOptions & SecureContextOptions; client: ConnectionOptions } | undefined {
+/**
+ * Server and dial options for the peer transport, or undefined for plain
+ * text. Throws for an unknown --cipher-suites name whether or not TLS is
+ * used, as etcd refuses to start (it is called first thing at start).
+ */
+export function peerTransportTls(f: TlsFlags):
+  | { server: TlsOptions & SecureContextOptions; client: ConnectionOptions; refuseConnection?: (socket: TLSSocket) => boolean }
+  | undefined {
+  cipherSuiteOptions(f.cipherSuites ?? []);
   const info = peerTlsInfo(f);
   if (isEmpty(info)) return undefined;
-  return { server: serverTlsOptions(info), client: clientTlsOptions(info) };
+  return { server: serverTlsOptions(info), client: clientTlsOptions(info), refuseConnection: serverSideCheck(info) };
+}
+
+// ---- --cipher-suites ----
+
+/** Go's cipher suite names (tls.CipherSuites() and InsecureCipherSuites() of Go 1.19, plus etcd's two aliases) → OpenSSL's. */
+const GO_CIPHER_SUITES: Record<string, string> = {
+  TLS_RSA_WITH_RC4_128_SHA: 'RC4-SHA',
+  TLS_RSA_WITH_3DES_EDE_CBC_SHA: 'DES-CBC3-SHA',
+  TLS_RSA_WITH_AES_128_CBC_SHA: 'AES128-SHA',
+  TLS_RSA_WITH_AES_256_CBC_SHA: 'AES256-SHA',
+  TLS_RSA_WITH_AES_128_CBC_SHA256: 'AES128-SHA256',
+  TLS_RSA_WITH_AES_128_GCM_SHA256: 'AES128-GCM-SHA256',
+  TLS_RSA_WITH_AES_256_GCM_SHA384: 'AES256-GCM-SHA384',
+  TLS_ECDHE_ECDSA_WITH_RC4_128_SHA: 'ECDHE-ECDSA-RC4-SHA',
+  TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA: 'ECDHE-ECDSA-AES128-SHA',
+  TLS_ECDHE_ECDSA_WITH_AES_256_CBC_SHA: 'ECDHE-ECDSA-AES256-SHA',
+  TLS_ECDHE_RSA_WITH_RC4_128_SHA: 'ECDHE-RSA-RC4-SHA',
+  TLS_ECDHE_RSA_WITH_3DES_EDE_CBC_SHA: 'ECDHE-RSA-DES-CBC3-SHA',
+  TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA: 'ECDHE-RSA-AES128-SHA',
+  TLS_ECDHE_RSA_WITH_AES_256_CBC_SHA: 'ECDHE-RSA-AES256-SHA',
+  TLS_ECDHE_ECDSA_WITH_AES_128_CBC_SHA256: 'ECDHE-ECDSA-AES128-SHA256',
+  TLS_ECDHE_RSA_WITH_AES_128_CBC_SHA256: 'ECDHE-RSA-AES128-SHA256',
+  TLS_ECDHE_RSA_WITH_AES_128_GCM_SHA256: 'ECDHE-RSA-AES128-GCM-SHA256',
+  TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256: 'ECDHE-ECDSA-AES128-GCM-SHA256',
+  TLS_ECDHE_RSA_WITH_AES_256_GCM_SHA384: 'ECDHE-RSA-AES256-GCM-SHA384',
+  TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384: 'ECDHE-ECDSA-AES256-GCM-SHA384',
+  TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305_SHA256: 'ECDHE-RSA-CHACHA20-POLY1305',
+  TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305_SHA256: 'ECDHE-ECDSA-CHACHA20-POLY1305',
+  TLS_ECDHE_RSA_WITH_CHACHA20_POLY1305: 'ECDHE-RSA-CHACHA20-POLY1305',
+  TLS_ECDHE_ECDSA_WITH_CHACHA20_POLY1305: 'ECDHE-ECDSA-CHACHA20-POLY1305',
+};
+/** TLS 1.3 suites: valid names, but Go never lets them be configured. */
+const GO_TLS13_SUITES = new Set(['TLS_AES_128_GCM_SHA256', 'TLS_AES_256_GCM_SHA384', 'TLS_CHACHA20_POLY1305_SHA256']);
+/** OpenSSL's default TLS 1.3 suites, kept whatever --cipher-suites says. */
+const TLS13_DEFAULT = 'TLS_AES_256_GCM_SHA384:TLS_CHACHA20_POLY1305_SHA256:TLS_AES_128_GCM_SHA256';
+
+/**
+ * node:tls options for --cipher-suites (Go names): the TLS 1.2 suites limited
+ * to the mapped ones, TLS 1.3 untouched; {} when none are given. Throws
+ * etcd's `unexpected TLS cipher suite "X"` for an unknown name.
+ */
+export function cipherSuiteOptions(names: string[]): { ciphers?: string; minVersion?: 'TLSv1.3' } {
+  if (names.length === 0) return {};
+  const tls12: string[] = [];
+  for (const n of names) {
+    const mapped = GO_CIPHER_SUITES[n];
+    if (mapped !== undefined) tls12.push(mapped);
+    else if (!GO_TLS13_SUITES.has(n)) throw new Error(`unexpected TLS cipher suite "${n}"`);
+  }
+  // only TLS 1.3 names: Go's TLS 1.2 has no suite left to negotiate
+  if (tls12.length === 0) return { minVersion: 'TLSv1.3' };
+  return { ciphers: `${TLS13_DEFAULT}:${[...new Set(tls12)].join(':')}` };
+}
+
+// ---- allowed CN / hostname ----
+
+/**
+ * etcd's AllowedCN / AllowedHostname check of a verified certificate (the
+ * two are exclusive, with etcd's error), or undefined when neither is set.
+ * A hostname matches as Go's VerifyHostname: SANs only (never the CN),
+ * wildcards only as a whole leftmost label; an IP against IP SANs.
+ */
+export function certificateCheck(info: Pick<TlsInfo, 'allowedCn' | 'allowedHostname'>): ((cert: PeerCertificate | undefined) => boolean) | undefined {
+  const cn = info.allowedCn;
+  const host = info.allowedHostname;
+  if (cn && host) throw new Error(`AllowedCN and AllowedHostname are mutually exclusive (cn=${JSON.stringify(cn)}, hostname=${JSON.stringify(host)})`);
+  if (cn) return (cert) => commonName(cert) === cn;
+  if (host) {
+    const h = host.replace(/^\[|\]$/g, '');
+    return (cert) => {
+      if (!cert?.raw) return false;
+      const x = new X509Certificate(cert.raw);
+      return net.isIP(h) ? x.checkIP(h) !== undefined : x.checkHost(h.replace(/\.$/, ''), { subject: 'never', partialWildcards: false, multiLabelWildcards: false }) !== undefined;
+    };
+  }
+  return undefined;
+}
+
+/**
+ * The server side of the allowance: Go calls VerifyPeerCertificate on a
+ * server only when it asks for client certificates (a trusted CA or
+ * client-cert-auth); otherwise connections are not checked at all.
+ */
+function serverSideCheck(info: TlsInfo): ((socket: TLSSocket) => boolean) | undefined {
+  const allowed = certificateCheck(info);
+  if (!allowed || (info.trustedCaFile === '' && !info.clientCertAuth)) return undefined;
+  return (socket) => !allowed(socket.getPeerCertificate());
+}
+
+function commonName(cert: PeerCertificate | undefined): string | undefined {
+  const cn: unknown = cert?.subject?.CN;
+  // several CN attributes: Go's pkix keeps the last one
+  if (Array.isArray(cn)) return cn.length ? String(cn[cn.length - 1]) : undefined;
+  return typeof cn === 'string' ? cn : undefined;
+}
+
+/**
+ * Applies a TLS info's allowed CN/hostname to a TLS server: a connection
+ * whose verified client certificate does not pass is closed once the
+ * handshake completes, before any request is read (etcd fails the handshake
+ * itself; node:tls has no hook there).
+ */
+export function refusePeersNotAllowed(server: tls.Server, refuse: ((socket: TLSSocket) => boolean) | undefined): void {
+  if (!refuse) return;
+  server.prependListener('secureConnection', (socket: TLSSocket) => {
+    if (refuse(socket)) socket.destroy();
+  });
 }
 
 /** The HTTP/2 server's TLS options for a TLSInfo, or undefined for plain text. */
@@ -139,6 +283,8 @@ export interface ClientListenerTls {
   warnings: string[];
   /** Whether certificate common names name users on this listener. */
   clientCertAuth: boolean;
+  /** --client-cert-allowed-hostname: whether a handshaken connection must be closed. */
+  refuseConnection?: (socket: TLSSocket) => boolean;
 }
 
 /**
@@ -156,7 +302,7 @@ export function clientListenerTls(url: string, f: TlsFlags): ClientListenerTls {
     return { tls: undefined, warnings, clientCertAuth: false };
   }
   if (isEmpty(info)) throw new Error(`TLS key/cert (--cert-file, --key-file) must be provided for client url ${url} with HTTPS scheme`);
-  return { tls: grpcServerTls(info), warnings, clientCertAuth: info.clientCertAuth };
+  return { tls: grpcServerTls(info), warnings, clientCertAuth: info.clientCertAuth, refuseConnection: serverSideCheck(info) };
 }
 
 // ---- self-signed certificates (etcd's transport.SelfCert) ----

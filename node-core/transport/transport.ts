@@ -21,7 +21,7 @@ import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import tls from 'node:tls';
-import type { ConnectionOptions, SecureContextOptions, TlsOptions } from 'node:tls';
+import type { ConnectionOptions, SecureContextOptions, TLSSocket, TlsOptions } from 'node:tls';
 import { MessageType, type Message } from '../raft/index';
 import { Reader } from '../proto/wire';
 import { decodeMembersRequest, decodeMembersResponse, encodeMembersRequest, encodeMembersResponse } from '../proto/gen/etcdeskpeerpb';
@@ -44,6 +44,8 @@ import {
 export interface PeerTlsOptions {
   server: TlsOptions & SecureContextOptions;
   client: ConnectionOptions;
+  /** --peer-cert-allowed-cn/-hostname: whether a handshaken peer connection must be closed. */
+  refuseConnection?: (socket: TLSSocket) => boolean;
 }
 
 export interface PeerMember {
@@ -746,6 +748,9 @@ export class PeerTransport {
         // session already closing
       }
     });
+    const refuse = secure ? this.tls?.refuseConnection : undefined;
+    // a peer whose certificate is not allowed is closed before its session starts
+    if (refuse) server.prependListener('secureConnection', (socket: TLSSocket) => void (refuse(socket) && socket.destroy()));
     server.on('stream', (stream, headers) => this.onStream(stream, headers));
     server.on('sessionError', () => {});
     server.on('tlsClientError', () => {});
