@@ -16,6 +16,8 @@ export const useClusterStore = defineStore('cluster', {
     series: emptySeries() as Series,
     /** Local member index being stopped/restarted (buttons show it). */
     pendingLocal: null as number | null,
+    /** What is pending on it: a stopped member's button says "Stopping…" until the stop completes. */
+    pendingAction: null as 'stop' | 'restart' | null,
   }),
   getters: {
     leader: (s) => s.info?.members.find((m) => m.isLeader) ?? null,
@@ -64,18 +66,22 @@ export const useClusterStore = defineStore('cluster', {
     },
     async stopLocal(index: number): Promise<void> {
       this.pendingLocal = index;
+      this.pendingAction = 'stop';
       try {
         this.set(await useApi().invoke('cluster:local-stop', { index }));
       } finally {
         this.pendingLocal = null;
+        this.pendingAction = null;
       }
     },
     async restartLocal(index: number): Promise<void> {
       this.pendingLocal = index;
+      this.pendingAction = 'restart';
       try {
         this.set(await useApi().invoke('cluster:local-restart', { index }));
       } finally {
         this.pendingLocal = null;
+        this.pendingAction = null;
       }
     },
     async defragment(endpoint?: string): Promise<void> {
