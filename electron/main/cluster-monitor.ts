@@ -5,7 +5,7 @@
 // Stop told at once (node-host's onChange), before the member has finished
 // stopping. A window that looks at the cluster asks for a monitor
 // (`cluster:monitor`); main then pushes `cluster:changed` to it.
-import { EtcdClient, EtcdPb } from '../../node-core/index';
+import { Code, EtcdClient, EtcdPb } from '../../node-core/index';
 import type { ClusterInfo, MemberInfo } from '../contract/index';
 import { serializeError } from './errors';
 import type { LocalControl } from './node-host';
@@ -14,6 +14,10 @@ import type { LocalControl } from './node-host';
 export const MEMBER_DEADLINE_MS = 500;
 /** Pause between two polls (a poll itself lasts at most a member deadline or a list deadline). */
 export const POLL_MS = 250;
+/** While no leader is known (an election): poll this often, so the new leader shows as soon as one member names it. */
+export const ELECTION_POLL_MS = 50;
+/** A member that answered within this long keeps its last Status through a missed deadline (a busy member is not a dead one). */
+const SLOW_GRACE_MS = 2000;
 /** The member list and alarms change rarely: read again this often (and on every local change). */
 const LIST_EVERY_MS = 2000;
 const LIST_DEADLINE_MS = 1500;
@@ -43,6 +47,8 @@ export function pickLeader(reports: { id: bigint; status?: Status }[], down: Set
 /** Reads member list, alarms and every member's Status (in parallel, short deadlines) into one ClusterInfo. */
 export class ClusterReader {
   private readonly members = new Map<string, EtcdClient>();
+  /** Each member's last Status and when it came, by client URL. */
+  private readonly lastGood = new Map<string, { status: Status; at: number }>();
   private list: { members: ListMember[]; clusterId: string; alarms: ClusterInfo['alarms']; at: number } | null = null;
   private readonly lister: EtcdClient;
 
@@ -79,8 +85,24 @@ export class ClusterReader {
     this.members.delete(url);
   }
 
+  private listing: Promise<NonNullable<ClusterReader['list']>> | null = null;
+
+  /**
+   * The member list: read once, then refreshed in the background when stale,
+   * so the Status calls never wait for it (during an election a MemberList
+   * can wait for the new leader).
+   */
   private async readList(): Promise<NonNullable<ClusterReader['list']>> {
     if (this.list && Date.now() - this.list.at < LIST_EVERY_MS) return this.list;
+    this.listing ??= this.fetchList().finally(() => (this.listing = null));
+    if (this.list) {
+      this.listing.catch(() => undefined);
+      return this.list;
+    }
+    return this.listing;
+  }
+
+  private async fetchList(): Promise<NonNullable<ClusterReader['list']>> {
     const [ml, alarms] = await Promise.all([this.lister.memberList(), this.lister.alarm({ action: EtcdPb.AlarmRequest_AlarmAction.GET }).catch(() => null)]);
     this.list = {
       members: ml.members.map((m) => ({ id: m.ID, name: m.name, peerURLs: m.peerURLs, clientURLs: m.clientURLs, isLearner: m.isLearner })),
@@ -98,11 +120,21 @@ export class ClusterReader {
       list.members.map(async (m) => {
         const url = m.clientURLs[0];
         if (!url) return { m, status: undefined, error: undefined };
-        if (stopped.has(url)) return { m, status: undefined, error: STOPPED };
+        if (stopped.has(url)) {
+          this.lastGood.delete(url);
+          return { m, status: undefined, error: STOPPED };
+        }
         try {
-          return { m, status: await this.memberClient(url).status(), error: undefined };
+          const status = await this.memberClient(url).status();
+          this.lastGood.set(url, { status, at: Date.now() });
+          return { m, status, error: undefined };
         } catch (e) {
+          // Refused (stopped, not listening) shows at once; a deadline missed by a member that answered
+          // lately keeps its last answer for a moment: under load a Status can queue behind writes.
+          const last = this.lastGood.get(url);
+          if ((e as { code?: unknown }).code === Code.DeadlineExceeded && last && Date.now() - last.at < SLOW_GRACE_MS) return { m, status: last.status, error: undefined };
           this.dropMember(url);
+          this.lastGood.delete(url);
           return { m, status: undefined, error: serializeError(e).message };
         }
       }),
@@ -219,7 +251,7 @@ export class ClusterMonitor {
     if (this.again) {
       this.again = false;
       void this.poll();
-    } else this.timer = setTimeout(() => void this.poll(), POLL_MS);
+    } else this.timer = setTimeout(() => void this.poll(), this.last?.members.some((m) => m.isLeader) === false ? ELECTION_POLL_MS : POLL_MS);
   }
 
   close(): void {
