@@ -83,7 +83,9 @@ describe('Etcdesk cluster view', { timeout: 150_000 }, () => {
     }, 15_000, 'the sidebar on a live member');
     await shot(page, 'cluster-view-new-leader');
     release();
-    await page.getByTestId(`restart-${target}`).waitFor({ timeout: 15_000 });
+    // the held answer arrives: the button leaves "Stopping…"
+    await page.getByTestId(`restart-${target}`).filter({ hasText: 'Restart' }).waitFor({ timeout: 15_000 });
+    assert.ok(answered);
     await page.unroute('**/api/invoke/cluster:local-stop');
   }));
 
