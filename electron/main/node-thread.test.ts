@@ -54,7 +54,7 @@ describe('a node in a worker thread', { timeout: 120_000 }, () => {
     }
   });
 
-  it('a start that fails is refused with the node\'s error, and its thread goes', async () => {
+  it('a start that fails is refused with the node\'s error (EADDRINUSE)', async () => {
     const dir = tempDir();
     const first = await single(path.join(dir, 'a'));
     try {
