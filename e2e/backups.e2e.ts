@@ -54,6 +54,23 @@ describe('verified and scheduled backups', { timeout: 180_000 }, () => {
     assert.deepEqual(schedules.map((s) => [s.profileId, s.everyMinutes, s.keep, s.enabled]), [['embedded', 30, 3, true]]);
   }));
 
+  it('a verified backup restored into the local three-member cluster: all members on it', withShot('restore-cluster', async () => {
+    const { history } = await shell.invoke('backup:schedules', {});
+    await page.getByTestId('nav-backups').click();
+    await page.getByTestId(`restore-cluster-${history[0].id}`).click();
+    await page.getByTestId('confirm-message').filter({ hasText: 'current keys are replaced' }).waitFor();
+    await page.getByTestId('confirm-ok').click();
+    await page.getByTestId('view-cluster').waitFor({ timeout: 60_000 });
+    const st = await shell.invoke('conn:status', {});
+    assert.equal(st.kind, 'local-cluster');
+    assert.equal((await shell.invoke('kv:count', { prefix: '/bk/' })).count, 20);
+    const info = await shell.invoke('cluster:info', {});
+    assert.equal(info.members.length, 3);
+    await shot(page, 'backups-restored-cluster');
+    await page.getByTestId('nav-backups').click();
+    await page.getByTestId('sched-profile').selectOption('embedded');
+  }));
+
   it('a verified backup opens as a restored node with the keys', withShot('open', async () => {
     await etcdctl(shell, ['put', '/bk/after-backup', 'not in it']);
     const { history } = await shell.invoke('backup:schedules', {});

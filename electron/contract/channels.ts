@@ -35,6 +35,8 @@ export interface InvokeMap {
   /** Stops a running data operation between batches. */
   'data:cancel': { req: { opId: string }; res: { ok: true } };
   /** Scheduled backups: every connection's schedule and the history of runs (newest first). */
+  /** A backup from backup:list restored into every member of the local three-member cluster (its keys replaced), then connected. */
+  'backup:restore-cluster': { req: { opId: string; name: string }; res: { revision: number; status: T.ConnectionStatus } };
   'backup:schedules': { req: Empty; res: { schedules: T.BackupSchedule[]; history: T.BackupRun[] } };
   'backup:schedule-set': { req: T.BackupSchedule; res: T.BackupSchedule };
   'backup:schedule-remove': { req: { profileId: string }; res: { ok: true } };
@@ -134,7 +136,7 @@ export type Res<C extends Channel> = InvokeMap[C]['res'];
 const channelSet: { [C in Channel]: true } = {
   'app:info': true, 'conn:list': true, 'conn:save': true, 'conn:delete': true, 'conn:sign-in': true, 'conn:connect': true, 'conn:disconnect': true, 'conn:status': true, 'conn:export': true, 'conn:import': true,
   'data:export': true, 'data:import-preview': true, 'data:import-apply': true, 'data:copy-prefix': true, 'data:delete-keys': true, 'data:cancel': true,
-  'backup:schedules': true, 'backup:schedule-set': true, 'backup:schedule-remove': true, 'backup:run-now': true,
+  'backup:restore-cluster': true, 'backup:schedules': true, 'backup:schedule-set': true, 'backup:schedule-remove': true, 'backup:run-now': true,
   'kv:window': true, 'kv:tree': true, 'kv:get': true, 'kv:put': true, 'kv:delete': true, 'kv:count': true, 'kv:history': true, 'kv:txn': true, 'kv:compact': true,
   'watch:start': true, 'watch:stop': true,
   'lease:list': true, 'lease:grant': true, 'lease:revoke': true, 'lease:keepalive-once': true, 'lease:keepalive': true, 'lease:attach': true,

@@ -65,12 +65,22 @@ const txnOp = v.variant(
   'must be a put, get or delete',
 );
 const opId = v.pipe(str, v.maxLength(200, 'is too long'));
+/** A name as backup:list gives it: a file, or a connection's folder and a file (scheduled backups); never a path out. */
+const backupName = v.pipe(
+  str,
+  v.regex(/^[^/\\]+(?:\/[^/\\]+)?$/, 'must be a file name from backup:list, not a path'),
+  v.check((s) => s.split('/').every((p) => p !== '.' && p !== '..'), 'must be a file name from backup:list, not a path'),
+);
 
 export const requestSchemas = {
   'app:info': empty,
   'conn:list': empty,
   'conn:save': profile,
   'conn:delete': one(str),
+  'backup:restore-cluster': v.strictObject(
+    { opId, name: backupName },
+    'takes an opId and a file name from backup:list: main chooses the file',
+  ),
   'backup:schedules': empty,
   'backup:schedule-set': v.object({
     profileId: str,
@@ -144,14 +154,7 @@ export const requestSchemas = {
   'backup:restore': v.strictObject(
     {
       opId,
-      // A name as backup:list gives it: a file, or a connection's folder and a file (scheduled backups); never a path out.
-      name: v.optional(
-        v.pipe(
-          str,
-          v.regex(/^[^/\\]+(?:\/[^/\\]+)?$/, 'must be a file name from backup:list, not a path'),
-          v.check((s) => s.split('/').every((p) => p !== '.' && p !== '..'), 'must be a file name from backup:list, not a path'),
-        ),
-      ),
+      name: v.optional(backupName),
     },
     'takes an opId and at most a file name from backup:list: main chooses the file',
   ),

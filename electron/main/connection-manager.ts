@@ -226,6 +226,26 @@ export class ConnectionManager {
   }
 
   /**
+   * Disaster recovery into the local three-member cluster: its members stop,
+   * the snapshot is restored into each (etcd's procedure: one file, the whole
+   * membership), the cluster starts on it and the app connects to it. The
+   * local cluster's previous keys are replaced; the backup file is untouched.
+   */
+  async restoreIntoLocalCluster(file: string): Promise<{ revision: number; status: ConnectionStatus }> {
+    const engine = this.opts.engine;
+    if (!engine?.restoreCluster || !engine.startCluster) throw new ContractError(-1, `the ${this.engineName} engine cannot restore into the local cluster`);
+    if (this.profile?.id === BUILTIN_CLUSTER) this.disconnect();
+    const running = this.hosted.get(BUILTIN_CLUSTER);
+    if (running) {
+      this.hosted.delete(BUILTIN_CLUSTER); // stopped on purpose: not a death
+      await running.stop();
+    }
+    const { revision } = await engine.restoreCluster(file, path.join(this.opts.dataDir, 'local-cluster'), this.opts.clusterBasePort ?? 23790);
+    const status = await this.connect(BUILTIN_CLUSTER);
+    return { revision, status };
+  }
+
+  /**
    * A throwaway node on a snapshot file (backup verification): the engine's own
    * restore, in a scratch folder removed when it stops. Never a connection.
    */

@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { startLocalCluster, type NodeConfig } from '../../node-core/index';
+import { restoreLocalCluster, startLocalCluster, type NodeConfig } from '../../node-core/index';
 import { startNodeThread, type NodeThread } from './node-thread';
 
 /** Member control of the app's in-process local cluster (node-core engine only). */
@@ -70,6 +70,8 @@ export interface NodeEngine {
   startCluster?(dir: string, basePort: number): Promise<HostedNode>;
   /** A new single node on a restored snapshot file (data under dir); absent when the engine cannot restore. */
   startRestored?(file: string, dir: string): Promise<HostedNode & { revision: number }>;
+  /** The snapshot restored into every member of the (stopped) local cluster's folder; startCluster then runs it. */
+  restoreCluster?(file: string, dir: string, basePort: number): Promise<{ revision: number }>;
 }
 
 /** The flags the etcd binary is started with: node-core's own config names. */
@@ -240,6 +242,7 @@ export function nodeCoreEngine(): NodeEngine {
       const t = await startNodeThread({ name: 'etcdesk', config: embeddedMember(path.join(dataDir, 'node'), c, p), logLevel });
       return single(t, c);
     },
+    restoreCluster: (file, dir, basePort) => restoreLocalCluster(file, { dir, basePort }),
     async startCluster(dir, basePort) {
       // One thread per member: Stop halts that member's thread, its peers lose it as if killed.
       const c = await startLocalCluster<NodeThread>({

@@ -8,6 +8,7 @@ import path from 'node:path';
 import type { NodeConfig } from '../cluster';
 import { freePort, isAddrInUse } from '../support/listen-address';
 import { silentLogger, type Logger } from '../support/logger';
+import { restoreSnapshot } from './snapshot-restore';
 import { startNode, type RunningNode } from './start';
 
 /** What the cluster needs of a started member. */
@@ -52,6 +53,43 @@ export interface LocalCluster<M extends LocalMemberHandle = RunningNode> {
   stop(): Promise<void>;
 }
 
+const memberName = (i: number): string => `local${i + 1}`;
+const LOCAL_TOKEN = 'etcdesk-local';
+
+/**
+ * A snapshot restored into every member of the local cluster, as etcd's
+ * disaster-recovery guide does with `etcdctl snapshot restore` on each member
+ * (same file, the whole new membership, each its own name and peer URL). The
+ * members' old data goes; startLocalCluster on the same folder then starts the
+ * restored cluster. The cluster must be stopped.
+ */
+export async function restoreLocalCluster(file: string, opts: { dir: string; size?: number; basePort?: number }): Promise<{ revision: number }> {
+  const size = opts.size ?? 3;
+  fs.mkdirSync(opts.dir, { recursive: true });
+  const portsFile = path.join(opts.dir, 'ports.json');
+  let ports: { client: number; peer: number }[] = [];
+  if (opts.basePort) ports = Array.from({ length: size }, (_, i) => ({ client: opts.basePort! + 2 * i, peer: opts.basePort! + 2 * i + 1 }));
+  else {
+    try {
+      const saved = JSON.parse(fs.readFileSync(portsFile, 'utf8')) as { client: number; peer: number }[];
+      if (saved.length === size) ports = saved;
+    } catch {
+      // no earlier cluster here: pick ports
+    }
+    if (!ports.length) for (let i = 0; i < size; i++) ports.push({ client: await freePort(), peer: await freePort() });
+  }
+  const initialCluster = ports.map((p, i) => `${memberName(i)}=http://127.0.0.1:${p.peer}`).join(',');
+  let revision = 0;
+  for (let i = 0; i < size; i++) {
+    const dataDir = path.join(opts.dir, `m${i + 1}`);
+    fs.rmSync(dataDir, { recursive: true, force: true });
+    const r = await restoreSnapshot(file, { dataDir, name: memberName(i), initialCluster, initialAdvertisePeerUrls: [`http://127.0.0.1:${ports[i].peer}`], initialClusterToken: LOCAL_TOKEN });
+    revision = r.revision;
+  }
+  fs.writeFileSync(portsFile, JSON.stringify(ports));
+  return { revision };
+}
+
 export function startLocalCluster<M extends LocalMemberHandle>(opts: LocalClusterOptions<M> & { startMember: LocalClusterOptions<M>['startMember'] }): Promise<LocalCluster<M>>;
 export function startLocalCluster(opts: Omit<LocalClusterOptions, 'startMember'>): Promise<LocalCluster>;
 export async function startLocalCluster<M extends LocalMemberHandle>(opts: LocalClusterOptions<M>): Promise<LocalCluster<M>> {
@@ -77,7 +115,7 @@ export async function startLocalCluster<M extends LocalMemberHandle>(opts: Local
     }
   }
   fs.writeFileSync(portsFile, JSON.stringify(ports));
-  const names = ports.map((_, i) => `local${i + 1}`);
+  const names = ports.map((_, i) => memberName(i));
   const initialCluster = (): string => ports.map((p, i) => `${names[i]}=http://127.0.0.1:${p.peer}`).join(',');
   const cfg = (i: number): Partial<NodeConfig> => ({
     ...opts.config,
@@ -88,7 +126,7 @@ export async function startLocalCluster<M extends LocalMemberHandle>(opts: Local
     listenPeerUrls: [`http://127.0.0.1:${ports[i].peer}`],
     initialAdvertisePeerUrls: [`http://127.0.0.1:${ports[i].peer}`],
     initialCluster: initialCluster(),
-    initialClusterToken: 'etcdesk-local',
+    initialClusterToken: LOCAL_TOKEN,
     initialClusterState: 'new',
   });
   const log = opts.logger ?? silentLogger;

@@ -8,7 +8,7 @@ import { BackupScheduler } from '../backup-scheduler';
 import { writeSnapshot } from '../snapshot-file';
 import type { HandlerDeps, HandlersFor } from './context';
 
-type BackupChannels = 'maint:snapshot' | 'backup:restore' | 'backup:list' | 'backup:schedules' | 'backup:schedule-set' | 'backup:schedule-remove' | 'backup:run-now';
+type BackupChannels = 'maint:snapshot' | 'backup:restore' | 'backup:restore-cluster' | 'backup:list' | 'backup:schedules' | 'backup:schedule-set' | 'backup:schedule-remove' | 'backup:run-now';
 
 export function backupHandlers(deps: HandlerDeps): HandlersFor<BackupChannels> {
   const m = deps.manager;
@@ -73,6 +73,19 @@ export function backupHandlers(deps: HandlerDeps): HandlersFor<BackupChannels> {
       }
     },
     'backup:list': async () => ({ dir: dir(), files: listFiles() }),
+    'backup:restore-cluster': async ({ opId, name }, ctx) => {
+      const file = listFiles().find((f) => f.name === name)?.path;
+      if (!file) throw new ContractError(-1, `no backup named "${name}" in ${dir()}`);
+      const label = 'Restoring into the local cluster';
+      ctx.emit('progress', { opId, label, done: 0, total: 1 });
+      try {
+        const r = await m.restoreIntoLocalCluster(file);
+        if (r.status.state !== 'connected') throw new ContractError(-1, `restored into the local cluster, but it did not answer: ${r.status.error?.message ?? r.status.state}`);
+        return r;
+      } finally {
+        ctx.emit('progress', { opId, label, done: 1, total: 1, finished: true });
+      }
+    },
     'backup:schedules': async () => ({ schedules: scheduler.list(), history: scheduler.history() }),
     'backup:schedule-set': async (s) => scheduler.setSchedule(s),
     'backup:schedule-remove': async ({ profileId }) => {

@@ -75,6 +75,19 @@ export const useBackupStore = defineStore('backup', {
         this.busy = false;
       }
     },
+    /** Disaster recovery: the backup into every member of the local three-member cluster, then connected to it. */
+    async restoreIntoLocalCluster(name: string): Promise<number> {
+      this.busy = true;
+      try {
+        const r = await useApi().invoke('backup:restore-cluster', { opId: `restore-cluster-${Date.now()}-${++opSeq}`, name });
+        const conn = useConnectionStore();
+        conn.apply(r.status);
+        await conn.refreshProfiles();
+        return r.revision;
+      } finally {
+        this.busy = false;
+      }
+    },
     async loadSchedules(): Promise<void> {
       const r = await useApi().invoke('backup:schedules', {});
       this.schedules = r.schedules;
