@@ -740,8 +740,8 @@ export class MvccStore implements KVStore {
 
   // ----------------------------------------------------------------- hash
 
-  /** etcd 3.4's HashByRev. */
-  hashKV(rev: number): HashKVResult {
+  /** etcd 3.4's HashByRev. `eachRecord`: see KVStore.hashKV. */
+  hashKV(rev: number, eachRecord?: (key: Buffer, value: Buffer) => void): HashKVResult {
     const compactRev = this.compactMainRev;
     const currentRev = this.currentRev;
     if (rev > 0 && rev <= compactRev) throw Errors.Compacted;
@@ -755,12 +755,14 @@ export class MvccStore implements KVStore {
     const h = new Crc32c();
     h.update(KEY_BUCKET_NAME);
     if (rev < 0) return { hash: h.sum(), compactRev, rev: currentRev };
-    if (!this.backend.hasPending() && this.compacting === 0) {
+    const committedScan = !this.backend.hasPending() && this.compacting === 0;
+    if (committedScan) {
       // Everything is committed: scan the bucket itself, exactly as etcd.
       const end = Buffer.allocUnsafe(8);
       end.writeUInt32BE(Math.floor((rev + 1) / 4294967296), 0);
       end.writeUInt32BE((rev + 1) >>> 0, 4);
       for (const [k, v] of this.backend.range('key', undefined, end)) {
+        eachRecord?.(k, v);
         if (filterBelow) {
           const main = revMain(k);
           if (main <= compactRev && !keep.has(main, revSub(k))) continue;
@@ -783,7 +785,9 @@ export class MvccStore implements KVStore {
         h.update(v);
       }
     }
-    return { hash: h.sum(), compactRev, rev: currentRev };
+    const out: HashKVResult = { hash: h.sum(), compactRev, rev: currentRev };
+    if (eachRecord) out.scannedAll = committedScan;
+    return out;
   }
 
   // -------------------------------------------------------------- history
