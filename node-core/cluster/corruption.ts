@@ -68,37 +68,39 @@ export function dropIntegrityCheckpoint(memberDir: string): void {
 
 const REV_BYTES = 17;
 
+/** A varint of a stored record at st.p (advanced past it); throws past the record's end. */
+function readVarint(b: Buffer, st: { p: number }): number {
+  let v = 0;
+  let mul = 1;
+  for (let i = 0; i < 10; i++) {
+    if (st.p >= b.length) throw new Error('unexpected EOF');
+    const c = b[st.p++];
+    v += (c & 127) * mul;
+    if (c < 128) return v;
+    mul *= 128;
+  }
+  throw new Error('varint overflow');
+}
+
 /**
  * Checks one stored KeyValue's wire form without decoding it (no objects per
  * record; a start-up walks every record): each field is a known one with its
  * wire type and within the record, the key is non-empty; returns the record's
  * mod_revision. Throws with what is wrong.
  */
-function storedKvModRevision(b: Buffer): number {
-  let p = 0;
+function storedKvModRevision(b: Buffer, st: { p: number }): number {
+  st.p = 0;
   let mod = 0;
   let keyLen = 0;
-  const varint = (): number => {
-    let v = 0;
-    let mul = 1;
-    for (let i = 0; i < 10; i++) {
-      if (p >= b.length) throw new Error('unexpected EOF');
-      const c = b[p++];
-      v += (c & 127) * mul;
-      if (c < 128) return v;
-      mul *= 128;
-    }
-    throw new Error('varint overflow');
-  };
-  while (p < b.length) {
-    const tag = b[p++];
+  while (st.p < b.length) {
+    const tag = b[st.p++];
     if (tag === 10 || tag === 42) {
-      const n = varint();
-      if (p + n > b.length) throw new Error('unexpected EOF');
+      const n = readVarint(b, st);
+      if (st.p + n > b.length) throw new Error('unexpected EOF');
       if (tag === 10) keyLen = n;
-      p += n;
+      st.p += n;
     } else if (tag === 16 || tag === 24 || tag === 32 || tag === 48) {
-      const v = varint();
+      const v = readVarint(b, st);
       if (tag === 24) mod = v;
     } else throw new Error(`illegal tag ${tag >> 3} (wire type ${tag & 7})`);
   }
@@ -115,6 +117,7 @@ function storedKvModRevision(b: Buffer): number {
  */
 export function checkLocalIntegrity(node: EtcdNode): void {
   const problems: string[] = [];
+  const st = { p: 0 };
   const checkKey = (k: Buffer, v: Buffer): void => {
     if (problems.length > 10) return;
     const tomb = k.length === REV_BYTES + 1 && k[REV_BYTES] === 0x74;
@@ -124,7 +127,7 @@ export function checkLocalIntegrity(node: EtcdNode): void {
     }
     const main = Number(k.readBigInt64BE(0));
     try {
-      const mod = storedKvModRevision(v);
+      const mod = storedKvModRevision(v, st);
       if (!tomb && mod !== main) problems.push(`key bucket: revision ${main} holds a record of revision ${mod}`);
     } catch (e) {
       const msg = (e as Error).message;

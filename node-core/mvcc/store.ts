@@ -748,9 +748,17 @@ export class MvccStore implements KVStore {
     if (rev > 0 && rev > currentRev) throw Errors.FutureRev;
     if (rev === 0) rev = currentRev;
 
-    const keep = new RevSet();
-    for (const ki of this.keys.values()) ki.keep(rev, keep);
-    const filterBelow = keep.size > 0;
+    // what compaction keeps at rev, built only once a record at or below the
+    // compaction is met (never, on a store not compacted: a walk of every key saved)
+    let keep: RevSet | undefined;
+    const keeps = (main: number, sub: number): boolean => {
+      if (!keep) {
+        keep = new RevSet();
+        for (const ki of this.keys.values()) ki.keep(rev, keep);
+      }
+      // an empty keep set filters nothing (etcd's HashByRev)
+      return keep.size === 0 || keep.has(main, sub);
+    };
 
     const h = new Crc32c();
     h.update(KEY_BUCKET_NAME);
@@ -763,9 +771,9 @@ export class MvccStore implements KVStore {
       end.writeUInt32BE((rev + 1) >>> 0, 4);
       for (const [k, v] of this.backend.range('key', undefined, end)) {
         eachRecord?.(k, v);
-        if (filterBelow) {
+        if (compactRev > 0) {
           const main = revMain(k);
-          if (main <= compactRev && !keep.has(main, revSub(k))) continue;
+          if (main <= compactRev && !keeps(main, revSub(k))) continue;
         }
         h.update(k);
         h.update(v);
@@ -777,7 +785,7 @@ export class MvccStore implements KVStore {
       for (const ki of this.keys.values()) ki.since(0, rev, refs);
       refs.sort((a, b) => a.main - b.main || a.sub - b.sub);
       for (const r of refs) {
-        if (filterBelow && r.main <= compactRev && !keep.has(r.main, r.sub)) continue;
+        if (r.main <= compactRev && !keeps(r.main, r.sub)) continue;
         const k = revKey(r.main, r.sub, r.tomb);
         const v = this.backend.get('key', k);
         if (v === undefined) continue;
