@@ -1,22 +1,29 @@
 // `npm run bench`: the shared Go load generator (official clientv3) against
-// etcdesk-node and a real etcd 3.4 started the same way on this machine, one
-// after the other in one run; prints each figure with the ratio ours/etcd and
-// records the table in bench/RESULTS.md.
+// etcdesk-node and a real etcd 3.4 started the same way on this machine,
+// alternating within one run (BENCH_ROUNDS rounds, default 3, the order
+// reversed every other round; medians); prints each figure with the ratio
+// ours/etcd and updates the sections it measured in bench/RESULTS.md,
+// leaving every other section (and unmeasured rows of its tables) alone.
 //
 // `npm run bench -- --probes` runs the serving ceiling probes instead (bench/probes.ts).
 // `npm run bench -- --ui` runs the app's responsiveness rows instead (bench/ui-bench.ts).
 //
-// Env: BENCH_SCALE (default 1) multiplies request counts; BENCH_ONLY=substr
-// runs the matching rows only; BENCH_NO_WRITE=1 leaves RESULTS.md alone.
+// `--rows='a;b'` (or env BENCH_ONLY='a;b') runs only the rows whose name
+// contains one of the substrings (';' between them: names hold commas): load
+// rows are named "<scenario> <workload>" (e.g. "single member put, 64",
+// "three members range"); the other rows are "check perf", "watch ...",
+// "auth" and "memory". BENCH_SCALE (default 1)
+// multiplies request counts; BENCH_NO_WRITE=1 leaves RESULTS.md alone.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
-import { REPO_ROOT, startCluster, startEtcd, startEtcdesk, type ServerProc } from '../node-core/testing/processes';
+import { REPO_ROOT, etcdctl, startCluster, startEtcd, startEtcdesk, type ServerProc } from '../node-core/testing/processes';
 import { runWatchBench, type WatchBenchResult } from './watch-bench';
 import { runAuthBench, type AuthBenchRow } from './auth-bench';
 import { runProbes } from './probes';
 import { runUiBench } from './ui-bench';
+import { renderMemoryTable, runMemoryBench, writeMemoryResults } from './memory-bench';
 
 interface LoadResult {
   op: string;
@@ -34,14 +41,24 @@ interface Workload {
   args: string[];
 }
 
+/** A started server (or cluster): its endpoints and process ids (for their CPU time). */
+interface Started {
+  endpoints: string;
+  pids: number[];
+  stop(): Promise<void>;
+}
+
 interface Scenario {
   name: string;
-  start(kind: 'etcd' | 'etcdesk'): Promise<{ endpoints: string; stop(): Promise<void> }>;
+  start(kind: 'etcd' | 'etcdesk'): Promise<Started>;
   workloads: Workload[];
 }
 
 const scale = Number(process.env.BENCH_SCALE ?? '1');
-const only = process.env.BENCH_ONLY;
+const rowsArg = process.argv.find((a) => a.startsWith('--rows='))?.slice('--rows='.length) ?? process.env.BENCH_ONLY;
+const wanted = rowsArg ? rowsArg.split(';').map((x) => x.trim()).filter(Boolean) : undefined;
+const selected = (name: string): boolean => !wanted || wanted.some((w) => name.includes(w));
+const rounds = Math.max(1, Number(process.env.BENCH_ROUNDS ?? '3'));
 const n = (x: number): string => String(Math.max(100, Math.round(x * scale)));
 const LOAD = path.join(REPO_ROOT, 'bench/.bin/etcdload');
 
@@ -62,8 +79,19 @@ function runLoad(endpoints: string, args: string[]): LoadResult {
   }
 }
 
-const single = (start: (o: object) => Promise<ServerProc>): Promise<{ endpoints: string; stop(): Promise<void> }> =>
-  start({ extraArgs: ['--log-level', 'warn'] }).then((p) => ({ endpoints: p.endpoint, stop: () => p.stop() }));
+const single = (start: (o: object) => Promise<ServerProc>): Promise<Started> =>
+  start({ extraArgs: ['--log-level', 'warn'] }).then((p) => ({ endpoints: p.endpoint, pids: [p.proc.pid!], stop: () => p.stop() }));
+
+/** user + system CPU seconds of these processes so far (Linux /proc, all threads); the CPU a request costs holds up on a shared machine far better than qps. */
+function cpuSeconds(pids: number[]): number {
+  let t = 0;
+  for (const pid of pids) {
+    const stat = fs.readFileSync(`/proc/${pid}/stat`, 'utf8');
+    const f = stat.slice(stat.lastIndexOf(')') + 2).split(' ');
+    t += (Number(f[11]) + Number(f[12])) / 100; // utime, stime in clock ticks (USER_HZ = 100)
+  }
+  return t;
+}
 
 const scenarios: Scenario[] = [
   {
@@ -82,7 +110,7 @@ const scenarios: Scenario[] = [
     name: 'three members',
     start: async (kind) => {
       const c = await startCluster(kind, 3, ['--log-level', 'warn']);
-      return { endpoints: c.endpoints, stop: () => c.stop() };
+      return { endpoints: c.endpoints, pids: c.members.map((m) => m.proc.pid!), stop: () => c.stop() };
     },
     workloads: [
       { name: 'put, 64 clients', args: ['-op', 'put', '-clients', '64', '-conns', '3', '-total', n(40000)] },
@@ -95,8 +123,105 @@ const scenarios: Scenario[] = [
 interface Row {
   scenario: string;
   workload: string;
-  etcd?: LoadResult;
-  ours?: LoadResult;
+  etcd: LoadResult[];
+  ours: LoadResult[];
+  /** server CPU µs per request, per round */
+  etcdCpu: number[];
+  oursCpu: number[];
+}
+
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  const m = s.length >> 1;
+  return s.length % 2 ? s[m] : (s[m - 1] + s[m]) / 2;
+};
+
+const RESULTS = path.join(REPO_ROOT, 'bench/RESULTS.md');
+const today = (): string => new Date().toISOString().slice(0, 10);
+
+/** Replaces the section under `heading` (up to the next `## `) or appends it; the rest of the file stays. */
+export function replaceSection(text: string, heading: string, section: string): string {
+  const at = text.startsWith(heading + '\n') ? 0 : text.indexOf('\n' + heading + '\n') + 1;
+  if (at <= 0 && !text.startsWith(heading + '\n')) return `${text.replace(/\n*$/, '')}\n\n${section.replace(/\n*$/, '')}\n`;
+  const next = text.indexOf('\n## ', at + heading.length);
+  return `${text.slice(0, at)}${section.replace(/\n*$/, '')}\n${next < 0 ? '' : text.slice(next)}`;
+}
+
+function sectionOf(text: string, heading: string): string {
+  const at = text.indexOf(heading + '\n');
+  if (at < 0) return '';
+  const next = text.indexOf('\n## ', at + heading.length);
+  return next < 0 ? text.slice(at) : text.slice(at, next);
+}
+
+const LOAD_HEADING = '## Throughput and latency (etcdload, alternating rounds)';
+const LOAD_COLUMNS =
+  '| scenario | workload | etcd qps | etcdesk qps | qps ratio | etcd p99 ms | etcdesk p99 ms | p99 ratio | etcd CPU µs/req | etcdesk CPU µs/req | CPU ratio | measured |';
+
+function loadLine(r: Row): string {
+  const f = (x: number | undefined, d = 0): string => (x === undefined ? '-' : x.toFixed(d));
+  const eq = r.etcd.length ? median(r.etcd.map((x) => x.qps)) : undefined;
+  const oq = r.ours.length ? median(r.ours.map((x) => x.qps)) : undefined;
+  const ep = r.etcd.length ? median(r.etcd.map((x) => x.p99_ms)) : undefined;
+  const op = r.ours.length ? median(r.ours.map((x) => x.p99_ms)) : undefined;
+  const qr = eq && oq ? oq / eq : undefined;
+  const pr = ep && op ? op / ep : undefined;
+  const ec = r.etcdCpu.length ? median(r.etcdCpu) : undefined;
+  const oc = r.oursCpu.length ? median(r.oursCpu) : undefined;
+  const cr = ec && oc ? oc / ec : undefined;
+  return `| ${r.scenario} | ${r.workload} | ${f(eq)} | ${f(oq)} | ${f(qr, 2)}x | ${f(ep, 2)} | ${f(op, 2)} | ${f(pr, 2)}x | ${f(ec)} | ${f(oc)} | ${f(cr, 2)}x | ${today()}, ${Math.max(r.etcd.length, r.ours.length)} rounds |`;
+}
+
+/** The load table: measured rows replace their earlier line, the others keep theirs (in the scenarios' order). */
+function renderLoadSection(measured: Row[], old: string): string {
+  const oldLines = new Map<string, string>();
+  for (const l of old.split('\n')) {
+    const c = l.split('|').map((x) => x.trim());
+    if (c.length > 3 && c[1] && c[1] !== 'scenario' && !c[1].startsWith('---')) oldLines.set(`${c[1]}|${c[2]}`, l);
+  }
+  const lines: string[] = [];
+  for (const sc of scenarios) {
+    for (const w of sc.workloads) {
+      const key = `${sc.name}|${w.name}`;
+      const m = measured.find((r) => r.scenario === sc.name && r.workload === w.name);
+      const l = m ? loadLine(m) : oldLines.get(key);
+      if (l) lines.push(l);
+    }
+  }
+  return [
+    LOAD_HEADING,
+    '',
+    `${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown'}), ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, etcd 3.4.23 from Debian; the shared`,
+    '`etcdload` (official Go clientv3). Each round starts etcd and etcdesk in turn (default flags, loopback, fsync on; the',
+    'order reversed every other round) and runs the scenario\'s rows on each; figures are medians over the rounds.',
+    'Ratio = ours / etcd (qps: higher is better; p99 and CPU: lower is better). CPU = the server processes\' user + system',
+    'time over the row\'s run divided by its requests (steadier than qps when other work shares the cores).',
+    "`npm run bench -- --rows='a;b'` re-measures only",
+    'the rows whose name ("<scenario> <workload>") contains a or b; the other rows keep their figures and date.',
+    '',
+    LOAD_COLUMNS,
+    '|---|---|---:|---:|---:|---:|---:|---:|---:|---:|---:|---|',
+    ...lines,
+  ].join('\n');
+}
+
+interface CheckPerf {
+  kind: 'etcd' | 'etcdesk';
+  pass: boolean;
+  summary: string;
+}
+
+/** `etcdctl check perf --load=m` against a fresh single member (60 s each). */
+async function runCheckPerf(kind: 'etcd' | 'etcdesk'): Promise<CheckPerf> {
+  const srv = await scenarios[0].start(kind);
+  try {
+    const r = await etcdctl(srv.endpoints, ['check', 'perf', '--load=m'], { timeoutMs: 180_000 });
+    const out = (r.stdout + r.stderr).replace(/\r/g, '\n');
+    const lines = out.split('\n').filter((l) => /^(PASS|FAIL)/.test(l.trim()));
+    return { kind, pass: r.code === 0 && !lines.some((l) => l.trim().startsWith('FAIL')), summary: lines.map((l) => l.trim()).join('; ') };
+  } finally {
+    await srv.stop();
+  }
 }
 
 async function main(): Promise<void> {
@@ -111,25 +236,37 @@ async function main(): Promise<void> {
   }
   const rows: Row[] = [];
   for (const sc of scenarios) {
-    const wl = sc.workloads.filter((w) => !only || `${sc.name} ${w.name}`.includes(only));
+    const wl = sc.workloads.filter((w) => selected(`${sc.name} ${w.name}`));
     if (!wl.length) continue;
-    const scRows = wl.map((w) => ({ scenario: sc.name, workload: w.name }) as Row);
-    for (const kind of ['etcdesk', 'etcd'] as const) {
-      const srv = await sc.start(kind);
-      try {
-        // warm-up: JIT and connection setup should not count
-        runLoad(srv.endpoints, ['-op', 'put', '-clients', '16', '-total', '3000']);
-        wl.forEach((w, i) => {
-          const r = runLoad(srv.endpoints, w.args);
-          if (kind === 'etcd') scRows[i].etcd = r;
-          else scRows[i].ours = r;
-          process.stderr.write(`${kind.padEnd(7)} ${sc.name} / ${w.name}: ${r.qps.toFixed(0)} qps p99 ${r.p99_ms} ms${r.errors ? ` errors ${r.errors}` : ''}\n`);
-        });
-      } finally {
-        await srv.stop();
+    const scRows: Row[] = wl.map((w) => ({ scenario: sc.name, workload: w.name, etcd: [], ours: [], etcdCpu: [], oursCpu: [] }));
+    for (let round = 1; round <= rounds; round++) {
+      const order = round % 2 ? (['etcdesk', 'etcd'] as const) : (['etcd', 'etcdesk'] as const);
+      for (const kind of order) {
+        const srv = await sc.start(kind);
+        try {
+          // warm-up: JIT and connection setup should not count
+          runLoad(srv.endpoints, ['-op', 'put', '-clients', '16', '-total', '3000']);
+          wl.forEach((w, i) => {
+            const c0 = cpuSeconds(srv.pids);
+            const r = runLoad(srv.endpoints, w.args);
+            const us = ((cpuSeconds(srv.pids) - c0) * 1e6) / r.total;
+            (kind === 'etcd' ? scRows[i].etcd : scRows[i].ours).push(r);
+            (kind === 'etcd' ? scRows[i].etcdCpu : scRows[i].oursCpu).push(us);
+            process.stderr.write(
+              `round ${round} ${kind.padEnd(7)} ${sc.name} / ${w.name}: ${r.qps.toFixed(0)} qps p99 ${r.p99_ms} ms ${us.toFixed(0)} µs CPU/request${r.errors ? ` errors ${r.errors}` : ''}\n`,
+            );
+          });
+        } finally {
+          await srv.stop();
+        }
       }
     }
     rows.push(...scRows);
+  }
+  let checkPerf: CheckPerf[] = [];
+  if (selected('check perf')) {
+    checkPerf = [await runCheckPerf('etcdesk'), await runCheckPerf('etcd')];
+    for (const c of checkPerf) process.stderr.write(`check perf --load=m ${c.kind}: ${c.pass ? 'PASS' : 'FAIL'} (${c.summary})\n`);
   }
   // watch fan-out: 10,000 watchers on one prefix (its own driver: etcdload has no watch op)
   const watchRows: { name: string; etcd?: WatchBenchResult; ours?: WatchBenchResult }[] = [];
@@ -137,7 +274,7 @@ async function main(): Promise<void> {
     { name: '10,000 watchers, 20 writes/s', opts: { watchers: 10000, connections: 4, writes: Math.round(200 * scale), writesPerSec: 20 } },
     { name: '10,000 watchers, unpaced', opts: { watchers: 10000, connections: 4, writes: Math.round(200 * scale) } },
   ]) {
-    if (only && !`watch ${w.name}`.includes(only)) continue;
+    if (!selected(`watch ${w.name}`)) continue;
     const row: (typeof watchRows)[number] = { name: w.name };
     row.ours = await runWatchBench('etcdesk', w.opts);
     row.etcd = await runWatchBench('etcd', w.opts);
@@ -146,57 +283,75 @@ async function main(): Promise<void> {
   }
   // auth on vs off on our own node (etcdload has no user/password option: a grpc-js driver for both)
   let authRows: AuthBenchRow[] = [];
-  if (!only || 'auth'.includes(only) || only.includes('auth')) authRows = await runAuthBench(Math.round(20000 * scale));
-  let table = render(rows);
+  if (selected('auth')) authRows = await runAuthBench(Math.round(20000 * scale));
+  const memory = selected('memory') ? await runMemoryBench({ keys: Math.max(1000, Math.round(200_000 * scale)) }) : undefined;
+
+  let text = fs.existsSync(RESULTS) ? fs.readFileSync(RESULTS, 'utf8') : '# Benchmark results\n';
+  const show: string[] = [];
+  if (rows.length) {
+    const sec = renderLoadSection(rows, sectionOf(text, LOAD_HEADING));
+    text = replaceSection(text, LOAD_HEADING, sec);
+    show.push(sec);
+  }
+  if (checkPerf.length) {
+    const sec = [
+      '## etcdctl check perf --load=m',
+      '',
+      `Measured ${today()} on a fresh single member each (60 s of puts from etcdctl itself).`,
+      '',
+      '| server | result | checks |',
+      '|---|---|---|',
+      ...checkPerf.map((c) => `| ${c.kind} | ${c.pass ? 'PASS' : 'FAIL'} | ${c.summary} |`),
+    ].join('\n');
+    text = replaceSection(text, '## etcdctl check perf --load=m', sec);
+    show.push(sec);
+  }
   if (authRows.length) {
     const get = (op: string, auth: boolean): AuthBenchRow | undefined => authRows.find((r) => r.op === op && r.auth === auth);
-    table += '\n\n| etcdesk, 64 in flight | auth off qps | auth on (simple token) qps | ratio | auth off p99 ms | auth on p99 ms |\n|---|---:|---:|---:|---:|---:|\n';
-    table += (['put', 'range'] as const)
-      .map((op) => {
+    const sec = [
+      '## Auth on vs off (etcdesk only)',
+      '',
+      `Measured ${today()}.`,
+      '',
+      '| etcdesk, 64 in flight | auth off qps | auth on (simple token) qps | ratio | auth off p99 ms | auth on p99 ms |',
+      '|---|---:|---:|---:|---:|---:|',
+      ...(['put', 'range'] as const).map((op) => {
         const off = get(op, false)!;
         const on = get(op, true)!;
         return `| ${op} | ${off.qps.toFixed(0)} | ${on.qps.toFixed(0)} | ${(on.qps / off.qps).toFixed(2)}x | ${off.p99Ms.toFixed(2)} | ${on.p99Ms.toFixed(2)} |`;
-      })
-      .join('\n');
+      }),
+    ].join('\n');
+    text = replaceSection(text, '## Auth on vs off (etcdesk only)', sec);
+    show.push(sec);
   }
   if (watchRows.length) {
     const f = (x: number | undefined, d = 0): string => (x === undefined ? '-' : x.toFixed(d));
-    table += '\n\n| watch | etcd events/s | etcdesk events/s | ratio | etcd p99 ms | etcdesk p99 ms | p99 ratio |\n|---|---:|---:|---:|---:|---:|---:|\n';
-    table += watchRows
-      .map((r) => `| ${r.name} | ${f(r.etcd?.eventsPerSec)} | ${f(r.ours?.eventsPerSec)} | ${f(r.ours && r.etcd ? r.ours.eventsPerSec / r.etcd.eventsPerSec : undefined, 2)}x | ${f(r.etcd?.p99Ms, 1)} | ${f(r.ours?.p99Ms, 1)} | ${f(r.ours && r.etcd ? r.ours.p99Ms / r.etcd.p99Ms : undefined, 2)}x |`)
-      .join('\n');
-  }
-  process.stdout.write(table + '\n');
-  if (!process.env.BENCH_NO_WRITE && !only) {
-    const head = [
-      '# Benchmark results',
+    const sec = [
+      '## Watch fan-out',
       '',
-      `Run by \`npm run bench\` on ${new Date().toISOString().slice(0, 10)}: ${os.cpus().length} cores (${os.cpus()[0]?.model ?? 'unknown'}), ${Math.round(os.totalmem() / 2 ** 30)} GiB, Node ${process.version}, etcd 3.4.23 from Debian.`,
-      'The load generator is the shared `etcdload` (official Go clientv3, one gRPC connection); both servers run with',
-      'default flags on loopback, fsync on, one after the other. Ratio = ours / etcd (qps: higher is better; p99: lower is better).',
+      `Measured ${today()}.`,
       '',
+      '| watch | etcd events/s | etcdesk events/s | ratio | etcd p99 ms | etcdesk p99 ms | p99 ratio |',
+      '|---|---:|---:|---:|---:|---:|---:|',
+      ...watchRows.map(
+        (r) =>
+          `| ${r.name} | ${f(r.etcd?.eventsPerSec)} | ${f(r.ours?.eventsPerSec)} | ${f(r.ours && r.etcd ? r.ours.eventsPerSec / r.etcd.eventsPerSec : undefined, 2)}x | ${f(r.etcd?.p99Ms, 1)} | ${f(r.ours?.p99Ms, 1)} | ${f(r.ours && r.etcd ? r.ours.p99Ms / r.etcd.p99Ms : undefined, 2)}x |`,
+      ),
     ].join('\n');
-    fs.writeFileSync(path.join(REPO_ROOT, 'bench/RESULTS.md'), head + table + '\n');
+    text = replaceSection(text, '## Watch fan-out', sec);
+    show.push(sec);
+  }
+  if (memory) show.push(renderMemoryTable(memory));
+  process.stdout.write(show.join('\n\n') + '\n');
+  if (!process.env.BENCH_NO_WRITE) {
+    fs.writeFileSync(RESULTS, text);
+    if (memory) writeMemoryResults(memory, RESULTS);
   }
 }
 
-function render(rows: Row[]): string {
-  const f = (x: number | undefined, d = 0): string => (x === undefined ? '-' : x.toFixed(d));
-  const out = [
-    '| scenario | workload | etcd qps | etcdesk qps | qps ratio | etcd p99 ms | etcdesk p99 ms | p99 ratio |',
-    '|---|---|---:|---:|---:|---:|---:|---:|',
-  ];
-  for (const r of rows) {
-    const qr = r.etcd && r.ours ? r.ours.qps / r.etcd.qps : undefined;
-    const pr = r.etcd && r.ours ? r.ours.p99_ms / r.etcd.p99_ms : undefined;
-    out.push(
-      `| ${r.scenario} | ${r.workload} | ${f(r.etcd?.qps)} | ${f(r.ours?.qps)} | ${f(qr, 2)}x | ${f(r.etcd?.p99_ms, 2)} | ${f(r.ours?.p99_ms, 2)} | ${f(pr, 2)}x |`,
-    );
-  }
-  return out.join('\n');
+if (process.argv[1] && path.resolve(process.argv[1]) === path.resolve(REPO_ROOT, 'bench/run-bench.ts')) {
+  main().catch((e: unknown) => {
+    console.error(e);
+    process.exit(1);
+  });
 }
-
-main().catch((e: unknown) => {
-  console.error(e);
-  process.exit(1);
-});

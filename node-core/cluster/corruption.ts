@@ -17,7 +17,6 @@ import path from 'node:path';
 import { Errors } from '../errors';
 import { AlarmRequest_AlarmAction, AlarmType, decodeAlarmMember, type HashKVResponse } from '../proto/gen/etcdserverpb';
 import { decodeLease } from '../proto/gen/leasepb';
-import { decodeKeyValue } from '../proto/gen/mvccpb';
 import type { Backend } from '../backend/backend';
 import type { KVStore } from '../mvcc/types';
 import type { InternalRaftRequestInit } from '../proto/gen/etcdserverpb';
@@ -94,29 +93,87 @@ export function dropIntegrityCheckpoint(memberDir: string): void {
 
 const REV_BYTES = 17;
 
+/** A varint of a stored record at st.p (advanced past it); throws past the record's end. */
+function readVarint(b: Buffer, st: { p: number }): number {
+  let v = 0;
+  let mul = 1;
+  for (let i = 0; i < 10; i++) {
+    if (st.p >= b.length) throw new Error('unexpected EOF');
+    const c = b[st.p++];
+    v += (c & 127) * mul;
+    if (c < 128) return v;
+    mul *= 128;
+  }
+  throw new Error('varint overflow');
+}
+
+/**
+ * Checks one stored KeyValue's wire form without decoding it (no objects per
+ * record; a start-up walks every record): each field is a known one with its
+ * wire type and within the record, the key is non-empty; returns the record's
+ * mod_revision. Throws with what is wrong.
+ */
+function storedKvModRevision(b: Buffer, st: { p: number }): number {
+  st.p = 0;
+  let mod = 0;
+  let keyLen = 0;
+  while (st.p < b.length) {
+    const tag = b[st.p++];
+    if (tag === 10 || tag === 42) {
+      const n = readVarint(b, st);
+      if (st.p + n > b.length) throw new Error('unexpected EOF');
+      if (tag === 10) keyLen = n;
+      st.p += n;
+    } else if (tag === 16 || tag === 24 || tag === 32 || tag === 48) {
+      const v = readVarint(b, st);
+      if (tag === 24) mod = v;
+    } else throw new Error(`illegal tag ${tag >> 3} (wire type ${tag & 7})`);
+  }
+  if (keyLen === 0) throw new Error('no key');
+  return mod;
+}
+
 /**
  * The local check run before a member serves: every record decodes, and the
  * store hashes as it did at the last clean close (when the compaction state
- * allows the comparison). Throws CorruptionError.
+ * allows the comparison). Throws CorruptionError. When the checkpoint is at
+ * the current revision (every clean close) the records are checked within the
+ * hash's own scan: one pass over the key bucket, not two.
  */
 export function checkLocalIntegrity(node: CorruptionHost): void {
   const problems: string[] = [];
-  for (const [k, v] of node.backend.range('key')) {
+  const st = { p: 0 };
+  const checkKey = (k: Buffer, v: Buffer): void => {
+    if (problems.length > 10) return;
     const tomb = k.length === REV_BYTES + 1 && k[REV_BYTES] === 0x74;
     if ((k.length !== REV_BYTES && !tomb) || k[8] !== 0x5f) {
       problems.push(`key bucket: ${k.toString('hex')} is not a revision`);
-    } else {
-      try {
-        const kv = decodeKeyValue(v);
-        const main = Number(k.readBigInt64BE(0));
-        if (!tomb && kv.mod_revision !== main) problems.push(`key bucket: revision ${main} holds a record of revision ${kv.mod_revision}`);
-        if (kv.key.length === 0) problems.push(`key bucket: revision ${main} holds a record without a key`);
-      } catch (e) {
-        problems.push(`key bucket: ${k.toString('hex')}: ${(e as Error).message}`);
-      }
+      return;
     }
-    if (problems.length > 10) break;
+    const main = Number(k.readBigInt64BE(0));
+    try {
+      const mod = storedKvModRevision(v, st);
+      if (!tomb && mod !== main) problems.push(`key bucket: revision ${main} holds a record of revision ${mod}`);
+    } catch (e) {
+      const msg = (e as Error).message;
+      problems.push(msg === 'no key' ? `key bucket: revision ${main} holds a record without a key` : `key bucket: ${k.toString('hex')}: ${msg}`);
+    }
+  };
+  const cp = readCheckpoint(checkpointPath(node));
+  // a kill -9 may leave a checkpoint older than the store: it still covers the
+  // revisions it hashed, unless a compaction since then removed some of them
+  let compare = !!cp && cp.compactRev === node.mvcc.compactRev && cp.rev <= node.mvcc.rev;
+  // HashKV refuses a past revision at or below the compaction; the current one it takes as 0
+  const atCurrent = compare && cp!.rev === node.mvcc.rev;
+  if (compare && !atCurrent && cp!.rev <= node.mvcc.compactRev) compare = false;
+  let h: { hash: number } | undefined;
+  let checked = false;
+  if (atCurrent) {
+    const r = node.mvcc.hashKV(0, checkKey);
+    h = r;
+    checked = r.scannedAll === true;
   }
+  if (!checked) for (const [k, v] of node.backend.range('key')) checkKey(k, v);
   for (const [k, v] of node.backend.range('lease')) {
     try {
       if (k.length !== 8) throw new Error('not a lease id');
@@ -134,20 +191,14 @@ export function checkLocalIntegrity(node: CorruptionHost): void {
   }
   if (problems.length) throw new CorruptionError(`${node.memberId.toString(16)} found corrupted records in its store:\n${problems.join('\n')}`);
 
-  const cp = readCheckpoint(checkpointPath(node));
-  // a kill -9 may leave a checkpoint older than the store: it still covers the
-  // revisions it hashed, unless a compaction since then removed some of them
-  if (!cp || cp.compactRev !== node.mvcc.compactRev || cp.rev > node.mvcc.rev) return;
-  // HashKV refuses a past revision at or below the compaction; the current one it takes as 0
-  const atCurrent = cp.rev === node.mvcc.rev;
-  if (!atCurrent && cp.rev <= node.mvcc.compactRev) return;
-  const h = node.mvcc.hashKV(atCurrent ? 0 : cp.rev);
-  if (h.hash !== cp.hash) {
+  if (!compare) return;
+  h ??= node.mvcc.hashKV(cp!.rev);
+  if (h.hash !== cp!.hash) {
     throw new CorruptionError(
-      `${node.memberId.toString(16)} found data corruption: the store hashes to ${h.hash} at revision ${cp.rev}, but hashed to ${cp.hash} when it was last closed`,
+      `${node.memberId.toString(16)} found data corruption: the store hashes to ${h.hash} at revision ${cp!.rev}, but hashed to ${cp!.hash} when it was last closed`,
     );
   }
-  node.log.info('local integrity check passed', { revision: cp.rev, hash: cp.hash });
+  node.log.info('local integrity check passed', { revision: cp!.rev, hash: cp!.hash });
 }
 
 interface PeerHash {

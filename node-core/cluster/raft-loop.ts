@@ -1,8 +1,9 @@
 // The raft loop: drives the pure RawNode with real time, disk and network.
-// Per Ready: persist the snapshot, entries and hard state (one backend
-// commit, the group-commit fsync shared by every proposal that arrived
-// meanwhile), only then send messages, apply committed entries in order,
-// answer read states, advance. Proposals wait by request id in a wait
+// Per Ready: persist the snapshot, entries and hard state (one WAL write,
+// the group-commit fsync shared by every proposal that arrived meanwhile),
+// only then send messages (the leader sends before its own fsync), apply
+// committed entries in order, answer read states, advance; ordinary entries
+// are applied while the next Ready's fsync runs. Proposals wait by request id in a wait
 // registry (./wait-registry); a follower's proposal is forwarded to the
 // leader by raft itself and answered when the follower applies it. Reads go
 // through the ReadIndex batcher (./read-index-batcher); everything waiting
@@ -282,30 +283,59 @@ export class RaftLoop {
   }
 
   private async readyLoop(): Promise<void> {
+    // the previous Ready's committed entries, persisted and advanced but not yet applied: they are
+    // applied while the next Ready's fsync runs (etcd applies in its own goroutine for the same reason)
+    let deferred: (() => void) | undefined;
     try {
       do {
         this.again = false;
-        while (!this.stopped && this.raw.hasReady()) await this.handleReady(this.raw.ready());
-      } while (this.again && !this.stopped);
+        while (!this.stopped && this.raw.hasReady()) {
+          const prev = deferred;
+          deferred = undefined;
+          deferred = await this.handleReady(this.raw.ready(), prev);
+        }
+        if (deferred && !this.stopped) {
+          const d = deferred;
+          deferred = undefined;
+          d();
+        }
+      } while ((this.again || this.raw.hasReady()) && !this.stopped);
     } catch (e) {
       if (e instanceof StorageError) this.o.onFatal?.(e);
       else this.o.log.error('raft loop failed', { error: (e as Error).stack ?? String(e) });
     }
   }
 
-  private async handleReady(rd: Ready): Promise<void> {
+  /**
+   * Persists rd, sends its messages, applies what it commits, advances. The
+   * leader sends before its own fsync (its append counts in raft at once,
+   * and nothing is applied or answered before the fsync: etcd-io/raft's
+   * parallel leader write). `prevApply` (the previous Ready's entries) runs
+   * while this Ready's fsync is in the thread pool. Returns this Ready's
+   * apply when it may be deferred the same way: only ordinary entries (a
+   * conf change or a snapshot is applied before advancing, as etcd waits).
+   */
+  private async handleReady(rd: Ready, prevApply?: () => void): Promise<(() => void) | undefined> {
     if (rd.softState) this.onSoftState(rd.softState);
     const snap = rd.snapshot && !isEmptySnap(rd.snapshot) ? rd.snapshot : undefined;
     if (snap) this.storage.applySnapshot(snap);
     if (rd.entries.length) this.storage.append(rd.entries);
     if (rd.hardState) this.storage.setHardState(rd.hardState);
+    const sendEarly = this.raftState === StateType.Leader && !snap;
+    if (sendEarly && rd.messages.length && this.transport) this.transport.send(rd.messages);
+    let flushing: Promise<void> | undefined;
     if (rd.mustSync || rd.entries.length || snap) {
       const t0 = performance.now();
-      await this.storage.flush();
-      this.o.metrics.fsync.observe((performance.now() - t0) / 1000);
-      if (this.stopped) return;
+      flushing = this.storage.flush().then(() => this.o.metrics.fsync.observe((performance.now() - t0) / 1000));
+      // a failed flush is awaited (and thrown) below, after the previous apply
+      flushing.catch(() => undefined);
     }
-    if (rd.messages.length && this.transport) this.transport.send(rd.messages);
+    prevApply?.();
+    if (flushing) {
+      await flushing;
+      if (this.stopped) return undefined;
+    }
+    if (!sendEarly && rd.messages.length && this.transport) this.transport.send(rd.messages);
     if (snap) {
       // the state machine arrived with the snapshot message (node.ts receiveSnapshot)
       await this.o.installSnapshot(snap);
@@ -314,15 +344,27 @@ export class RaftLoop {
       this.syncPeers();
       this.applied.notify(this.o.applier.appliedIndex);
     }
-    if (rd.committedEntries.length) {
-      this.o.metrics.proposalsCommitted += rd.committedEntries.length;
-      for (const e of rd.committedEntries) this.applyEntry(e);
-      this.o.applier.persistAppliedIndex();
-      this.applied.notify(this.o.applier.appliedIndex);
+    const committed = rd.committedEntries;
+    let deferred: (() => void) | undefined;
+    if (committed.length) {
+      this.o.metrics.proposalsCommitted += committed.length;
+      const apply = (): void => {
+        for (const e of committed) this.applyEntry(e);
+        this.o.applier.persistAppliedIndex();
+        this.applied.notify(this.o.applier.appliedIndex);
+      };
+      if (!snap && committed.every((e) => e.type === EntryType.Normal)) {
+        deferred = () => {
+          apply();
+          this.maybeSnapshot();
+        };
+      } else apply();
     }
+    // a read state is answered once applied reaches its index, whenever that is
     for (const rs of rd.readStates) this.reads.onReadState(rs.requestCtx, rs.index);
     this.raw.advance(rd);
-    this.maybeSnapshot();
+    if (!deferred) this.maybeSnapshot();
+    return deferred;
   }
 
   private onSoftState(ss: SoftState): void {

@@ -740,30 +740,40 @@ export class MvccStore implements KVStore {
 
   // ----------------------------------------------------------------- hash
 
-  /** etcd 3.4's HashByRev. */
-  hashKV(rev: number): HashKVResult {
+  /** etcd 3.4's HashByRev. `eachRecord`: see KVStore.hashKV. */
+  hashKV(rev: number, eachRecord?: (key: Buffer, value: Buffer) => void): HashKVResult {
     const compactRev = this.compactMainRev;
     const currentRev = this.currentRev;
     if (rev > 0 && rev <= compactRev) throw Errors.Compacted;
     if (rev > 0 && rev > currentRev) throw Errors.FutureRev;
     if (rev === 0) rev = currentRev;
 
-    const keep = new RevSet();
-    for (const ki of this.keys.values()) ki.keep(rev, keep);
-    const filterBelow = keep.size > 0;
+    // what compaction keeps at rev, built only once a record at or below the
+    // compaction is met (never, on a store not compacted: a walk of every key saved)
+    let keep: RevSet | undefined;
+    const keeps = (main: number, sub: number): boolean => {
+      if (!keep) {
+        keep = new RevSet();
+        for (const ki of this.keys.values()) ki.keep(rev, keep);
+      }
+      // an empty keep set filters nothing (etcd's HashByRev)
+      return keep.size === 0 || keep.has(main, sub);
+    };
 
     const h = new Crc32c();
     h.update(KEY_BUCKET_NAME);
     if (rev < 0) return { hash: h.sum(), compactRev, rev: currentRev };
-    if (!this.backend.hasPending() && this.compacting === 0) {
+    const committedScan = !this.backend.hasPending() && this.compacting === 0;
+    if (committedScan) {
       // Everything is committed: scan the bucket itself, exactly as etcd.
       const end = Buffer.allocUnsafe(8);
       end.writeUInt32BE(Math.floor((rev + 1) / 4294967296), 0);
       end.writeUInt32BE((rev + 1) >>> 0, 4);
       for (const [k, v] of this.backend.range('key', undefined, end)) {
-        if (filterBelow) {
+        eachRecord?.(k, v);
+        if (compactRev > 0) {
           const main = revMain(k);
-          if (main <= compactRev && !keep.has(main, revSub(k))) continue;
+          if (main <= compactRev && !keeps(main, revSub(k))) continue;
         }
         h.update(k);
         h.update(v);
@@ -775,7 +785,7 @@ export class MvccStore implements KVStore {
       for (const ki of this.keys.values()) ki.since(0, rev, refs);
       refs.sort((a, b) => a.main - b.main || a.sub - b.sub);
       for (const r of refs) {
-        if (filterBelow && r.main <= compactRev && !keep.has(r.main, r.sub)) continue;
+        if (r.main <= compactRev && !keeps(r.main, r.sub)) continue;
         const k = revKey(r.main, r.sub, r.tomb);
         const v = this.backend.get('key', k);
         if (v === undefined) continue;
@@ -783,7 +793,9 @@ export class MvccStore implements KVStore {
         h.update(v);
       }
     }
-    return { hash: h.sum(), compactRev, rev: currentRev };
+    const out: HashKVResult = { hash: h.sum(), compactRev, rev: currentRev };
+    if (eachRecord) out.scannedAll = committedScan;
+    return out;
   }
 
   // -------------------------------------------------------------- history
