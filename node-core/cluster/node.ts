@@ -33,6 +33,7 @@ import { MemberStore, encodeMember } from './members';
 import { computeClusterId, computeMemberId, type Member } from './membership';
 import { Metrics } from './metrics';
 import { RaftLoop, type Applied, type PeerTransportLike } from './raft-loop';
+import { faultPoint } from './fault-hooks';
 
 export type { Applied } from './raft-loop';
 // the membership change kinds, for the server's Cluster service (which must not reach into raft)
@@ -379,6 +380,7 @@ export class EtcdNode {
       this.snapFiles.delete(i);
       if (i !== index) fs.rm(f, { force: true }, () => undefined);
     }
+    faultPoint('snapshot-install');
     const keep = [CLUSTER_ID, MEMBER_ID].map((k) => [k, this.backend.get('meta', k)] as const);
     const res = await importEtcdSnapshot(file, this.backend, { includeMembership: true });
     for (const [k, v] of keep) if (v) this.backend.put('meta', k, v);

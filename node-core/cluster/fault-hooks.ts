@@ -1,0 +1,27 @@
+// Test-only fault injection for crash and power-loss tests (node-core/testing/power-loss.ts),
+// switched on by environment variables in a child process and inert otherwise:
+//   ETCDESK_FAULT_FS=/path/journal  every fdatasync of the write-ahead log appends
+//     "synced <file> <bytes>" (the length of that file known durable), so the harness can
+//     drop what a power cut would have lost: the page cache survives a kill -9, not a power cut
+//   ETCDESK_FAULT_KILL_AT=<point>[:<n>]  the n-th time (default 1st) the process reaches
+//     <point> it appends "fired <point>" to the journal and kills itself with SIGKILL, so a
+//     crash lands inside a window a timed kill would rarely hit (the test asserts it fired)
+import fs from 'node:fs';
+
+const journal = process.env.ETCDESK_FAULT_FS || undefined;
+const killAt = /^([a-z-]+)(?::(\d+))?$/.exec(process.env.ETCDESK_FAULT_KILL_AT ?? '');
+let countdown = killAt ? Number(killAt[2] ?? 1) : 0;
+
+/** The points a kill can be set to land at. */
+export type FaultPoint = 'wal-sync' | 'wal-snapshot-synced' | 'wal-release' | 'snapshot-install';
+
+/** `bytes` of `file` are on disk (called right after its fdatasync returned). */
+export function faultSynced(file: string, bytes: number): void {
+  if (journal) fs.appendFileSync(journal, `synced ${file} ${bytes}\n`);
+}
+
+export function faultPoint(point: FaultPoint): void {
+  if (!killAt || killAt[1] !== point || --countdown !== 0) return;
+  if (journal) fs.appendFileSync(journal, `fired ${point}\n`);
+  process.kill(process.pid, 'SIGKILL');
+}
