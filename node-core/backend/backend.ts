@@ -239,6 +239,18 @@ export class Backend {
     return this.lastWrite;
   }
 
+  /**
+   * commit(), then a forced sync of the data file: commits leave their meta
+   * page unsynced (noMetaSync), so a power cut may undo the last one; after
+   * this it cannot. For what the log behind it is dropped on (raft snapshots).
+   */
+  async commitDurable(): Promise<void> {
+    await this.commit();
+    if (this.opts.sync === false) return;
+    const env = this.env as unknown as { sync(cb: (e?: unknown) => void): void };
+    await new Promise<void>((resolve, reject) => env.sync((e) => (e ? reject(toStorageError(e, 'fsync', this.envDir)) : resolve())));
+  }
+
   private async commitFailed(e: unknown): Promise<never> {
     // lmdb rejects with "Commit failed" and keeps the cause (e.g. EIO on a full disk) in a promise of its own
     const pending = (e as { commitError?: Promise<unknown> } | undefined)?.commitError;

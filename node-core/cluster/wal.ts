@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { StorageError, toStorageError } from '../backend/storage-error';
-import { faultPoint, faultSynced } from './fault-hooks';
+import { faultPoint, faultSegmentBytes, faultSynced } from './fault-hooks';
 
 export const enum RecordType {
   Entry = 1,
@@ -152,7 +152,7 @@ export class Wal {
     } catch (e) {
       throw toStorageError(e, 'mkdir', dir);
     }
-    const wal = new Wal(dir, opts.sync !== false, opts.segmentBytes ?? SEGMENT_BYTES);
+    const wal = new Wal(dir, opts.sync !== false, opts.segmentBytes ?? faultSegmentBytes ?? SEGMENT_BYTES);
     const replay = wal.replayAll();
     return { wal, replay };
   }

@@ -7,64 +7,18 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { EtcdClient, prefixEnd } from '../client/client';
+import { EtcdClient } from '../client/client';
+import { ackLoad, exited, lostKeys, presentKeys } from '../testing/ack-load';
 import { powerLoss, type PowerLossOptions, type PowerLossReport } from '../testing/power-loss';
 import { findLeader, freePort, hasEtcd, httpGet, startCluster, startEtcdesk, tempDir, waitFor, type ServerProc } from '../testing/processes';
 
-/** Unique puts from `workers` loops until `stop`; the keys whose put was acknowledged. */
-function writeLoad(endpoints: string[], tag: string, workers = 16): { acked: Set<string>; reached(n: number): Promise<void>; stop(): Promise<void> } {
-  const acked = new Set<string>();
-  const c = new EtcdClient({ endpoints, timeoutMs: 5000 });
-  let stopped = false;
-  const waiters: { n: number; resolve: () => void }[] = [];
-  // values spanning several sectors, so an unsynced batch can be torn in the middle
-  const value = Buffer.alloc(700, tag);
-  const loops = Array.from({ length: workers }, async (_, w) => {
-    for (let i = 0; !stopped; i++) {
-      const key = `ack/${tag}/${w}/${i}`;
-      try {
-        await c.put({ key: Buffer.from(key), value });
-      } catch {
-        return; // the member is gone (killed): this put was never acknowledged
-      }
-      acked.add(key);
-      for (const x of waiters) if (acked.size >= x.n) x.resolve();
-    }
-  });
-  return {
-    acked,
-    reached: (n) => (acked.size >= n ? Promise.resolve() : new Promise((resolve) => waiters.push({ n, resolve }))),
-    async stop() {
-      stopped = true;
-      await Promise.all(loops);
-      c.close();
-    },
-  };
-}
-
-async function presentKeys(endpoint: string): Promise<Set<string>> {
-  const c = new EtcdClient({ endpoints: [endpoint], timeoutMs: 30_000 });
-  try {
-    const r = await c.range({ key: Buffer.from('ack/'), range_end: prefixEnd('ack/'), keys_only: true });
-    return new Set(r.kvs.map((kv) => kv.key.toString()));
-  } finally {
-    c.close();
-  }
-}
-
 function assertNoneLost(acked: Set<string>, present: Set<string>, what: string): void {
-  const lost = [...acked].filter((k) => !present.has(k));
+  const lost = lostKeys(acked, present);
   assert.equal(lost.length, 0, `${what}: lost ${lost.length} of ${acked.size} acknowledged puts, e.g. ${lost.slice(0, 5).join(' ')}`);
 }
 
 function assertCleanStart(m: ServerProc): void {
   assert.doesNotMatch(m.output(), /corrupt|damaged/i, `${m.name} reported damage after a power cut:\n${m.output().slice(-2000)}`);
-}
-
-/** Resolves when the member's process has exited (it kills itself at its ETCDESK_FAULT_KILL_AT point). */
-function exited(m: ServerProc): Promise<void> {
-  if (m.proc.exitCode !== null || m.proc.signalCode !== null) return Promise.resolve();
-  return new Promise((r) => m.proc.once('exit', () => r()));
 }
 
 const unsyncedBytes = (r: PowerLossReport): number => r.wal.reduce((a, f) => a + f.written, 0);
@@ -97,7 +51,7 @@ describe('power loss', () => {
         await node.stop();
         break;
       }
-      const load = writeLoad([node.endpoint], `r${round}`);
+      const load = ackLoad([node.endpoint], `r${round}`);
       await exited(node);
       await load.stop();
       for (const k of load.acked) acked.add(k);
@@ -124,7 +78,7 @@ describe('power loss', () => {
         return l;
       })();
       // through the leader and a follower (the follower forwards): both paths must be durable
-      const load = writeLoad([c.members[leader].endpoint, c.members[(leader + 1) % 3].endpoint], 'c');
+      const load = ackLoad([c.members[leader].endpoint, c.members[(leader + 1) % 3].endpoint], 'c');
       await Promise.race(c.members.map(exited));
       await Promise.all(c.members.map((m) => m.kill()));
       await load.stop();

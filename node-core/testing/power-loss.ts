@@ -74,9 +74,10 @@ function lastNonZero(b: Buffer, from: number): number {
 }
 
 async function lmdbTxnId(envDir: string, previous: boolean): Promise<number> {
-  const env = open({ path: envDir, usePreviousSnapshot: previous, overlappingSync: false, noMetaSync: true, maxDbs: 32 });
+  // usePreviousSnapshot: lmdb-js's option for LMDB's MDB_PREVSNAPSHOT (not in its typings)
+  const env = open({ path: envDir, overlappingSync: false, noMetaSync: true, maxDbs: 32, ...{ usePreviousSnapshot: previous } });
   try {
-    return env.getStats().lastTxnId as number;
+    return (env.getStats() as { lastTxnId: number }).lastTxnId;
   } finally {
     await env.close();
   }
