@@ -11,6 +11,7 @@ import zlib from 'node:zlib';
 import { Errors } from '../errors';
 import path from 'node:path';
 import { type StorageError, toStorageError } from './storage-error';
+import { faultJournalOn, faultLmdbSynced } from './fault-hooks';
 
 export type BucketName =
   | 'key'
@@ -249,6 +250,7 @@ export class Backend {
     if (this.opts.sync === false) return;
     const env = this.env as unknown as { sync(cb: (e?: unknown) => void): void };
     await new Promise<void>((resolve, reject) => env.sync((e) => (e ? reject(toStorageError(e, 'fsync', this.envDir)) : resolve())));
+    if (faultJournalOn) faultLmdbSynced(this.envDir, (this.env.getStats() as { lastTxnId: number }).lastTxnId);
   }
 
   private async commitFailed(e: unknown): Promise<never> {

@@ -33,7 +33,7 @@ import { MemberStore, encodeMember } from './members';
 import { computeClusterId, computeMemberId, type Member } from './membership';
 import { Metrics } from './metrics';
 import { RaftLoop, type Applied, type PeerTransportLike } from './raft-loop';
-import { faultPoint } from './fault-hooks';
+import { faultPoint } from '../backend/fault-hooks';
 
 export type { Applied } from './raft-loop';
 // the membership change kinds, for the server's Cluster service (which must not reach into raft)

@@ -36,7 +36,7 @@ import type { Logger } from './logger';
 import type { MemberStore } from './members';
 import type { Metrics } from './metrics';
 import { DiskStorage } from './raft-storage';
-import { faultCatchUpEntries } from './fault-hooks';
+import { faultCatchUpEntries } from '../backend/fault-hooks';
 import { ReadIndexBatcher } from './read-index-batcher';
 import { IndexWaiter, WaitRegistry } from './wait-registry';
 import type { HashKVResponse } from '../proto/gen/etcdserverpb';

@@ -14,7 +14,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { StorageError, toStorageError } from '../backend/storage-error';
-import { faultPoint, faultSegmentBytes, faultSynced } from './fault-hooks';
+import { faultPoint, faultSegmentBytes, faultSynced } from '../backend/fault-hooks';
 
 export const enum RecordType {
   Entry = 1,

@@ -22,7 +22,7 @@ async function load(c: EtcdClient, n: number, size: number): Promise<void> {
 }
 
 // snapshots, log compaction and WAL segment release after a few hundred writes (test-only knobs,
-// cluster/fault-hooks.ts): the data file is then the only copy of the early writes, and a
+// backend/fault-hooks.ts): the data file is then the only copy of the early writes, and a
 // defragment that damaged it could not hide behind a replay of the whole log
 const SNAPSHOTS = { extraArgs: ['--snapshot-count', '100'], env: { ETCDESK_FAULT_CATCH_UP_ENTRIES: '100', ETCDESK_FAULT_WAL_SEGMENT_BYTES: String(1 << 20) } };
 

@@ -1,5 +1,5 @@
 // Power loss, not only kill -9: the page cache survives a killed process but
-// not a power cut. Members run with the fault journal (cluster/fault-hooks.ts);
+// not a power cut. Members run with the fault journal (backend/fault-hooks.ts);
 // after a kill -9 under write load, testing/power-loss.ts drops what was not
 // synced (unsynced WAL sectors, LMDB's unsynced last commit). After a restart
 // every acknowledged put is there, and the members start cleanly (a torn

@@ -1,7 +1,7 @@
 // Power loss for a member's data directory, after its process was killed:
 // kill -9 keeps everything the process wrote (the page cache survives), a
 // power cut keeps only what was synced. The member runs with
-// ETCDESK_FAULT_FS=<journal> (node-core/cluster/fault-hooks.ts), so every
+// ETCDESK_FAULT_FS=<journal> (node-core/backend/fault-hooks.ts), so every
 // fdatasync of its write-ahead log is journalled with the length of the file
 // it made durable; powerLoss() then puts the disk in a state a power cut at
 // the moment of the kill could have left:
@@ -12,7 +12,8 @@
 //  - LMDB (the state machine): the node opens it with noMetaSync, so each
 //    commit syncs its data pages but not its meta page: a power cut may undo
 //    the last commit (LMDB's documented guarantee; the commit before it was
-//    flushed by the next commit's data sync). 'lose-last-commit' reopens the
+//    flushed by the next commit's data sync), unless the journal shows it was
+//    synced whole (Backend.commitDurable). 'lose-last-commit' reopens the
 //    environment on its previous snapshot (LMDB's MDB_PREVSNAPSHOT), which is
 //    exactly that state.
 // Not covered: directory entries (a created, renamed or deleted file whose
@@ -43,17 +44,20 @@ export interface PowerLossReport {
 }
 
 /** The journal's view: the last synced length of every file, and the fault points that fired. */
-export function readJournal(journal: string): { synced: Map<string, number>; fired: string[] } {
+export function readJournal(journal: string): { synced: Map<string, number>; lmdbSynced: Map<string, number>; fired: string[] } {
   const synced = new Map<string, number>();
+  const lmdbSynced = new Map<string, number>();
   const fired: string[] = [];
   const text = fs.existsSync(journal) ? fs.readFileSync(journal, 'utf8') : '';
   for (const line of text.split('\n')) {
     const m = /^synced (.+) (\d+)$/.exec(line);
     if (m) synced.set(m[1], Number(m[2]));
+    const l = /^lmdb-synced (.+) (\d+)$/.exec(line);
+    if (l) lmdbSynced.set(l[1], Number(l[2]));
     const f = /^fired (.+)$/.exec(line);
     if (f) fired.push(f[1]);
   }
-  return { synced, fired };
+  return { synced, lmdbSynced, fired };
 }
 
 /** mulberry32: a small seeded generator, so a failing run can be replayed. */
@@ -90,16 +94,16 @@ async function lmdbTxnId(envDir: string, previous: boolean): Promise<number> {
  * runs journal afresh.
  */
 export async function powerLoss(dataDirs: string | string[], journal: string, opts: PowerLossOptions = {}): Promise<PowerLossReport> {
-  const { synced, fired } = readJournal(journal);
+  const { synced, lmdbSynced, fired } = readJournal(journal);
   const walMode = opts.wal ?? { seed: 1 };
   const random = walMode === 'drop-all' ? () => 0 : seeded(walMode.seed);
   const report: PowerLossReport = { wal: [], lmdb: [], fired };
-  for (const dataDir of typeof dataDirs === 'string' ? [dataDirs] : dataDirs) await cutMember(dataDir, synced, random, opts, report);
+  for (const dataDir of typeof dataDirs === 'string' ? [dataDirs] : dataDirs) await cutMember(dataDir, synced, lmdbSynced, random, opts, report);
   fs.writeFileSync(journal, '');
   return report;
 }
 
-async function cutMember(dataDir: string, synced: Map<string, number>, random: () => number, opts: PowerLossOptions, report: PowerLossReport): Promise<void> {
+async function cutMember(dataDir: string, synced: Map<string, number>, lmdbSynced: Map<string, number>, random: () => number, opts: PowerLossOptions, report: PowerLossReport): Promise<void> {
   const walDir = path.join(dataDir, 'member', 'wal');
   for (const name of fs.existsSync(walDir) ? fs.readdirSync(walDir).sort() : []) {
     if (!name.endsWith('.wal')) continue;
@@ -125,8 +129,9 @@ async function cutMember(dataDir: string, synced: Map<string, number>, random: (
   const envDir = path.join(dataDir, 'member', 'db');
   if ((opts.lmdb ?? 'lose-last-commit') === 'lose-last-commit' && fs.existsSync(path.join(envDir, 'data.mdb'))) {
     const before = await lmdbTxnId(envDir, false);
-    // opening on the previous snapshot rewrites both meta pages to it
-    const after = await lmdbTxnId(envDir, true);
+    // a commit whose meta page was synced (Backend.commitDurable) stays; any later one may go
+    // (the one before the newest is always on disk: the newest one's data sync flushed it)
+    const after = lmdbSynced.get(envDir) === before ? before : await lmdbTxnId(envDir, true);
     report.lmdb.push({ dataDir, before, after });
   }
 }

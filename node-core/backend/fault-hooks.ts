@@ -23,6 +23,14 @@ export const faultCatchUpEntries: number | undefined = Number(process.env.ETCDES
 /** The points a kill can be set to land at. */
 export type FaultPoint = 'wal-sync' | 'wal-snapshot-synced' | 'wal-release' | 'snapshot-install';
 
+/** LMDB's environment in `envDir` is on disk up to transaction `txnId`, meta page included (after a forced sync). */
+export function faultLmdbSynced(envDir: string, txnId: number): void {
+  if (journal) fs.appendFileSync(journal, `lmdb-synced ${envDir} ${txnId}\n`);
+}
+
+/** Whether the fault journal is on (the caller then reports what faultLmdbSynced needs). */
+export const faultJournalOn = journal !== undefined;
+
 /** `bytes` of `file` are on disk (called right after its fdatasync returned). */
 export function faultSynced(file: string, bytes: number): void {
   if (journal) fs.appendFileSync(journal, `synced ${file} ${bytes}\n`);
