@@ -11,6 +11,7 @@ import zlib from 'node:zlib';
 import { Errors } from '../errors';
 import path from 'node:path';
 import { type StorageError, toStorageError } from './storage-error';
+import { faultJournalOn, faultLmdbSynced } from './fault-hooks';
 
 export type BucketName =
   | 'key'
@@ -241,6 +242,19 @@ export class Backend {
       }, (e: unknown) => this.commitFailed(e));
     }
     return this.lastWrite;
+  }
+
+  /**
+   * commit(), then a forced sync of the data file: commits leave their meta
+   * page unsynced (noMetaSync), so a power cut may undo the last one; after
+   * this it cannot. For what the log behind it is dropped on (raft snapshots).
+   */
+  async commitDurable(): Promise<void> {
+    await this.commit();
+    if (this.opts.sync === false) return;
+    const env = this.env as unknown as { sync(cb: (e?: unknown) => void): void };
+    await new Promise<void>((resolve, reject) => env.sync((e) => (e ? reject(toStorageError(e, 'fsync', this.envDir)) : resolve())));
+    if (faultJournalOn) faultLmdbSynced(this.envDir, (this.env.getStats() as { lastTxnId: number }).lastTxnId);
   }
 
   private async commitFailed(e: unknown): Promise<never> {

@@ -36,6 +36,7 @@ import { MemberStore, encodeMember } from './members';
 import { computeClusterId, computeMemberId, type Member } from './membership';
 import { Metrics } from './metrics';
 import { RaftLoop, type PeerTransportLike } from './raft-loop';
+import { faultPoint } from '../backend/fault-hooks';
 
 export type { Applied } from './apply-types';
 // the membership change kinds, for the server's Cluster service (which must not reach into raft)
@@ -442,6 +443,7 @@ export class EtcdNode implements ClusterNode {
       this.snapFiles.delete(i);
       if (i !== index) fs.rm(f, { force: true }, () => undefined);
     }
+    faultPoint('snapshot-install');
     const keep = [CLUSTER_ID, MEMBER_ID].map((k) => [k, this.backend.get('meta', k)] as const);
     const res = await importEtcdSnapshot(file, this.backend, { includeMembership: true });
     for (const [k, v] of keep) if (v) this.backend.put('meta', k, v);

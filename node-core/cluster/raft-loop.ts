@@ -38,6 +38,7 @@ import type { Logger } from '../support/logger';
 import type { MemberStore } from './members';
 import type { Metrics } from './metrics';
 import { DiskStorage } from '../wal/raft-storage';
+import { faultCatchUpEntries } from '../backend/fault-hooks';
 import { ReadIndexBatcher } from './read-index-batcher';
 import { IndexWaiter, WaitRegistry } from './wait-registry';
 import type { HashKVResponse } from '../proto/gen/etcdserverpb';
@@ -82,7 +83,7 @@ export interface RaftLoopOptions {
 const SLOW_APPLY_MS = 100;
 
 /** etcd's SnapshotCatchUpEntries: entries kept after a snapshot for slow followers. */
-const CATCH_UP_ENTRIES = 5000;
+const CATCH_UP_ENTRIES = faultCatchUpEntries ?? 5000;
 
 export class RaftLoop {
   readonly raw: RawNode;
@@ -105,6 +106,8 @@ export class RaftLoop {
   private tickTimer?: NodeJS.Timeout;
   private sweepTimer?: NodeJS.Timeout;
   private snapshotIndex: number;
+  /** Set while the backend commit before a snapshot runs. */
+  private snapshotting = false;
   private ccSeq = 0;
   private readonly reqTimeoutMs: number;
 
@@ -436,15 +439,33 @@ export class RaftLoop {
 
   private maybeSnapshot(): void {
     const applied = this.o.applier.appliedIndex;
-    if (applied - this.snapshotIndex <= this.o.config.snapshotCount) return;
+    if (this.snapshotting || applied - this.snapshotIndex <= this.o.config.snapshotCount) return;
     const lastInStorage = this.storage.lastIndex();
     const at = Math.min(applied, lastInStorage);
     if (at <= this.snapshotIndex) return;
-    this.storage.createSnapshot(at, this.confState, Buffer.from(JSON.stringify(this.o.members.list().map((m) => ({ ...m, id: m.id.toString(16) })))));
-    this.snapshotIndex = at;
-    const compactTo = at - CATCH_UP_ENTRIES;
-    if (compactTo > this.storage.firstIndex()) this.storage.compact(compactTo);
-    this.o.log.info('saved raft snapshot and compacted the log', { index: at, compacted: compactTo });
+    const confState = this.confState;
+    const members = Buffer.from(JSON.stringify(this.o.members.list().map((m) => ({ ...m, id: m.id.toString(16) }))));
+    // as etcd commits its backend before it saves a snapshot: a restart replays only the entries after
+    // the snapshot record, so the state machine must be on disk up to its index first (durably: a power
+    // cut may undo LMDB's last plain commit), else the member cannot start again
+    this.snapshotting = true;
+    void this.o.backend.commitDurable().then(
+      () => {
+        this.snapshotting = false;
+        // a snapshot received from the leader meanwhile is newer
+        if (this.stopped || at <= this.storage.snapshot().metadata.index) return;
+        this.storage.createSnapshot(at, confState, members);
+        this.snapshotIndex = at;
+        const compactTo = at - CATCH_UP_ENTRIES;
+        if (compactTo > this.storage.firstIndex()) this.storage.compact(compactTo);
+        this.o.log.info('saved raft snapshot and compacted the log', { index: at, compacted: compactTo });
+        this.schedule();
+      },
+      (e: unknown) => {
+        this.snapshotting = false;
+        if (e instanceof StorageError) this.o.onFatal?.(e);
+      },
+    );
   }
 
   /** Times out requests that could not be committed or read in time (etcd's ReqTimeout). */

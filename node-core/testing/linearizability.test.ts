@@ -127,10 +127,9 @@ describe('linearizability checker (KV model)', () => {
         }
       }
     }
-    const started = performance.now();
-    const r = checkKvHistory(h);
+    // a step budget, not a clock: a search that lost its pruning blows through it on any machine
+    const r = checkKvHistory(h, { maxSteps: 10_000 });
     assert.equal(r.result, 'ok');
-    assert.ok(performance.now() - started < 5000);
   });
 
   test('the search gives up with "unknown" when over budget', () => {

@@ -237,15 +237,15 @@ export interface ClusterProcs {
    * restarts member i on its data dir (after kill/stop), with extra flags for this start only;
    * waits for /health unless `wait` is false (a member with an alarm raised is never healthy)
    */
-  restart(i: number, moreArgs?: string[], wait?: boolean): Promise<ServerProc>;
+  restart(i: number, moreArgs?: string[], wait?: boolean, env?: NodeJS.ProcessEnv): Promise<ServerProc>;
   stop(): Promise<void>;
 }
 
 /** A three (or n) member cluster of real etcd or etcdesk-node processes on free loopback ports. */
-export async function startCluster(kind: 'etcd' | 'etcdesk', n = 3, extraArgs: string[] = []): Promise<ClusterProcs> {
+export async function startCluster(kind: 'etcd' | 'etcdesk', n = 3, extraArgs: string[] = [], env?: NodeJS.ProcessEnv): Promise<ClusterProcs> {
   for (let attempt = 1; ; attempt++) {
     try {
-      return await startClusterOnce(kind, n, extraArgs);
+      return await startClusterOnce(kind, n, extraArgs, env);
     } catch (e) {
       // a port found free was taken before its member bound it: all new ports (ids derive from them)
       if (attempt >= 3 || !isAddrInUse(e)) throw e;
@@ -253,13 +253,14 @@ export async function startCluster(kind: 'etcd' | 'etcdesk', n = 3, extraArgs: s
   }
 }
 
-async function startClusterOnce(kind: 'etcd' | 'etcdesk', n: number, extraArgs: string[]): Promise<ClusterProcs> {
+async function startClusterOnce(kind: 'etcd' | 'etcdesk', n: number, extraArgs: string[], env: NodeJS.ProcessEnv | undefined): Promise<ClusterProcs> {
   const ports = await Promise.all(Array.from({ length: n }, async () => ({ client: await freePort(), peer: await freePort() })));
   const token = `tok-${process.pid}-${ports[0].client}`;
   const initial = ports.map((p, i) => `m${i + 1}=http://127.0.0.1:${p.peer}`).join(',');
   const dirs = ports.map((_, i) => tempDir(`${kind}-m${i + 1}`));
-  const startOne = (i: number, wait: boolean, moreArgs: string[] = []): Promise<ServerProc> =>
+  const startOne = (i: number, wait: boolean, moreArgs: string[] = [], moreEnv?: NodeJS.ProcessEnv): Promise<ServerProc> =>
     startProc(kind, {
+      env: { ...env, ...moreEnv },
       name: `m${i + 1}`,
       dataDir: dirs[i],
       clientPort: ports[i].client,
@@ -278,8 +279,8 @@ async function startClusterOnce(kind: 'etcd' | 'etcdesk', n: number, extraArgs: 
     members,
     token,
     endpoints: members.map((m) => m.endpoint).join(','),
-    async restart(i: number, moreArgs: string[] = [], wait = true) {
-      const m = await startOne(i, false, moreArgs);
+    async restart(i: number, moreArgs: string[] = [], wait = true, moreEnv?: NodeJS.ProcessEnv) {
+      const m = await startOne(i, false, moreArgs, moreEnv);
       c.members[i] = m;
       if (wait) await waitHealthy(m.clientUrl, 30_000, m.proc);
       return m;

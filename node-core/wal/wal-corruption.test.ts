@@ -194,6 +194,36 @@ describe('wal damage: torn tail or corruption', () => {
     assert.deepEqual(await indexes(dir), range(1, 22));
   });
 
+  it('a torn last batch whose first sector never landed but later ones did (a power cut) is cut, not refused', async () => {
+    const dir = tempDir('wal-torn-head');
+    await writeLog(dir, 20);
+    const { wal } = Wal.open(dir, { segmentBytes: SEG });
+    wal.appendEntries([entry(21, 1500), entry(22, 1500), entry(23, 1500)]);
+    await wal.close();
+    const file = segments(dir)[0];
+    const head = records(file).filter((r) => r.type === RecordType.Batch).at(-1)!;
+    // the sector piece holding the Batch record's start is lost; the rest of the write landed
+    const fd = fs.openSync(file, 'r+');
+    const lost = (Math.floor(head.off / 512) + 1) * 512 - head.off;
+    fs.writeSync(fd, Buffer.alloc(lost), 0, lost, head.off);
+    fs.closeSync(fd);
+    const { replay, wal: w2 } = Wal.open(dir, { segmentBytes: SEG });
+    await w2.close();
+    assert.deepEqual(replay.entries.map((e) => e.index), range(1, 20));
+    assert.deepEqual(replay.repaired, { file, offset: head.off });
+  });
+
+  it('a zeroed Batch record of an acknowledged batch followed by later batches refuses the open', async () => {
+    const dir = tempDir('wal-zeroed-head');
+    await writeLog(dir, 12, 1500);
+    const file = segments(dir)[0];
+    const head = records(file).filter((r) => r.type === RecordType.Batch)[5];
+    const fd = fs.openSync(file, 'r+');
+    fs.writeSync(fd, Buffer.alloc(head.end - head.off), 0, head.end - head.off, head.off);
+    fs.closeSync(fd);
+    openFails(dir, file, head.off, /wal: zeroed record header/);
+  });
+
   it('a partially written last record followed by zeros is cut', async () => {
     const dir = tempDir('wal-partial');
     await writeLog(dir, 12, 1500);

@@ -14,6 +14,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
 import { StorageError, toStorageError } from '../backend/storage-error';
+import { faultPoint, faultSegmentBytes, faultSynced } from '../backend/fault-hooks';
 
 export const enum RecordType {
   Entry = 1,
@@ -75,6 +76,14 @@ function spansZeroSector(b: Buffer, from: number, to: number): boolean {
     const end = Math.min(to, (Math.floor(pos / SECTOR) + 1) * SECTOR);
     if (allZero(b, pos, end)) return true;
     pos = end;
+  }
+  return false;
+}
+
+/** Whether a whole, checksummed Batch record starts anywhere in b after `from`. */
+function hasBatchAfter(b: Buffer, from: number): boolean {
+  for (let pos = from; pos + BATCH_RECORD <= b.length; pos++) {
+    if (b.readUInt32LE(pos) === 5 && b[pos + HEADER] === RecordType.Batch && crc(b.subarray(pos + HEADER, pos + BATCH_RECORD)) === b.readUInt32LE(pos + 4)) return true;
   }
   return false;
 }
@@ -143,7 +152,7 @@ export class Wal {
     } catch (e) {
       throw toStorageError(e, 'mkdir', dir);
     }
-    const wal = new Wal(dir, opts.sync !== false, opts.segmentBytes ?? SEGMENT_BYTES);
+    const wal = new Wal(dir, opts.sync !== false, opts.segmentBytes ?? faultSegmentBytes ?? SEGMENT_BYTES);
     const replay = wal.replayAll();
     return { wal, replay };
   }
@@ -246,6 +255,7 @@ export class Wal {
     try {
       if (lastSeg) {
         this.fd = fs.openSync(lastSeg.file, 'r+');
+        faultSynced(lastSeg.file, this.offset);
         if (this.capacity < this.segmentBytes) {
           zeroFill(this.fd, this.capacity, this.segmentBytes);
           this.capacity = this.segmentBytes;
@@ -275,8 +285,13 @@ export class Wal {
     // or after the Batch record that must begin here
     let after: number;
     if (batchEnd > pos) after = batchEnd;
-    else if (pos === Math.max(batchEnd, 0)) after = pos + BATCH_RECORD;
-    else after = pos + HEADER + len; // a log from before Batch records: only this record's extent is known
+    else if (pos === Math.max(batchEnd, 0)) {
+      // the batch's own header is damaged, so its extent is unknown: the bytes after it may be sectors of the
+      // same never-synced write that landed while its first did not (a power cut keeps any subset of them);
+      // it was acknowledged only if a later batch, written after its sync, follows
+      if (pos + BATCH_RECORD > buf.length) return short;
+      return spansZeroSector(buf, pos, pos + BATCH_RECORD) && !hasBatchAfter(buf, pos + 1);
+    } else after = pos + HEADER + len; // a log from before Batch records: only this record's extent is known
     if (!allZero(buf, Math.min(after, buf.length), buf.length)) return false;
     if (len === 0) return true;
     const end = pos + HEADER + len;
@@ -343,6 +358,7 @@ export class Wal {
       const dfd = fs.openSync(this.dir, 'r');
       fs.fsyncSync(dfd);
       fs.closeSync(dfd);
+      faultSynced(file, 0);
     }
     if (fromSpare) this.prepareSpare();
   }
@@ -408,6 +424,7 @@ export class Wal {
     // one unsynced batch at a time: what a crash can tear is then only the last one
     if (this.syncing) return this.syncing.then(() => this.flush());
     if (!this.pending.length) return Promise.resolve();
+    const snap = this.headSnapshot;
     try {
       this.writePending();
     } catch (e) {
@@ -416,11 +433,15 @@ export class Wal {
     if (!this.sync) return Promise.resolve();
     const fd = this.fd;
     const file = this.currentFile;
+    const synced = this.offset;
     const done = new Promise<void>((resolve, reject) =>
       fs.fdatasync(fd, (err) => {
         this.syncing = undefined;
-        if (err) reject(this.fail(err, 'fdatasync', file));
-        else resolve();
+        if (err) return reject(this.fail(err, 'fdatasync', file));
+        faultPoint('wal-sync');
+        faultSynced(file, synced);
+        if (snap !== this.headSnapshot) faultPoint('wal-snapshot-synced');
+        resolve();
       }),
     );
     this.syncing = done;
@@ -470,7 +491,9 @@ export class Wal {
   }
 
   private syncNow(fd: number): void {
-    if (this.sync) fs.fdatasyncSync(fd);
+    if (!this.sync) return;
+    fs.fdatasyncSync(fd);
+    faultSynced(this.currentFile, this.offset);
   }
 
   /**
@@ -511,6 +534,7 @@ export class Wal {
     while (this.segments.length > 1 && this.segments[0].maxIndex <= index) {
       const s = this.segments.shift()!;
       fs.rmSync(s.file, { force: true });
+      faultPoint('wal-release');
     }
   }
 
