@@ -27,6 +27,7 @@ import { createAuthServer } from './auth-service';
 import type { AuthStore } from '../auth';
 import { clientListenerTls, peerTransportTls, type TlsFlags } from './tls';
 import { GrpcServer } from './grpc-server';
+import { createGateway } from './gateway/gateway';
 import { AuthService } from '../proto/gen/etcdserverpb';
 
 /**
@@ -141,13 +142,13 @@ export async function startNode(partial: Partial<NodeConfig>, opts: StartOptions
   // as etcd: clients are served (and the member says it is ready) only once it is published through the log
   await node.published;
   const listeners: ClientListener[] = [];
-  const httpHandler = createHttpHandler(node);
+  const httpHandler = createHttpHandler(node, createGateway(server));
   try {
     for (const url of config.listenClientUrls) {
       const secure = url.startsWith('https:') || url.startsWith('unixs:');
       const t = clientListenerTls(url, tlsFlags);
       for (const w of t.warnings) log.warn(w);
-      const l = await listenClientUrl(url, server.http2Server(t.tls), secure, httpHandler);
+      const l = await listenClientUrl(url, server.http2Server(t.tls, httpHandler), secure, httpHandler);
       listeners.push(l);
       if (!secure) log.warn('serving client traffic insecurely; this is strongly discouraged!', { address: url.replace(/^\w+:\/\//, '') });
     }

@@ -1,0 +1,251 @@
+// JSON read and written as Go's encoding/json does, for the gateway: etcd's
+// grpc-gateway reads request bodies with a json.Decoder (one value at a
+// time, the rest of the body left for the next request of a stream) and
+// answers syntax errors with Go's texts ("unexpected EOF", "invalid
+// character 'x' looking for beginning of value"), which clients see in the
+// error body. Values keep their literal text, since jsonpb re-reads quoted
+// numbers and Go's type errors quote the literal ("number 1.5").
+
+/** A parsed JSON value; numbers and strings keep their source text. */
+export type JsonValue =
+  | { k: 'object'; fields: Map<string, JsonValue> }
+  | { k: 'array'; items: JsonValue[] }
+  | { k: 'string'; v: string; raw: Buffer }
+  | { k: 'number'; raw: string }
+  | { k: 'bool'; v: boolean }
+  | { k: 'null' };
+
+/** A syntax error with Go's text. `eof`: the input ended inside a value. */
+export class GoJsonSyntaxError extends Error {
+  constructor(
+    message: string,
+    readonly eof: boolean,
+  ) {
+    super(message);
+  }
+}
+
+/** Go's quoteChar: how a scanner error names the offending byte. */
+export function quoteChar(c: number): string {
+  if (c === 0x27) return "'\\''";
+  if (c === 0x22) return `'"'`;
+  const named: Record<number, string> = { 7: '\\a', 8: '\\b', 9: '\\t', 10: '\\n', 11: '\\v', 12: '\\f', 13: '\\r', 0x5c: '\\\\' };
+  if (named[c]) return `'${named[c]}'`;
+  if (c < 0x20 || c === 0x7f) return `'\\x${c.toString(16).padStart(2, '0')}'`;
+  // a byte ≥ 0x80 is Go's string(rune(c)): Latin-1, quoted when not printable
+  if (c >= 0x80 && c <= 0xa0) return `'\\u00${c.toString(16)}'`;
+  if (c === 0xad) return "'\\u00ad'";
+  return `'${String.fromCharCode(c)}'`;
+}
+
+const isSpace = (c: number): boolean => c === 0x20 || c === 0x09 || c === 0x0a || c === 0x0d;
+const isDigit = (c: number): boolean => c >= 0x30 && c <= 0x39;
+const isHex = (c: number): boolean => isDigit(c) || (c >= 0x61 && c <= 0x66) || (c >= 0x41 && c <= 0x46);
+
+class Parser {
+  pos: number;
+  constructor(
+    private readonly b: Buffer,
+    start: number,
+  ) {
+    this.pos = start;
+  }
+
+  private fail(context: string): never {
+    if (this.pos >= this.b.length) throw new GoJsonSyntaxError('unexpected EOF', true);
+    throw new GoJsonSyntaxError(`invalid character ${quoteChar(this.b[this.pos])} ${context}`, false);
+  }
+
+  skipSpace(): void {
+    while (this.pos < this.b.length && isSpace(this.b[this.pos])) this.pos++;
+  }
+
+  value(): JsonValue {
+    this.skipSpace();
+    const c = this.b[this.pos];
+    if (c === 0x7b) return this.object();
+    if (c === 0x5b) return this.array();
+    if (c === 0x22) return this.string();
+    if (c === 0x2d || isDigit(c)) return this.number();
+    if (c === 0x74) return this.literal('true', { k: 'bool', v: true });
+    if (c === 0x66) return this.literal('false', { k: 'bool', v: false });
+    if (c === 0x6e) return this.literal('null', { k: 'null' });
+    return this.fail('looking for beginning of value');
+  }
+
+  private literal(word: string, v: JsonValue): JsonValue {
+    this.pos++;
+    for (let i = 1; i < word.length; i++) {
+      if (this.b[this.pos] !== word.charCodeAt(i)) this.fail(`in literal ${word} (expecting '${word[i]}')`);
+      this.pos++;
+    }
+    return v;
+  }
+
+  private object(): JsonValue {
+    this.pos++;
+    const fields = new Map<string, JsonValue>();
+    this.skipSpace();
+    if (this.b[this.pos] === 0x7d) {
+      this.pos++;
+      return { k: 'object', fields };
+    }
+    for (;;) {
+      this.skipSpace();
+      if (this.b[this.pos] !== 0x22) this.fail('looking for beginning of object key string');
+      const key = this.string();
+      this.skipSpace();
+      if (this.b[this.pos] !== 0x3a) this.fail('after object key');
+      this.pos++;
+      // a repeated key: the last one wins (Go's map[string]json.RawMessage)
+      fields.set(key.v, this.value());
+      this.skipSpace();
+      const c = this.b[this.pos];
+      if (c === 0x2c) {
+        this.pos++;
+        continue;
+      }
+      if (c === 0x7d) {
+        this.pos++;
+        return { k: 'object', fields };
+      }
+      this.fail('after object key:value pair');
+    }
+  }
+
+  private array(): JsonValue {
+    this.pos++;
+    const items: JsonValue[] = [];
+    this.skipSpace();
+    if (this.b[this.pos] === 0x5d) {
+      this.pos++;
+      return { k: 'array', items };
+    }
+    for (;;) {
+      items.push(this.value());
+      this.skipSpace();
+      const c = this.b[this.pos];
+      if (c === 0x2c) {
+        this.pos++;
+        continue;
+      }
+      if (c === 0x5d) {
+        this.pos++;
+        return { k: 'array', items };
+      }
+      this.fail('after array element');
+    }
+  }
+
+  private string(): { k: 'string'; v: string; raw: Buffer } {
+    const start = this.pos;
+    this.pos++;
+    for (;;) {
+      if (this.pos >= this.b.length) this.fail('in string literal');
+      const c = this.b[this.pos];
+      if (c === 0x22) break;
+      if (c < 0x20) this.fail('in string literal');
+      if (c === 0x5c) {
+        this.pos++;
+        const e = this.b[this.pos];
+        if (e === 0x75) {
+          this.pos++;
+          for (let i = 0; i < 4; i++) {
+            if (!isHex(this.b[this.pos])) this.fail('in \\u hexadecimal character escape');
+            this.pos++;
+          }
+          continue;
+        }
+        if (this.pos >= this.b.length || !'"\\/bfnrt'.includes(String.fromCharCode(e))) this.fail('in string escape code');
+      }
+      this.pos++;
+    }
+    this.pos++;
+    const literal = this.b.subarray(start, this.pos);
+    // valid JSON by now; invalid UTF-8 becomes U+FFFD, as Go's decoder does
+    return { k: 'string', v: JSON.parse(literal.toString('utf8')) as string, raw: literal.subarray(1, literal.length - 1) };
+  }
+
+  private number(): JsonValue {
+    const start = this.pos;
+    if (this.b[this.pos] === 0x2d) {
+      this.pos++;
+      if (!isDigit(this.b[this.pos])) this.fail('in numeric literal');
+    }
+    if (this.b[this.pos] === 0x30) this.pos++;
+    else while (isDigit(this.b[this.pos])) this.pos++;
+    if (this.b[this.pos] === 0x2e) {
+      this.pos++;
+      if (!isDigit(this.b[this.pos])) this.fail('after decimal point in numeric literal');
+      while (isDigit(this.b[this.pos])) this.pos++;
+    }
+    const e = this.b[this.pos];
+    if (e === 0x65 || e === 0x45) {
+      this.pos++;
+      if (this.b[this.pos] === 0x2b || this.b[this.pos] === 0x2d) this.pos++;
+      if (!isDigit(this.b[this.pos])) this.fail('in exponent of numeric literal');
+      while (isDigit(this.b[this.pos])) this.pos++;
+    }
+    return { k: 'number', raw: this.b.toString('latin1', start, this.pos) };
+  }
+}
+
+/**
+ * json.Decoder.Decode: the next value of `buf` from `pos`. Returns undefined
+ * at the end of input (io.EOF: only white space left), else the value and
+ * where it ended. Throws GoJsonSyntaxError (`eof` when the input ended
+ * inside the value: more data may complete it).
+ */
+export function decodeNext(buf: Buffer, pos: number): { value: JsonValue; end: number } | undefined {
+  const p = new Parser(buf, pos);
+  p.skipSpace();
+  if (p.pos >= buf.length) return undefined;
+  const value = p.value();
+  return { value, end: p.pos };
+}
+
+/** json.Unmarshal: the whole input is one value ("unexpected end of JSON input" when cut short). */
+export function unmarshal(buf: Buffer): JsonValue {
+  const p = new Parser(buf, 0);
+  let value: JsonValue;
+  try {
+    value = p.value();
+  } catch (e) {
+    if (e instanceof GoJsonSyntaxError && e.eof) throw new GoJsonSyntaxError('unexpected end of JSON input', true);
+    throw e;
+  }
+  p.skipSpace();
+  if (p.pos < buf.length) throw new GoJsonSyntaxError(`invalid character ${quoteChar(buf[p.pos])} after top-level value`, false);
+  return value;
+}
+
+/** A string as Go's encoding/json writes it (HTML-safe escapes, U+2028/2029 escaped). */
+export function goQuote(s: string): string {
+  let out = '"';
+  let from = 0;
+  for (let i = 0; i < s.length; i++) {
+    const c = s.charCodeAt(i);
+    let esc: string | undefined;
+    if (c < 0x20 || c === 0x22 || c === 0x5c || c === 0x3c || c === 0x3e || c === 0x26 || c === 0x2028 || c === 0x2029) {
+      if (c === 0x22) esc = '\\"';
+      else if (c === 0x5c) esc = '\\\\';
+      else if (c === 0x0a) esc = '\\n';
+      else if (c === 0x0d) esc = '\\r';
+      else if (c === 0x09) esc = '\\t';
+      else esc = '\\u' + c.toString(16).padStart(4, '0');
+    } else if (c >= 0xd800 && c <= 0xdfff) {
+      // a lone surrogate is invalid UTF-8 in Go's view: U+FFFD
+      const pair = c <= 0xdbff && i + 1 < s.length && s.charCodeAt(i + 1) >= 0xdc00 && s.charCodeAt(i + 1) <= 0xdfff;
+      if (pair) {
+        i++;
+        continue;
+      }
+      esc = '\ufffd';
+    }
+    if (esc !== undefined) {
+      out += s.slice(from, i) + esc;
+      from = i + 1;
+    }
+  }
+  return out + s.slice(from) + '"';
+}
