@@ -131,7 +131,8 @@ export function createMaintenanceHandlers(node: EtcdNode, guard: RequestGuard): 
       .then((h) => node.propose({ header: h, alarm: call.request }))
       .then((a) => {
         const res = (a.result ?? { alarms: [] }) as { alarms?: AlarmMember[] };
-        cb(null, { header: node.header(), alarms: res.alarms ?? [] });
+        // etcd's AlarmResponse carries no header (its applier never sets one)
+        cb(null, { alarms: res.alarms ?? [] });
       })
       .catch((e: unknown) => cb(toServiceError(e) as Parameters<sendUnaryData<AlarmResponseInit>>[0]));
   };
