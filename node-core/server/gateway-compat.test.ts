@@ -167,6 +167,13 @@ describe('gRPC gateway compatibility', { skip: !hasEtcd() && 'etcd not installed
     await same('/v3alpha/kv/range', '{}');
     await same('/v3/kv/nothing', '{}');
     await same('/v3/kv/range', undefined, { method: 'GET' });
+    await same('/v3/kv/range', undefined, { method: 'OPTIONS' });
+    await same('/v3/kv/range', JSON.stringify({ key: b64('foo') }), { headers: { 'Grpc-Timeout': '1x' } });
+    await same('/v3/kv/range', JSON.stringify({ key: b64('foo') }), { headers: { 'Grpc-Timeout': '5S', 'Grpc-Metadata-hasleader': 'true' } });
+    // a stream failing before its first message: the error chunk, with the code's HTTP status
+    const snap = await same('/v3/maintenance/snapshot', '{}', { headers: { Authorization: 'bad' } });
+    assert.equal(snap.status, 500);
+    assert.equal(snap.body, '{"error":{"grpc_code":2,"http_code":500,"message":"auth: invalid auth token","http_status":"Internal Server Error"}}');
   });
 
   it('malformed bodies get grpc-gateway’s error body and status', async () => {
@@ -200,6 +207,9 @@ describe('gRPC gateway compatibility', { skip: !hasEtcd() && 'etcd not installed
       '{"key":-}',
     ];
     for (const body of bodies) await same('/v3/kv/range', body);
+    // a stream's first request that does not decode fails the call as UNKNOWN (grpc-gateway does not wrap it)
+    for (const body of ['{"create_request":{"key":"dw=="}', '[1]', '{"create_request":{"key":"dw==","start_revision":"x"}}']) await same('/v3/watch', body);
+    await same('/v3/lease/keepalive', '{"ID":"x"}');
     await same('/v3/kv/txn', '{"success":{"request_put":{}}}');
     await same('/v3/kv/txn', '{"success":[{"request_put":"x"}]}');
     const bad = await same('/v3/kv/range', '{"key":"Zm9v');
@@ -225,6 +235,12 @@ describe('gRPC gateway compatibility', { skip: !hasEtcd() && 'etcd not installed
       we.close();
       wo.close();
     }
+    // a deadline ends a stream with the error chunk after what it sent
+    const body = JSON.stringify({ create_request: { key: b64('w') } });
+    const [de, dOurs] = [stream(te(), '/v3/watch', body, { 'Grpc-Timeout': '300m' }), stream(to(), '/v3/watch', body, { 'Grpc-Timeout': '300m' })];
+    const [le, lo] = await Promise.all([de.lines(2), dOurs.lines(2)]);
+    assert.deepEqual(lo.map(normalize), le.map(normalize));
+    assert.match(lo[1], /"grpc_code":4,"http_code":504,"message":"context deadline exceeded"/);
   });
 
   it('leases: grant, keepalive (a stream), timetolive, leases, revoke, and the /v3/kv/lease aliases', async () => {
@@ -267,6 +283,11 @@ describe('gRPC gateway compatibility', { skip: !hasEtcd() && 'etcd not installed
     await same('/v3/election/leader', JSON.stringify({ name: b64('el') }));
     await same('/v3/election/proclaim', JSON.stringify({ leader: { name: b64('el'), key: b64('el/64'), rev: '99', lease: '100' }, value: b64('x') }));
     await same('/v3/election/leader', JSON.stringify({ name: b64('nobody') }));
+    // a lock held by another lease blocks until the Grpc-Timeout deadline: 504, DEADLINE_EXCEEDED
+    await same('/v3/lease/grant', '{"TTL":60,"ID":101}');
+    await same('/v3/lock/lock', JSON.stringify({ name: b64('held'), lease: 100 }));
+    const late = await same('/v3/lock/lock', JSON.stringify({ name: b64('held'), lease: 101 }), { headers: { 'Grpc-Timeout': '300m' } });
+    assert.equal(late.status, 504);
   });
 
   it('auth: enable, authenticate, the Authorization header, permission denied', async () => {
@@ -385,5 +406,23 @@ describe('gRPC gateway over TLS', { skip: !hasEtcd() && 'etcd not installed' }, 
     assert.equal(b.status, 200);
     assert.deepEqual({ ...b, body: normalize(b.body) }, { ...a, body: normalize(a.body) });
     assert.match(b.body, /"value":"eWVz"/);
+  });
+
+  it('with --client-cert-auth and auth enabled, a certificate with a CommonName is refused at the gateway', async () => {
+    const [te, to] = targets;
+    for (const [p, body] of [
+      ['/v3/auth/user/add', { name: 'root', password: 'pw' }],
+      ['/v3/auth/role/add', { name: 'root' }],
+      ['/v3/auth/user/grant', { user: 'root', role: 'root' }],
+      ['/v3/auth/enable', {}],
+      ['/v3/kv/range', { key: b64('tls') }],
+    ] as const) {
+      const a = await request(te, 'POST', p, JSON.stringify(body));
+      const b = await request(to, 'POST', p, JSON.stringify(body));
+      assert.deepEqual(masked(b), masked(a), `${p}`);
+    }
+    const refused = await request(to, 'POST', '/v3/kv/range', JSON.stringify({ key: b64('tls') }));
+    assert.equal(refused.status, 400);
+    assert.equal(refused.body, 'CommonName of client sending a request against gateway will be ignored and not used as expected\n');
   });
 });

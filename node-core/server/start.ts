@@ -142,7 +142,8 @@ export async function startNode(partial: Partial<NodeConfig>, opts: StartOptions
   // as etcd: clients are served (and the member says it is ready) only once it is published through the log
   await node.published;
   const listeners: ClientListener[] = [];
-  const httpHandler = createHttpHandler(node, createGateway(server));
+  const gateway = createGateway(server, { refuseCommonName: () => config.clientCertAuth && (node.services.auth as AuthStore).enabled });
+  const httpHandler = createHttpHandler(node, gateway);
   try {
     for (const url of config.listenClientUrls) {
       const secure = url.startsWith('https:') || url.startsWith('unixs:');

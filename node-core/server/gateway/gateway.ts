@@ -17,6 +17,7 @@
 import { EventEmitter } from 'node:events';
 import type http from 'node:http';
 import { Duplex } from 'node:stream';
+import type { TLSSocket } from 'node:tls';
 import { Metadata } from '@grpc/grpc-js';
 import type { GrpcServer, Handler, StatusLike } from '../grpc-server';
 import { GoJsonSyntaxError, decodeNext, goQuote } from './go-json';
@@ -89,6 +90,23 @@ const httpStatusOf = (code: number): number => HTTP_STATUS[code] ?? 500;
 const INVALID_ARGUMENT = 3;
 const UNKNOWN = 2;
 const RESOURCE_EXHAUSTED = 8;
+const DEADLINE_EXCEEDED = 4;
+
+const TIMEOUT_UNITS: Record<string, number> = { H: 3_600_000, M: 60_000, S: 1000, m: 1, u: 0.001, n: 0.000001 };
+/** grpc-gateway's timeoutDecode: an integer and a unit; undefined when malformed. */
+function parseTimeout(v: string): number | undefined {
+  const unit = TIMEOUT_UNITS[v[v.length - 1]];
+  const digits = v.slice(0, -1);
+  if (unit === undefined || !/^[+-]?\d+$/.test(digits)) return undefined;
+  const n = BigInt(digits);
+  if (n > 2n ** 63n - 1n || n < -(2n ** 63n)) return undefined;
+  return Number(n) * unit;
+}
+
+function afterDeadline(surface: CallSurface, fire: () => void): NodeJS.Timeout | undefined {
+  if (surface.deadline === Infinity) return undefined;
+  return setTimeout(fire, Math.max(0, surface.deadline - Date.now()));
+}
 
 /** etcd's accessController adds these to every response (its default --cors is "*"). */
 const CORS_HEADERS: [string, string][] = [
@@ -191,6 +209,8 @@ function metadataOf(req: http.IncomingMessage): Metadata {
 
 /** The parts of a gRPC call object the services use (grpc-server.ts's UnaryCall/StreamCall surface). */
 class CallSurface {
+  /** From the Grpc-Timeout header (grpc-gateway turns it into the call's deadline). */
+  deadline = Infinity;
   constructor(
     private readonly req: http.IncomingMessage,
     private readonly path: string,
@@ -200,8 +220,8 @@ class CallSurface {
     const s = this.req.socket;
     return s?.remoteAddress ? `${s.remoteAddress}:${s.remotePort ?? 0}` : 'unknown';
   }
-  getDeadline(): number {
-    return Infinity;
+  getDeadline(): Date | number {
+    return this.deadline === Infinity ? Infinity : new Date(this.deadline);
   }
   getPath(): string {
     return this.path;
@@ -234,7 +254,7 @@ class GatewayUnaryCall extends EventEmitter {
     return this.surface.metadata;
   }
   getPeer = (): string => this.surface.getPeer();
-  getDeadline = (): number => this.surface.getDeadline();
+  getDeadline = (): Date | number => this.surface.getDeadline();
   getPath = (): string => this.surface.getPath();
   getHost = (): string => this.surface.getHost();
   getAuthContext = (): Record<string, never> => this.surface.getAuthContext();
@@ -269,7 +289,7 @@ class GatewayStreamCall extends Duplex {
   getPeer(): string {
     return this.surface.getPeer();
   }
-  getDeadline(): number {
+  getDeadline(): Date | number {
     return this.surface.getDeadline();
   }
   getPath(): string {
@@ -334,6 +354,21 @@ class GatewayStreamCall extends Duplex {
 export interface GatewayOptions {
   /** Bound on a request body read whole (unary and server-streaming calls). */
   maxBodyBytes?: number;
+  /**
+   * --client-cert-auth with auth enabled: etcd refuses gateway requests whose
+   * verified client certificate has a CommonName, since the gateway could not
+   * pass it on as the user.
+   */
+  refuseCommonName?: () => boolean;
+}
+
+/** The CommonName of a verified client certificate on a TLS request, if any. */
+function verifiedCommonName(req: http.IncomingMessage): string | undefined {
+  const sock = req.socket as Partial<TLSSocket> | undefined;
+  if (!sock || !sock.encrypted || !sock.authorized || typeof sock.getPeerCertificate !== 'function') return undefined;
+  const cn: unknown = sock.getPeerCertificate()?.subject?.CN;
+  const name = Array.isArray(cn) ? cn[cn.length - 1] : cn;
+  return typeof name === 'string' && name !== '' ? name : undefined;
 }
 
 /**
@@ -364,6 +399,10 @@ export function createGateway(server: GrpcServer, opts: GatewayOptions = {}): (r
     // etcd's accessController: the old prefix is the same API
     if (path.startsWith('/v3beta/')) path = '/v3/' + path.slice('/v3beta/'.length);
     if (!path.startsWith('/v3/')) return false;
+    if (opts.refuseCommonName?.() && verifiedCommonName(req) !== undefined) {
+      plainError(res, 400, 'CommonName of client sending a request against gateway will be ignored and not used as expected');
+      return true;
+    }
     setCors(res);
     if (req.method === 'OPTIONS') {
       res.writeHead(200, { 'Content-Length': 0 });
@@ -382,6 +421,15 @@ export function createGateway(server: GrpcServer, opts: GatewayOptions = {}): (r
       return true;
     }
     const surface = new CallSurface(req, grpcPath, metadataOf(req));
+    const timeout = req.headers['grpc-timeout'];
+    if (typeof timeout === 'string' && timeout !== '') {
+      const ms = parseTimeout(timeout);
+      if (ms === undefined) {
+        sendError(res, { code: INVALID_ARGUMENT, details: `invalid grpc-timeout: ${timeout}` }, false);
+        return true;
+      }
+      if (ms !== 0) surface.deadline = Date.now() + ms;
+    }
     if (method.def.requestStream) serveBidi(req, res, grpcPath, types, method.handler, surface);
     else
       readBody(req, maxBody, (err, body) => {
@@ -409,15 +457,22 @@ export function createGateway(server: GrpcServer, opts: GatewayOptions = {}): (r
   function serveUnary(res: http.ServerResponse, grpcPath: string, types: [string, string], handler: Handler, surface: CallSurface, request: unknown): void {
     const call = new GatewayUnaryCall(request, surface);
     let answered = false;
+    // the deadline passes on the gateway's side: the call is cancelled, the client told so
+    const timer = afterDeadline(surface, () => {
+      respond({ code: DEADLINE_EXCEEDED, details: 'context deadline exceeded' }, undefined, false);
+      call.cancelled = true;
+      call.emit('cancelled', 'deadline');
+    });
     res.once('close', () => {
       if (answered) return;
       call.cancelled = true;
       call.emit('cancelled', 'cancelled');
     });
-    const answer = (err: StatusLike | null, value?: unknown): void => {
+    const respond = (err: StatusLike | null, value?: unknown, fromServer = true): void => {
       if (answered) return;
       answered = true;
-      if (err) return sendError(res, statusOf(err), true);
+      clearTimeout(timer);
+      if (err) return sendError(res, statusOf(err), fromServer);
       let body: string;
       try {
         body = toJson(grpcPath, types[1], value);
@@ -431,6 +486,7 @@ export function createGateway(server: GrpcServer, opts: GatewayOptions = {}): (r
       res.writeHead(200);
       res.end(body);
     };
+    const answer = (err: StatusLike | null, value?: unknown): void => respond(err, value);
     try {
       handler(call, answer);
     } catch (e) {
@@ -447,6 +503,13 @@ export function createGateway(server: GrpcServer, opts: GatewayOptions = {}): (r
       call.emit('cancelled', 'cancelled');
       call.destroy();
     });
+    const timer = afterDeadline(surface, () => {
+      call.emit('error', { code: DEADLINE_EXCEEDED, details: 'context deadline exceeded' });
+      call.cancelled = true;
+      call.emit('cancelled', 'deadline');
+    });
+    call.once('finish', () => clearTimeout(timer));
+    res.once('close', () => clearTimeout(timer));
     return call;
   }
 
