@@ -205,6 +205,22 @@ describe('gRPC gateway compatibility', { skip: !hasEtcd() && 'etcd not installed
       '{"key":"\\x"}',
       '{"key":"a\tb"}',
       '{"key":-}',
+      '{"key":"Zg="}',
+      '{"key":"Zg==="}',
+      '{"key":"Zm=v"}',
+      '{"key":"Zm9v\\n"}',
+      '{"key":"Zm9v","limit":"1e3"}',
+      '{"key":"Zm9v","limit":" 1"}',
+      '{"key":"Zm9v","limit":""}',
+      '{"key":"Zm9v","limit":"1 2"}',
+      '{"key":"Zm9v","limit":01}',
+      '{"key":"Zm9v","sort_order":1.5}',
+      '{"key":"Zm9v","sort_order":"1"}',
+      '{"key":"Zm9v","range_end":"AA==","rangeEnd":"Zm9w"}',
+      '{"key":"Zm9v","revision":"9223372036854775808"}',
+      '{"a":"\\u12g4"}',
+      '{"a":"x\u0001"}',
+      '\u00ff',
     ];
     for (const body of bodies) await same('/v3/kv/range', body);
     // a stream's first request that does not decode fails the call as UNKNOWN (grpc-gateway does not wrap it)
@@ -272,6 +288,8 @@ describe('gRPC gateway compatibility', { skip: !hasEtcd() && 'etcd not installed
     await same('/v3/maintenance/alarm', '{}');
     await same('/v3/maintenance/hash', '{}', { mask: (s) => s.replace(/"hash":\d+/, '"hash":N') });
     await same('/v3/cluster/member/remove', '{"ID":"1"}');
+    await same('/v3/maintenance/defragment', '{}');
+    await same('/v3/maintenance/alarm', '{"action":"DEACTIVATE","alarm":"NONE"}');
   });
 
   it('lock and election', async () => {
@@ -279,6 +297,7 @@ describe('gRPC gateway compatibility', { skip: !hasEtcd() && 'etcd not installed
     await same('/v3/lock/lock', JSON.stringify({ name: b64('mylock'), lease: 100 }));
     const key = Buffer.from('mylock/64').toString('base64');
     await same('/v3/lock/unlock', JSON.stringify({ key }));
+    await same('/v3/lock/unlock', '{}');
     await same('/v3/election/campaign', JSON.stringify({ name: b64('el'), lease: '100', value: b64('me') }));
     await same('/v3/election/leader', JSON.stringify({ name: b64('el') }));
     await same('/v3/election/proclaim', JSON.stringify({ leader: { name: b64('el'), key: b64('el/64'), rev: '99', lease: '100' }, value: b64('x') }));

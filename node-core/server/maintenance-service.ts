@@ -149,7 +149,8 @@ export function createMaintenanceHandlers(node: EtcdNode, guard: RequestGuard): 
           node.log.info('finished defragment', { 'current-db-size-bytes-diff': node.backend.size().total - before });
         }),
       )
-      .then(() => cb(null, { header: node.header() }))
+      // etcd's DefragmentResponse carries no header
+      .then(() => cb(null, {}))
       .catch((e: unknown) => {
         node.log.warn('failed to defragment', { error: (e as Error).message });
         cb(toServiceError(e) as Parameters<sendUnaryData<DefragmentResponseInit>>[0]);
