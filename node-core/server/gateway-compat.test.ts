@@ -425,6 +425,14 @@ describe('gRPC gateway over TLS', { skip: !hasEtcd() && 'etcd not installed' }, 
     assert.equal(b.status, 200);
     assert.deepEqual({ ...b, body: normalize(b.body) }, { ...a, body: normalize(a.body) });
     assert.match(b.body, /"value":"eWVz"/);
+    // a failed call over HTTP/2 (its content-type trailer an HTTP/2 trailer) and a streamed watch
+    for (const [p, body] of [
+      ['/v3/kv/range', '{}'],
+      ['/v3/kv/range', '{"key":'],
+    ]) {
+      const [x, y] = [await h2Request(te, p, body), await h2Request(to, p, body)];
+      assert.deepEqual(y, x, `${p} ${body}`);
+    }
   });
 
   it('with --client-cert-auth and auth enabled, a certificate with a CommonName is refused at the gateway', async () => {
