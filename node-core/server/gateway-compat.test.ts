@@ -18,6 +18,9 @@ interface Answer {
   contentType: string;
   grpcMetadata: string;
   trailer: string;
+  /** etcd's CORS headers (its default --cors is "*"), on every client-port answer. */
+  cors: string;
+  location: string;
   body: string;
 }
 
@@ -40,6 +43,8 @@ function request(t: Target, method: string, p: string, body?: string, headers: R
           contentType: String(res.headers['content-type'] ?? ''),
           grpcMetadata: String(res.headers['grpc-metadata-content-type'] ?? ''),
           trailer: String(res.trailers['grpc-trailer-content-type'] ?? ''),
+          location: String(res.headers.location ?? ''),
+          cors: ['access-control-allow-origin', 'access-control-allow-methods', 'access-control-allow-headers'].map((h) => String(res.headers[h] ?? '')).join(' | '),
           body: data,
         }),
       );
@@ -168,6 +173,13 @@ describe('gRPC gateway compatibility', { skip: !hasEtcd() && 'etcd not installed
     await same('/v3/kv/nothing', '{}');
     await same('/v3/kv/range', undefined, { method: 'GET' });
     await same('/v3/kv/range', undefined, { method: 'OPTIONS' });
+    // the access controller is in front of the member's other endpoints too
+    await same('/version', undefined, { method: 'GET' });
+    await same('/version', undefined, { method: 'OPTIONS' });
+    await same('/v3', undefined, { method: 'GET' });
+    await same('/v3?x=1', '{}');
+    await same('/v3beta', undefined, { method: 'GET' });
+    await same('/v3//kv/./range', JSON.stringify({ key: b64('foo') }));
     await same('/v3/kv/range', JSON.stringify({ key: b64('foo') }), { headers: { 'Grpc-Timeout': '1x' } });
     await same('/v3/kv/range', JSON.stringify({ key: b64('foo') }), { headers: { 'Grpc-Timeout': '5S', 'Grpc-Metadata-hasleader': 'true' } });
     // a stream failing before its first message: the error chunk, with the code's HTTP status

@@ -79,10 +79,8 @@ async function healthApi(node: EtcdNode, kind: 'livez' | 'readyz', url: URL, res
   res.end(url.searchParams.has('verbose') ? `${lines}${kind} check passed\n` : 'ok');
 }
 
-/** `gateway` (server/gateway) answers /v3/ and /v3beta/ paths and returns false for the rest. */
-export function createHttpHandler(node: EtcdNode, gateway?: (req: http.IncomingMessage, res: http.ServerResponse) => boolean): http.RequestListener {
+export function createHttpHandler(node: EtcdNode): http.RequestListener {
   return (req, res) => {
-    if (gateway?.(req, res)) return;
     const url = new URL(req.url ?? '/', 'http://x');
     const json = (status: number, body: unknown): void => {
       res.writeHead(status, { 'Content-Type': 'application/json' });

@@ -28,6 +28,7 @@ import type { AuthStore } from '../auth';
 import { clientListenerTls, peerTransportTls, type TlsFlags } from './tls';
 import { GrpcServer } from './grpc-server';
 import { createGateway } from './gateway/gateway';
+import { accessController } from './gateway/access-controller';
 import { AuthService } from '../proto/gen/etcdserverpb';
 
 /**
@@ -142,14 +143,15 @@ export async function startNode(partial: Partial<NodeConfig>, opts: StartOptions
   // as etcd: clients are served (and the member says it is ready) only once it is published through the log
   await node.published;
   const listeners: ClientListener[] = [];
-  const gateway = createGateway(server, { refuseCommonName: () => config.clientCertAuth && (node.services.auth as AuthStore).enabled });
-  const httpHandler = createHttpHandler(node, gateway);
+  const httpHandler = createHttpHandler(node);
+  // the client URLs' HTTP: etcd's accessController in front of the gateway and the endpoints above
+  const clientHttp = accessController(createGateway(server), httpHandler, { refuseCommonName: () => config.clientCertAuth && (node.services.auth as AuthStore).enabled });
   try {
     for (const url of config.listenClientUrls) {
       const secure = url.startsWith('https:') || url.startsWith('unixs:');
       const t = clientListenerTls(url, tlsFlags);
       for (const w of t.warnings) log.warn(w);
-      const l = await listenClientUrl(url, server.http2Server(t.tls, httpHandler), secure, httpHandler);
+      const l = await listenClientUrl(url, server.http2Server(t.tls, clientHttp), secure, clientHttp);
       listeners.push(l);
       if (!secure) log.warn('serving client traffic insecurely; this is strongly discouraged!', { address: url.replace(/^\w+:\/\//, '') });
     }

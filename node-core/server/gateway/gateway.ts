@@ -17,7 +17,6 @@
 import { EventEmitter } from 'node:events';
 import type http from 'node:http';
 import { Duplex } from 'node:stream';
-import type { TLSSocket } from 'node:tls';
 import { Metadata } from '@grpc/grpc-js';
 import type { GrpcServer, Handler, StatusLike } from '../grpc-server';
 import { GoJsonSyntaxError, decodeNext, goQuote } from './go-json';
@@ -108,12 +107,6 @@ function afterDeadline(surface: CallSurface, fire: () => void): NodeJS.Timeout |
   return setTimeout(fire, Math.max(0, surface.deadline - Date.now()));
 }
 
-/** etcd's accessController adds these to every response (its default --cors is "*"). */
-const CORS_HEADERS: [string, string][] = [
-  ['Access-Control-Allow-Headers', 'accept, content-type, authorization'],
-  ['Access-Control-Allow-Methods', 'POST, GET, OPTIONS, PUT, DELETE'],
-  ['Access-Control-Allow-Origin', '*'],
-];
 /** What the member's gRPC response headers add (grpc-gateway forwards them as Grpc-Metadata-*). */
 const GRPC_HEADER_METADATA: [string, string] = ['Grpc-Metadata-Content-Type', 'application/grpc'];
 /** ... and a trailers-only (failed) call's trailers, forwarded as HTTP trailers. */
@@ -150,12 +143,8 @@ function streamErrorChunk(s: Status): string {
   return `{"error":{${parts.join(',')}}}`;
 }
 
-function setCors(res: http.ServerResponse): void {
-  for (const [k, v] of CORS_HEADERS) res.setHeader(k, v);
-}
-
 /** Go's http.Error. */
-function plainError(res: http.ServerResponse, status: number, text: string): void {
+export function plainError(res: http.ServerResponse, status: number, text: string): void {
   res.writeHead(status, { 'Content-Type': 'text/plain; charset=utf-8', 'X-Content-Type-Options': 'nosniff' });
   res.end(`${text}\n`);
 }
@@ -354,29 +343,12 @@ class GatewayStreamCall extends Duplex {
 export interface GatewayOptions {
   /** Bound on a request body read whole (unary and server-streaming calls). */
   maxBodyBytes?: number;
-  /**
-   * --client-cert-auth with auth enabled: etcd refuses gateway requests whose
-   * verified client certificate has a CommonName, since the gateway could not
-   * pass it on as the user.
-   */
-  refuseCommonName?: () => boolean;
 }
 
-/** The CommonName of a verified client certificate on a TLS request, if any. */
-function verifiedCommonName(req: http.IncomingMessage): string | undefined {
-  const sock = req.socket as Partial<TLSSocket> | undefined;
-  if (!sock || !sock.encrypted || !sock.authorized || typeof sock.getPeerCertificate !== 'function') return undefined;
-  const cn: unknown = sock.getPeerCertificate()?.subject?.CN;
-  const name = Array.isArray(cn) ? cn[cn.length - 1] : cn;
-  return typeof name === 'string' && name !== '' ? name : undefined;
-}
+export type GatewayHandler = (req: http.IncomingMessage, res: http.ServerResponse, path: string) => void;
 
-/**
- * The gateway as a request handler for the client port's HTTP server:
- * returns false for paths it does not own (anything outside /v3/ and
- * /v3beta/), having answered everything else.
- */
-export function createGateway(server: GrpcServer, opts: GatewayOptions = {}): (req: http.IncomingMessage, res: http.ServerResponse) => boolean {
+/** The gateway's mux: answers a request for `path` (under /v3/), 404 for paths no method has. */
+export function createGateway(server: GrpcServer, opts: GatewayOptions = {}): GatewayHandler {
   const maxRequest = server.maxReceiveMessageBytes;
   // base64 and escapes make JSON larger than the message; a body beyond this cannot hold an acceptable one
   const maxBody = opts.maxBodyBytes ?? maxRequest * 6 + 64 * 1024;
@@ -394,39 +366,18 @@ export function createGateway(server: GrpcServer, opts: GatewayOptions = {}): (r
     return messageToJson(resType, m.def.responseDeserialize(m.def.responseSerialize(msg)) as Record<string, unknown>);
   };
 
-  return (req, res) => {
-    let path = (req.url ?? '/').split('?')[0];
-    // etcd's accessController: the old prefix is the same API
-    if (path.startsWith('/v3beta/')) path = '/v3/' + path.slice('/v3beta/'.length);
-    if (!path.startsWith('/v3/')) return false;
-    if (opts.refuseCommonName?.() && verifiedCommonName(req) !== undefined) {
-      plainError(res, 400, 'CommonName of client sending a request against gateway will be ignored and not used as expected');
-      return true;
-    }
-    setCors(res);
-    if (req.method === 'OPTIONS') {
-      res.writeHead(200, { 'Content-Length': 0 });
-      res.end();
-      return true;
-    }
+  return (req, res, path) => {
     const grpcPath = ROUTES.get(path);
     const method = grpcPath ? server.method(grpcPath) : undefined;
     const types = grpcPath ? methodTypes(grpcPath) : undefined;
-    if (!grpcPath || !method || !types) {
-      plainError(res, 404, 'Not Found');
-      return true;
-    }
-    if (req.method !== 'POST') {
-      plainError(res, 405, 'Method Not Allowed');
-      return true;
-    }
+    if (!grpcPath || !method || !types) return plainError(res, 404, 'Not Found');
+    if (req.method !== 'POST') return plainError(res, 405, 'Method Not Allowed');
     const surface = new CallSurface(req, grpcPath, metadataOf(req));
     const timeout = req.headers['grpc-timeout'];
     if (typeof timeout === 'string' && timeout !== '') {
       const ms = parseTimeout(timeout);
       if (ms === undefined) {
-        sendError(res, { code: INVALID_ARGUMENT, details: `invalid grpc-timeout: ${timeout}` }, false);
-        return true;
+        return sendError(res, { code: INVALID_ARGUMENT, details: `invalid grpc-timeout: ${timeout}` }, false);
       }
       if (ms !== 0) surface.deadline = Date.now() + ms;
     }
@@ -451,7 +402,6 @@ export function createGateway(server: GrpcServer, opts: GatewayOptions = {}): (r
         if (method.def.responseStream) serveStream(res, grpcPath, types, method.handler, surface, request);
         else serveUnary(res, grpcPath, types, method.handler, surface, request);
       });
-    return true;
   };
 
   function serveUnary(res: http.ServerResponse, grpcPath: string, types: [string, string], handler: Handler, surface: CallSurface, request: unknown): void {
