@@ -263,6 +263,12 @@ describe('gRPC gateway compatibility', { skip: !hasEtcd() && 'etcd not installed
       we.close();
       wo.close();
     }
+    // the HTTP client going away cancels the gRPC call behind it (its watchers go with it)
+    const canceled = async (): Promise<number> => {
+      const m = /^grpc_server_handled_total\{grpc_code="Canceled",grpc_method="Watch"[^}]*\} (\d+)$/m.exec((await request(to(), 'GET', '/metrics')).body);
+      return Number(m?.[1] ?? 0);
+    };
+    await waitFor('the closed watch to be cancelled', async () => (await canceled()) >= 1);
     // a deadline ends a stream with the error chunk after what it sent
     const body = JSON.stringify({ create_request: { key: b64('w') } });
     const [de, dOurs] = [stream(te(), '/v3/watch', body, { 'Grpc-Timeout': '300m' }), stream(to(), '/v3/watch', body, { 'Grpc-Timeout': '300m' })];
