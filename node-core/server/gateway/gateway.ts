@@ -335,6 +335,7 @@ class GatewayStreamCall extends Duplex {
     res.end();
   }
 
+  /** A handler may end with trailing metadata (grpc-js's end(md)): not a chunk to write. */
   override end(): this {
     return super.end();
   }
@@ -354,11 +355,10 @@ export function createGateway(server: GrpcServer, opts: GatewayOptions = {}): Ga
   const maxBody = opts.maxBodyBytes ?? maxRequest * 6 + 64 * 1024;
 
   /** JSON → the request message exactly as the gRPC server would decode it from the wire. */
-  const toRequest = (grpcPath: string, reqType: string, init: InitObject): unknown => {
+  const toRequest = (grpcPath: string, init: InitObject): unknown => {
     const m = server.method(grpcPath)!;
     const bytes = m.def.requestSerialize(init);
     if (bytes.length > maxRequest) throw { code: RESOURCE_EXHAUSTED, details: `grpc: received message larger than max (${bytes.length} vs. ${maxRequest})` } satisfies Status;
-    void reqType;
     return m.def.requestDeserialize(bytes);
   };
   const toJson = (grpcPath: string, resType: string, msg: unknown): string => {
@@ -395,7 +395,7 @@ export function createGateway(server: GrpcServer, opts: GatewayOptions = {}): Ga
         }
         let request: unknown;
         try {
-          request = toRequest(grpcPath, types[0], init);
+          request = toRequest(grpcPath, init);
         } catch (e) {
           return sendError(res, statusOf(e as StatusLike), true);
         }
@@ -526,7 +526,7 @@ export function createGateway(server: GrpcServer, opts: GatewayOptions = {}): Ga
         if (!ended && next.end === buf.length && next.value.k === 'number') return;
         let request: unknown;
         try {
-          request = toRequest(grpcPath, types[0], messageFromJson(types[0], next.value));
+          request = toRequest(grpcPath, messageFromJson(types[0], next.value));
         } catch (e) {
           return fail(e);
         }
