@@ -307,6 +307,25 @@ describe('gRPC gateway compatibility', { skip: !hasEtcd() && 'etcd not installed
     await same('/v3/maintenance/hash', '{}', { mask: (s) => s.replace(/"hash":\d+/, '"hash":N') });
     await same('/v3/cluster/member/remove', '{"ID":"1"}');
     await same('/v3/maintenance/defragment', '{}');
+    // a snapshot streams etcd's shape: 32 KiB blobs without header, remaining_bytes counting down, then the sha256
+    for (const t of [te(), to()]) {
+      await request(t, 'POST', '/v3/kv/put', JSON.stringify({ key: b64('big'), value: Buffer.alloc(100_000, 7).toString('base64') }));
+      const snap = stream(t, '/v3/maintenance/snapshot', '{}');
+      assert.equal(await snap.status, 200);
+      const lines = await snap.lines(Number.MAX_SAFE_INTEGER);
+      const msgs = lines.map((l) => (JSON.parse(l) as { result: { header?: unknown; remaining_bytes?: string; blob: string } }).result);
+      const sizes = msgs.map((m) => Buffer.from(m.blob, 'base64').length);
+      assert.ok(msgs.length >= 4, t.base);
+      assert.ok(msgs.every((m) => m.header === undefined), 'no header');
+      assert.ok(sizes.slice(0, -2).every((n) => n === 32 * 1024), `blob sizes ${sizes.join(',')}`);
+      assert.equal(sizes[sizes.length - 1], 32, 'the sha256 last');
+      const total = sizes.slice(0, -1).reduce((a, b) => a + b, 0);
+      let sent = 0;
+      for (const [i, m] of msgs.slice(0, -1).entries()) {
+        sent += sizes[i];
+        assert.equal(Number(m.remaining_bytes ?? 0), total - sent);
+      }
+    }
     await same('/v3/maintenance/alarm', '{"action":"DEACTIVATE","alarm":"NONE"}');
   });
 
