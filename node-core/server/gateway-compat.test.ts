@@ -233,6 +233,14 @@ describe('gRPC gateway compatibility', { skip: !hasEtcd() && 'etcd not installed
       '{"a":"\\u12g4"}',
       '{"a":"x\u0001"}',
       '\u00ff',
+      '{"key":[102,111,111]}',
+      '{"key":[256]}',
+      '{"key":[null,"a"]}',
+      '{"key":{}}',
+      // nesting: Go's limit (10000) is the answer, not the JS stack
+      `{"key":${'['.repeat(9999)}${']'.repeat(9999)}}`,
+      `{"key":${'['.repeat(10000)}${']'.repeat(10000)}}`,
+      '['.repeat(100_000),
     ];
     for (const body of bodies) await same('/v3/kv/range', body);
     // a stream's first request that does not decode fails the call as UNKNOWN (grpc-gateway does not wrap it)

@@ -155,7 +155,7 @@ export function plainError(res: http.ServerResponse, status: number, text: strin
  * forwards as an HTTP trailer); else the gateway refused the request itself.
  */
 function sendError(res: http.ServerResponse, s: Status, fromServer: boolean): void {
-  if (res.headersSent || res.writableEnded) return;
+  if (res.headersSent || res.writableEnded || res.destroyed) return;
   const body = errorBody(s);
   res.setHeader('Content-Type', 'application/json');
   if (fromServer) {
@@ -367,6 +367,9 @@ export function createGateway(server: GrpcServer, opts: GatewayOptions = {}): Ga
   };
 
   return (req, res, path) => {
+    // a client going away mid-request concerns that request only
+    req.on('error', () => undefined);
+    res.on('error', () => undefined);
     const grpcPath = ROUTES.get(path);
     const method = grpcPath ? server.method(grpcPath) : undefined;
     const types = grpcPath ? methodTypes(grpcPath) : undefined;
@@ -391,7 +394,8 @@ export function createGateway(server: GrpcServer, opts: GatewayOptions = {}): Ga
           if (first) init = messageFromJson(types[0], first.value);
         } catch (e) {
           if (e instanceof GoJsonSyntaxError || e instanceof JsonpbError) return sendError(res, { code: INVALID_ARGUMENT, details: e.message }, false);
-          throw e;
+          // a bug here answers this request only, never takes the member down
+          return sendError(res, { code: UNKNOWN, details: e instanceof Error ? e.message : String(e) }, false);
         }
         let request: unknown;
         try {

@@ -42,8 +42,12 @@ const isSpace = (c: number): boolean => c === 0x20 || c === 0x09 || c === 0x0a |
 const isDigit = (c: number): boolean => c >= 0x30 && c <= 0x39;
 const isHex = (c: number): boolean => isDigit(c) || (c >= 0x61 && c <= 0x66) || (c >= 0x41 && c <= 0x46);
 
+/** encoding/json's maxNestingDepth. */
+const MAX_DEPTH = 10000;
+
 class Parser {
   pos: number;
+  private depth = 0;
   constructor(
     private readonly b: Buffer,
     start: number,
@@ -60,17 +64,84 @@ class Parser {
     while (this.pos < this.b.length && isSpace(this.b[this.pos])) this.pos++;
   }
 
+  /** One value; iterative, so nesting is bounded by Go's depth limit, not by the JS stack. */
   value(): JsonValue {
+    type Frame = { kind: 'object'; fields: Map<string, JsonValue>; key: string } | { kind: 'array'; items: JsonValue[] };
+    const stack: Frame[] = [];
+    for (;;) {
+      this.skipSpace();
+      const c = this.b[this.pos];
+      let v: JsonValue;
+      if (c === 0x7b) {
+        this.enter();
+        this.skipSpace();
+        if (this.b[this.pos] === 0x7d) {
+          this.leave();
+          v = { k: 'object', fields: new Map() };
+        } else {
+          stack.push({ kind: 'object', fields: new Map(), key: this.key() });
+          continue;
+        }
+      } else if (c === 0x5b) {
+        this.enter();
+        this.skipSpace();
+        if (this.b[this.pos] === 0x5d) {
+          this.leave();
+          v = { k: 'array', items: [] };
+        } else {
+          stack.push({ kind: 'array', items: [] });
+          continue;
+        }
+      } else if (c === 0x22) v = this.string();
+      else if (c === 0x2d || isDigit(c)) v = this.number();
+      else if (c === 0x74) v = this.literal('true', { k: 'bool', v: true });
+      else if (c === 0x66) v = this.literal('false', { k: 'bool', v: false });
+      else if (c === 0x6e) v = this.literal('null', { k: 'null' });
+      else return this.fail('looking for beginning of value');
+      // a complete value: into its container, closing containers that end here
+      for (;;) {
+        const top = stack[stack.length - 1];
+        if (!top) return v;
+        // a repeated key: the last one wins (Go's map[string]json.RawMessage)
+        if (top.kind === 'object') top.fields.set(top.key, v);
+        else top.items.push(v);
+        this.skipSpace();
+        const d = this.b[this.pos];
+        if (d === 0x2c) {
+          this.pos++;
+          if (top.kind === 'object') top.key = this.key();
+          break;
+        }
+        if (d === (top.kind === 'object' ? 0x7d : 0x5d)) {
+          this.leave();
+          stack.pop();
+          v = top.kind === 'object' ? { k: 'object', fields: top.fields } : { k: 'array', items: top.items };
+          continue;
+        }
+        this.fail(top.kind === 'object' ? 'after object key:value pair' : 'after array element');
+      }
+    }
+  }
+
+  private enter(): void {
+    if (++this.depth > MAX_DEPTH) this.fail('exceeded max depth');
+    this.pos++;
+  }
+
+  private leave(): void {
+    this.pos++;
+    this.depth--;
+  }
+
+  /** An object key and its colon. */
+  private key(): string {
     this.skipSpace();
-    const c = this.b[this.pos];
-    if (c === 0x7b) return this.object();
-    if (c === 0x5b) return this.array();
-    if (c === 0x22) return this.string();
-    if (c === 0x2d || isDigit(c)) return this.number();
-    if (c === 0x74) return this.literal('true', { k: 'bool', v: true });
-    if (c === 0x66) return this.literal('false', { k: 'bool', v: false });
-    if (c === 0x6e) return this.literal('null', { k: 'null' });
-    return this.fail('looking for beginning of value');
+    if (this.b[this.pos] !== 0x22) this.fail('looking for beginning of object key string');
+    const key = this.string().v;
+    this.skipSpace();
+    if (this.b[this.pos] !== 0x3a) this.fail('after object key');
+    this.pos++;
+    return key;
   }
 
   private literal(word: string, v: JsonValue): JsonValue {
@@ -80,61 +151,6 @@ class Parser {
       this.pos++;
     }
     return v;
-  }
-
-  private object(): JsonValue {
-    this.pos++;
-    const fields = new Map<string, JsonValue>();
-    this.skipSpace();
-    if (this.b[this.pos] === 0x7d) {
-      this.pos++;
-      return { k: 'object', fields };
-    }
-    for (;;) {
-      this.skipSpace();
-      if (this.b[this.pos] !== 0x22) this.fail('looking for beginning of object key string');
-      const key = this.string();
-      this.skipSpace();
-      if (this.b[this.pos] !== 0x3a) this.fail('after object key');
-      this.pos++;
-      // a repeated key: the last one wins (Go's map[string]json.RawMessage)
-      fields.set(key.v, this.value());
-      this.skipSpace();
-      const c = this.b[this.pos];
-      if (c === 0x2c) {
-        this.pos++;
-        continue;
-      }
-      if (c === 0x7d) {
-        this.pos++;
-        return { k: 'object', fields };
-      }
-      this.fail('after object key:value pair');
-    }
-  }
-
-  private array(): JsonValue {
-    this.pos++;
-    const items: JsonValue[] = [];
-    this.skipSpace();
-    if (this.b[this.pos] === 0x5d) {
-      this.pos++;
-      return { k: 'array', items };
-    }
-    for (;;) {
-      items.push(this.value());
-      this.skipSpace();
-      const c = this.b[this.pos];
-      if (c === 0x2c) {
-        this.pos++;
-        continue;
-      }
-      if (c === 0x5d) {
-        this.pos++;
-        return { k: 'array', items };
-      }
-      this.fail('after array element');
-    }
   }
 
   private string(): { k: 'string'; v: string; raw: Buffer } {

@@ -43,11 +43,12 @@ function kindName(v: JsonValue): string {
 
 /** encoding/json's UnmarshalTypeError text. */
 function typeError(v: JsonValue, goType: string): JsonpbError {
-  const what = v.k === 'number' && /^(u?int(32|64)|float(32|64))$/.test(goType) ? `number ${v.raw}` : kindName(v);
+  const what = v.k === 'number' && /^(u?int(8|32|64)|float(32|64))$/.test(goType) ? `number ${v.raw}` : kindName(v);
   return new JsonpbError(`json: cannot unmarshal ${what} into Go value of type ${goType}`);
 }
 
 const INT_RANGE: Record<string, [bigint, bigint]> = {
+  uint8: [0n, 255n],
   int32: [-(2n ** 31n), 2n ** 31n - 1n],
   uint32: [0n, 2n ** 32n - 1n],
   int64: [-(2n ** 63n), 2n ** 63n - 1n],
@@ -157,6 +158,8 @@ function scalarFromJson(f: JsonFieldDescriptor, v: JsonValue): InitValue {
       if (v.k !== 'string') throw typeError(v, 'string');
       return v.v;
     case 'bytes':
+      // encoding/json: a base64 string, or an array of byte values
+      if (v.k === 'array') return Buffer.from(v.items.map((item) => (item.k === 'null' ? 0 : Number(parseInteger(item, 'uint8')))));
       if (v.k !== 'string') throw typeError(v, '[]uint8');
       return decodeStdBase64(Buffer.from(v.v, 'utf8'));
     case 'int32':
