@@ -366,6 +366,36 @@ for (const p of byPkg.values()) {
   for (const e of p.enums) emitEnum(e, e.name);
   for (const m of p.messages) emitMessage(m, m.name);
 
+  // proto3 JSON mapping tables for the HTTP gateway (server/gateway): field names, kinds, enum names
+  const json = { messages: {}, enums: {}, methods: {} };
+  const describeEnum = (e, tsName) => {
+    json.enums[e.full] = { go: `${p.pkg}.${tsName}`, values: Object.fromEntries(e.values.map((v) => [v.name, v.num])) };
+  };
+  const describeMessage = (m, tsName) => {
+    for (const e of m.enums) describeEnum(e, `${tsName}_${e.name}`);
+    for (const nm of m.messages) describeMessage(nm, `${tsName}_${nm.name}`);
+    json.messages[m.full] = {
+      fields: m.fields.map((f) => {
+        const d = { name: f.name, json: f.name.replace(/_([a-zA-Z0-9])/g, (_, c) => c.toUpperCase()) };
+        if (SCALARS[f.type]) d.type = f.type;
+        else {
+          const t = resolve(f.type, m.full);
+          d.type = t.kind;
+          d.ref = t.def.full;
+        }
+        if (f.repeated) d.repeated = true;
+        if (f.bigint && BIGINT[f.type]) d.bigint = true;
+        if (f.oneof) d.oneof = f.oneof;
+        return d;
+      }),
+    };
+  };
+  for (const e of p.enums) describeEnum(e, e.name);
+  for (const m of p.messages) describeMessage(m, m.name);
+  for (const s of p.services)
+    for (const m of s.methods) json.methods[`/${p.pkg}.${s.name}/${m.name}`] = [resolve(m.req, p.pkg).def.full, resolve(m.res, p.pkg).def.full];
+  body.push(`export const PROTO_JSON: ProtoJsonTable = ${JSON.stringify(json)};`, '');
+
   // services
   let needGrpc = false;
   for (const s of p.services) {
@@ -402,6 +432,7 @@ for (const p of byPkg.values()) {
   out.push('/* eslint-disable */');
   out.push(`import { Reader, Writer, EMPTY } from '../wire';`);
   out.push('void EMPTY;');
+  out.push(`import type { ProtoJsonTable } from '../json-descriptor';`);
   if (needGrpc) {
     out.push(
       `import type { MethodDefinition, UntypedServiceImplementation, handleUnaryCall, handleBidiStreamingCall, handleServerStreamingCall, handleClientStreamingCall } from '@grpc/grpc-js';`,

@@ -59,7 +59,7 @@ interface Status {
   metadata?: Metadata | null;
 }
 
-type Handler = (call: unknown, cb?: (err: StatusLike | null, value?: unknown, trailer?: Metadata) => void) => void;
+export type Handler = (call: unknown, cb?: (err: StatusLike | null, value?: unknown, trailer?: Metadata) => void) => void;
 
 interface Route {
   path: string;
@@ -459,19 +459,14 @@ export class GrpcServer {
       maxSessionMemory: Number.MAX_SAFE_INTEGER,
       settings: { maxConcurrentStreams: 2 ** 32 - 1 },
     };
-    const http1 = tls !== undefined && httpHandler !== undefined;
-    const h2 = tls ? http2.createSecureServer({ ...options, ...tls, allowHTTP1: http1 }) : http2.createServer(options);
-    h2.on('session', (s) => this.onSession(s));
-    h2.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, _flags: number, raw: string[]) =>
-      this.onStream(stream, headers, http1 ? { handler: httpHandler, raw } : undefined),
+    // on TLS, as etcd's one https server: HTTP/1.1 (ALPN or none) and HTTP/2 requests that are not gRPC go to httpHandler
+    const secure = tls ? http2.createSecureServer({ ...options, ...tls, allowHTTP1: httpHandler !== undefined }) : undefined;
+    const h2 = secure ?? http2.createServer(options);
+    const toHttp = secure && httpHandler ? httpFallback(secure, httpHandler) : undefined;
+    h2.on('session', (s: http2.ServerHttp2Session) => this.onSession(s));
+    h2.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, raw: string[]) =>
+      this.onStream(stream, headers, toHttp && (() => toHttp(stream, headers, flags, raw))),
     );
-    if (http1) {
-      // HTTP/1.1 connections reach 'request'. Node's compat layer hooks the first
-      // 'request' listener to wrap every HTTP/2 stream too (gRPC ones included);
-      // HTTP/2 stays with onStream, which wraps only the non-gRPC requests.
-      h2.removeAllListeners('newListener');
-      h2.on('request', httpHandler);
-    }
     // a failed handshake or a reset connection concerns that client only
     h2.on('tlsClientError', () => undefined);
     h2.on('sessionError', () => undefined);
@@ -508,16 +503,11 @@ export class GrpcServer {
     }
   }
 
-  private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, fallback?: { handler: http.RequestListener; raw: string[] }): void {
+  private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, toHttp?: () => void): void {
     stream.on('error', () => undefined);
     const ct = headers['content-type'];
-    if (fallback && !(typeof ct === 'string' && ct.startsWith(GRPC_CONTENT_TYPE))) {
-      // Node's own compat objects; the handler uses only what both request kinds share
-      const req = new http2.Http2ServerRequest(stream, headers, {}, fallback.raw) as unknown as http.IncomingMessage;
-      fallback.handler(req, new http2.Http2ServerResponse(stream) as unknown as http.ServerResponse);
-      return;
-    }
     if (typeof ct !== 'string' || !ct.startsWith(GRPC_CONTENT_TYPE)) {
+      if (toHttp) return toHttp();
       // grpc-go answers a non-gRPC request on its handler with 415
       stream.respond({ ':status': 415, 'content-type': 'text/plain' }, { endStream: true });
       return;
@@ -714,10 +704,36 @@ export class GrpcServer {
     for (const h of this.h2Servers) h.close();
   }
 
+  /** A registered method's definition and handler (the HTTP gateway calls the same handlers). */
+  method(path: string): { def: MethodDefinition<unknown, unknown>; handler: Handler } | undefined {
+    return this.routes.get(path);
+  }
+
+  /** The largest request message accepted (the gateway applies it to the messages it decodes). */
+  get maxReceiveMessageBytes(): number {
+    return this.opts.maxReceiveMessageBytes;
+  }
+
   /** Connections open now (for tests and diagnosis). */
   get connectionCount(): number {
     return this.sessions.size;
   }
+}
+
+type StreamListener = (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, raw: string[]) => void;
+
+/**
+ * Node's compatibility layer (request/response objects) for the non-gRPC
+ * streams only: adding a 'request' listener makes Node turn every stream
+ * into one, so its stream listener is taken back and called per stream.
+ */
+function httpFallback(h2: http2.Http2SecureServer, handler: http.RequestListener): StreamListener | undefined {
+  const before = new Set(h2.listeners('stream'));
+  // HTTP/2 requests arrive as Http2ServerRequest/Response, which offer the IncomingMessage/ServerResponse API the handlers use
+  h2.on('request', handler as unknown as (req: http2.Http2ServerRequest, res: http2.Http2ServerResponse) => void);
+  const compat = h2.listeners('stream').find((l) => !before.has(l)) as StreamListener | undefined;
+  if (compat) h2.off('stream', compat);
+  return compat;
 }
 
 const infos = new WeakMap<http2.Http2Session, SessionInfo>();

@@ -215,6 +215,8 @@ export function createLockHandlers(ctx: ServerContext, guard: RequestGuard): Loc
         .catch((e: unknown) => fail(cb, e));
     },
     Unlock: (call: ServerUnaryCall<UnlockRequest, UnlockResponseInit>, cb: sendUnaryData<UnlockResponseInit>) => {
+      // etcd's Unlock is a client Delete, which the KV server refuses for an empty key
+      if (call.request.key.length === 0) return fail(cb, Errors.EmptyKey);
       guard
         .forWrite(call)
         .then((h) => node.propose({ header: h, delete_range: { key: call.request.key } }))

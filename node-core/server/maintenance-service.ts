@@ -33,6 +33,8 @@ type Unary<Req, Res> = (call: ServerUnaryCall<Req, Res>, cb: sendUnaryData<Res>)
 const CONSISTENT_INDEX = 'consistent_index';
 /** Bytes per Snapshot message (etcd sends 32 KiB; fewer, larger messages cost less here). */
 const SNAPSHOT_CHUNK = 1024 * 1024;
+/** etcd's snapshotSendBufferSize: the size of every Snapshot blob but the last two. */
+const SNAPSHOT_SEND_BUFFER = 32 * 1024;
 
 /**
  * etcd's backend.Hash(DefaultIgnores): CRC-32C over every etcd bucket in
@@ -128,7 +130,8 @@ export function createMaintenanceHandlers(node: ClusterNode, guard: RequestGuard
       })
       .then((h) => node.propose({ header: h, alarm: call.request }))
       .then((a) => {
-        cb(null, { header: node.header(), alarms: a.result.alarms });
+        // etcd's AlarmResponse carries no header (its applier never sets one)
+        cb(null, { alarms: a.result.alarms });
       })
       .catch((e: unknown) => cb(toServiceError(e) as Parameters<sendUnaryData<AlarmResponseInit>>[0]));
   };
@@ -145,7 +148,8 @@ export function createMaintenanceHandlers(node: ClusterNode, guard: RequestGuard
           node.log.info('finished defragment', { 'current-db-size-bytes-diff': node.backend.size().total - before });
         }),
       )
-      .then(() => cb(null, { header: node.header() }))
+      // etcd's DefragmentResponse carries no header
+      .then(() => cb(null, {}))
       .catch((e: unknown) => {
         node.log.warn('failed to defragment', { error: (e as Error).message });
         cb(toServiceError(e) as Parameters<sendUnaryData<DefragmentResponseInit>>[0]);
@@ -175,25 +179,42 @@ export function createMaintenanceHandlers(node: ClusterNode, guard: RequestGuard
       node.log.info('sending database snapshot to client', { 'total-bytes': total });
       let sent = 0;
       const tail: Buffer[] = [];
+      // as etcd: 32 KiB blobs (its send buffer), no header, remaining_bytes counting down
+      let pending: Buffer[] = [];
+      let pendingBytes = 0;
+      const flush = async (all: boolean): Promise<void> => {
+        let buf = pending.length === 1 ? pending[0] : Buffer.concat(pending);
+        while (buf.length >= SNAPSHOT_SEND_BUFFER || (all && buf.length > 0)) {
+          const blob = buf.subarray(0, SNAPSHOT_SEND_BUFFER);
+          buf = buf.subarray(blob.length);
+          sent += blob.length;
+          await send({ remaining_bytes: total - sent, blob });
+        }
+        pending = buf.length ? [buf] : [];
+        pendingBytes = buf.length;
+      };
       try {
         for await (const chunk of image) {
           if (cancelled) break;
           let body = chunk;
-          if (sent + body.length > total) {
-            tail.push(body.subarray(total - sent));
-            body = body.subarray(0, total - sent);
+          const room = total - sent - pendingBytes;
+          if (body.length > room) {
+            tail.push(body.subarray(room));
+            body = body.subarray(0, room);
           }
           if (body.length) {
-            sent += body.length;
-            await send({ header: node.header(), remaining_bytes: total - sent, blob: body });
+            pending.push(body);
+            pendingBytes += body.length;
+            if (pendingBytes >= SNAPSHOT_SEND_BUFFER) await flush(false);
           }
         }
+        if (!cancelled) await flush(true);
       } finally {
         await image.close();
       }
       if (cancelled) return;
       const sha = image.sha256 ?? Buffer.concat(tail);
-      await send({ header: node.header(), remaining_bytes: 0, blob: sha });
+      await send({ remaining_bytes: 0, blob: sha });
       node.log.info('successfully sent database snapshot to client', { 'total-bytes': total });
       call.end();
     };

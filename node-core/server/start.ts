@@ -21,11 +21,12 @@ import { createMaintenanceHandlers } from './maintenance-service';
 import { guardLearner as guardCalls } from './learner-guard';
 import type { RequestGuard } from './request-guard';
 import { createAuthServer } from './auth-service';
-import type { AuthStore } from '../auth';
 import { clientListenerTls, peerTransportTls, refusePeersNotAllowed, type TlsFlags } from './tls';
 import type { Http2SecureServer } from 'node:http2';
 import { GrpcServer } from './grpc-server';
 import { ServerContext } from './server-context';
+import { createGateway } from './gateway/gateway';
+import { accessController } from './gateway/access-controller';
 import { AuthService } from '../proto/gen/etcdserverpb';
 
 /**
@@ -134,14 +135,16 @@ export async function startNode(partial: Partial<NodeConfig>, opts: StartOptions
   await node.published;
   const listeners: ClientListener[] = [];
   const httpHandler = createHttpHandler(node);
+  // the client URLs' HTTP: etcd's accessController in front of the gateway and the endpoints above
+  const clientHttp = accessController(createGateway(server), httpHandler, { refuseCommonName: () => config.clientCertAuth && node.auth.enabled });
   try {
     for (const url of config.listenClientUrls) {
       const secure = url.startsWith('https:') || url.startsWith('unixs:');
       const t = clientListenerTls(url, tlsFlags);
       for (const w of t.warnings) log.warn(w);
-      const h2 = server.http2Server(t.tls, httpHandler);
+      const h2 = server.http2Server(t.tls, clientHttp);
       if (t.tls) refusePeersNotAllowed(h2 as Http2SecureServer, t.refuseConnection);
-      const l = await listenClientUrl(url, h2, secure, httpHandler);
+      const l = await listenClientUrl(url, h2, secure, clientHttp);
       listeners.push(l);
       if (!secure) log.warn('serving client traffic insecurely; this is strongly discouraged!', { address: url.replace(/^\w+:\/\//, '') });
     }
