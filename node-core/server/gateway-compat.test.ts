@@ -281,8 +281,12 @@ describe('gRPC gateway compatibility', { skip: !hasEtcd() && 'etcd not installed
     const body = JSON.stringify({ create_request: { key: b64('w') } });
     const [de, dOurs] = [stream(te(), '/v3/watch', body, { 'Grpc-Timeout': '300m' }), stream(to(), '/v3/watch', body, { 'Grpc-Timeout': '300m' })];
     const [le, lo] = await Promise.all([de.lines(2), dOurs.lines(2)]);
-    assert.deepEqual(lo.map(normalize), le.map(normalize));
-    assert.match(lo[1], /"grpc_code":4,"http_code":504,"message":"context deadline exceeded"/);
+    assert.deepEqual(lo.slice(0, 1).map(normalize), le.slice(0, 1).map(normalize));
+    // etcd's own answer races: grpc-gateway reports the deadline as DEADLINE_EXCEEDED (504) or, when the
+    // stream's Recv sees the context error first, as UNKNOWN (500); both seen from etcd 3.4.23 under load.
+    const deadlineChunk = /^\{"error":\{"grpc_code":(4,"http_code":504|2,"http_code":500),"message":"context deadline exceeded","http_status":"(Gateway Timeout|Internal Server Error)"\}\}$/;
+    assert.match(le[1], deadlineChunk, 'etcd');
+    assert.match(lo[1], /^\{"error":\{"grpc_code":4,"http_code":504,"message":"context deadline exceeded","http_status":"Gateway Timeout"\}\}$/);
   });
 
   it('leases: grant, keepalive (a stream), timetolive, leases, revoke, and the /v3/kv/lease aliases', async () => {
