@@ -6,6 +6,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import zlib from 'node:zlib';
+import { decodeEntry, encodeEntry } from '../proto/gen/raftpb';
 import { describe, it } from 'node:test';
 import { EtcdClient } from '../client';
 import { hasEtcd, startEtcd, startEtcdesk, tempDir, waitHealthy } from '../testing/processes';
@@ -82,15 +83,11 @@ describe('a damaged write-ahead log', () => {
     const seg = path.join(walDir, fs.readdirSync(walDir).filter((f) => f.endsWith('.wal')).sort().at(-1)!);
     const b = fs.readFileSync(seg);
     const recs = recordOffsets(seg);
-    const lastEntry = recs.filter((r) => b[r.off + 8] === 1).at(-1)!;
-    const index = b.readBigUInt64LE(lastEntry.off + 9);
-    const term = b.readBigUInt64LE(lastEntry.off + 17);
+    // entry records: type 5, a raftpb.Entry
+    const lastEntry = recs.filter((r) => b[r.off + 8] === 5).at(-1)!;
+    const last = decodeEntry(b.subarray(lastEntry.off + 9, lastEntry.off + 8 + b.readUInt32LE(lastEntry.off)));
     // the batch of a write that was in flight: a Batch record, then an entry of 3000 bytes
-    const body = Buffer.alloc(1 + 17 + 3000, 0x61);
-    body[0] = 1;
-    body.writeBigUInt64LE(index + 1n, 1);
-    body.writeBigUInt64LE(term, 9);
-    body[17] = 0;
+    const body = Buffer.concat([Buffer.from([5]), encodeEntry({ Term: last.Term, Index: last.Index + 1, Type: 0, Data: Buffer.alloc(3000, 0x61) })]);
     const rec = (x: Buffer): Buffer => {
       const h = Buffer.alloc(8);
       h.writeUInt32LE(x.length, 0);

@@ -9,6 +9,7 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { StorageError } from '../backend/storage-error';
 import { tempDir } from '../testing/processes';
+import { decodeEntry } from '../proto/gen/raftpb';
 import { RecordType, Wal } from './wal';
 
 const SEG = 256 * 1024;
@@ -29,7 +30,7 @@ function records(file: string): Rec[] {
     const len = b.readUInt32LE(pos);
     if (len === 0) break;
     const type = b[pos + HEADER];
-    out.push({ off: pos, end: pos + HEADER + len, type, index: type === RecordType.Entry ? Number(b.readBigUInt64LE(pos + HEADER + 1)) : 0 });
+    out.push({ off: pos, end: pos + HEADER + len, type, index: type === RecordType.Entry ? decodeEntry(b.subarray(pos + HEADER + 1, pos + HEADER + len)).Index : 0 });
     pos += HEADER + len;
   }
   return out;

@@ -8,6 +8,8 @@ import path from 'node:path';
 import { describe, it } from 'node:test';
 import { tempDir } from '../testing/processes';
 import { StorageError } from '../backend/storage-error';
+import zlib from 'node:zlib';
+import { decodeEntry, decodeHardState } from '../proto/gen/raftpb';
 import { Wal } from './wal';
 
 const e = (index: number, term: number, s = `v${index}`): { index: number; term: number; type: number; data: Buffer } => ({ index, term, type: 0, data: Buffer.from(s) });
@@ -54,6 +56,70 @@ describe('wal', () => {
     assert.deepEqual(replay.hardState, { term: 2, vote: 9n, commit: 3 });
     assert.equal(replay.snapshotIndex, 1);
     assert.equal(replay.snapshot?.toString(), 'meta1');
+    await w2.close();
+  });
+
+  it('entries and hard state are written as etcd writes them: raftpb.Entry and raftpb.HardState record payloads', async () => {
+    const dir = tempDir('wal-pb');
+    const { wal } = Wal.open(dir);
+    wal.appendEntries([{ index: 300, term: 7, type: 1, data: Buffer.from('conf') }, { index: 301, term: 7, type: 0, data: Buffer.alloc(0) }]);
+    wal.setHardState({ term: 7, vote: 0xfedcba9876543210n, commit: 300 });
+    await wal.close();
+    const seg = fs.readFileSync(path.join(dir, fs.readdirSync(dir).filter((f) => f.endsWith('.wal')).sort()[0]));
+    const bodies: Buffer[] = [];
+    for (let pos = 0; pos + 8 <= seg.length; ) {
+      const len = seg.readUInt32LE(pos);
+      if (!len) break;
+      bodies.push(seg.subarray(pos + 8, pos + 8 + len));
+      pos += 8 + len;
+    }
+    const entries = bodies.filter((b) => b[0] === 5).map((b) => decodeEntry(b.subarray(1)));
+    assert.deepEqual(entries.map((x) => [x.Index, x.Term, x.Type, x.Data.toString()]), [[300, 7, 1, 'conf'], [301, 7, 0, '']]);
+    const hs = bodies.filter((b) => b[0] === 6).map((b) => decodeHardState(b.subarray(1)));
+    assert.deepEqual(hs, [{ term: 7, vote: 0xfedcba9876543210n, commit: 300 }]);
+  });
+
+  it('a log written before raftpb records (fixed little-endian entries and hard state) still replays', async () => {
+    const dir = tempDir('wal-legacy');
+    const rec = (body: Buffer): Buffer => {
+      const h = Buffer.alloc(8);
+      h.writeUInt32LE(body.length, 0);
+      h.writeUInt32LE(zlib.crc32(body) >>> 0, 4);
+      return Buffer.concat([h, body]);
+    };
+    const entry = (index: number, term: number, data: string): Buffer => {
+      const b = Buffer.alloc(18 + data.length);
+      b[0] = 1;
+      b.writeBigUInt64LE(BigInt(index), 1);
+      b.writeBigUInt64LE(BigInt(term), 9);
+      b[17] = 0;
+      b.write(data, 18);
+      return rec(b);
+    };
+    const hard = Buffer.alloc(25);
+    hard[0] = 2;
+    hard.writeBigUInt64LE(3n, 1);
+    hard.writeBigUInt64LE(5n, 9);
+    hard.writeBigUInt64LE(2n, 17);
+    const records = Buffer.concat([entry(1, 3, 'a'), entry(2, 3, 'b'), rec(hard)]);
+    const batch = Buffer.alloc(5);
+    batch[0] = 4;
+    batch.writeUInt32LE(records.length, 1);
+    const file = Buffer.alloc(1 << 20);
+    Buffer.concat([rec(batch), records]).copy(file);
+    // the name a segment of this version has: start with what Wal.open itself creates
+    const { wal: w0 } = Wal.open(dir);
+    await w0.close();
+    const name = fs.readdirSync(dir).filter((f) => f.endsWith('.wal')).sort()[0];
+    fs.writeFileSync(path.join(dir, name), file);
+    const { replay, wal } = Wal.open(dir);
+    assert.deepEqual(replay.entries.map((x) => [x.index, x.term, x.data.toString()]), [[1, 3, 'a'], [2, 3, 'b']]);
+    assert.deepEqual(replay.hardState, { term: 3, vote: 5n, commit: 2 });
+    // and it goes on in the new format after the old records
+    wal.appendEntries([e(3, 3)]);
+    await wal.close();
+    const { replay: r2, wal: w2 } = Wal.open(dir);
+    assert.deepEqual(r2.entries.map((x) => x.index), [1, 2, 3]);
     await w2.close();
   });
 

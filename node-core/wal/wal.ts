@@ -15,13 +15,22 @@ import path from 'node:path';
 import zlib from 'node:zlib';
 import { StorageError, toStorageError } from '../backend/storage-error';
 import { faultPoint, faultSegmentBytes, faultSynced } from '../backend/fault-hooks';
+import { decodeEntry, decodeHardState, encodeHardState } from '../proto/gen/raftpb';
+import { varintSize, writeVarintAt } from '../proto/wire';
 
 export const enum RecordType {
-  Entry = 1,
-  HardState = 2,
+  /** Before raftpb records: index, term (u64 LE), type byte, data. Still read; no longer written. */
+  EntryLegacy = 1,
+  /** Before raftpb records: term, vote, commit (u64 LE). Still read; no longer written. */
+  HardStateLegacy = 2,
+  /** Payload: u64 LE index, then raftpb.Snapshot bytes (JSON in the oldest logs). */
   Snapshot = 3,
   /** Starts a flushed batch; payload: u32 LE byte length of the records that follow in it. */
   Batch = 4,
+  /** Payload: a raftpb.Entry, as etcd's WAL entryType record holds it. */
+  Entry = 5,
+  /** Payload: a raftpb.HardState, as etcd's stateType record. */
+  HardState = 6,
 }
 
 export interface WalEntry {
@@ -203,9 +212,13 @@ export class Wal {
           break;
         }
         const type = body[0];
-        if (type === RecordType.Entry) {
-          const index = Number(body.readBigUInt64LE(1));
-          const e: WalEntry = { index, term: Number(body.readBigUInt64LE(9)), type: body[17], data: Buffer.from(body.subarray(18)) };
+        if (type === RecordType.Entry || type === RecordType.EntryLegacy) {
+          let e: WalEntry;
+          if (type === RecordType.Entry) {
+            const pb = decodeEntry(body.subarray(1));
+            e = { index: pb.Index, term: pb.Term, type: pb.Type, data: Buffer.from(pb.Data) };
+          } else e = { index: Number(body.readBigUInt64LE(1)), term: Number(body.readBigUInt64LE(9)), type: body[17], data: Buffer.from(body.subarray(18)) };
+          const index = e.index;
           // a newer leader's entry replaces everything from its index on
           if (entries.length && index <= entries[entries.length - 1].index) {
             const at = entries.findIndex((x) => x.index >= index);
@@ -213,8 +226,11 @@ export class Wal {
           }
           entries.push(e);
           if (index > seg.maxIndex) seg.maxIndex = index;
-        } else if (type === RecordType.HardState) {
-          out.hardState = { term: Number(body.readBigUInt64LE(1)), vote: body.readBigUInt64LE(9), commit: Number(body.readBigUInt64LE(17)) };
+        } else if (type === RecordType.HardState || type === RecordType.HardStateLegacy) {
+          if (type === RecordType.HardState) {
+            const hs = decodeHardState(body.subarray(1));
+            out.hardState = { term: hs.term, vote: hs.vote, commit: hs.commit };
+          } else out.hardState = { term: Number(body.readBigUInt64LE(1)), vote: body.readBigUInt64LE(9), commit: Number(body.readBigUInt64LE(17)) };
           this.headHardState = Buffer.from(buf.subarray(pos, pos + HEADER + len));
         } else if (type === RecordType.Snapshot) {
           out.snapshotIndex = Number(body.readBigUInt64LE(1));
@@ -367,16 +383,30 @@ export class Wal {
     this.pending.push({ buf: makeRecord(type, payloadLen, fill), index });
   }
 
+  /**
+   * Entries as raftpb.Entry bytes (etcd's WAL record payload), written straight
+   * into the record: Term, Index and Type always present as gogoproto writes
+   * them, Data when non-empty; no intermediate message or writer per entry.
+   */
   appendEntries(entries: readonly WalEntry[]): void {
     for (const e of entries) {
+      const dataLen = e.data.length;
+      const len = 1 + varintSize(e.term) + 1 + varintSize(e.index) + 1 + varintSize(e.type) + (dataLen ? 1 + varintSize(dataLen) + dataLen : 0);
       this.record(
         RecordType.Entry,
-        17 + e.data.length,
+        len,
         (b, o) => {
-          b.writeBigUInt64LE(BigInt(e.index), o);
-          b.writeBigUInt64LE(BigInt(e.term), o + 8);
-          b[o + 16] = e.type;
-          b.set(e.data, o + 17);
+          b[o++] = 0x10; // Term = 2, varint
+          o = writeVarintAt(b, o, e.term);
+          b[o++] = 0x18; // Index = 3, varint
+          o = writeVarintAt(b, o, e.index);
+          b[o++] = 0x08; // Type = 1, varint
+          o = writeVarintAt(b, o, e.type);
+          if (dataLen) {
+            b[o++] = 0x22; // Data = 4, bytes
+            o = writeVarintAt(b, o, dataLen);
+            b.set(e.data, o);
+          }
         },
         e.index,
       );
@@ -384,11 +414,8 @@ export class Wal {
   }
 
   setHardState(hs: WalHardState): void {
-    this.record(RecordType.HardState, 24, (b, o) => {
-      b.writeBigUInt64LE(BigInt(hs.term), o);
-      b.writeBigUInt64LE(hs.vote, o + 8);
-      b.writeBigUInt64LE(BigInt(hs.commit), o + 16);
-    });
+    const pb = encodeHardState({ term: hs.term, vote: hs.vote, commit: hs.commit });
+    this.record(RecordType.HardState, pb.length, (b, o) => pb.copy(b, o));
   }
 
   saveSnapshot(index: number, meta: Buffer): void {
