@@ -75,6 +75,14 @@ export interface InvokeMap {
   'backup:restore': { req: { opId: string; name?: string }; res: T.RestoreResult };
   /** Snapshot files in the app's backups folder (the shell's restore picker). */
   'backup:list': { req: Empty; res: { dir: string; files: { name: string; path: string; bytes: number; mtime: number }[] } };
+
+  /** Key search beyond prefixes, streamed as scan:progress (hits) over one revision; a new search of the window cancels its last. */
+  'scan:search': { req: T.SearchRequest; res: T.ScanStarted };
+  /** Keyspace analyzer, streamed as scan:progress; the last event carries the report. */
+  'scan:analyze': { req: T.AnalyzeRequest; res: T.ScanStarted };
+  'scan:cancel': { req: { scanId: string }; res: { ok: true } };
+  /** One value decoded for reading (Kubernetes protobuf envelope → JSON). */
+  'scan:decode': { req: { key: T.B64; revision?: number }; res: T.DecodedValue };
 }
 
 export interface EventMap {
@@ -85,6 +93,7 @@ export interface EventMap {
   'progress': T.ProgressEvent;
   'conn:changed': T.ConnectionStatus;
   'menu:action': { action: T.MenuAction };
+  'scan:progress': T.ScanProgressEvent;
 }
 
 export type Channel = keyof InvokeMap;
@@ -103,9 +112,11 @@ const channelSet: { [C in Channel]: true } = {
   'cluster:info': true, 'cluster:member-add': true, 'cluster:member-remove': true, 'cluster:member-promote': true, 'cluster:move-leader': true,
   'cluster:local-stop': true, 'cluster:local-restart': true,
   'maint:defragment': true, 'maint:hashkv': true, 'maint:alarm-disarm': true, 'maint:snapshot': true, 'backup:restore': true, 'backup:list': true,
+  'scan:search': true, 'scan:analyze': true, 'scan:cancel': true, 'scan:decode': true,
 };
 const eventSet: { [E in EventChannel]: true } = {
   'keys:changed': true, 'watch:update': true, 'watch:error': true, 'lease:tick': true, 'progress': true, 'conn:changed': true, 'menu:action': true,
+  'scan:progress': true,
 };
 export const CHANNELS = Object.keys(channelSet) as Channel[];
 export const EVENT_CHANNELS = Object.keys(eventSet) as EventChannel[];

@@ -10,6 +10,7 @@ import { BUILTIN_CLUSTER, BUILTIN_EMBEDDED, ProfileStore } from './profile-store
 import { KeyList, KeyListRegistry } from './key-list';
 import { isEtcdError, needsSignIn, serializeError } from './errors';
 import { KeepAliveRegistry, WatchRegistry } from './stream-registry';
+import { ScanRegistry } from './keyspace-scan';
 
 export interface ManagerOptions {
   dataDir: string;
@@ -31,6 +32,8 @@ export class ConnectionManager {
   private readonly keyLists = new KeyListRegistry();
   readonly watches = new WatchRegistry();
   readonly keepAlives = new KeepAliveRegistry();
+  /** Search and analyzer scans, by window. */
+  readonly scans = new ScanRegistry();
   private switching: Promise<unknown> = Promise.resolve();
   /** Data dirs of nodes started on restored backups: their connections live for the session only. */
   private readonly restoredDirs: string[] = [];
@@ -256,12 +259,14 @@ export class ConnectionManager {
   closeStreamsOf(owner: string): void {
     this.watches.closeOwner(owner);
     this.keyLists.closeClient(owner);
+    this.scans.cancelOwner(owner);
   }
 
   private closeStreams(): void {
     this.watches.closeAll();
     this.keepAlives.closeAll();
     this.keyLists.closeAll();
+    this.scans.cancelAll();
   }
 
   private closeClient(): void {

@@ -12,6 +12,7 @@ import type { HandlerContext, HandlerDeps, Handlers } from './handlers/context';
 import { keyHandlers } from './handlers/keys';
 import { leaseHandlers } from './handlers/lease';
 import { maintenanceHandlers } from './handlers/maintenance';
+import { scanHandlers } from './handlers/scan';
 import { txnHandlers } from './handlers/txn';
 
 export type { Handler, HandlerContext, HandlerDeps, Handlers } from './handlers/context';
@@ -29,6 +30,7 @@ export function createHandlers(deps: HandlerDeps): Handlers {
     ...clusterHandlers(deps),
     ...maintenanceHandlers(deps),
     ...backupHandlers(deps),
+    ...scanHandlers(deps),
   };
 }
 
