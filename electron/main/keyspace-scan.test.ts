@@ -203,7 +203,7 @@ describe('scans against the embedded node', { timeout: 90_000 }, () => {
     assert.deepEqual(hitsOf(contains.scanId).sort(), ['/p/k120', '/p/k121', '/p/k122', '/p/k123', '/p/k124', '/p/k125', '/p/k126', '/p/k127', '/p/k128', '/p/k129']);
 
     const glob = await call('scan:search', { mode: 'glob', pattern: '/p/k2?5', prefix: '' });
-    assert.equal(glob.total, 251, 'the glob\'s literal head /p/ narrowed the whole-keyspace range');
+    assert.equal(glob.total, 50, 'the glob\'s literal head /p/k2 narrowed the whole-keyspace range to /p/k200../p/k249');
     await finished(glob.scanId);
     assert.deepEqual(hitsOf(glob.scanId), ['/p/k205', '/p/k215', '/p/k225', '/p/k235', '/p/k245']);
 
