@@ -159,6 +159,11 @@ describe('Search beyond prefixes and the keyspace analyzer', { timeout: 400_000 
     await page.getByTestId('tile-b/').click();
     await page.getByTestId('prefix-row-(keys here)').waitFor();
     assert.equal(await countOf('(keys here)'), perNs.toLocaleString('en-US'));
+    // From a folder to its keys in the Keys view.
+    await page.getByTestId('analyzer-browse').click();
+    await page.locator('[data-testid=keys-status][data-prefix="/registry/pods/b/"]').waitFor();
+    await until(async () => (await text('key-total')) === `${perNs.toLocaleString('en-US')} keys`, 10_000, 'the folder\'s keys listed');
+    await page.getByTestId('nav-analyzer').click();
     await page.getByTestId('analyzer-crumb-0').click();
     await page.getByTestId('prefix-row-pods/').waitFor();
     // Kubernetes mode: kinds counted from the protobuf envelope and from JSON.
@@ -186,8 +191,9 @@ describe('Search beyond prefixes and the keyspace analyzer', { timeout: 400_000 
     const remote = new EtcdClient({ endpoints: [etcd.clientUrl], timeoutMs: 30_000 });
     try {
       await seedRegistry(remote, 300);
-      await shell.invoke('conn:save', { id: 'scan-etcd', name: 'etcd 3.4', kind: 'remote', endpoints: [etcd.clientUrl] });
-      await shell.invoke('conn:connect', { id: 'scan-etcd' });
+      const saved = await shell.invoke('conn:save', { id: '', name: 'etcd 3.4', kind: 'remote', endpoints: [etcd.clientUrl] });
+      const status = await shell.invoke('conn:connect', { id: saved.id });
+      assert.equal(status.state, 'connected', status.error?.message);
       await page.getByTestId('conn-status').filter({ hasText: 'etcd 3.4' }).waitFor();
       await analyzeRegistry(300, 'etcd34');
     } finally {

@@ -63,6 +63,8 @@ describe('glob and search ranges', () => {
     assert.equal(m('/a\\*b', '/a*b'), true);
     assert.equal(m('/a\\*b', '/axb'), false);
     assert.equal(m('/a.b', '/axb'), false, 'regex characters are literal');
+    assert.equal(m('/web-1/(x)|{y}+^$', '/web-1/(x)|{y}+^$'), true);
+    assert.equal(m('/pod-?', '/pod-7'), true);
     assert.equal(m('/APP/*', '/app/x', false), true);
     assert.equal(m('/APP/*', '/app/x', true), false);
   });

@@ -111,7 +111,8 @@ export function globToRegExp(glob: string, caseSensitive = true): RegExp {
   return new RegExp(`${re}$`, caseSensitive ? 'u' : 'iu');
 }
 
-const escapeRe = (s: string): string => s.replace(/[.*+?^${}()|[\]\\/-]/g, '\\$&');
+// Only syntax characters: under the u flag an escaped '-' or '/' outside a class is an error.
+const escapeRe = (s: string): string => s.replace(/[.*+?^${}()|[\]\\]/g, '\\$&');
 
 /** The literal text before the glob's first wildcard: every match starts with it, so the scan can start there. */
 export function globLiteralPrefix(glob: string): string {

@@ -96,7 +96,8 @@ export const useAnalyzerStore = defineStore('analyzer', {
       if (this.scanId && this.running) await useApi().invoke('scan:cancel', { scanId: this.scanId });
     },
     drill(n: PrefixNode): void {
-      if (n.children.length) this.path.push(n.path);
+      // Also a folder of plain keys: it shows them as "(keys here)", and opens in the Keys view from there.
+      if (n.count) this.path.push(n.path);
     },
     up(depth: number): void {
       this.path = this.path.slice(0, depth);
