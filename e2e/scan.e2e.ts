@@ -178,6 +178,8 @@ describe('Search beyond prefixes and the keyspace analyzer', { timeout: 400_000 
     const json = JSON.parse(await text('decoded-json')) as { kind: string; metadata: { name: string; namespace: string; labels: Record<string, string> } };
     assert.deepEqual([json.kind, json.metadata.name, json.metadata.namespace, json.metadata.labels], ['Pod', 'pod-5', 'b', { app: 'web' }]);
     assert.match(await text('history-estimate'), /Estimate/);
+    await page.getByTestId('analyzer-storage').scrollIntoViewIfNeeded();
+    await shot(page, `analyzer-${name}-tables`);
     await page.getByTestId('decoded-json').scrollIntoViewIfNeeded();
     await shot(page, `analyzer-${name}-decoded`);
   }

@@ -4,7 +4,7 @@
 //   1 typeMeta {1 apiVersion, 2 kind}, 2 raw (the object's own protobuf),
 //   3 contentEncoding, 4 contentType.
 // We have no Kubernetes schemas, so the raw object is decoded generically from
-// the protobuf wire format (field numbers as keys); only what every object
+// the protobuf wire format ("#<field number>" as keys); only what every object
 // shares is named: field 1 is its ObjectMeta (name, namespace, labels, …).
 import type { DecodedValue } from '../contract/index';
 
@@ -114,13 +114,19 @@ function scalar(f: WireField, depth: number): unknown {
   return typeof f.value === 'bigint' ? f.value.toString() : f.value;
 }
 
+/**
+ * A field without a known name is "#<number>": never a bare number, which
+ * JavaScript would list before every named key (metadata would come last).
+ */
+const numbered = (no: number): string => `#${no}`;
+
 /** Fields by number: a field seen once is a value, a repeated one an array. */
 export function fieldsToObject(fields: WireField[], depth = 0): Record<string, unknown> {
   const out: Record<string, unknown> = {};
   const seen = new Map<number, number>();
   for (const f of fields) seen.set(f.no, (seen.get(f.no) ?? 0) + 1);
   for (const f of fields) {
-    const k = String(f.no);
+    const k = numbered(f.no);
     const v = scalar(f, depth);
     if ((seen.get(f.no) ?? 0) > 1) ((out[k] ??= []) as unknown[]).push(v);
     else out[k] = v;
@@ -200,7 +206,7 @@ function named(fields: WireField[], names: Record<number, string>, special: (no:
     else groups.set(f.no, [f]);
   }
   for (const [no, group] of groups) {
-    const key = names[no] ?? String(no);
+    const key = names[no] ?? numbered(no);
     const sp = special(no, group);
     if (sp !== undefined) out[key] = sp;
     else out[key] = group.length > 1 ? group.map((f) => scalar(f, 1)) : scalar(group[0], 1);

@@ -87,15 +87,16 @@ describe('Kubernetes values', () => {
     assert.deepEqual({ apiVersion: env?.apiVersion, kind: env?.kind }, { apiVersion: 'v1', kind: 'Pod' });
     const d = decodeValue('/registry/pods/prod/web-1', v, 7);
     assert.equal(d.format, 'kubernetes-protobuf');
-    const obj = JSON.parse(d.json) as { apiVersion: string; kind: string; metadata: { name: string; namespace: string; uid: string; labels: Record<string, string>; creationTimestamp: string }; '2': { '2': { '1': string; '2': string }; '4': number }; '3': { '2': string } };
+    const obj = JSON.parse(d.json) as { apiVersion: string; kind: string; metadata: { name: string; namespace: string; uid: string; labels: Record<string, string>; creationTimestamp: string }; '#2': { '#2': { '#1': string; '#2': string }; '#4': number }; '#3': { '#2': string } };
     assert.equal(obj.apiVersion, 'v1');
     assert.equal(obj.kind, 'Pod');
     assert.deepEqual(obj.metadata.labels, { app: 'web', tier: 'front' });
     assert.equal(obj.metadata.name, 'web-1');
     assert.equal(obj.metadata.namespace, 'prod');
     assert.equal(obj.metadata.creationTimestamp, '2023-11-14T22:13:20Z');
-    assert.deepEqual(obj['2'], { '2': { '1': 'app', '2': 'nginx:1.25' }, '4': 30 }, 'spec: nested messages by field number');
-    assert.deepEqual(obj['3'], { '2': 'Running' });
+    assert.deepEqual(obj['#2'], { '#2': { '#1': 'app', '#2': 'nginx:1.25' }, '#4': 30 }, 'spec: nested messages by field number');
+    assert.deepEqual(obj['#3'], { '#2': 'Running' });
+    assert.deepEqual(Object.keys(obj), ['apiVersion', 'kind', 'metadata', '#2', '#3'], 'read top-down as kubectl shows an object');
     assert.deepEqual(peekKind(v), { apiVersion: 'v1', kind: 'Pod' });
   });
 
