@@ -49,8 +49,8 @@ export async function pinRange(client: ScanClient, key: Buffer, end: Buffer): Pr
 
 /**
  * The range's pages at the pinned revision. keysOnly pages are KEYS_PAGE
- * keys; value pages aim at ~4 MiB, and a page the server refuses as too
- * large (ResourceExhausted) is asked again at half the size.
+ * keys; value pages aim at ~4 MiB, and a page refused as too large
+ * (ResourceExhausted, either side's message limit) is asked again at half the size.
  */
 export async function* pages(client: ScanClient, pin: PinnedRange, opts: { keysOnly: boolean; pageSize?: number }): AsyncGenerator<MvccPb.KeyValue[]> {
   const max = opts.pageSize ?? KEYS_PAGE;
@@ -61,7 +61,8 @@ export async function* pages(client: ScanClient, pin: PinnedRange, opts: { keysO
     try {
       r = await client.range({ key: start, range_end: pin.end, revision: pin.revision, limit, keys_only: opts.keysOnly });
     } catch (e) {
-      if (!opts.keysOnly && limit > 1 && (e as { code?: unknown }).code === Code.ResourceExhausted) {
+      // Too big for a message (huge values, or keys of up to 1.5 MiB each): the same page in halves.
+      if (limit > 1 && (e as { code?: unknown }).code === Code.ResourceExhausted) {
         limit = Math.max(1, limit >> 1);
         continue;
       }
