@@ -80,6 +80,27 @@ describe('glob and search ranges', () => {
   });
 });
 
+describe('paging against a fake server', () => {
+  it('a page too large for a message (ResourceExhausted) is asked again in halves; nothing is skipped', async () => {
+    const all = Array.from({ length: 40 }, (_, i) => `/k${String(i).padStart(2, '0')}`);
+    const limits: number[] = [];
+    const fake: ScanClient = {
+      async range(req) {
+        limits.push(Number(req.limit));
+        if (Number(req.limit) > 6) throw Object.assign(new Error('grpc: received message larger than max'), { code: 8 });
+        const from = Buffer.from(req.key!).toString();
+        const rest = all.filter((k) => k >= from);
+        const kvs = rest.slice(0, Number(req.limit)).map((k) => ({ key: Buffer.from(k), value: Buffer.alloc(0), create_revision: 1, mod_revision: 1, version: 1, lease: 0n }));
+        return { header: { cluster_id: 0n, member_id: 0n, revision: 5, raft_term: 1 }, kvs, more: rest.length > kvs.length, count: rest.length };
+      },
+    };
+    const seen: string[] = [];
+    for await (const page of pages(fake, { key: Buffer.from('/'), end: Buffer.from('0'), revision: 5, total: 40 }, { keysOnly: true, pageSize: 50 })) for (const kv of page) seen.push(Buffer.from(kv.key).toString());
+    assert.deepEqual(seen, all);
+    assert.deepEqual(limits.slice(0, 5), [50, 25, 12, 6, 6]);
+  });
+});
+
 describe('Kubernetes values', () => {
   it('decodes the k8s\\0 envelope: apiVersion, kind, and the object\'s fields (metadata named)', () => {
     const v = k8sPod('web-1', 'prod', { app: 'web', tier: 'front' });
