@@ -26,6 +26,8 @@ export const useAnalyzerStore = defineStore('analyzer', {
     decoded: null as DecodedValue | null,
     inspectKey: '',
     subscribed: false,
+    /** Cancel pressed before scan:* answered with the id: cancel as soon as it does. */
+    cancelPending: false,
     early: markRaw([]) as ScanProgressEvent[],
   }),
   getters: {
@@ -78,13 +80,14 @@ export const useAnalyzerStore = defineStore('analyzer', {
     async run(): Promise<void> {
       this.subscribe();
       this.early = markRaw([]);
-      Object.assign(this, { running: true, starting: true, scanned: 0, total: 0, error: null, cancelled: false, scanId: null });
+      Object.assign(this, { running: true, starting: true, cancelPending: false, scanned: 0, total: 0, error: null, cancelled: false, scanId: null });
       try {
         const r = await useApi().invoke('scan:analyze', { prefix: this.prefix, delimiter: this.delimiter || '/', kubernetes: this.kubernetes });
         this.scanId = r.scanId;
         this.revision = r.revision;
         this.total = r.total;
         for (const e of this.early.splice(0)) if (e.scanId === r.scanId) this.apply(e);
+        if (this.cancelPending && this.running) await useApi().invoke('scan:cancel', { scanId: r.scanId });
       } catch (e) {
         this.running = false;
         throw e;
@@ -93,7 +96,12 @@ export const useAnalyzerStore = defineStore('analyzer', {
       }
     },
     async cancel(): Promise<void> {
-      if (this.scanId && this.running) await useApi().invoke('scan:cancel', { scanId: this.scanId });
+      if (!this.running) return;
+      if (!this.scanId) {
+        this.cancelPending = true;
+        return;
+      }
+      await useApi().invoke('scan:cancel', { scanId: this.scanId });
     },
     drill(n: PrefixNode): void {
       // Also a folder of plain keys: it shows them as "(keys here)", and opens in the Keys view from there.

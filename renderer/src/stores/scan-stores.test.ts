@@ -75,6 +75,19 @@ describe('search store', () => {
     await s.cancel();
     assert.deepEqual(api.cancelled, ['s1']);
   });
+
+  it('cancel pressed before main answered with the scan\'s id cancels it as soon as the id arrives', async () => {
+    const api = fakeScanApi(() => undefined);
+    setApi(api);
+    const s = useSearchStore();
+    s.pattern = 'x';
+    const started = s.run('');
+    assert.equal(s.scanId, null);
+    await s.cancel();
+    assert.deepEqual(api.cancelled, []);
+    await started;
+    assert.deepEqual(api.cancelled, ['s1']);
+  });
 });
 
 describe('analyzer store', () => {

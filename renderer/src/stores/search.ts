@@ -29,6 +29,8 @@ export const useSearchStore = defineStore('search', {
     done: false,
     error: null as SerializedError | null,
     subscribed: false,
+    /** Cancel pressed before scan:* answered with the id: cancel as soon as it does. */
+    cancelPending: false,
     /** events that arrived before scan:search answered with its id */
     early: markRaw([]) as ScanProgressEvent[],
   }),
@@ -68,13 +70,14 @@ export const useSearchStore = defineStore('search', {
       this.prefix = prefix;
       this.hits = markRaw([]);
       this.early = markRaw([]);
-      Object.assign(this, { hitCount: 0, matched: 0, scanned: 0, total: 0, done: false, cancelled: false, error: null, running: true, starting: true, scanId: null });
+      Object.assign(this, { hitCount: 0, matched: 0, scanned: 0, total: 0, done: false, cancelled: false, error: null, running: true, starting: true, cancelPending: false, scanId: null });
       try {
         const r = await useApi().invoke('scan:search', { mode: this.mode, pattern: this.pattern, prefix, caseSensitive: this.caseSensitive });
         this.scanId = r.scanId;
         this.revision = r.revision;
         this.total = r.total;
         for (const e of this.early.splice(0)) if (e.scanId === r.scanId) this.apply(e);
+        if (this.cancelPending && this.running) await useApi().invoke('scan:cancel', { scanId: r.scanId });
       } catch (e) {
         this.running = false;
         throw e;
@@ -83,7 +86,11 @@ export const useSearchStore = defineStore('search', {
       }
     },
     async cancel(): Promise<void> {
-      if (!this.scanId || !this.running) return;
+      if (!this.running) return;
+      if (!this.scanId) {
+        this.cancelPending = true;
+        return;
+      }
       await useApi().invoke('scan:cancel', { scanId: this.scanId });
     },
     hitAt(i: number): SearchHit | undefined {
