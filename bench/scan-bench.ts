@@ -134,7 +134,7 @@ async function main(): Promise<void> {
     await measure('analyzer (whole keyspace)', () => call('scan:analyze', { prefix: '' }), (e) => `${e.report?.keys.toLocaleString("en-US")} keys, ${e.report?.tree.children[0]?.children[0]?.children.length} prefixes under /bench/`);
     await manager.shutdown();
 
-    console.log(`\n${KEYS.toLocaleString('en-US')} keys of ~37 bytes, ${VAL}-byte values, on ${ENGINE} (load: ${loadSecs.toFixed(0)} s, 16 txns of 128 puts in flight)\n`);
+    console.log(`\n${KEYS.toLocaleString('en-US')} keys of 24 bytes, ${VAL}-byte values, on ${ENGINE} (load: ${loadSecs.toFixed(0)} s, 16 txns of 128 puts in flight)\n`);
     console.log('| scan | seconds | keys/s | result | main RSS idle → peak MB | V8 heap peak MB |');
     console.log('|---|---:|---:|---|---:|---:|');
     for (const r of rows) console.log(`| ${r.scan} | ${r.seconds.toFixed(1)} | ${Math.round(r.keysPerSec).toLocaleString('en-US')} | ${r.result} | ${r.rssBaseMb.toFixed(0)} → ${r.rssPeakMb.toFixed(0)} | ${r.heapPeakMb.toFixed(0)} |`);
