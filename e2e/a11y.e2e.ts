@@ -50,7 +50,7 @@ describe('Accessibility (axe-core) on every view, light and dark', { timeout: 18
     assert.deepEqual(f, [], 'serious or critical accessibility violations');
   };
 
-  const views = ['keys', 'txn', 'leases', 'auth', 'cluster', 'doctor', 'space', 'maintenance', 'backups', 'data', 'connections'] as const;
+  const views = ['keys', 'txn', 'leases', 'auth', 'cluster', 'doctor', 'space', 'analyzer', 'maintenance', 'backups', 'data', 'connections'] as const;
 
   for (const theme of ['light', 'dark'] as const) {
     it(`every view passes axe (${theme})`, async () => {
@@ -80,8 +80,25 @@ describe('Accessibility (axe-core) on every view, light and dark', { timeout: 18
           await page.getByTestId('grant-lease').click();
           await page.getByTestId('lease-row').first().waitFor();
         }
+        if (v === 'analyzer' && !(await page.getByTestId('analyzer-summary').count())) {
+          await page.getByTestId('analyzer-k8s').check();
+          await page.getByTestId('analyzer-run').click();
+          await page.getByTestId('analyzer-summary').waitFor();
+          await page.getByTestId('inspect-key').fill('/a11y/config.json');
+          await page.getByTestId('inspect-run').click();
+          await page.getByTestId('decoded-json').waitFor();
+        }
         await audit(`${v}-${theme}`);
       }
+      // The Keys view's search panel with results (value search: rows with snippets).
+      await page.getByTestId('nav-keys').click();
+      await page.getByTestId('open-search').click();
+      await page.getByTestId('search-mode-value').click();
+      await page.getByTestId('search-pattern').fill('web');
+      await page.getByTestId('search-run').click();
+      await page.getByTestId('search-done').waitFor();
+      await audit(`keys-search-${theme}`);
+      await page.getByTestId('open-search').click();
       verdict();
     });
 

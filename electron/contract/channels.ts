@@ -113,6 +113,13 @@ export interface InvokeMap {
   /** Stops the plan between steps (a running step finishes and is verified). */
   'space:abort': { req: { planId: string }; res: T.SpacePlan };
   'space:plan-status': { req: { planId: string }; res: T.SpacePlan };
+  /** Key search beyond prefixes, streamed as scan:progress (hits) over one revision; a new search of the window cancels its last. */
+  'scan:search': { req: T.SearchRequest; res: T.ScanStarted };
+  /** Keyspace analyzer, streamed as scan:progress; the last event carries the report. */
+  'scan:analyze': { req: T.AnalyzeRequest; res: T.ScanStarted };
+  'scan:cancel': { req: { scanId: string }; res: { ok: true } };
+  /** One value decoded for reading (Kubernetes protobuf envelope → JSON). */
+  'scan:decode': { req: { key: T.B64; revision?: number }; res: T.DecodedValue };
 }
 
 export interface EventMap {
@@ -125,6 +132,7 @@ export interface EventMap {
   'cluster:changed': T.ClusterInfo;
   'menu:action': { action: T.MenuAction };
   'space:plan': T.SpacePlan;
+  'scan:progress': T.ScanProgressEvent;
 }
 
 export type Channel = keyof InvokeMap;
@@ -146,11 +154,13 @@ const channelSet: { [C in Channel]: true } = {
   'cluster:local-stop': true, 'cluster:local-restart': true, 'cluster:monitor': true,
   'maint:defragment': true, 'maint:hashkv': true, 'maint:alarm-disarm': true, 'maint:snapshot': true, 'backup:restore': true, 'backup:list': true,
   'doctor:report': true, 'space:report': true, 'space:plan': true, 'space:run': true, 'space:abort': true, 'space:plan-status': true,
+  'scan:search': true, 'scan:analyze': true, 'scan:cancel': true, 'scan:decode': true,
 };
 const eventSet: { [E in EventChannel]: true } = {
   'keys:changed': true, 'watch:update': true, 'watch:error': true, 'lease:tick': true, 'progress': true, 'conn:changed': true, 'menu:action': true,
   'space:plan': true,
   'cluster:changed': true,
+  'scan:progress': true,
 };
 export const CHANNELS = Object.keys(channelSet) as Channel[];
 export const EVENT_CHANNELS = Object.keys(eventSet) as EventChannel[];

@@ -166,6 +166,15 @@ export const requestSchemas = {
   'space:run': v.object({ planId: str }),
   'space:abort': v.object({ planId: str }),
   'space:plan-status': v.object({ planId: str }),
+  'scan:search': v.object({
+    mode: v.picklist(['contains', 'glob', 'value'], 'must be contains, glob or value'),
+    pattern: v.pipe(str, v.minLength(1, 'must not be empty'), v.maxLength(4096, 'is too long')),
+    prefix: str,
+    caseSensitive: v.optional(bool),
+  }),
+  'scan:analyze': v.object({ prefix: str, delimiter: v.optional(v.pipe(str, v.maxLength(16, 'is too long'))), kubernetes: v.optional(bool) }),
+  'scan:cancel': v.object({ scanId: str }),
+  'scan:decode': v.object({ key: b64, revision: v.optional(int()) }),
 } satisfies { [C in Channel]: v.GenericSchema };
 
 export type RequestSchemas = typeof requestSchemas;

@@ -571,3 +571,137 @@ export interface SpacePlan {
   abortRequested: boolean;
   probe: WriteProbeState | null;
 }
+
+// ---- Keyspace scans: search beyond prefixes (Keys view) and the analyzer ----
+
+/** contains: substring of the key; glob: the whole key against * ? [a-z] [!x] (\ escapes); value: substring of the value. */
+export type SearchMode = 'contains' | 'glob' | 'value';
+
+export interface SearchRequest {
+  mode: SearchMode;
+  pattern: string;
+  /** Only keys with this prefix ('' = the whole keyspace). */
+  prefix: string;
+  caseSensitive?: boolean;
+}
+
+export interface AnalyzeRequest {
+  /** '' = the whole keyspace. */
+  prefix: string;
+  /** Path segments are split on this (default '/'). */
+  delimiter?: string;
+  /** Kubernetes mode: values under /registry/ are read as Kubernetes objects (counted by apiVersion/kind). */
+  kubernetes?: boolean;
+}
+
+export interface ScanStarted {
+  scanId: string;
+  /** Every page of the scan is read at this revision: a key written after the start is not seen. */
+  revision: number;
+  /** Keys in range at that revision (count_only). */
+  total: number;
+}
+
+export interface SearchHit {
+  row: KeyRow;
+  /** value search: the text around the first match. */
+  snippet?: string;
+}
+
+export interface PrefixNode {
+  /** path segment including its trailing delimiter ('' for the root) */
+  name: string;
+  /** full prefix of this node */
+  path: string;
+  /** keys below (all depths) */
+  count: number;
+  /** key + value bytes below */
+  bytes: number;
+  /** keys whose path ends here (no further delimiter) */
+  ownKeys: number;
+  ownBytes: number;
+  /** keys below that were not broken down further (the node cap was reached) */
+  foldedKeys: number;
+  foldedBytes: number;
+  children: PrefixNode[];
+}
+
+export interface KeyStat {
+  key: B64;
+  keyText: string;
+  size: number;
+  version: number;
+  modRevision: number;
+}
+
+export interface KeyspaceReport {
+  prefix: string;
+  delimiter: string;
+  revision: number;
+  keys: number;
+  keyBytes: number;
+  valueBytes: number;
+  tree: PrefixNode;
+  /** the cap on tree nodes kept in memory; when reached, deeper keys are counted in their parent's folded figures */
+  nodeCap: number;
+  biggest: KeyStat[];
+  mostRevised: KeyStat[];
+  /** keys per lease (biggest first, at most 100); noLease: keys without one */
+  leases: { lease: string; keys: number; bytes: number }[];
+  leaseCount: number;
+  noLease: number;
+  /** Kubernetes mode: values under /registry/ by apiVersion/kind (protobuf envelope or JSON) */
+  kinds?: { apiVersion: string; kind: string; count: number; bytes: number }[];
+  storage: StorageEstimate | { error: string };
+  /** true when the scan was cancelled: the figures cover the keys scanned so far */
+  partial: boolean;
+}
+
+/** What compaction could free. Measured: Status's sizes and the revisions; estimated: the bytes. */
+export interface StorageEstimate {
+  dbSize: number;
+  dbSizeInUse: number;
+  revision: number;
+  /** 0 when never compacted */
+  compactRevision: number;
+  /** revisions kept as history: revision − compact revision */
+  historyRevisions: number;
+  /** live keys modified after the compact revision (their current version is not history) */
+  liveSinceCompact: number;
+  /** key + value bytes of the live keys (measured by the scan) */
+  liveBytes: number;
+  /** ESTIMATE: one superseded record per history revision, each the size of an average live record */
+  estimatedHistoryBytes: number;
+}
+
+export interface ScanProgressEvent {
+  scanId: string;
+  kind: 'search' | 'analyze';
+  revision: number;
+  scanned: number;
+  total: number;
+  /** search: hits found since the previous event (only the first `cap` are ever sent) */
+  hits?: SearchHit[];
+  /** search: all matches so far, also those past the cap */
+  matched?: number;
+  /** the most hits main sends for one search (the renderer keeps no more) */
+  cap?: number;
+  done?: boolean;
+  cancelled?: boolean;
+  error?: SerializedError;
+  /** analyze: the report, with the last event (also when cancelled: partial) */
+  report?: KeyspaceReport;
+}
+
+/** A value decoded for reading (Kubernetes protobuf envelope, JSON, text). */
+export interface DecodedValue {
+  keyText: string;
+  size: number;
+  format: 'kubernetes-protobuf' | 'json' | 'text' | 'binary' | 'missing';
+  apiVersion?: string;
+  kind?: string;
+  contentType?: string;
+  /** pretty JSON of the decoded object; protobuf fields without a known name appear by number */
+  json: string;
+  revision: number;
+}

@@ -12,6 +12,7 @@ import { KeyList, KeyListRegistry } from './key-list';
 import { isEtcdError, needsSignIn, serializeError } from './errors';
 import { KeepAliveRegistry, WatchRegistry } from './stream-registry';
 import { openTunnel, type OpenTunnel } from './ssh-tunnel';
+import { ScanRegistry } from './keyspace-scan';
 
 export interface ManagerOptions {
   dataDir: string;
@@ -33,6 +34,8 @@ export class ConnectionManager {
   private readonly keyLists = new KeyListRegistry();
   readonly watches = new WatchRegistry();
   readonly keepAlives = new KeepAliveRegistry();
+  /** Search and analyzer scans, by window. */
+  readonly scans = new ScanRegistry();
   private switching: Promise<unknown> = Promise.resolve();
   /** Windows watching the cluster (cluster:monitor), by client id. */
   private readonly clusterMonitors = new Map<string, ClusterMonitor>();
@@ -330,6 +333,7 @@ export class ConnectionManager {
   closeStreamsOf(owner: string): void {
     this.watches.closeOwner(owner);
     this.keyLists.closeClient(owner);
+    this.scans.cancelOwner(owner);
     this.stopClusterMonitor(owner);
   }
 
@@ -365,6 +369,7 @@ export class ConnectionManager {
     this.watches.closeAll();
     this.keepAlives.closeAll();
     this.keyLists.closeAll();
+    this.scans.cancelAll();
   }
 
   private closeClient(): void {

@@ -14,6 +14,7 @@ import type { HandlerContext, HandlerDeps, Handlers } from './handlers/context';
 import { keyHandlers } from './handlers/keys';
 import { leaseHandlers } from './handlers/lease';
 import { maintenanceHandlers } from './handlers/maintenance';
+import { scanHandlers } from './handlers/scan';
 import { txnHandlers } from './handlers/txn';
 
 export type { Handler, HandlerContext, HandlerDeps, Handlers } from './handlers/context';
@@ -33,6 +34,7 @@ export function createHandlers(deps: HandlerDeps): Handlers {
     ...maintenanceHandlers(deps),
     ...backupHandlers(deps),
     ...doctorHandlers(deps),
+    ...scanHandlers(deps),
   };
 }
 
