@@ -79,6 +79,25 @@ describe('moving data: export, import with preview, rename a prefix', { timeout:
     assert.equal((await etcdctl(shell, ['get', '--print-value-only', '/exp/new'])).trim(), 'fresh');
   }));
 
+  it('many keys picked in the list are deleted at once; one changed after it was picked is kept', withShot('bulk-delete', async () => {
+    for (const k of ['a', 'b', 'c', 'd', 'e']) await etcdctl(shell, ['put', `/bulk/${k}`, 'v']);
+    await page.getByTestId('nav-keys').click();
+    await page.getByTestId('key-search').fill('/bulk/');
+    await page.locator('[data-testid=keys-status][data-prefix="/bulk/"]').waitFor();
+    await page.locator('[data-key="/bulk/e"]').waitFor();
+    await page.getByTestId('select-mode').click();
+    for (const k of ['a', 'b', 'c']) await page.locator(`[data-key="/bulk/${k}"]`).click();
+    await page.getByTestId('picked-count').filter({ hasText: '3 keys selected' }).waitFor();
+    await etcdctl(shell, ['put', '/bulk/b', 'changed by a colleague']); // after it was picked
+    await shot(page, 'keys-bulk-select');
+    await page.getByTestId('delete-picked').click();
+    await page.getByTestId('confirm-message').filter({ hasText: 'One transaction' }).waitFor();
+    await page.getByTestId('confirm-ok').click();
+    await page.getByTestId('toast-error').filter({ hasText: 'Deleted 2 keys; 1 key changed meanwhile and kept (/bulk/b)' }).waitFor();
+    assert.deepEqual((await etcdctl(shell, ['get', '--prefix', '/bulk/', '--keys-only'])).split('\n').filter(Boolean), ['/bulk/b', '/bulk/d', '/bulk/e']);
+    await page.getByTestId('nav-data').click();
+  }));
+
   it('renames a prefix after a check: the keys are under the new prefix and gone from the old', withShot('rename', async () => {
     await page.getByTestId('copy-from').fill('/exp/');
     await page.getByTestId('copy-to').fill('/moved/');
