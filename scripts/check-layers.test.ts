@@ -87,3 +87,12 @@ test('the peer transport and the log storage stay below cluster and do not know 
   assert.equal(side.ok, false);
   assert.match(side.out, /layer 'transport' must not import 'wal'/);
 });
+
+test('raft may use the pure protobuf primitives (proto/wire) and nothing else outside itself', () => {
+  const wire = { 'node-core/proto/wire.ts': 'export class Writer {}\n', 'node-core/proto/gen/raftpb.ts': "import { Writer } from '../wire';\nexport const w = Writer;\n" };
+  const ok = lint({ ...clean, ...wire, 'node-core/raft/conf-change.ts': "import { Writer } from '../proto/wire';\nexport const w = Writer;\n" });
+  assert.ok(ok.ok, ok.out);
+  const gen = lint({ ...clean, ...wire, 'node-core/raft/conf-change.ts': "import { w } from '../proto/gen/raftpb';\nexport const x = w;\n" });
+  assert.equal(gen.ok, false);
+  assert.match(gen.out, /layer 'raft' must not import 'proto'/);
+});

@@ -1,6 +1,7 @@
-// ConfChange / ConfChangeV2 helpers and their protobuf encoding. The encoding is raftpb's wire
-// format so entries written here stay readable by etcd tools; it is hand-written because the
-// raft core may not import the generated codecs.
+// ConfChange / ConfChangeV2 helpers and their protobuf encoding: raftpb's wire format (so entries
+// stay readable by etcd tools), written with the project's pure protobuf primitives (proto/wire:
+// no I/O, no clock), the one place raft may import from outside itself.
+import { Reader, Writer } from '../proto/wire';
 import {
   type ConfChange,
   type ConfChangeSingle,
@@ -48,90 +49,34 @@ export function encodeConfChangeAny(cc: ConfChange | ConfChangeV2): Uint8Array {
   return isConfChangeV2(cc) ? encodeConfChangeV2(cc) : encodeConfChange(cc);
 }
 
-// --- minimal protobuf writer/reader ---
-
-class Writer {
-  private buf: number[] = [];
-  varint(v: bigint): void {
-    let x = BigInt.asUintN(64, v);
-    while (x >= 0x80n) {
-      this.buf.push(Number(x & 0x7fn) | 0x80);
-      x >>= 7n;
-    }
-    this.buf.push(Number(x));
-  }
-  tag(field: number, wire: number): void {
-    this.varint(BigInt((field << 3) | wire));
-  }
-  bytes(field: number, b: Uint8Array): void {
-    this.tag(field, 2);
-    this.varint(BigInt(b.length));
-    for (let i = 0; i < b.length; i++) this.buf.push(b[i]);
-  }
-  finish(): Uint8Array {
-    return Uint8Array.from(this.buf);
-  }
-}
-
-class Reader {
-  pos = 0;
-  constructor(private readonly b: Uint8Array) {}
-  done(): boolean {
-    return this.pos >= this.b.length;
-  }
-  varint(): bigint {
-    let result = 0n;
-    let shift = 0n;
-    for (;;) {
-      if (this.pos >= this.b.length) throw new Error('conf change: truncated varint');
-      const byte = this.b[this.pos++];
-      result |= BigInt(byte & 0x7f) << shift;
-      if ((byte & 0x80) === 0) return result;
-      shift += 7n;
-      if (shift > 63n) throw new Error('conf change: varint overflow');
-    }
-  }
-  bytes(): Uint8Array {
-    const n = Number(this.varint());
-    if (this.pos + n > this.b.length) throw new Error('conf change: truncated bytes');
-    const out = this.b.slice(this.pos, this.pos + n);
-    this.pos += n;
-    return out;
-  }
-  skip(wire: number): void {
-    if (wire === 0) this.varint();
-    else if (wire === 2) this.bytes();
-    else if (wire === 1) this.pos += 8;
-    else if (wire === 5) this.pos += 4;
-    else throw new Error(`conf change: unsupported wire type ${wire}`);
-  }
-}
-
 // raftpb.ConfChange: ID=1, Type=2, NodeID=3, Context=4 (all proto2 optional, etcd always writes
 // the first three).
 export function encodeConfChange(cc: ConfChange): Uint8Array {
-  const w = new Writer();
+  const w = new Writer(32);
   w.tag(1, 0);
-  w.varint(BigInt(cc.id ?? 0));
+  w.uint64(cc.id ?? 0);
   w.tag(2, 0);
-  w.varint(BigInt(cc.type));
+  w.uint64(cc.type);
   w.tag(3, 0);
-  w.varint(cc.nodeId);
-  if (cc.context && cc.context.length > 0) w.bytes(4, cc.context);
+  w.bigint64(cc.nodeId);
+  if (cc.context && cc.context.length > 0) {
+    w.tag(4, 2);
+    w.bytes(cc.context);
+  }
   return w.finish();
 }
 
 export function decodeConfChange(b: Uint8Array): ConfChange {
   const r = new Reader(b);
   const cc: ConfChange = { type: ConfChangeType.ConfChangeAddNode, nodeId: 0n, id: 0 };
-  while (!r.done()) {
-    const tag = Number(r.varint());
+  while (r.pos < r.end) {
+    const tag = r.tag('ConfChange');
     const field = tag >>> 3;
     const wire = tag & 7;
-    if (field === 1 && wire === 0) cc.id = Number(r.varint());
-    else if (field === 2 && wire === 0) cc.type = Number(r.varint()) as ConfChangeType;
-    else if (field === 3 && wire === 0) cc.nodeId = r.varint();
-    else if (field === 4 && wire === 2) cc.context = r.bytes();
+    if (field === 1 && wire === 0) cc.id = r.uint64();
+    else if (field === 2 && wire === 0) cc.type = r.int32() as ConfChangeType;
+    else if (field === 3 && wire === 0) cc.nodeId = r.biguint64();
+    else if (field === 4 && wire === 2) cc.context = Uint8Array.from(r.bytes());
     else r.skip(wire);
   }
   return cc;
@@ -139,37 +84,41 @@ export function decodeConfChange(b: Uint8Array): ConfChange {
 
 // raftpb.ConfChangeV2: transition=1, changes=2 (ConfChangeSingle: type=1, node_id=2), context=3.
 export function encodeConfChangeV2(cc: ConfChangeV2): Uint8Array {
-  const w = new Writer();
+  const w = new Writer(32);
   if (cc.transition !== ConfChangeTransition.Auto) {
     w.tag(1, 0);
-    w.varint(BigInt(cc.transition));
+    w.uint64(cc.transition);
   }
   for (const c of cc.changes) {
-    const inner = new Writer();
+    w.tag(2, 2);
+    const at = w.beginLen();
     if (c.type !== ConfChangeType.ConfChangeAddNode) {
-      inner.tag(1, 0);
-      inner.varint(BigInt(c.type));
+      w.tag(1, 0);
+      w.uint64(c.type);
     }
     if (c.nodeId !== 0n) {
-      inner.tag(2, 0);
-      inner.varint(c.nodeId);
+      w.tag(2, 0);
+      w.bigint64(c.nodeId);
     }
-    w.bytes(2, inner.finish());
+    w.endLen(at);
   }
-  if (cc.context && cc.context.length > 0) w.bytes(3, cc.context);
+  if (cc.context && cc.context.length > 0) {
+    w.tag(3, 2);
+    w.bytes(cc.context);
+  }
   return w.finish();
 }
 
 export function decodeConfChangeV2(b: Uint8Array): ConfChangeV2 {
   const r = new Reader(b);
   const cc: ConfChangeV2 = { transition: ConfChangeTransition.Auto, changes: [] };
-  while (!r.done()) {
-    const tag = Number(r.varint());
+  while (r.pos < r.end) {
+    const tag = r.tag('ConfChangeV2');
     const field = tag >>> 3;
     const wire = tag & 7;
-    if (field === 1 && wire === 0) cc.transition = Number(r.varint()) as ConfChangeTransition;
+    if (field === 1 && wire === 0) cc.transition = r.int32() as ConfChangeTransition;
     else if (field === 2 && wire === 2) cc.changes.push(decodeSingle(r.bytes()));
-    else if (field === 3 && wire === 2) cc.context = r.bytes();
+    else if (field === 3 && wire === 2) cc.context = Uint8Array.from(r.bytes());
     else r.skip(wire);
   }
   return cc;
@@ -178,12 +127,12 @@ export function decodeConfChangeV2(b: Uint8Array): ConfChangeV2 {
 function decodeSingle(b: Uint8Array): ConfChangeSingle {
   const r = new Reader(b);
   const s: ConfChangeSingle = { type: ConfChangeType.ConfChangeAddNode, nodeId: 0n };
-  while (!r.done()) {
-    const tag = Number(r.varint());
+  while (r.pos < r.end) {
+    const tag = r.tag('ConfChangeSingle');
     const field = tag >>> 3;
     const wire = tag & 7;
-    if (field === 1 && wire === 0) s.type = Number(r.varint()) as ConfChangeType;
-    else if (field === 2 && wire === 0) s.nodeId = r.varint();
+    if (field === 1 && wire === 0) s.type = r.int32() as ConfChangeType;
+    else if (field === 2 && wire === 0) s.nodeId = r.biguint64();
     else r.skip(wire);
   }
   return s;
