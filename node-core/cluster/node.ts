@@ -197,6 +197,8 @@ export class EtcdNode implements ClusterNode {
     const node = new EtcdNode(config, log, opts);
     await node.backend.commit();
     try {
+      // a state snapshot whose install a kill interrupted is installed again from member/snap first
+      await node.raft.recoverInterruptedInstall();
       await runStartChecks(node);
     } catch (e) {
       await node.close();
@@ -419,11 +421,23 @@ export class EtcdNode implements ClusterNode {
   private readonly snapFiles = new Map<number, string>();
   private readonly restoredListeners = new Set<() => void>();
 
+  /** Where a received state snapshot waits until installed: etcd's member/snap/<index>.snap.db. */
+  private snapDbPath(index: number): string {
+    return path.join(this.config.dataDir, 'member', 'snap', `${index.toString(16).padStart(16, '0')}.snap.db`);
+  }
+
   receiveSnapshot(msg: Message, dbFile: string): void {
     const index = msg.snapshot?.metadata.index ?? 0;
     const old = this.snapFiles.get(index);
     if (old) fs.rm(old, { force: true }, () => undefined);
-    this.snapFiles.set(index, dbFile);
+    // Durable under its index before raft sees the message: the WAL records the raft snapshot before
+    // the state is in LMDB, so a member killed in between finds the state here at its next start
+    // (as etcd keeps <index>.snap.db). The file itself was fsynced by the transport.
+    const durable = this.snapDbPath(index);
+    fs.mkdirSync(path.dirname(durable), { recursive: true });
+    fs.renameSync(dbFile, durable);
+    syncDir(path.dirname(durable));
+    this.snapFiles.set(index, durable);
     this.raft.step(msg);
   }
 
@@ -436,8 +450,9 @@ export class EtcdNode implements ClusterNode {
   /** Replaces the state machine with the one received for raft snapshot `snap` (etcd's applySnapshot). */
   private async installSnapshot(snap: Snapshot): Promise<void> {
     const index = snap.metadata.index;
-    const file = this.snapFiles.get(index);
-    if (!file) throw new Error(`no state received for raft snapshot ${index}`);
+    const kept = this.snapDbPath(index);
+    const file = this.snapFiles.get(index) ?? (fs.existsSync(kept) ? kept : undefined);
+    if (!file) throw new Error(`no state received for raft snapshot ${index} (expected ${kept})`);
     for (const [i, f] of this.snapFiles) {
       if (i > index) continue;
       this.snapFiles.delete(i);
@@ -450,7 +465,8 @@ export class EtcdNode implements ClusterNode {
     const ci = Buffer.allocUnsafe(8);
     ci.writeBigUInt64BE(res.snapshotConsistentIndex > BigInt(index) ? res.snapshotConsistentIndex : BigInt(index));
     this.backend.put('meta', Buffer.from('consistent_index'), ci);
-    await this.backend.commit();
+    // durable before the received file goes: after this, a restart needs only the log after the snapshot
+    await this.backend.commitDurable();
     // everything that keeps state in memory reloads from the new buckets, leases before the store
     this.memberStore.reload();
     this.services.lessor.recover();
@@ -493,5 +509,15 @@ export class EtcdNode implements ClusterNode {
     if (this.checksPassed && !this.storageFailure) await writeIntegrityCheckpoint(this).catch((e: unknown) => this.log.warn('could not write the integrity checkpoint', { error: (e as Error).message }));
     await this.backend.close();
     this.closedResolve();
+  }
+}
+
+/** fsync of a directory, so a rename in it survives a power cut. */
+function syncDir(dir: string): void {
+  const fd = fs.openSync(dir, 'r');
+  try {
+    fs.fsyncSync(fd);
+  } finally {
+    fs.closeSync(fd);
   }
 }

@@ -122,7 +122,9 @@ export class RaftLoop {
       electionTick,
       heartbeatTick: 1,
       storage: this.storage,
-      applied: fresh ? 0 : Math.min(o.applier.appliedIndex, this.storage.snapshot().metadata.index),
+      // raft hands out committed entries after the snapshot (the applier skips those it has); a state
+      // machine behind the snapshot is brought to it before the loop runs (recoverInterruptedInstall)
+      applied: fresh ? 0 : this.storage.snapshot().metadata.index,
       maxSizePerMsg: 1024 * 1024,
       maxInflightMsgs: 512,
       checkQuorum: true,
@@ -155,6 +157,21 @@ export class RaftLoop {
 
   isFresh(): boolean {
     return this.storage.isEmpty();
+  }
+
+  /**
+   * A follower killed while installing a state snapshot: the WAL holds the raft
+   * snapshot but LMDB is still behind it. The state is installed again (from
+   * the received file kept under member/snap) before the loop starts, as
+   * etcd's restart opens <index>.snap.db. Nothing to do on a normal start.
+   */
+  async recoverInterruptedInstall(): Promise<void> {
+    const snap = this.storage.snapshot();
+    if (this.isFresh() || this.o.applier.appliedIndex >= snap.metadata.index) return;
+    this.o.log.warn('the last start stopped while installing a state snapshot: installing it again', { index: snap.metadata.index, applied: this.o.applier.appliedIndex });
+    await this.o.installSnapshot(snap);
+    this.confState = snap.metadata.confState;
+    this.applied.notify(this.o.applier.appliedIndex);
   }
 
   start(): void {
