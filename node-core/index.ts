@@ -13,3 +13,5 @@ export type { Member } from './cluster/index';
 export { Code, EtcdError, Errors, type EtcdErrorName } from './errors/index';
 // etcd's permission rule (merged intervals, Contains/Intersects): the app's "can user X read key Y" asks this, not a copy.
 export { checkRange, mergePermissions, type PermKind, type UnifiedPermissions } from './auth/range-perm';
+// A free loopback port (bind 0, then release): the app's own nodes and tests pick ports with it.
+export { freePort } from './support/listen-address';

@@ -7,7 +7,7 @@ import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { restoreLocalCluster, startLocalCluster, type NodeConfig } from '../../node-core/index';
+import { freePort, restoreLocalCluster, startLocalCluster, type NodeConfig } from '../../node-core/index';
 import { startNodeThread, type NodeThread } from './node-thread';
 
 /** Member control of the app's in-process local cluster (node-core engine only). */
@@ -80,17 +80,8 @@ type EtcdFlags = Pick<
   'name' | 'dataDir' | 'listenClientUrls' | 'advertiseClientUrls' | 'listenPeerUrls' | 'initialAdvertisePeerUrls' | 'initialCluster' | 'initialClusterState' | 'initialClusterToken'
 >;
 
-export async function freePort(): Promise<number> {
-  return new Promise((resolve, reject) => {
-    const s = net.createServer();
-    s.unref();
-    s.on('error', reject);
-    s.listen(0, '127.0.0.1', () => {
-      const port = (s.address() as net.AddressInfo).port;
-      s.close(() => resolve(port));
-    });
-  });
-}
+/** node-core's one freePort, re-exported for the app's tests and benchmarks. */
+export { freePort };
 
 async function waitHealthy(url: string, proc: ChildProcess | null, log: () => string, ms = 20_000): Promise<void> {
   const deadline = Date.now() + ms;
