@@ -11,7 +11,8 @@ export default defineConfig({
   main: {
     build: {
       outDir: 'out/main',
-      rollupOptions: { input: { index: resolve(__dirname, 'electron/main/index.ts') } },
+      // node-worker: each hosted node's worker thread, loaded by path beside index.js (node-thread.ts).
+      rollupOptions: { input: { index: resolve(__dirname, 'electron/main/index.ts'), 'node-worker': resolve(__dirname, 'electron/main/node-worker.ts') } },
     },
   },
   preload: {

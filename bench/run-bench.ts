@@ -4,6 +4,7 @@
 // records the table in bench/RESULTS.md.
 //
 // `npm run bench -- --probes` runs the serving ceiling probes instead (bench/probes.ts).
+// `npm run bench -- --ui` runs the app's responsiveness rows instead (bench/ui-bench.ts).
 //
 // Env: BENCH_SCALE (default 1) multiplies request counts; BENCH_ONLY=substr
 // runs the matching rows only; BENCH_NO_WRITE=1 leaves RESULTS.md alone.
@@ -15,6 +16,7 @@ import { REPO_ROOT, startCluster, startEtcd, startEtcdesk, type ServerProc } fro
 import { runWatchBench, type WatchBenchResult } from './watch-bench';
 import { runAuthBench, type AuthBenchRow } from './auth-bench';
 import { runProbes } from './probes';
+import { runUiBench } from './ui-bench';
 
 interface LoadResult {
   op: string;
@@ -101,6 +103,10 @@ async function main(): Promise<void> {
   ensureLoadGenerator();
   if (process.argv.includes('--probes')) {
     process.stdout.write((await runProbes(LOAD)) + '\n');
+    return;
+  }
+  if (process.argv.includes('--ui')) {
+    process.stdout.write((await runUiBench(LOAD)) + '\n');
     return;
   }
   const rows: Row[] = [];

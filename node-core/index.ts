@@ -5,7 +5,7 @@ export { startNode, type RunningNode, type StartOptions } from './server/start';
 // why a member stopped itself (RunningNode.node.fatalError): disk full, I/O error, a damaged log; by class and kind
 export { StorageError, type StorageFailure } from './backend/storage-error';
 export { restoreSnapshot, type RestoreOptions, type RestoreResult } from './server/snapshot-restore';
-export { startLocalCluster, type LocalCluster, type LocalClusterOptions, type LocalMemberInfo } from './server/local-cluster';
+export { startLocalCluster, type LocalCluster, type LocalClusterOptions, type LocalMemberHandle, type LocalMemberInfo } from './server/local-cluster';
 export { defaultConfig, mergeConfig, parseArgs, type NodeConfig } from './cluster/index';
 export { createLogger, silentLogger, type Logger, type LogLevel } from './support/logger';
 export type { Member } from './cluster/index';

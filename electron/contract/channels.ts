@@ -84,6 +84,8 @@ export interface InvokeMap {
   /** Stop / start again one member of the app's local three-node cluster (in-process: a kill is a graceful stop). */
   'cluster:local-stop': { req: { index: number }; res: T.ClusterInfo };
   'cluster:local-restart': { req: { index: number }; res: T.ClusterInfo };
+  /** on: main polls every member's Status (fast, in parallel) and pushes cluster:changed to this window until off or the connection changes. */
+  'cluster:monitor': { req: { on: boolean }; res: { connectionId: number | null } };
   'maint:defragment': { req: { endpoint?: string }; res: { ok: true } };
   /** HashKV on every member at one revision (default: the current one), so the hashes are comparable. */
   'maint:hashkv': { req: { revision?: number }; res: T.HashCheck };
@@ -118,6 +120,7 @@ export interface EventMap {
   'lease:tick': T.LeaseTickEvent;
   'progress': T.ProgressEvent;
   'conn:changed': T.ConnectionStatus;
+  'cluster:changed': T.ClusterInfo;
   'menu:action': { action: T.MenuAction };
   'space:plan': T.SpacePlan;
 }
@@ -138,13 +141,14 @@ const channelSet: { [C in Channel]: true } = {
   'auth:overview': true, 'auth:enable': true, 'auth:disable': true, 'auth:user-add': true, 'auth:user-delete': true, 'auth:user-passwd': true,
   'auth:user-grant': true, 'auth:user-revoke': true, 'auth:role-add': true, 'auth:role-delete': true, 'auth:role-grant': true, 'auth:role-revoke': true, 'auth:check': true,
   'cluster:info': true, 'cluster:member-add': true, 'cluster:member-remove': true, 'cluster:member-promote': true, 'cluster:move-leader': true,
-  'cluster:local-stop': true, 'cluster:local-restart': true,
+  'cluster:local-stop': true, 'cluster:local-restart': true, 'cluster:monitor': true,
   'maint:defragment': true, 'maint:hashkv': true, 'maint:alarm-disarm': true, 'maint:snapshot': true, 'backup:restore': true, 'backup:list': true,
   'doctor:report': true, 'space:report': true, 'space:plan': true, 'space:run': true, 'space:abort': true, 'space:plan-status': true,
 };
 const eventSet: { [E in EventChannel]: true } = {
   'keys:changed': true, 'watch:update': true, 'watch:error': true, 'lease:tick': true, 'progress': true, 'conn:changed': true, 'menu:action': true,
   'space:plan': true,
+  'cluster:changed': true,
 };
 export const CHANNELS = Object.keys(channelSet) as Channel[];
 export const EVENT_CHANNELS = Object.keys(eventSet) as EventChannel[];

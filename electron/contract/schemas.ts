@@ -135,6 +135,7 @@ export const requestSchemas = {
   'cluster:move-leader': one(id64),
   'cluster:local-stop': v.object({ index: int() }),
   'cluster:local-restart': v.object({ index: int() }),
+  'cluster:monitor': v.object({ on: bool }),
   'maint:defragment': v.object({ endpoint: v.optional(str) }),
   'maint:hashkv': v.object({ revision: v.optional(int()) }),
   'maint:alarm-disarm': empty,

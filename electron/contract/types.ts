@@ -96,6 +96,8 @@ export interface ConnectionStatus {
   error?: SerializedError;
   /** The node wants credentials (auth is on and none were given, or they were refused): ask the user to sign in. */
   signInRequired?: boolean;
+  /** Which connection this is: a new number on every connect (what the cluster view keys its series by). */
+  connectionId?: number;
 }
 
 export interface AppInfo {
@@ -298,6 +300,8 @@ export interface ClusterInfo {
   alarms: { memberId: string; alarm: string }[];
   /** Only for the app's local cluster: which in-process members run (stop/restart). */
   local?: LocalMemberState[];
+  /** The connection (ConnectionStatus.connectionId) this was read on: a late answer from a previous one is dropped. */
+  connectionId?: number;
 }
 
 export interface LocalMemberState {

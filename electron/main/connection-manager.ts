@@ -4,7 +4,8 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { EtcdClient } from '../../node-core/index';
-import { ContractError, type ConnectionProfile, type ConnectionStatus, type KeysChangedEvent } from '../contract/index';
+import { ContractError, type ClusterInfo, type ConnectionProfile, type ConnectionStatus, type KeysChangedEvent } from '../contract/index';
+import { ClusterMonitor, ClusterReader } from './cluster-monitor';
 import type { HostedNode, LocalControl, NodeEngine } from './node-host';
 import { BUILTIN_CLUSTER, BUILTIN_EMBEDDED, ProfileStore } from './profile-store';
 import { KeyList, KeyListRegistry } from './key-list';
@@ -33,6 +34,13 @@ export class ConnectionManager {
   readonly watches = new WatchRegistry();
   readonly keepAlives = new KeepAliveRegistry();
   private switching: Promise<unknown> = Promise.resolve();
+  /** Windows watching the cluster (cluster:monitor), by client id. */
+  private readonly clusterMonitors = new Map<string, ClusterMonitor>();
+  private connectionSeq = 0;
+  /** This connection's number (ConnectionStatus.connectionId): every connect makes a new one. */
+  connectionId: number | undefined;
+  /** The endpoint the last conn:changed named, so a failover is told. */
+  private reportedEndpoint: string | null = null;
   /** Data dirs of nodes started on restored backups: their connections live for the session only. */
   private readonly restoredDirs: string[] = [];
   /** The live connection's SSH tunnel, if its profile has one. */
@@ -46,6 +54,7 @@ export class ConnectionManager {
 
   status(): ConnectionStatus {
     const p = this.profile;
+    this.reportedEndpoint = this.client?.activeEndpoint ?? null;
     return {
       state: this.state,
       profileId: p?.id ?? null,
@@ -59,6 +68,7 @@ export class ConnectionManager {
       engine: p && p.kind !== 'remote' ? this.engineName : undefined,
       error: this.lastError,
       signInRequired: this.signInRequired || undefined,
+      connectionId: this.connectionId,
     };
   }
 
@@ -78,6 +88,7 @@ export class ConnectionManager {
     if (!profile) throw new ContractError(-1, `unknown connection ${id}`);
     this.closeClient();
     this.profile = profile;
+    this.connectionId = ++this.connectionSeq;
     this.state = 'connecting';
     this.lastError = undefined;
     this.signInRequired = false;
@@ -295,13 +306,42 @@ export class ConnectionManager {
     this.keyLists.closeClient(clientId);
   }
 
-  /** A window went away: its watches and key list go too. */
+  /** A window went away: its watches, key list and cluster monitor go too. */
   closeStreamsOf(owner: string): void {
     this.watches.closeOwner(owner);
     this.keyLists.closeClient(owner);
+    this.stopClusterMonitor(owner);
+  }
+
+  /** The window's cluster monitor on this connection (replacing any it had): pushes every read through `emit`. */
+  startClusterMonitor(owner: string, emit: (info: ClusterInfo) => void): void {
+    const client = this.requireClient();
+    this.stopClusterMonitor(owner);
+    this.clusterMonitors.set(owner, new ClusterMonitor(client, this.localControl(), this.connectionId, emit, (info) => this.followLiveMembers(info)));
+  }
+
+  stopClusterMonitor(owner: string): void {
+    this.clusterMonitors.get(owner)?.close();
+    this.clusterMonitors.delete(owner);
+  }
+
+  /**
+   * The connection leaves a member that stopped answering (or that the app
+   * stopped) for a live one, and conn:changed tells the window (the sidebar
+   * names the endpoint in use), without waiting for a call to fail over.
+   */
+  private followLiveMembers(info: ClusterInfo): void {
+    const client = this.client;
+    if (!client || this.state !== 'connected') return;
+    const down = ClusterReader.downUrls(info);
+    for (let i = 0; i < client.endpointUrls.length && down.has(client.activeEndpoint); i++) client.failover();
+    if (down.has(client.activeEndpoint)) return;
+    if (client.activeEndpoint !== this.reportedEndpoint) this.opts.onStatus(this.status());
   }
 
   private closeStreams(): void {
+    for (const m of this.clusterMonitors.values()) m.close();
+    this.clusterMonitors.clear();
     this.watches.closeAll();
     this.keepAlives.closeAll();
     this.keyLists.closeAll();

@@ -1,18 +1,22 @@
 // Hosting the app's own nodes: the embedded one, the local three-member
 // cluster, and nodes started on restored backups. node-core (startNode,
-// startLocalCluster, restoreSnapshot) is the engine; ETCDESK_ENGINE=etcd puts
+// startLocalCluster, restoreSnapshot) is the engine, each node in its own
+// worker thread (node-thread.ts); ETCDESK_ENGINE=etcd puts
 // Debian's etcd binary behind the same interface, to tell a UI bug from a node bug.
 import { spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
-import { createLogger, restoreSnapshot, startLocalCluster, startNode, type NodeConfig, type RunningNode } from '../../node-core/index';
+import { startLocalCluster, type NodeConfig } from '../../node-core/index';
+import { startNodeThread, type NodeThread } from './node-thread';
 
 /** Member control of the app's in-process local cluster (node-core engine only). */
 export interface LocalControl {
   members(): { index: number; name: string; clientUrl: string; running: boolean }[];
   stopMember(i: number): Promise<void>;
   restartMember(i: number): Promise<void>;
+  /** Called when a member starts stopping (at once), has stopped, or has restarted; returns the unsubscribe. */
+  onChange(listener: () => void): () => void;
 }
 
 export interface HostedNode {
@@ -28,25 +32,18 @@ export interface HostedNode {
   onDeath?(listener: (message: string) => void): void;
 }
 
-/** Why a member stopped on its own: its fatal storage error (path and cause), else that it closed. */
-function deathMessage(name: string, r: RunningNode): string {
-  const f = r.node.fatalError;
-  return f ? `node ${name} stopped: ${f.message}` : `node ${name} stopped (it was removed from the cluster or closed)`;
-}
-
 /**
- * Tells `listener` once when one of the watched members closes without the
- * app stopping it. `stopping` marks a member the app stops on purpose.
+ * Tells `listener` once when one of the watched nodes (threads) closes without
+ * the app stopping it: `closed` resolves with why, or undefined after a stop.
  */
 class DeathWatch {
   private listener: ((message: string) => void) | undefined;
   private pending: string | undefined;
   private told = false;
-  readonly stopping = new Set<RunningNode>();
 
-  watch(name: string, r: RunningNode): void {
-    void r.closed.then(() => {
-      if (!this.stopping.has(r)) this.died(deathMessage(name, r));
+  watch(closed: Promise<string | undefined>): void {
+    void closed.then((why) => {
+      if (why !== undefined) this.died(why);
     });
   }
 
@@ -226,56 +223,66 @@ export function etcdBinaryEngine(bin: string): NodeEngine {
   };
 }
 
+/** Every node-core node runs in its own worker thread (node-thread.ts); main reaches it over gRPC. */
 export function nodeCoreEngine(): NodeEngine {
-  const logger = createLogger('error');
+  const logLevel = 'error' as const;
+  const single = async (t: NodeThread, fallbackUrl: string): Promise<HostedNode & { revision: number }> => {
+    const deaths = new DeathWatch();
+    deaths.watch(t.closed);
+    return { clientUrls: t.clientUrls.length ? t.clientUrls : [fallbackUrl], stop: () => t.stop(), onDeath: (l) => deaths.on(l), revision: t.revision ?? 0 };
+  };
   return {
     name: 'node-core',
     async startSingle(dataDir) {
       const { client, peer } = await stablePorts(dataDir);
       const c = `http://127.0.0.1:${client}`;
       const p = `http://127.0.0.1:${peer}`;
-      const node = await startNode(
-        {
-          ...embeddedMember(path.join(dataDir, 'node'), c, p),
-        },
-        { logger },
-      );
-      const deaths = new DeathWatch();
-      deaths.watch('etcdesk', node);
-      const stop = (): Promise<void> => {
-        deaths.stopping.add(node);
-        return node.stop();
-      };
-      return { clientUrls: node.clientUrls.length ? node.clientUrls : [c], stop, onDeath: (l) => deaths.on(l) };
+      const t = await startNodeThread({ name: 'etcdesk', config: embeddedMember(path.join(dataDir, 'node'), c, p), logLevel });
+      return single(t, c);
     },
     async startCluster(dir, basePort) {
-      const c = await startLocalCluster({ dir, basePort, logger });
+      // One thread per member: Stop halts that member's thread, its peers lose it as if killed.
+      const c = await startLocalCluster<NodeThread>({
+        dir,
+        basePort,
+        startMember: (config) => startNodeThread({ name: config.name ?? 'member', config, logLevel }),
+      });
       const deaths = new DeathWatch();
-      const watch = (i: number): void => {
-        const r = c.member(i);
-        if (r) deaths.watch(c.members()[i].name, r);
+      const changes = new Set<() => void>();
+      const changed = (): void => {
+        for (const l of changes) l();
       };
-      const stopping = (i: number): void => {
-        const r = c.member(i);
-        if (r) deaths.stopping.add(r);
+      const watch = (i: number): void => {
+        const t = c.member(i);
+        if (t) deaths.watch(t.closed);
       };
       for (let i = 0; i < c.size; i++) watch(i);
       const local: LocalControl = {
         members: () => c.members(),
-        stopMember: (i) => {
-          stopping(i);
-          return c.stopMember(i);
+        stopMember: async (i) => {
+          // members() says stopped from here on (the cluster forgets the member first): tell at once.
+          const stopped = c.stopMember(i);
+          changed();
+          try {
+            await stopped;
+          } finally {
+            changed();
+          }
         },
         restartMember: async (i) => {
-          await c.restartMember(i);
-          watch(i);
+          try {
+            await c.restartMember(i);
+            watch(i);
+          } finally {
+            changed();
+          }
+        },
+        onChange: (l) => {
+          changes.add(l);
+          return () => changes.delete(l);
         },
       };
-      const stop = (): Promise<void> => {
-        for (let i = 0; i < c.size; i++) stopping(i);
-        return c.stop();
-      };
-      return { clientUrls: c.clientUrls, stop, local, onDeath: (l) => deaths.on(l) };
+      return { clientUrls: c.clientUrls, stop: () => c.stop(), local, onDeath: (l) => deaths.on(l) };
     },
     async startRestored(file, dir) {
       // etcdctl's restore: a new cluster of one (new ids, fresh WAL) on the file's keys and revisions,
@@ -285,18 +292,13 @@ export function nodeCoreEngine(): NodeEngine {
       const c = `http://127.0.0.1:${client}`;
       const p = `http://127.0.0.1:${peer}`;
       const dataDir = path.join(dir, 'node');
-      const r = await restoreSnapshot(file, { dataDir, name: 'restored', initialCluster: `restored=${p}`, initialAdvertisePeerUrls: [p], initialClusterToken: 'etcdesk-restored' });
-      const node = await startNode(
-        { name: 'restored', dataDir, listenClientUrls: [c], advertiseClientUrls: [c], listenPeerUrls: [p], initialAdvertisePeerUrls: [p], initialCluster: `restored=${p}`, initialClusterToken: 'etcdesk-restored' },
-        { logger },
-      );
-      const deaths = new DeathWatch();
-      deaths.watch('restored', node);
-      const stop = (): Promise<void> => {
-        deaths.stopping.add(node);
-        return node.stop();
-      };
-      return { clientUrls: node.clientUrls.length ? node.clientUrls : [c], stop, revision: r.revision, onDeath: (l) => deaths.on(l) };
+      const t = await startNodeThread({
+        name: 'restored',
+        restore: { file, options: { dataDir, name: 'restored', initialCluster: `restored=${p}`, initialAdvertisePeerUrls: [p], initialClusterToken: 'etcdesk-restored' } },
+        config: { name: 'restored', dataDir, listenClientUrls: [c], advertiseClientUrls: [c], listenPeerUrls: [p], initialAdvertisePeerUrls: [p], initialCluster: `restored=${p}`, initialClusterToken: 'etcdesk-restored' },
+        logLevel,
+      });
+      return single(t, c);
     },
   };
 }

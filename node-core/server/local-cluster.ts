@@ -10,7 +10,12 @@ import { freePort, isAddrInUse } from '../support/listen-address';
 import { silentLogger, type Logger } from '../support/logger';
 import { startNode, type RunningNode } from './start';
 
-export interface LocalClusterOptions {
+/** What the cluster needs of a started member. */
+export interface LocalMemberHandle {
+  stop(): Promise<void>;
+}
+
+export interface LocalClusterOptions<M extends LocalMemberHandle = RunningNode> {
   /** Parent folder; member i keeps its data in <dir>/m<i>. */
   dir: string;
   size?: number;
@@ -19,6 +24,11 @@ export interface LocalClusterOptions {
   logger?: Logger;
   /** Extra config for every member (heartbeat, election timeout, quota ...). */
   config?: Partial<NodeConfig>;
+  /**
+   * How a member is started (default: startNode in this thread). The desktop
+   * app starts each member in its own worker thread, so a stop halts it.
+   */
+  startMember?: (config: Partial<NodeConfig>, logger: Logger) => Promise<M>;
 }
 
 export interface LocalMemberInfo {
@@ -29,12 +39,12 @@ export interface LocalMemberInfo {
   running: boolean;
 }
 
-export interface LocalCluster {
+export interface LocalCluster<M extends LocalMemberHandle = RunningNode> {
   readonly size: number;
   /** Client URLs of every member (stopped ones included: clients fail over). */
   readonly clientUrls: string[];
   members(): LocalMemberInfo[];
-  member(i: number): RunningNode | undefined;
+  member(i: number): M | undefined;
   /** Graceful stop of one member. */
   stopMember(i: number): Promise<void>;
   /** Starts a stopped member again on its data. */
@@ -42,7 +52,11 @@ export interface LocalCluster {
   stop(): Promise<void>;
 }
 
-export async function startLocalCluster(opts: LocalClusterOptions): Promise<LocalCluster> {
+export function startLocalCluster<M extends LocalMemberHandle>(opts: LocalClusterOptions<M> & { startMember: LocalClusterOptions<M>['startMember'] }): Promise<LocalCluster<M>>;
+export function startLocalCluster(opts: Omit<LocalClusterOptions, 'startMember'>): Promise<LocalCluster>;
+export async function startLocalCluster<M extends LocalMemberHandle>(opts: LocalClusterOptions<M>): Promise<LocalCluster<M>> {
+  // Without startMember (the first overload) M is RunningNode.
+  const start = opts.startMember ?? ((c: Partial<NodeConfig>, logger: Logger) => startNode(c, { logger }) as unknown as Promise<M>);
   const size = opts.size ?? 3;
   fs.mkdirSync(opts.dir, { recursive: true });
   const ports: { client: number; peer: number }[] = [];
@@ -78,12 +92,12 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     initialClusterState: 'new',
   });
   const log = opts.logger ?? silentLogger;
-  let running: (RunningNode | undefined)[] = [];
+  let running: (M | undefined)[] = [];
   for (let attempt = 1; ; attempt++) {
-    const started = await Promise.allSettled(ports.map((_, i) => startNode(cfg(i), { logger: log })));
+    const started = await Promise.allSettled(ports.map((_, i) => start(cfg(i), log)));
     const failed = started.find((r): r is PromiseRejectedResult => r.status === 'rejected');
     if (!failed) {
-      running = started.map((r) => (r as PromiseFulfilledResult<RunningNode>).value);
+      running = started.map((r) => (r as PromiseFulfilledResult<M>).value);
       break;
     }
     await Promise.all(started.map((r) => (r.status === 'fulfilled' ? r.value.stop() : undefined)));
@@ -110,7 +124,7 @@ export async function startLocalCluster(opts: LocalClusterOptions): Promise<Loca
     },
     async restartMember(i) {
       if (running[i]) return;
-      running[i] = await startNode(cfg(i), { logger: log });
+      running[i] = await start(cfg(i), log);
     },
     async stop() {
       await Promise.all(running.map((r) => r?.stop()));

@@ -42,7 +42,7 @@ export function maintenanceHandlers(deps: HandlerDeps): HandlersFor<'maint:defra
       const client = c();
       const al = await client.alarm({ action: EtcdPb.AlarmRequest_AlarmAction.GET });
       for (const a of al.alarms) await client.alarm({ action: EtcdPb.AlarmRequest_AlarmAction.DEACTIVATE, memberID: a.memberID, alarm: a.alarm });
-      return clusterInfo(client, m.localControl());
+      return clusterInfo(client, m.localControl(), m.connectionId);
     },
   };
 }

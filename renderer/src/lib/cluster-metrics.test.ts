@@ -1,7 +1,7 @@
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import type { ClusterInfo, HashCheck } from '../../../electron/contract/index';
-import { addSample, groupHex, hashVerdict, sparkPath, writeRates } from './cluster-metrics';
+import { addSample, addToSeries, emptySeries, groupHex, hashVerdict, isStale, sparkPath, writeRates } from './cluster-metrics';
 
 const info = (revision: number, leaderIndex: number, otherIndex = leaderIndex - 1): ClusterInfo => ({
   clusterId: '1',
@@ -55,5 +55,24 @@ describe('cluster metrics', () => {
   });
   it('groups hex for reading', () => {
     assert.equal(groupHex('0123456789abcdef01'), '01234567 89abcdef 01');
+  });
+});
+
+describe('chart series belong to their connection', () => {
+  const of = (connectionId: number, revision: number): ClusterInfo => ({ ...info(revision, revision), connectionId });
+  it('a read of another connection than the live one changes nothing; a new connection starts a new series', () => {
+    let s = addToSeries(emptySeries(), of(1, 100), 1, 0);
+    s = addToSeries(s, of(1, 200), 1, 1000);
+    assert.deepEqual(s.samples.map((x) => x.revision), [100, 200]);
+    // the switch happened (live connection 2); a late answer of connection 1 arrives
+    assert.equal(addToSeries(s, of(1, 300), 2, 2000), s);
+    assert.ok(isStale(of(1, 300), 2));
+    s = addToSeries(s, of(2, 7), 2, 2000);
+    assert.deepEqual(s, { connectionId: 2, samples: [{ t: 2000, revision: 7, raftIndex: 7 }] });
+  });
+  it('keeps one sample a second however often reads are pushed', () => {
+    let s = emptySeries();
+    for (let t = 0; t <= 3000; t += 250) s = addToSeries(s, of(1, t), 1, t);
+    assert.deepEqual(s.samples.map((x) => x.t), [0, 1000, 2000, 3000]);
   });
 });

@@ -27,6 +27,36 @@ export function addSample(samples: Sample[], info: ClusterInfo, t: number, windo
   return next.filter((s) => s.t >= t - windowMs);
 }
 
+/** The chart's resolution: pushes come faster (a few a second), the chart keeps one sample a second. */
+export const SAMPLE_MS = 1000;
+
+/** The chart's samples and the connection (ConnectionStatus.connectionId) they belong to. */
+export interface Series {
+  connectionId: number | null;
+  samples: Sample[];
+}
+
+export const emptySeries = (): Series => ({ connectionId: null, samples: [] });
+
+/** A cluster read belongs to another connection than the live one (a late answer from before a switch). */
+export function isStale(info: ClusterInfo, current: number | null | undefined): boolean {
+  return info.connectionId != null && current != null && info.connectionId !== current;
+}
+
+/**
+ * Adds a read to the chart of its own connection: a read of another
+ * connection than `current` changes nothing, and the first read of a new
+ * connection starts a new series (never a line joining two clusters).
+ */
+export function addToSeries(series: Series, info: ClusterInfo, current: number | null | undefined, t: number, minGapMs = SAMPLE_MS): Series {
+  if (isStale(info, current)) return series;
+  const id = info.connectionId ?? current ?? null;
+  const base = series.connectionId === id ? series.samples : [];
+  const last = base[base.length - 1];
+  if (last && t - last.t < minGapMs) return base === series.samples ? series : { connectionId: id, samples: base };
+  return { connectionId: id, samples: addSample(base, info, t) };
+}
+
 /** Writes per second between consecutive samples (revision deltas; a compaction never lowers the revision). */
 export function writeRates(samples: Sample[]): { t: number; v: number }[] {
   const out: { t: number; v: number }[] = [];

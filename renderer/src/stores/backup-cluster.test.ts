@@ -81,7 +81,7 @@ describe('backup store', () => {
 describe('cluster store', () => {
   beforeEach(() => setActivePinia(createPinia()));
 
-  it('every cluster answer becomes a chart sample; stop/restart mark the member pending', async () => {
+  it('every cluster answer updates the view, the chart keeps one sample a second; stop/restart mark the member pending', async () => {
     let leader = 'a';
     let rev = 10;
     const api = fakeApi({
@@ -103,13 +103,35 @@ describe('cluster store', () => {
     assert.equal(c.leader?.name, 'b');
     assert.equal(c.pendingLocal, null);
     await c.restartLocal(0);
-    assert.equal(c.samples.length, 3);
-    assert.deepEqual(c.samples.map((s) => s.revision), [10, 11, 12]);
+    assert.equal(c.info?.revision, 12);
+    // three answers within a second: one sample (pushes come a few a second)
+    assert.deepEqual(c.samples.map((s) => s.revision), [10]);
     const h = await c.hashKV(7);
     assert.equal(h.revision, 7);
     await c.compact(5, true);
     assert.deepEqual(api.calls.find((x) => x.channel === 'kv:compact')?.req, { revision: 5, physical: true });
     c.resetSamples();
     assert.equal(c.samples.length, 0);
+  });
+
+  it('pushes of the live connection update the view; a late one of the previous connection is dropped; a new connection starts a new chart', async () => {
+    let push: (i: ClusterInfo) => void = () => undefined;
+    const api = fakeApi({ 'cluster:monitor': () => ({ connectionId: 1 }) });
+    setApi({ ...api, on: ((e: string, l: (i: ClusterInfo) => void) => (e === 'cluster:changed' && (push = l), () => undefined)) as typeof api.on });
+    const conn = useConnectionStore();
+    const c = useClusterStore();
+    conn.status = { ...conn.status, state: 'connected', connectionId: 1 };
+    await c.monitor(true);
+    assert.deepEqual(api.calls.map((x) => x.req), [{ on: true }]);
+    push({ ...info(10, 'a'), connectionId: 1 });
+    assert.equal(c.leader?.name, 'a');
+    // switched to connection 2; connection 1's last push arrives late
+    conn.status = { ...conn.status, connectionId: 2 };
+    push({ ...info(99, 'b'), connectionId: 1 });
+    assert.equal(c.info?.revision, 10, 'the previous connection\'s read is dropped');
+    push({ ...info(3, 'b'), connectionId: 2 });
+    assert.equal(c.leader?.name, 'b');
+    assert.deepEqual(c.samples.map((s) => s.revision), [3], 'only the new connection\'s series');
+    assert.equal(c.series.connectionId, 2);
   });
 });

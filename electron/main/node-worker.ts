@@ -1,0 +1,39 @@
+// The worker thread that hosts one node (see node-thread.ts for the protocol).
+// Its own entry in electron-vite's main build; run from source under tsx.
+import { parentPort, workerData } from 'node:worker_threads';
+import { createLogger, restoreSnapshot, startNode, type RunningNode } from '../../node-core/index';
+import type { FromNodeThread, NodeThreadStart, ToNodeThread } from './node-thread';
+
+const port = parentPort;
+if (!port) throw new Error('node-worker runs in a worker thread');
+const start = workerData as NodeThreadStart;
+const post = (m: FromNodeThread): void => port.postMessage(m);
+
+let node: RunningNode | undefined;
+let stopping = false;
+
+port.on('message', (m: ToNodeThread) => {
+  if (m.type !== 'stop') return;
+  stopping = true;
+  void (node ? node.stop() : Promise.resolve()).finally(() => post({ type: 'stopped' }));
+});
+
+async function run(): Promise<void> {
+  let revision: number | undefined;
+  try {
+    if (start.restore) revision = (await restoreSnapshot(start.restore.file, start.restore.options)).revision;
+    node = await startNode(start.config, { logger: createLogger(start.logLevel ?? 'error') });
+  } catch (e) {
+    const err = e as { message?: string; code?: unknown };
+    post({ type: 'startFailed', message: err.message ?? String(e), code: typeof err.code === 'string' ? err.code : undefined });
+    return;
+  }
+  const n = node;
+  // Closed without a stop from main: a fatal storage error (disk full, a damaged log) or removal.
+  void n.closed.then(() => {
+    if (!stopping) post({ type: 'died', fatal: n.node.fatalError?.message ?? null });
+  });
+  post({ type: 'ready', clientUrls: n.clientUrls, revision: start.restore ? revision : undefined });
+}
+
+void run();
