@@ -4,10 +4,52 @@
 // message that depends on them leaves and before anything is applied.
 import type { Backend } from '../backend/backend';
 import { type ConfState, type Entry, type HardState, MemoryStorage, type Snapshot, type Storage, EntryType } from '../raft';
+import * as raftpb from '../proto/gen/raftpb';
 import { Wal } from './wal';
 
 
-interface SnapMetaJson {
+// The snapshot record's payload is etcd's raftpb.Snapshot (metadata: index,
+// term, conf state; data: the membership at that index), the bytes etcd's
+// .snap files carry. Members written before this kept JSON records; those
+// still load (a protobuf record never starts with '{': its first byte is a
+// field tag, 0x0a or 0x12).
+
+function encodeSnapMeta(s: Snapshot): Buffer {
+  const cs = s.metadata.confState;
+  return raftpb.encodeSnapshot({
+    data: s.data,
+    metadata: {
+      index: s.metadata.index,
+      term: s.metadata.term,
+      conf_state: { voters: cs.voters, learners: cs.learners, voters_outgoing: cs.votersOutgoing, learners_next: cs.learnersNext, auto_leave: cs.autoLeave },
+    },
+  });
+}
+
+function decodeSnapMeta(b: Buffer): Snapshot {
+  if (b[0] === 0x7b) return decodeLegacySnapMeta(b);
+  const pb = raftpb.decodeSnapshot(b);
+  const md = pb.metadata;
+  const cs = md?.conf_state;
+  return {
+    metadata: {
+      index: md?.index ?? 0,
+      term: md?.term ?? 0,
+      confState: {
+        voters: cs?.voters ?? [],
+        learners: cs?.learners ?? [],
+        votersOutgoing: cs?.voters_outgoing ?? [],
+        learnersNext: cs?.learners_next ?? [],
+        autoLeave: cs?.auto_leave ?? false,
+      },
+    },
+    // decoded bytes are views into the replayed segment: keep a copy
+    data: Buffer.from(pb.data),
+  };
+}
+
+/** The JSON snapshot record of earlier versions. */
+interface LegacySnapMeta {
   index: number;
   term: number;
   voters: string[];
@@ -18,23 +60,8 @@ interface SnapMetaJson {
   data: string;
 }
 
-function encodeSnapMeta(s: Snapshot): Buffer {
-  const cs = s.metadata.confState;
-  const j: SnapMetaJson = {
-    index: s.metadata.index,
-    term: s.metadata.term,
-    voters: cs.voters.map(String),
-    learners: cs.learners.map(String),
-    votersOutgoing: cs.votersOutgoing.map(String),
-    learnersNext: cs.learnersNext.map(String),
-    autoLeave: cs.autoLeave,
-    data: Buffer.from(s.data).toString('base64'),
-  };
-  return Buffer.from(JSON.stringify(j));
-}
-
-function decodeSnapMeta(b: Buffer): Snapshot {
-  const j = JSON.parse(b.toString()) as SnapMetaJson;
+function decodeLegacySnapMeta(b: Buffer): Snapshot {
+  const j = JSON.parse(b.toString()) as LegacySnapMeta;
   const cs: ConfState = {
     voters: j.voters.map(BigInt),
     learners: j.learners.map(BigInt),
