@@ -106,6 +106,14 @@ function makeRecord(type: RecordType, payloadLen: number, fill: (b: Buffer, off:
   return rec;
 }
 
+export interface WalOpenOptions {
+  sync?: boolean;
+  /** tests only: a smaller preallocation */
+  segmentBytes?: number;
+  /** Lab only: a delay before each fdatasync (an injected slow disk); absent or 0: none. */
+  syncDelayMs?: () => number;
+}
+
 export class Wal {
   private fd = -1;
   /** Write offset in the current segment: the end of its last whole record. */
@@ -129,6 +137,8 @@ export class Wal {
     private readonly dir: string,
     private readonly sync: boolean,
     private readonly segmentBytes: number,
+    /** Lab only (the chaos lab's "slow disk"): milliseconds to wait before each batch's fdatasync. */
+    private readonly syncDelayMs?: () => number,
   ) {}
 
   /**
@@ -137,13 +147,13 @@ export class Wal {
    * StorageError of kind 'corrupt' naming the file and offset, and nothing
    * is changed on disk.
    */
-  static open(dir: string, opts: { sync?: boolean; /** tests only: a smaller preallocation */ segmentBytes?: number } = {}): { wal: Wal; replay: WalReplay } {
+  static open(dir: string, opts: WalOpenOptions = {}): { wal: Wal; replay: WalReplay } {
     try {
       fs.mkdirSync(dir, { recursive: true });
     } catch (e) {
       throw toStorageError(e, 'mkdir', dir);
     }
-    const wal = new Wal(dir, opts.sync !== false, opts.segmentBytes ?? SEGMENT_BYTES);
+    const wal = new Wal(dir, opts.sync !== false, opts.segmentBytes ?? SEGMENT_BYTES, opts.syncDelayMs);
     const replay = wal.replayAll();
     return { wal, replay };
   }
@@ -416,13 +426,17 @@ export class Wal {
     if (!this.sync) return Promise.resolve();
     const fd = this.fd;
     const file = this.currentFile;
-    const done = new Promise<void>((resolve, reject) =>
-      fs.fdatasync(fd, (err) => {
-        this.syncing = undefined;
-        if (err) reject(this.fail(err, 'fdatasync', file));
-        else resolve();
-      }),
-    );
+    const delay = this.syncDelayMs?.() ?? 0;
+    const done = new Promise<void>((resolve, reject) => {
+      const sync = (): void =>
+        fs.fdatasync(fd, (err) => {
+          this.syncing = undefined;
+          if (err) reject(this.fail(err, 'fdatasync', file));
+          else resolve();
+        });
+      if (delay > 0) setTimeout(sync, delay);
+      else sync();
+    });
     this.syncing = done;
     return done;
   }
