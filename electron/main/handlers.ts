@@ -6,6 +6,7 @@ import { validateRequest } from '../contract/schemas';
 import { serializeError } from './errors';
 import { authHandlers } from './handlers/auth';
 import { backupHandlers } from './handlers/backup';
+import { chaosHandlers } from './handlers/chaos';
 import { clusterHandlers } from './handlers/cluster';
 import { connectionHandlers } from './handlers/connection';
 import { dataHandlers } from './handlers/data';
@@ -33,6 +34,7 @@ export function createHandlers(deps: HandlerDeps): Handlers {
     ...maintenanceHandlers(deps),
     ...backupHandlers(deps),
     ...doctorHandlers(deps),
+    ...chaosHandlers(deps),
   };
 }
 
