@@ -95,10 +95,13 @@ export class ChaosLab {
   private lastPush = 0;
   private pushTimer: ReturnType<typeof setTimeout> | undefined;
   private checking = false;
+  private readonly sleepers = new Set<() => void>();
 
   constructor(private readonly o: ChaosLabOptions) {
     this.reader = new ClusterReader(o.client, o.local, undefined);
-    this.keyNames = Array.from({ length: o.keys ?? 3 }, (_, i) => `/chaos/k${i}`);
+    // keys of this run only: the model starts from "absent", so a run must not see an earlier run's values
+    const run = Date.now().toString(36);
+    this.keyNames = Array.from({ length: o.keys ?? 3 }, (_, i) => `/chaos/${run}/k${i}`);
   }
 
   private now(): number {
@@ -132,6 +135,11 @@ export class ChaosLab {
       verdict: { ...this.verdict },
       summary: this.summary ? [...this.summary] : null,
     };
+  }
+
+  /** The keys the workload touches. */
+  keys(): string[] {
+    return [...this.keyNames];
   }
 
   /** The workload's history so far (the checker's input). */
@@ -220,7 +228,7 @@ export class ChaosLab {
         this.pendingErrors.clear();
         this.event('errors', `${fmt(total)} op${total === 1 ? '' : 's'} failed: ${parts.join(', ')}`);
       }
-      await new Promise((r) => setTimeout(r, this.leader ? 200 : 50));
+      await this.sleep(this.leader ? 200 : 50);
     }
   }
 
@@ -245,6 +253,21 @@ export class ChaosLab {
     this.leader = leader;
   }
 
+  /** A wait that stop() cuts short. */
+  private sleep(ms: number): Promise<void> {
+    return new Promise((resolve) => {
+      const t = setTimeout(() => {
+        this.sleepers.delete(wake);
+        resolve();
+      }, ms);
+      const wake = (): void => {
+        clearTimeout(t);
+        resolve();
+      };
+      this.sleepers.add(wake);
+    });
+  }
+
   private check(steps: number): void {
     const ops = this.recorder.ops;
     const report = checkKvHistory(ops, { maxSteps: steps });
@@ -257,7 +280,7 @@ export class ChaosLab {
 
   private async checkLoop(): Promise<void> {
     while (this.running) {
-      await new Promise<void>((r) => this.timers.push(setTimeout(r, CHECK_EVERY_MS)));
+      await this.sleep(CHECK_EVERY_MS);
       if (!this.running || this.checking) continue;
       this.checking = true;
       try {
@@ -339,6 +362,8 @@ export class ChaosLab {
     this.running = false;
     this.stoppedAt = this.now();
     for (const t of this.timers) clearTimeout(t);
+    for (const wake of this.sleepers) wake();
+    this.sleepers.clear();
     await Promise.all(this.loops);
     for (const c of this.workers) c.close();
     // faults are the lab's: nothing stays isolated or slow after it (a paused thread resumes on its own)
@@ -347,6 +372,7 @@ export class ChaosLab {
       if (f.syncDelayMs) this.o.local.fault?.(i, { kind: 'slowDisk', syncDelayMs: 0 });
       f.isolated = false;
       f.syncDelayMs = 0;
+      f.paused = false;
     }
     const finals = await this.finalReads();
     const lost = finals ? lostAcknowledgedWrites(this.recorder.ops, finals) : null;
