@@ -46,6 +46,7 @@ describe('Etcdesk chaos lab', { timeout: 150_000 }, () => {
       await summary.getByText(`${old} killed (the leader) at`, { exact: false }).waitFor();
       await summary.getByText('0 acknowledged writes lost').waitFor();
       assert.equal(((await page.getByTestId('chaos-verdict').textContent()) ?? '').trim(), 'linearizable');
+      await summary.scrollIntoViewIfNeeded();
       await shot(page, 'chaos-summary');
     } catch (e) {
       await shot(page, 'FAILED-chaos').catch(() => undefined);

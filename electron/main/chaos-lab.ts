@@ -7,7 +7,7 @@
 // history with node-core's linearizability checker as it grows, and writes a
 // "what happened" summary when stopped.
 import { performance } from 'node:perf_hooks';
-import { checkKvHistory, describeReport, EtcdClient, HistoryRecorder, kvCas, kvGet, kvModel, kvPut, type KvOperation } from '../../node-core/index';
+import { checkKvHistory, Code, describeReport, EtcdClient, HistoryRecorder, kvCas, kvGet, kvModel, kvPut, type KvOperation } from '../../node-core/index';
 import type { ChaosEvent, ChaosFault, ChaosMember, ChaosState } from '../contract/index';
 import { ClusterReader } from './cluster-monitor';
 import { serializeError } from './errors';
@@ -33,6 +33,15 @@ const CHECK_EVERY_MS = 2000;
 const LIVE_STEPS = 200_000;
 const FINAL_STEPS = 2_000_000;
 const PUSH_EVERY_MS = 250;
+const ERRORS_EVERY_MS = 1000;
+
+/** A failed call's kind for the timeline: etcd's own error text, else the gRPC status it failed with. */
+function errorKind(e: Error): string {
+  const s = serializeError(e);
+  if (s.etcdError) return s.message;
+  const grpc: Record<number, string> = { [Code.Canceled]: 'cancelled', [Code.DeadlineExceeded]: 'deadline exceeded', [Code.Internal]: 'internal error', [Code.Unavailable]: 'member unavailable' };
+  return grpc[s.code] ?? s.message.split('\n')[0].slice(0, 120);
+}
 
 const fmt = (n: number): string => n.toLocaleString('en-US');
 const secs = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
@@ -95,6 +104,7 @@ export class ChaosLab {
   private lastPush = 0;
   private pushTimer: ReturnType<typeof setTimeout> | undefined;
   private checking = false;
+  private lastErrorsAt = -Infinity;
   private readonly sleepers = new Set<() => void>();
 
   constructor(private readonly o: ChaosLabOptions) {
@@ -200,7 +210,7 @@ export class ChaosLab {
         const s = serializeError(res.error);
         const leaderless = s.etcdError === 'NoLeader' || s.etcdError === 'LeaderChanged' || this.leaderlessSince !== null;
         if (write && leaderless) this.counts.writesFailedLeaderless++;
-        const kind = s.etcdError ? s.message : s.message.split('\n')[0].slice(0, 80);
+        const kind = errorKind(res.error);
         this.errorKinds.set(kind, (this.errorKinds.get(kind) ?? 0) + 1);
         this.pendingErrors.set(kind, (this.pendingErrors.get(kind) ?? 0) + 1);
         // the failed call stays pending in the history: this client is no longer sequential, so continue as a new one
@@ -222,12 +232,8 @@ export class ChaosLab {
       } catch {
         this.observeLeader(null);
       }
-      if (this.pendingErrors.size) {
-        const parts = [...this.pendingErrors].map(([k, c]) => `${k} ×${c}`);
-        const total = [...this.pendingErrors.values()].reduce((a, b) => a + b, 0);
-        this.pendingErrors.clear();
-        this.event('errors', `${fmt(total)} op${total === 1 ? '' : 's'} failed: ${parts.join(', ')}`);
-      }
+      // errors go into the timeline at most once a second, counted by kind
+      if (this.now() - this.lastErrorsAt >= ERRORS_EVERY_MS) this.flushErrors();
       await this.sleep(this.leader ? 200 : 50);
     }
   }
@@ -251,6 +257,15 @@ export class ChaosLab {
     }
     if (leader !== null) this.leaderlessSince = null;
     this.leader = leader;
+  }
+
+  private flushErrors(): void {
+    if (!this.pendingErrors.size) return;
+    this.lastErrorsAt = this.now();
+    const parts = [...this.pendingErrors].map(([k, c]) => `${k} ×${c}`);
+    const total = [...this.pendingErrors.values()].reduce((a, b) => a + b, 0);
+    this.pendingErrors.clear();
+    this.event('errors', `${fmt(total)} op${total === 1 ? '' : 's'} failed: ${parts.join(', ')}`);
   }
 
   /** A wait that stop() cuts short. */
@@ -366,6 +381,7 @@ export class ChaosLab {
     this.sleepers.clear();
     await Promise.all(this.loops);
     for (const c of this.workers) c.close();
+    this.flushErrors();
     // faults are the lab's: nothing stays isolated or slow after it (a paused thread resumes on its own)
     for (const [i, f] of this.faults) {
       if (f.isolated) this.o.local.fault?.(i, { kind: 'isolate', on: false });
