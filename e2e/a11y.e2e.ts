@@ -50,7 +50,7 @@ describe('Accessibility (axe-core) on every view, light and dark', { timeout: 18
     assert.deepEqual(f, [], 'serious or critical accessibility violations');
   };
 
-  const views = ['keys', 'txn', 'leases', 'auth', 'cluster', 'doctor', 'space', 'analyzer', 'maintenance', 'backups', 'data', 'connections'] as const;
+  const views = ['keys', 'txn', 'leases', 'auth', 'cluster', 'doctor', 'space', 'analyzer', 'chaos', 'maintenance', 'backups', 'data', 'connections'] as const;
 
   for (const theme of ['light', 'dark'] as const) {
     it(`every view passes axe (${theme})`, async () => {

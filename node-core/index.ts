@@ -1,7 +1,7 @@
 // node-core's public entry: the one module the desktop app and other
 // embedders import. Everything else in node-core is internal.
 export * from './client/index';
-export { startNode, type RunningNode, type StartOptions } from './server/start';
+export { startNode, type NodeFaults, type RunningNode, type StartOptions } from './server/start';
 // why a member stopped itself (RunningNode.node.fatalError): disk full, I/O error, a damaged log; by class and kind
 export { StorageError, type StorageFailure } from './backend/storage-error';
 export { restoreSnapshot, type RestoreOptions, type RestoreResult } from './server/snapshot-restore';
@@ -15,3 +15,6 @@ export { Code, EtcdError, Errors, type EtcdErrorName } from './errors/index';
 export { checkRange, mergePermissions, type PermKind, type UnifiedPermissions } from './auth/range-perm';
 // A free loopback port (bind 0, then release): the app's own nodes and tests pick ports with it.
 export { freePort } from './support/listen-address';
+// The linearizability checker and a KV history recorder (Porcupine-style): the app's chaos lab checks its workload with them.
+export { checkKvHistory, describeReport, kvModel, type CheckReport, type CheckResult, type KvInput, type KvOperation, type KvOutput } from './verify/linearizability';
+export { HistoryRecorder, kvCas, kvGet, kvPut } from './verify/history-recorder';

@@ -15,7 +15,7 @@ const rank = {
   backend: 1, client: 1, transport: 1,
   mvcc: 2, backup: 2, wal: 2,
   lease: 3, auth: 3, watch: 3,
-  cluster: 4, server: 5, testing: 9,
+  cluster: 4, server: 5, verify: 6, testing: 9,
 };
 // layers whose reach is narrower than their rank: the peer transport and the raft log storage sit
 // under cluster and know raft's types, nothing of the state machine

@@ -120,6 +120,13 @@ export interface InvokeMap {
   'scan:cancel': { req: { scanId: string }; res: { ok: true } };
   /** One value decoded for reading (Kubernetes protobuf envelope → JSON). */
   'scan:decode': { req: { key: T.B64; revision?: number }; res: T.DecodedValue };
+  /** Chaos lab (local cluster only): a sample workload (puts/gets/CAS, history recorded) while faults are injected; chaos:changed pushes its state. */
+  'chaos:state': { req: Empty; res: T.ChaosState };
+  'chaos:start': { req: Empty; res: T.ChaosState };
+  /** Stops the workload, checks the whole history, writes the summary. */
+  'chaos:stop': { req: Empty; res: T.ChaosState };
+  /** pause: seconds (default 5); slow-disk: delayMs before each WAL fsync (default 200). */
+  'chaos:fault': { req: { member: number; fault: T.ChaosFault; seconds?: number; delayMs?: number }; res: T.ChaosState };
 }
 
 export interface EventMap {
@@ -133,6 +140,7 @@ export interface EventMap {
   'menu:action': { action: T.MenuAction };
   'space:plan': T.SpacePlan;
   'scan:progress': T.ScanProgressEvent;
+  'chaos:changed': T.ChaosState;
 }
 
 export type Channel = keyof InvokeMap;
@@ -155,12 +163,14 @@ const channelSet: { [C in Channel]: true } = {
   'maint:defragment': true, 'maint:hashkv': true, 'maint:alarm-disarm': true, 'maint:snapshot': true, 'backup:restore': true, 'backup:list': true,
   'doctor:report': true, 'space:report': true, 'space:plan': true, 'space:run': true, 'space:abort': true, 'space:plan-status': true,
   'scan:search': true, 'scan:analyze': true, 'scan:cancel': true, 'scan:decode': true,
+  'chaos:state': true, 'chaos:start': true, 'chaos:stop': true, 'chaos:fault': true,
 };
 const eventSet: { [E in EventChannel]: true } = {
   'keys:changed': true, 'watch:update': true, 'watch:error': true, 'lease:tick': true, 'progress': true, 'conn:changed': true, 'menu:action': true,
   'space:plan': true,
   'cluster:changed': true,
   'scan:progress': true,
+  'chaos:changed': true,
 };
 export const CHANNELS = Object.keys(channelSet) as Channel[];
 export const EVENT_CHANNELS = Object.keys(eventSet) as EventChannel[];

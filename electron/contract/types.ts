@@ -705,3 +705,38 @@ export interface DecodedValue {
   json: string;
   revision: number;
 }
+
+/** Chaos lab (the app's local cluster only): faults a user injects into one member while a sample workload runs. */
+export type ChaosFault = 'kill' | 'restart' | 'pause' | 'isolate' | 'heal' | 'slow-disk' | 'fast-disk';
+
+export interface ChaosEvent {
+  /** Seconds since the workload started. */
+  t: number;
+  kind: 'start' | 'stop' | 'fault' | 'leader' | 'leaderless' | 'errors' | 'verdict';
+  text: string;
+}
+
+export interface ChaosMember {
+  index: number;
+  name: string;
+  running: boolean;
+  isLeader: boolean;
+  paused: boolean;
+  isolated: boolean;
+  /** The injected delay before each WAL fsync (0: none). */
+  syncDelayMs: number;
+}
+
+export interface ChaosState {
+  running: boolean;
+  /** Seconds since the workload started (0 before). */
+  elapsed: number;
+  members: ChaosMember[];
+  leader: string | null;
+  timeline: ChaosEvent[];
+  counts: { ops: number; ok: number; failed: number; writesFailedLeaderless: number };
+  /** The project's linearizability checker on the history so far ('pending' before the first check). */
+  verdict: { result: 'pending' | 'linearizable' | 'not linearizable' | 'unknown'; ops: number; detail?: string };
+  /** "What happened", once the workload was stopped. */
+  summary: string[] | null;
+}

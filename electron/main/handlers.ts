@@ -6,6 +6,7 @@ import { validateRequest } from '../contract/schemas';
 import { serializeError } from './errors';
 import { authHandlers } from './handlers/auth';
 import { backupHandlers } from './handlers/backup';
+import { chaosHandlers } from './handlers/chaos';
 import { clusterHandlers } from './handlers/cluster';
 import { connectionHandlers } from './handlers/connection';
 import { dataHandlers } from './handlers/data';
@@ -35,6 +36,7 @@ export function createHandlers(deps: HandlerDeps): Handlers {
     ...backupHandlers(deps),
     ...doctorHandlers(deps),
     ...scanHandlers(deps),
+    ...chaosHandlers(deps),
   };
 }
 

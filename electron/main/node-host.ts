@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
 import { freePort, restoreLocalCluster, startLocalCluster, type NodeConfig } from '../../node-core/index';
-import { startNodeThread, type NodeThread } from './node-thread';
+import { startNodeThread, type NodeThread, type NodeThreadFault } from './node-thread';
 
 /** Member control of the app's in-process local cluster (node-core engine only). */
 export interface LocalControl {
@@ -17,6 +17,8 @@ export interface LocalControl {
   restartMember(i: number): Promise<void>;
   /** Called when a member starts stopping (at once), has stopped, or has restarted; returns the unsubscribe. */
   onChange(listener: () => void): () => void;
+  /** The chaos lab's faults (pause, isolate, slow disk) for a running member; false when it is not running. */
+  fault?(i: number, f: NodeThreadFault): boolean;
 }
 
 export interface HostedNode {
@@ -274,6 +276,12 @@ export function nodeCoreEngine(): NodeEngine {
         onChange: (l) => {
           changes.add(l);
           return () => changes.delete(l);
+        },
+        fault: (i, f) => {
+          const t = c.member(i);
+          if (!t || t.exited) return false;
+          t.fault(f);
+          return true;
         },
       };
       return { clientUrls: c.clientUrls, stop: () => c.stop(), local, onDeath: (l) => deaths.on(l) };

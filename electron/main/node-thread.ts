@@ -22,7 +22,15 @@ export interface NodeThreadStart {
 }
 
 /** Main → thread. */
-export type ToNodeThread = { type: 'stop' };
+export type ToNodeThread = { type: 'stop' } | { type: 'fault'; fault: NodeThreadFault };
+
+/**
+ * The chaos lab's faults for this one member (never sent unless the lab asks):
+ * pause blocks the whole thread for ms (SIGSTOP-like: peers and clients see it
+ * silent, then it resumes); isolate drops its raft traffic in and out; slow
+ * disk waits syncDelayMs before each WAL fdatasync.
+ */
+export type NodeThreadFault = { kind: 'pause'; ms: number } | { kind: 'isolate'; on: boolean } | { kind: 'slowDisk'; syncDelayMs: number };
 
 /** Thread → main. */
 export type FromNodeThread =
@@ -48,6 +56,8 @@ export interface NodeThread {
   readonly exited: boolean;
   /** Stops the node (gracefully, bounded), then ends its thread. */
   stop(): Promise<void>;
+  /** Injects (or lifts) a chaos-lab fault in this member's thread. */
+  fault(f: NodeThreadFault): void;
 }
 
 /** How long a graceful stop may take before the thread is terminated anyway. */
@@ -101,6 +111,9 @@ export function startNodeThread(start: NodeThreadStart): Promise<NodeThread> {
             return exited;
           },
           stop,
+          fault: (f) => {
+            if (!exited) worker.postMessage({ type: 'fault', fault: f } satisfies ToNodeThread);
+          },
         });
       } else if (m.type === 'startFailed') {
         reject(Object.assign(new Error(m.message), m.code ? { code: m.code } : {}));

@@ -53,6 +53,8 @@ export interface NodeOpenOptions {
   random?: () => number;
   /** Ids and membership learned from the running cluster (joining with --initial-cluster-state existing). */
   identity?: { memberId: bigint; clusterId: bigint; members: Member[] };
+  /** Lab only: a delay before each WAL fdatasync (the chaos lab's slow disk). */
+  syncDelayMs?: () => number;
 }
 
 export class EtcdNode implements ClusterNode {
@@ -142,6 +144,7 @@ export class EtcdNode implements ClusterNode {
       onRemoved: () => void this.close(),
       installSnapshot: (snap) => this.installSnapshot(snap),
       onFatal: (e) => this.storageFailed(e),
+      syncDelayMs: opts.syncDelayMs,
     });
     if (this.raft.isFresh()) {
       if (config.initialClusterState === 'new') this.raft.bootstrap(this.memberStore.list().map((m) => m.id));

@@ -77,6 +77,8 @@ export interface RaftLoopOptions {
   installSnapshot(snap: Snapshot): Promise<void>;
   /** The log could not be written (disk full or failing): nothing of that Ready was acknowledged; the member must stop. */
   onFatal?(e: StorageError): void;
+  /** Lab only: a delay before each WAL fdatasync (the chaos lab's slow disk). */
+  syncDelayMs?: () => number;
 }
 
 /** etcd's default --experimental-warning-apply-duration: a longer apply counts as slow. */
@@ -112,7 +114,7 @@ export class RaftLoop {
   private readonly reqTimeoutMs: number;
 
   constructor(private readonly o: RaftLoopOptions) {
-    this.storage = DiskStorage.load(path.join(o.config.dataDir, 'member', 'wal'), o.backend, { sync: !o.config.unsafeNoFsync });
+    this.storage = DiskStorage.load(path.join(o.config.dataDir, 'member', 'wal'), o.backend, { sync: !o.config.unsafeNoFsync, syncDelayMs: o.syncDelayMs });
     if (this.storage.repaired) o.log.warn('repaired the write-ahead log: cut a torn write at its tail', this.storage.repaired);
     const electionTick = Math.max(2, Math.round(o.config.electionTimeout / o.config.heartbeatInterval));
     this.reqTimeoutMs = 5000 + 2 * o.config.electionTimeout;

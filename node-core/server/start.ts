@@ -66,6 +66,16 @@ export interface RunningNode {
 
 export interface StartOptions {
   logger?: Logger;
+  /** Lab only (the app's chaos lab), read per call so the lab can switch them on and off; absent: no fault. */
+  faults?: NodeFaults;
+}
+
+/** Faults a lab injects into one member: never active unless it asks. */
+export interface NodeFaults {
+  /** Milliseconds to wait before each WAL fdatasync (a slow disk). */
+  syncDelayMs?(): number;
+  /** True while the member is cut off from its peers (raft messages in and out dropped). */
+  isolated?(): boolean;
 }
 
 /** etcd's grpcOverheadBytes: room for framing above --max-request-bytes. */
@@ -93,7 +103,9 @@ export async function startNode(partial: Partial<NodeConfig>, opts: StartOptions
         maxMessageBytes: Math.max(128 << 20, config.maxRequestBytes * 4),
         log,
         handler: n.peerHandler(),
+        dropPeerTraffic: opts.faults?.isolated ? () => opts.faults?.isolated?.() === true : undefined,
       }),
+    syncDelayMs: opts.faults?.syncDelayMs ? () => opts.faults?.syncDelayMs?.() ?? 0 : undefined,
   });
   const server = new GrpcServer({
     maxReceiveMessageBytes: config.maxRequestBytes + GRPC_OVERHEAD_BYTES,

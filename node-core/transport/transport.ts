@@ -91,6 +91,8 @@ export interface TransportOptions {
   connectTimeoutMs?: number;
   /** A stream pushing back that long means the peer stopped reading: reconnect (default 5 s, etcd's ConnWriteTimeout). */
   writeStallMs?: number;
+  /** Lab only (the app's chaos lab "isolate"): while it returns true, raft messages in and out are dropped, as in a network partition. */
+  dropPeerTraffic?: () => boolean;
 }
 
 export interface FetchedMembers {
@@ -560,7 +562,7 @@ export class PeerTransport {
 
   /** Queues msgs per peer and lane and starts writing; never blocks, never throws. */
   send(msgs: Message[]): void {
-    if (this.stopped) return;
+    if (this.stopped || this.opts.dropPeerTraffic?.()) return;
     let touched: Lane[] | undefined;
     for (const m of msgs) {
       const peer = this.peers.get(m.to);
@@ -866,6 +868,7 @@ export class PeerTransport {
     const call = new ServerCall(stream);
     const parser = new FrameParser(this.maxMessageBytes);
     const deliver = (m: Message): void => {
+      if (this.opts.dropPeerTraffic?.()) return;
       if (m.type === MessageType.MsgSnap) {
         this.log.warn('ignored MsgSnap on a message stream', { 'remote-peer-id': hex(from) });
         return;

@@ -5,7 +5,7 @@
 import type { Backend } from '../backend/backend';
 import { type ConfState, type Entry, type HardState, MemoryStorage, type Snapshot, type Storage, EntryType } from '../raft';
 import * as raftpb from '../proto/gen/raftpb';
-import { Wal } from './wal';
+import { Wal, type WalOpenOptions } from './wal';
 
 
 // The snapshot record's payload is etcd's raftpb.Snapshot (metadata: index,
@@ -90,7 +90,7 @@ export class DiskStorage implements Storage {
   ) {}
 
   /** Replays the write-ahead log in walDir (everything after the last snapshot) into memory. */
-  static load(walDir: string, backend: Backend, opts: { sync?: boolean; /** tests only */ segmentBytes?: number } = {}): DiskStorage {
+  static load(walDir: string, backend: Backend, opts: WalOpenOptions = {}): DiskStorage {
     const { wal, replay } = Wal.open(walDir, opts);
     const s = new DiskStorage(wal, backend);
     s.repaired = replay.repaired;

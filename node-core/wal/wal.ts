@@ -124,6 +124,14 @@ function makeRecord(type: RecordType, payloadLen: number, fill: (b: Buffer, off:
   return rec;
 }
 
+export interface WalOpenOptions {
+  sync?: boolean;
+  /** tests only: a smaller preallocation */
+  segmentBytes?: number;
+  /** Lab only: a delay before each fdatasync (an injected slow disk); absent or 0: none. */
+  syncDelayMs?: () => number;
+}
+
 export class Wal {
   private fd = -1;
   /** Write offset in the current segment: the end of its last whole record. */
@@ -147,6 +155,8 @@ export class Wal {
     private readonly dir: string,
     private readonly sync: boolean,
     private readonly segmentBytes: number,
+    /** Lab only (the chaos lab's "slow disk"): milliseconds to wait before each batch's fdatasync. */
+    private readonly syncDelayMs?: () => number,
   ) {}
 
   /**
@@ -155,13 +165,13 @@ export class Wal {
    * StorageError of kind 'corrupt' naming the file and offset, and nothing
    * is changed on disk.
    */
-  static open(dir: string, opts: { sync?: boolean; /** tests only: a smaller preallocation */ segmentBytes?: number } = {}): { wal: Wal; replay: WalReplay } {
+  static open(dir: string, opts: WalOpenOptions = {}): { wal: Wal; replay: WalReplay } {
     try {
       fs.mkdirSync(dir, { recursive: true });
     } catch (e) {
       throw toStorageError(e, 'mkdir', dir);
     }
-    const wal = new Wal(dir, opts.sync !== false, opts.segmentBytes ?? faultSegmentBytes ?? SEGMENT_BYTES);
+    const wal = new Wal(dir, opts.sync !== false, opts.segmentBytes ?? faultSegmentBytes ?? SEGMENT_BYTES, opts.syncDelayMs);
     const replay = wal.replayAll();
     return { wal, replay };
   }
@@ -461,16 +471,21 @@ export class Wal {
     const fd = this.fd;
     const file = this.currentFile;
     const synced = this.offset;
-    const done = new Promise<void>((resolve, reject) =>
-      fs.fdatasync(fd, (err) => {
-        this.syncing = undefined;
-        if (err) return reject(this.fail(err, 'fdatasync', file));
-        faultPoint('wal-sync');
-        faultSynced(file, synced);
-        if (snap !== this.headSnapshot) faultPoint('wal-snapshot-synced');
-        resolve();
-      }),
-    );
+    // the chaos lab's slow disk: a wait before each fdatasync (off unless the lab sets it for this member)
+    const delay = this.syncDelayMs?.() ?? 0;
+    const done = new Promise<void>((resolve, reject) => {
+      const sync = (): void =>
+        fs.fdatasync(fd, (err) => {
+          this.syncing = undefined;
+          if (err) return reject(this.fail(err, 'fdatasync', file));
+          faultPoint('wal-sync');
+          faultSynced(file, synced);
+          if (snap !== this.headSnapshot) faultPoint('wal-snapshot-synced');
+          resolve();
+        });
+      if (delay > 0) setTimeout(sync, delay);
+      else sync();
+    });
     this.syncing = done;
     return done;
   }

@@ -2,7 +2,7 @@ import { defineStore } from 'pinia';
 import { ContractError, cleanErrorMessage, explainError, type ErrorHelp, type ProgressEvent } from '../../../electron/contract/index';
 import { errorMessage, useApi } from '../api';
 
-export type View = 'keys' | 'txn' | 'leases' | 'auth' | 'cluster' | 'maintenance' | 'backups' | 'data' | 'connections' | 'doctor' | 'space' | 'analyzer';
+export type View = 'keys' | 'txn' | 'leases' | 'auth' | 'cluster' | 'maintenance' | 'backups' | 'data' | 'connections' | 'doctor' | 'space' | 'analyzer' | 'chaos';
 export interface Toast {
   id: number;
   kind: 'ok' | 'error' | 'info';
