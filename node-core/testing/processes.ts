@@ -5,6 +5,7 @@ import fs from 'node:fs';
 import http from 'node:http';
 import os from 'node:os';
 import path from 'node:path';
+import { after } from 'node:test';
 import { fileURLToPath } from 'node:url';
 import { freePort, isAddrInUse } from '../support/listen-address';
 
@@ -22,6 +23,22 @@ process.on('exit', () => {
   if (process.env.ETCDESK_KEEP_TEST_DIRS) return;
   for (const d of created) fs.rmSync(d, { recursive: true, force: true });
 });
+
+/**
+ * Server processes still running. A test that fails between starting a server
+ * and stopping it (e.g. `Promise.all([startEtcd(), startEtcdesk()])` where one
+ * start fails) would leave the other alive, and its open pipes keep the test
+ * file's process from ever exiting: the whole suite hangs. In a test process
+ * (the runner sets NODE_TEST_CONTEXT), whatever is left is killed after the
+ * file's tests; outside one (benchmarks), at exit.
+ */
+const live = new Set<ChildProcess>();
+const killLeft = (): void => {
+  for (const p of live) if (p.exitCode === null && p.signalCode === null) p.kill('SIGKILL');
+  live.clear();
+};
+if (process.env.NODE_TEST_CONTEXT) after(killLeft);
+process.on('exit', killLeft);
 
 export function tempDir(prefix: string): string {
   const d = fs.mkdtempSync(path.join(os.tmpdir(), `etcdesk-${prefix}-`));
@@ -144,6 +161,8 @@ async function startProcOnce(kind: 'etcd' | 'etcdesk', opts: StartOpts): Promise
   const fullArgs = kind === 'etcd' ? args : [path.join(REPO_ROOT, 'bin/etcdesk-node.mjs'), ...args];
   const env = { ...process.env, ...(kind === 'etcd' ? { ETCD_UNSUPPORTED_ARCH: '' } : {}), ...(opts.env ?? {}) };
   const proc = spawn(cmd, fullArgs, { stdio: ['ignore', 'pipe', 'pipe'], env });
+  live.add(proc);
+  proc.once('exit', () => live.delete(proc));
   let out = '';
   proc.stdout!.on('data', (c: Buffer) => (out += c.toString()));
   proc.stderr!.on('data', (c: Buffer) => (out += c.toString()));
