@@ -183,10 +183,18 @@ export class RaftLoop {
     }, this.o.config.heartbeatInterval);
     this.sweepTimer = setInterval(() => this.sweep(), 250);
     this.schedule();
-    // a single voter need not wait an election timeout to lead
+    // a single voter need not wait an election timeout to lead; raft refuses to campaign while
+    // committed conf changes (a fresh member's bootstrap entries) are unapplied, so it campaigns
+    // again once they are, instead of waiting a (randomized, load-stretched) election timeout
     if (this.confState.voters.length === 1 && this.confState.voters[0] === this.o.memberId) {
-      this.raw.campaign();
-      this.schedule();
+      const lead = (): void => {
+        if (this.stopped || this.isLeader()) return;
+        this.raw.campaign();
+        this.schedule();
+      };
+      const commit = this.raw.status().hardState.commit;
+      if (commit > this.applied.index) void this.applied.wait(commit).then(lead, () => undefined);
+      else lead();
     }
   }
 
