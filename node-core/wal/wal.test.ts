@@ -155,9 +155,16 @@ describe('wal', () => {
     await wal.close();
     const file = path.join(dir, fs.readdirSync(dir).filter((f) => f.endsWith('.wal'))[0]);
     const b = fs.readFileSync(file);
-    // the second batch: its Batch record (13 bytes) after the first batch (13 + 30), then the record (30 bytes, 4-byte value)
-    const second = 13 + 30 + 13;
-    b[second + 8 + 18] ^= 0xff;
+    // the record of entry 2 (in the second batch), found by walking the records: flip the last byte of its value
+    let second = -1;
+    for (let pos = 0; pos + 8 <= b.length; ) {
+      const len = b.readUInt32LE(pos);
+      if (!len) break;
+      if (b[pos + 8] === 5 && decodeEntry(b.subarray(pos + 9, pos + 8 + len)).Index === 2) second = pos;
+      pos += 8 + len;
+    }
+    assert.ok(second > 0, 'entry 2 is on disk');
+    b[second + 8 + b.readUInt32LE(second) - 1] ^= 0xff;
     fs.writeFileSync(file, b);
     assert.throws(() => Wal.open(dir), (err: unknown) => err instanceof StorageError && err.kind === 'corrupt' && err.message.includes(`walpb: crc mismatch in ${file} at offset ${second}`));
   });
