@@ -17,4 +17,4 @@ export { checkRange, mergePermissions, type PermKind, type UnifiedPermissions } 
 export { freePort } from './support/listen-address';
 // The linearizability checker and a KV history recorder (Porcupine-style): the app's chaos lab checks its workload with them.
 export { checkKvHistory, describeReport, kvModel, type CheckReport, type CheckResult, type KvInput, type KvOperation, type KvOutput } from './verify/linearizability';
-export { HistoryRecorder, kvCas, kvGet, kvPut } from './verify/history-recorder';
+export { HistoryRecorder, kvCas, kvGet, kvPut, seededRandom } from './verify/history-recorder';

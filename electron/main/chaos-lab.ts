@@ -7,7 +7,7 @@
 // history with node-core's linearizability checker as it grows, and writes a
 // "what happened" summary when stopped.
 import { performance } from 'node:perf_hooks';
-import { checkKvHistory, Code, describeReport, EtcdClient, HistoryRecorder, kvCas, kvGet, kvModel, kvPut, type KvOperation } from '../../node-core/index';
+import { checkKvHistory, Code, describeReport, EtcdClient, HistoryRecorder, kvCas, kvGet, kvModel, kvPut, seededRandom, type KvOperation } from '../../node-core/index';
 import type { ChaosEvent, ChaosFault, ChaosMember, ChaosState } from '../contract/index';
 import { ClusterReader } from './cluster-monitor';
 import { serializeError } from './errors';
@@ -46,16 +46,6 @@ function errorKind(e: Error): string {
 const fmt = (n: number): string => n.toLocaleString('en-US');
 const secs = (ms: number): string => `${(ms / 1000).toFixed(1)} s`;
 
-function rng(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
 
 /**
  * Acknowledged writes the final reads do not account for: per key, the final
@@ -179,7 +169,7 @@ export class ChaosLab {
   }
 
   private async clientLoop(client: EtcdClient, i: number): Promise<void> {
-    const rand = rng(1000 + i);
+    const rand = seededRandom(1000 + i);
     const lastSeen = new Map<string, string | undefined>();
     let clientId = i;
     let seq = 0;

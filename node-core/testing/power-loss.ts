@@ -24,6 +24,7 @@
 import fs from 'node:fs';
 import path from 'node:path';
 import { open } from 'lmdb';
+import { seededRandom } from '../verify/history-recorder';
 
 const SECTOR = 512;
 
@@ -60,18 +61,6 @@ export function readJournal(journal: string): { synced: Map<string, number>; lmd
   return { synced, lmdbSynced, fired };
 }
 
-/** mulberry32: a small seeded generator, so a failing run can be replayed. */
-function seeded(seed: number): () => number {
-  let a = seed >>> 0;
-  return () => {
-    a = (a + 0x6d2b79f5) >>> 0;
-    let t = a;
-    t = Math.imul(t ^ (t >>> 15), t | 1);
-    t ^= t + Math.imul(t ^ (t >>> 7), t | 61);
-    return ((t ^ (t >>> 14)) >>> 0) / 4294967296;
-  };
-}
-
 function lastNonZero(b: Buffer, from: number): number {
   for (let i = b.length - 1; i >= from; i--) if (b[i] !== 0) return i + 1;
   return from;
@@ -96,7 +85,7 @@ async function lmdbTxnId(envDir: string, previous: boolean): Promise<number> {
 export async function powerLoss(dataDirs: string | string[], journal: string, opts: PowerLossOptions = {}): Promise<PowerLossReport> {
   const { synced, lmdbSynced, fired } = readJournal(journal);
   const walMode = opts.wal ?? { seed: 1 };
-  const random = walMode === 'drop-all' ? () => 0 : seeded(walMode.seed);
+  const random = walMode === 'drop-all' ? () => 0 : seededRandom(walMode.seed);
   const report: PowerLossReport = { wal: [], lmdb: [], fired };
   for (const dataDir of typeof dataDirs === 'string' ? [dataDirs] : dataDirs) await cutMember(dataDir, synced, lmdbSynced, random, opts, report);
   fs.writeFileSync(journal, '');

@@ -77,8 +77,8 @@ export interface WorkloadOptions {
   seed?: number;
 }
 
-/** A small deterministic PRNG (mulberry32): the workload must not depend on Math.random to be replayable. */
-function rng(seed: number): () => number {
+/** A small deterministic PRNG (mulberry32): a workload or fault pattern must not depend on Math.random to be replayable. */
+export function seededRandom(seed: number): () => number {
   let a = seed >>> 0;
   return () => {
     a = (a + 0x6d2b79f5) >>> 0;
@@ -105,7 +105,7 @@ export async function runKvWorkload(opts: WorkloadOptions): Promise<void> {
   try {
     await Promise.all(
       clients.map(async (client, i) => {
-        const rand = rng((opts.seed ?? 1) * 1000 + i);
+        const rand = seededRandom((opts.seed ?? 1) * 1000 + i);
         const lastSeen = new Map<string, string | undefined>();
         let clientId = i;
         let seq = 0;
