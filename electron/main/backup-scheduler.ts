@@ -8,7 +8,7 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { EtcdClient } from '../../node-core/index';
 import { ContractError, type BackupRun, type BackupSchedule, type ConnectionProfile } from '../contract/index';
-import type { ConnectionManager } from './connection-manager';
+import { readTls, type ConnectionManager } from './connection-manager';
 import { isEtcdError } from './errors';
 import type { ProfileStore } from './profile-store';
 import { writeSnapshot } from './snapshot-file';
@@ -164,13 +164,12 @@ export class BackupScheduler {
     const m = this.o.manager;
     if (m.currentProfile?.id === p.id && m.status().state === 'connected') return { client: m.requireClient(), temporary: false };
     if (p.kind === 'remote' && !p.ssh) {
-      const read = (f?: string): Buffer | undefined => (f ? fs.readFileSync(f) : undefined);
       return {
         client: new EtcdClient({
           endpoints: p.endpoints,
           username: p.username,
           password: p.username ? this.o.profiles.password(p.id) : undefined,
-          tls: p.tls ? { ca: read(p.tls.caFile), cert: read(p.tls.certFile), key: read(p.tls.keyFile), serverName: p.tls.serverName || undefined, insecureSkipVerify: p.tls.insecureSkipVerify } : undefined,
+          tls: p.tls ? readTls(p.tls) : undefined,
           timeoutMs: 30_000,
         }),
         temporary: true,

@@ -393,7 +393,8 @@ export class ConnectionManager {
   }
 }
 
-function readTls(t: NonNullable<ConnectionProfile['tls']>): { ca?: Buffer; cert?: Buffer; key?: Buffer; serverName?: string; insecureSkipVerify?: boolean } {
+/** A profile's TLS settings with the files read (the live connection and the backup scheduler's own clients). */
+export function readTls(t: NonNullable<ConnectionProfile['tls']>): { ca?: Buffer; cert?: Buffer; key?: Buffer; serverName?: string; insecureSkipVerify?: boolean } {
   const read = (f: string | undefined): Buffer | undefined => (f ? fs.readFileSync(f) : undefined);
   return { ca: read(t.caFile), cert: read(t.certFile), key: read(t.keyFile), serverName: t.serverName || undefined, insecureSkipVerify: t.insecureSkipVerify || undefined };
 }
