@@ -7,21 +7,14 @@ import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { EtcdClient } from '../node-core/index';
 import { startEtcd } from '../node-core/testing/processes';
-import { artifacts, etcdctl, etcdctlTry, launchBrowser, openApp, shot, startShell, until, sleep, type Shell } from './harness';
+import { artifacts, etcdctl, etcdctlTry, launchBrowser, openApp, shot, startShell, until, sleep, type Shell, shotOnFailure } from './harness';
 
 describe('Etcdesk in the browser shell', { timeout: 200_000 }, () => {
   let shell: Shell;
   let browser: Browser;
   let page: Page;
 
-  const withShot = (name: string, fn: () => Promise<void>) => async (): Promise<void> => {
-    try {
-      await fn();
-    } catch (e) {
-      await shot(page, `FAILED-${name.replace(/[^a-z0-9]+/gi, '-').slice(0, 60)}`).catch(() => undefined);
-      throw e;
-    }
-  };
+  const withShot = shotOnFailure('', () => page);
 
   before(async () => {
     // Failure screenshots of an earlier run would mislead.

@@ -5,21 +5,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { etcdctl, launchBrowser, openApp, shot, startShell, type Shell } from './harness';
+import { etcdctl, launchBrowser, openApp, shot, startShell, type Shell, shotOnFailure } from './harness';
 
 describe('verified and scheduled backups', { timeout: 180_000 }, () => {
   let shell: Shell;
   let browser: Browser;
   let page: Page;
 
-  const withShot = (name: string, fn: () => Promise<void>) => async (): Promise<void> => {
-    try {
-      await fn();
-    } catch (e) {
-      await shot(page, `FAILED-backups-${name}`).catch(() => undefined);
-      throw e;
-    }
-  };
+  const withShot = shotOnFailure('backups-', () => page);
 
   before(async () => {
     [shell, browser] = await Promise.all([startShell(), launchBrowser()]);

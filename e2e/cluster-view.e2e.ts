@@ -6,7 +6,7 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page, Route } from 'playwright-core';
-import { launchBrowser, openApp, shot, startShell, until, type Shell } from './harness';
+import { launchBrowser, openApp, shot, startShell, until, type Shell, shotOnFailure } from './harness';
 
 const b64 = (s: string): string => Buffer.from(s).toString('base64');
 
@@ -15,14 +15,7 @@ describe('Etcdesk cluster view', { timeout: 150_000 }, () => {
   let browser: Browser;
   let page: Page;
 
-  const withShot = (name: string, fn: () => Promise<void>) => async (): Promise<void> => {
-    try {
-      await fn();
-    } catch (e) {
-      await shot(page, `FAILED-cluster-view-${name}`).catch(() => undefined);
-      throw e;
-    }
-  };
+  const withShot = shotOnFailure('cluster-view-', () => page);
 
   before(async () => {
     [shell, browser] = await Promise.all([startShell(), launchBrowser()]);

@@ -8,21 +8,14 @@ import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { etcdctl, etcdctlTry, launchBrowser, openApp, shot, startShell, until, type Shell } from './harness';
+import { etcdctl, etcdctlTry, launchBrowser, openApp, shot, startShell, until, type Shell, shotOnFailure } from './harness';
 
 describe('Etcdesk connections and sign-in', { timeout: 200_000 }, () => {
   let shell: Shell;
   let browser: Browser;
   let page: Page;
 
-  const withShot = (name: string, fn: () => Promise<void>) => async (): Promise<void> => {
-    try {
-      await fn();
-    } catch (e) {
-      await shot(page, `FAILED-connections-${name}`).catch(() => undefined);
-      throw e;
-    }
-  };
+  const withShot = shotOnFailure('connections-', () => page);
 
   before(async () => {
     [shell, browser] = await Promise.all([startShell(), launchBrowser()]);

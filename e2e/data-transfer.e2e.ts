@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { startEtcd, type ServerProc } from '../node-core/testing/processes';
-import { etcdctl, launchBrowser, openApp, shot, startShell, type Shell } from './harness';
+import { etcdctl, launchBrowser, openApp, shot, startShell, type Shell, shotOnFailure } from './harness';
 
 describe('moving data: export, import with preview, rename a prefix', { timeout: 180_000 }, () => {
   let shell: Shell;
@@ -17,14 +17,7 @@ describe('moving data: export, import with preview, rename a prefix', { timeout:
   let page: Page;
   let etcd: ServerProc;
 
-  const withShot = (name: string, fn: () => Promise<void>) => async (): Promise<void> => {
-    try {
-      await fn();
-    } catch (e) {
-      await shot(page, `FAILED-data-${name}`).catch(() => undefined);
-      throw e;
-    }
-  };
+  const withShot = shotOnFailure('data-', () => page);
   const exportAs = async (prefix: string, format: 'json' | 'yaml' | 'etcdctl'): Promise<string> => {
     await page.getByTestId('export-prefix').fill(prefix);
     await page.getByTestId('export-format').selectOption(format);

@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { startEtcd, type ServerProc } from '../node-core/testing/processes';
-import { launchBrowser, openApp, shot, startShell, type Shell } from './harness';
+import { launchBrowser, openApp, shot, startShell, type Shell, shotOnFailure } from './harness';
 
 describe('Etcdesk operator console: doctor and space', { timeout: 240_000 }, () => {
   let shell: Shell;
@@ -14,14 +14,7 @@ describe('Etcdesk operator console: doctor and space', { timeout: 240_000 }, () 
   let page: Page;
   let etcd: ServerProc | null = null;
 
-  const withShot = (name: string, fn: () => Promise<void>) => async (): Promise<void> => {
-    try {
-      await fn();
-    } catch (e) {
-      await shot(page, `FAILED-${name}`).catch(() => undefined);
-      throw e;
-    }
-  };
+  const withShot = shotOnFailure('', () => page);
 
   before(async () => {
     [shell, browser] = await Promise.all([startShell(), launchBrowser()]);

@@ -4,21 +4,14 @@
 import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Locator, Page } from 'playwright-core';
-import { etcdctl, etcdctlTry, launchBrowser, openApp, shot, startShell, until, type Shell } from './harness';
+import { etcdctl, etcdctlTry, launchBrowser, openApp, shot, startShell, until, type Shell, shotOnFailure } from './harness';
 
 describe('A new user\'s first hour', { timeout: 240_000 }, () => {
   let shell: Shell;
   let browser: Browser;
   let page: Page;
 
-  const withShot = (name: string, fn: () => Promise<void>) => async (): Promise<void> => {
-    try {
-      await fn();
-    } catch (e) {
-      await shot(page, `FAILED-fh-${name}`).catch(() => undefined);
-      throw e;
-    }
-  };
+  const withShot = shotOnFailure('fh-', () => page);
   /** Both themes of the same screen (the theme is CSS variables on <html>: flipping the class repaints, even under a dialog). */
   const shots = async (name: string): Promise<void> => {
     const flip = (): Promise<boolean> => page.evaluate(() => document.documentElement.classList.toggle('dark'));

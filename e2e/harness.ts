@@ -136,6 +136,23 @@ export async function shot(page: Page, name: string): Promise<void> {
   await page.screenshot({ path: path.join(artifacts, `${name}.png`) });
 }
 
+/**
+ * A test body that leaves a screenshot (FAILED-<prefix><name>.png) when it
+ * fails: `const withShot = shotOnFailure('backups-', () => page);` then
+ * `it('…', withShot('name', async () => { … }))`.
+ */
+export function shotOnFailure(prefix: string, page: () => Page | undefined): (name: string, fn: () => Promise<void>) => () => Promise<void> {
+  return (name, fn) => async () => {
+    try {
+      await fn();
+    } catch (e) {
+      const p = page();
+      if (p) await shot(p, `FAILED-${prefix}${name.replace(/[^a-z0-9]+/gi, '-').slice(0, 60)}`).catch(() => undefined);
+      throw e;
+    }
+  };
+}
+
 export const sleep = (ms: number): Promise<void> => new Promise((r) => setTimeout(r, ms));
 
 export async function until<T>(fn: () => Promise<T | null | undefined | false>, ms = 10_000, what = 'condition'): Promise<T> {

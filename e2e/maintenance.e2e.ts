@@ -9,7 +9,7 @@ import { execFile } from 'node:child_process';
 import { promisify } from 'node:util';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
-import { etcdctl, launchBrowser, openApp, shot, startShell, until, type Shell } from './harness';
+import { etcdctl, launchBrowser, openApp, shot, startShell, until, type Shell, shotOnFailure } from './harness';
 
 const run = promisify(execFile);
 
@@ -19,14 +19,7 @@ describe('Etcdesk backups, cluster and maintenance', { timeout: 120_000 }, () =>
   let page: Page;
   let backupFile = '';
 
-  const withShot = (name: string, fn: () => Promise<void>) => async (): Promise<void> => {
-    try {
-      await fn();
-    } catch (e) {
-      await shot(page, `FAILED-${name}`).catch(() => undefined);
-      throw e;
-    }
-  };
+  const withShot = shotOnFailure('', () => page);
 
   before(async () => {
     [shell, browser] = await Promise.all([startShell(), launchBrowser()]);

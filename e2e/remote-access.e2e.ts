@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { startEtcd, type ServerProc } from '../node-core/testing/processes';
 import { hasSshd, startSshd, type Sshd } from '../node-core/testing/sshd';
-import { launchBrowser, openApp, shot, startShell, until, type Shell } from './harness';
+import { launchBrowser, openApp, shot, startShell, until, type Shell, shotOnFailure } from './harness';
 
 describe('remote access: SSH tunnel, TLS warning, profiles export/import', { timeout: 180_000, skip: !hasSshd() && 'no /usr/sbin/sshd: apt-get install openssh-server' }, () => {
   let shell: Shell;
@@ -20,14 +20,7 @@ describe('remote access: SSH tunnel, TLS warning, profiles export/import', { tim
   let etcd: ServerProc;
   let exported = '';
 
-  const withShot = (name: string, fn: () => Promise<void>) => async (): Promise<void> => {
-    try {
-      await fn();
-    } catch (e) {
-      await shot(page, `FAILED-remote-${name}`).catch(() => undefined);
-      throw e;
-    }
-  };
+  const withShot = shotOnFailure('remote-', () => page);
 
   before(async () => {
     [shell, browser, sshd, etcd] = await Promise.all([startShell(), launchBrowser(), startSshd(), startEtcd()]);

@@ -9,7 +9,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { EtcdClient, type EtcdPb } from '../node-core/index';
 import { startEtcd } from '../node-core/testing/processes';
-import { launchBrowser, openApp, shot, startShell, until, type Shell } from './harness';
+import { launchBrowser, openApp, shot, startShell, until, type Shell, shotOnFailure } from './harness';
 
 // ---- Kubernetes' protobuf envelope, as the API server writes it ----
 function varint(n: number): Buffer {
@@ -54,14 +54,7 @@ describe('Search beyond prefixes and the keyspace analyzer', { timeout: 400_000 
   let page: Page;
   let client: EtcdClient;
 
-  const withShot = (name: string, fn: () => Promise<void>) => async (): Promise<void> => {
-    try {
-      await fn();
-    } catch (e) {
-      await shot(page, `FAILED-scan-${name}`).catch(() => undefined);
-      throw e;
-    }
-  };
+  const withShot = shotOnFailure('scan-', () => page);
   const text = async (testid: string): Promise<string> => (await page.getByTestId(testid).textContent()) ?? '';
 
   before(async () => {
