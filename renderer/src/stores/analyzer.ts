@@ -5,6 +5,7 @@ import { defineStore } from 'pinia';
 import { markRaw } from 'vue';
 import type { DecodedValue, KeyspaceReport, PrefixNode, ScanProgressEvent, SerializedError } from '../../../electron/contract/index';
 import { useApi } from '../api';
+import { cancelScan, startScan } from './scan-run';
 
 export const useAnalyzerStore = defineStore('analyzer', {
   state: () => ({
@@ -80,28 +81,11 @@ export const useAnalyzerStore = defineStore('analyzer', {
     async run(): Promise<void> {
       this.subscribe();
       this.early = markRaw([]);
-      Object.assign(this, { running: true, starting: true, cancelPending: false, scanned: 0, total: 0, error: null, cancelled: false, scanId: null });
-      try {
-        const r = await useApi().invoke('scan:analyze', { prefix: this.prefix, delimiter: this.delimiter || '/', kubernetes: this.kubernetes });
-        this.scanId = r.scanId;
-        this.revision = r.revision;
-        this.total = r.total;
-        for (const e of this.early.splice(0)) if (e.scanId === r.scanId) this.apply(e);
-        if (this.cancelPending && this.running) await useApi().invoke('scan:cancel', { scanId: r.scanId });
-      } catch (e) {
-        this.running = false;
-        throw e;
-      } finally {
-        this.starting = false;
-      }
+      Object.assign(this, { scanned: 0, total: 0, error: null, cancelled: false });
+      await startScan(this, () => useApi().invoke('scan:analyze', { prefix: this.prefix, delimiter: this.delimiter || '/', kubernetes: this.kubernetes }), (e) => this.apply(e));
     },
     async cancel(): Promise<void> {
-      if (!this.running) return;
-      if (!this.scanId) {
-        this.cancelPending = true;
-        return;
-      }
-      await useApi().invoke('scan:cancel', { scanId: this.scanId });
+      await cancelScan(this);
     },
     drill(n: PrefixNode): void {
       // Also a folder of plain keys: it shows them as "(keys here)", and opens in the Keys view from there.

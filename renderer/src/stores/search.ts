@@ -5,6 +5,7 @@ import { defineStore } from 'pinia';
 import { markRaw } from 'vue';
 import type { ScanProgressEvent, SearchHit, SearchMode, SerializedError } from '../../../electron/contract/index';
 import { useApi } from '../api';
+import { cancelScan, startScan } from './scan-run';
 
 export const useSearchStore = defineStore('search', {
   state: () => ({
@@ -70,28 +71,11 @@ export const useSearchStore = defineStore('search', {
       this.prefix = prefix;
       this.hits = markRaw([]);
       this.early = markRaw([]);
-      Object.assign(this, { hitCount: 0, matched: 0, scanned: 0, total: 0, done: false, cancelled: false, error: null, running: true, starting: true, cancelPending: false, scanId: null });
-      try {
-        const r = await useApi().invoke('scan:search', { mode: this.mode, pattern: this.pattern, prefix, caseSensitive: this.caseSensitive });
-        this.scanId = r.scanId;
-        this.revision = r.revision;
-        this.total = r.total;
-        for (const e of this.early.splice(0)) if (e.scanId === r.scanId) this.apply(e);
-        if (this.cancelPending && this.running) await useApi().invoke('scan:cancel', { scanId: r.scanId });
-      } catch (e) {
-        this.running = false;
-        throw e;
-      } finally {
-        this.starting = false;
-      }
+      Object.assign(this, { hitCount: 0, matched: 0, scanned: 0, total: 0, done: false, cancelled: false, error: null });
+      await startScan(this, () => useApi().invoke('scan:search', { mode: this.mode, pattern: this.pattern, prefix, caseSensitive: this.caseSensitive }), (e) => this.apply(e));
     },
     async cancel(): Promise<void> {
-      if (!this.running) return;
-      if (!this.scanId) {
-        this.cancelPending = true;
-        return;
-      }
-      await useApi().invoke('scan:cancel', { scanId: this.scanId });
+      await cancelScan(this);
     },
     hitAt(i: number): SearchHit | undefined {
       return this.hits[i];
