@@ -123,15 +123,21 @@ export function doctorHandlers(deps: HandlerDeps): HandlersFor<DoctorChannels> {
     return p;
   };
 
+  /** Every member probed, the alarms and the current revision, at one moment (both reports start here). */
+  const look = async (client: EtcdClient) => {
+    const at = Date.now();
+    const [{ clusterId, probes }, alarmRes, head] = await Promise.all([
+      probeAll(client),
+      client.alarm({ action: EtcdPb.AlarmRequest_AlarmAction.GET }).catch(() => null),
+      client.range({ key: Buffer.from([0]), count_only: true, serializable: true }).catch(() => null),
+    ]);
+    return { at, clusterId, probes, alarmRes, head };
+  };
+
   return {
     'doctor:report': async ({ hash }) => {
       const client = c();
-      const at = Date.now();
-      const [{ clusterId, probes }, alarmRes, head] = await Promise.all([
-        probeAll(client),
-        client.alarm({ action: EtcdPb.AlarmRequest_AlarmAction.GET }).catch(() => null),
-        client.range({ key: Buffer.from([0]), count_only: true, serializable: true }).catch(() => null),
-      ]);
+      const { at, clusterId, probes, alarmRes, head } = await look(client);
       const members = probes.map((p) => p.member);
       for (const p of probes) {
         if (!p.scrape) continue;
@@ -157,12 +163,7 @@ export function doctorHandlers(deps: HandlerDeps): HandlersFor<DoctorChannels> {
 
     'space:report': async ({ quotaBytes }) => {
       const client = c();
-      const at = Date.now();
-      const [{ clusterId, probes }, alarmRes, head] = await Promise.all([
-        probeAll(client),
-        client.alarm({ action: EtcdPb.AlarmRequest_AlarmAction.GET }).catch(() => null),
-        client.range({ key: Buffer.from([0]), count_only: true, serializable: true }).catch(() => null),
-      ]);
+      const { at, clusterId, probes, alarmRes, head } = await look(client);
       const members = probes.map((p) => p.member);
       const fromMetrics = probes.map((p) => (p.scrape ? (p.scrape.get('etcd_server_quota_backend_bytes')?.[0]?.value ?? 0) : 0)).find((q) => q > 0);
       // The node's own word first; the user's value where the node does not say; else etcd's default.
