@@ -41,8 +41,12 @@ async function run(): Promise<void> {
   }
   const n = node;
   // Closed without a stop from main: a fatal storage error (disk full, a damaged log) or removal.
-  void n.closed.then(() => {
-    if (!stopping) post({ type: 'died', fatal: n.node.fatalError?.message ?? null });
+  // Said once its listeners are closed: main then ends the thread, and a thread ended with live HTTP/2
+  // sessions still reading can abort the whole process inside node:http2 (seen in CI).
+  void n.closed.then(async () => {
+    if (stopping) return;
+    await n.stop().catch(() => undefined);
+    post({ type: 'died', fatal: n.node.fatalError?.message ?? null });
   });
   post({ type: 'ready', clientUrls: n.clientUrls, revision: start.restore ? revision : undefined });
 }

@@ -174,26 +174,26 @@ export async function startNode(partial: Partial<NodeConfig>, opts: StartOptions
     return u.toString().replace(/\/$/, '');
   });
   log.info('ready to serve client requests', { name: config.name, 'member-id': node.memberId, 'cluster-id': node.clusterId, 'client-urls': clientUrls });
-  let stopped = false;
-  // a member removed from the cluster closes itself; its listeners go with it
+  let stopped: Promise<void> | undefined;
+  // a member removed from the cluster (or stopped by a storage failure) closes itself; its listeners go
+  // with it, and stop() then waits for that, so a host tearing down the member's thread finds no live socket
   void node.closed.then(() => {
-    if (!stopped) {
-      stopped = true;
-      void server.shutdown({ graceMs: SHUTDOWN_GRACE_MS }).then(() => Promise.all(listeners.map((l) => l.close())));
-    }
+    stopped ??= server.shutdown({ graceMs: SHUTDOWN_GRACE_MS }).then(async () => {
+      await Promise.all(listeners.map((l) => l.close()));
+    });
   });
   return {
     config,
     node,
     closed: node.closed,
     clientUrls,
-    async stop() {
-      if (stopped) return;
-      stopped = true;
+    stop() {
       // GOAWAY first: unary calls in flight get their answers before the node closes
-      await server.shutdown({ graceMs: SHUTDOWN_GRACE_MS });
-      for (const l of listeners) await l.close();
-      await node.close();
+      stopped ??= server.shutdown({ graceMs: SHUTDOWN_GRACE_MS }).then(async () => {
+        for (const l of listeners) await l.close();
+        await node.close();
+      });
+      return stopped;
     },
   };
 }
