@@ -88,7 +88,8 @@ describe('power loss', () => {
         journal,
         { wal: { seed: 7 } },
       );
-      assert.deepEqual(report.fired, ['wal-sync'], 'a member was killed at its fault point');
+      // two members can reach their 60th sync in the same instant (the followers sync the same batches), so more than one may fire
+      assert.ok(report.fired.length >= 1 && report.fired.every((f) => f === 'wal-sync'), `a member was killed at its fault point: ${JSON.stringify(report.fired)}`);
       assert.ok(unsyncedBytes(report) > 0, `the cut found no written, unsynced WAL bytes: ${JSON.stringify(report)}`);
       assert.ok(load.acked.size > 0, 'some puts were acknowledged before the cut');
       assert.equal(report.lmdb.length, 3);
