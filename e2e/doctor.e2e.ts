@@ -6,7 +6,7 @@ import assert from 'node:assert/strict';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { startEtcd, type ServerProc } from '../node-core/testing/processes';
-import { launchBrowser, openApp, shot, startShell, type Shell, shotOnFailure } from './harness';
+import { connectLocalCluster, connectRemote, launchBrowser, openApp, shot, startShell, type Shell, shotOnFailure } from './harness';
 
 describe('Etcdesk operator console: doctor and space', { timeout: 240_000 }, () => {
   let shell: Shell;
@@ -27,9 +27,7 @@ describe('Etcdesk operator console: doctor and space', { timeout: 240_000 }, () 
   });
 
   it('doctor on the local cluster: all three members listed and healthy, HashKV agrees', withShot('doctor-local', async () => {
-    await page.getByTestId('nav-connections').click();
-    await page.getByTestId('connect-local-cluster').click();
-    await page.getByTestId('conn-status').filter({ hasText: 'Local 3-node cluster' }).filter({ hasText: 'connected' }).waitFor({ timeout: 30_000 });
+    await connectLocalCluster(page);
     for (let i = 0; i < 50; i++) await shell.invoke('kv:put', { key: Buffer.from(`/doctor/${i % 5}`).toString('base64'), value: Buffer.from(`v${i}`).toString('base64') });
     await page.getByTestId('nav-doctor').click();
     for (const n of ['local1', 'local2', 'local3']) await page.getByTestId(`doctor-health-${n}`).filter({ hasText: 'healthy' }).waitFor({ timeout: 20_000 });
@@ -69,12 +67,7 @@ describe('Etcdesk operator console: doctor and space', { timeout: 240_000 }, () 
 
   it('doctor and space on a real etcd 3.4', withShot('doctor-etcd', async () => {
     etcd = await startEtcd({ name: 'etcd34', extraArgs: ['--log-level', 'error'] });
-    await page.getByTestId('nav-connections').click();
-    await page.getByTestId('new-connection').click();
-    await page.getByTestId('conn-name').fill('etcd 3.4');
-    await page.getByTestId('conn-endpoints').fill(etcd.clientUrl);
-    await page.getByTestId('conn-save-connect').click();
-    await page.getByTestId('conn-status').filter({ hasText: 'etcd 3.4' }).filter({ hasText: 'connected' }).waitFor({ timeout: 20_000 });
+    await connectRemote(page, 'etcd 3.4', etcd.clientUrl);
     await page.getByTestId('nav-doctor').click();
     const row = page.getByTestId('doctor-member-etcd34');
     await row.filter({ hasText: '3.4.' }).waitFor({ timeout: 20_000 });

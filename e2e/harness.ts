@@ -104,7 +104,8 @@ export async function openApp(browser: Browser, shell: Shell): Promise<Page> {
   return page;
 }
 
-export async function etcdctl(shell: Shell, args: string[], opts: { user?: string; input?: string } = {}): Promise<string> {
+/** etcdctl against a target: the shell's embedded node, or any `{ endpoint }` (comma-separated endpoints too). */
+export async function etcdctl(shell: Pick<Shell, 'endpoint'>, args: string[], opts: { user?: string; input?: string } = {}): Promise<string> {
   const full = ['--endpoints', shell.endpoint, ...(opts.user ? ['--user', opts.user] : []), ...args];
   if (opts.input !== undefined) {
     return new Promise((resolve, reject) => {
@@ -122,13 +123,30 @@ export async function etcdctl(shell: Shell, args: string[], opts: { user?: strin
 }
 
 /** etcdctl that may fail: returns stdout+stderr and whether it succeeded. */
-export async function etcdctlTry(shell: Shell, args: string[], user?: string): Promise<{ ok: boolean; out: string }> {
+export async function etcdctlTry(shell: Pick<Shell, 'endpoint'>, args: string[], user?: string): Promise<{ ok: boolean; out: string }> {
   try {
     return { ok: true, out: await etcdctl(shell, args, { user }) };
   } catch (e) {
     const err = e as { stderr?: string; message: string };
     return { ok: false, out: err.stderr || err.message };
   }
+}
+
+/** Connects to the app's own local three-member cluster from the Connections view, as a user does. */
+export async function connectLocalCluster(page: Page): Promise<void> {
+  await page.getByTestId('nav-connections').click();
+  await page.getByTestId('connect-local-cluster').click();
+  await page.getByTestId('conn-status').filter({ hasText: 'Local 3-node cluster' }).filter({ hasText: 'connected' }).waitFor({ timeout: 30_000 });
+}
+
+/** Adds a remote profile (name, comma-separated endpoints) in the Connections view and connects to it. */
+export async function connectRemote(page: Page, name: string, endpoints: string): Promise<void> {
+  await page.getByTestId('nav-connections').click();
+  await page.getByTestId('new-connection').click();
+  await page.getByTestId('conn-name').fill(name);
+  await page.getByTestId('conn-endpoints').fill(endpoints);
+  await page.getByTestId('conn-save-connect').click();
+  await page.getByTestId('conn-status').filter({ hasText: name }).filter({ hasText: 'connected' }).waitFor({ timeout: 20_000 });
 }
 
 export async function shot(page: Page, name: string): Promise<void> {
