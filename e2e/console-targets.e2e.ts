@@ -28,7 +28,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { EtcdClient } from '../node-core/index';
 import { httpGet, startEtcd } from '../node-core/testing/processes';
-import { connectLocalCluster, connectRemote, etcdctl, etcdctlTry, launchBrowser, openApp, shot, shotOnFailure, startShell, until, type Shell } from './harness';
+import { connectLocalCluster, connectRemote, etcdctl, etcdctlTry, launchBrowser, openApp, pickKeys, shot, shotOnFailure, startShell, until, type Shell } from './harness';
 
 interface Connected {
   /** etcdctl's --endpoints for the target (every member, comma-separated). */
@@ -211,13 +211,7 @@ describe('the operator console against every target', { timeout: 600_000 }, () =
       }));
 
       it('bulk delete: keys picked in the list are deleted, the others kept', withShot('bulk-delete', async () => {
-        await page.getByTestId('nav-keys').click();
-        await page.getByTestId('key-search').fill('/ct/bulk/');
-        await page.locator('[data-testid=keys-status][data-prefix="/ct/bulk/"]').waitFor();
-        await page.locator('[data-key="/ct/bulk/e"]').waitFor();
-        await page.getByTestId('select-mode').click();
-        for (const k of ['a', 'b', 'c']) await page.locator(`[data-key="/ct/bulk/${k}"]`).click();
-        await page.getByTestId('picked-count').filter({ hasText: '3 keys selected' }).waitFor();
+        await pickKeys(page, '/ct/bulk/', 'e', ['a', 'b', 'c']);
         await screenshot('bulk-select');
         await page.getByTestId('delete-picked').click();
         await page.getByTestId('confirm-ok').click();

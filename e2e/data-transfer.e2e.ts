@@ -9,7 +9,7 @@ import fs from 'node:fs';
 import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { startEtcd, type ServerProc } from '../node-core/testing/processes';
-import { etcdctl, launchBrowser, openApp, shot, startShell, type Shell, shotOnFailure } from './harness';
+import { etcdctl, launchBrowser, openApp, pickKeys, shot, startShell, type Shell, shotOnFailure } from './harness';
 
 describe('moving data: export, import with preview, rename a prefix', { timeout: 180_000 }, () => {
   let shell: Shell;
@@ -74,13 +74,7 @@ describe('moving data: export, import with preview, rename a prefix', { timeout:
 
   it('many keys picked in the list are deleted at once; one changed after it was picked is kept', withShot('bulk-delete', async () => {
     for (const k of ['a', 'b', 'c', 'd', 'e']) await etcdctl(shell, ['put', `/bulk/${k}`, 'v']);
-    await page.getByTestId('nav-keys').click();
-    await page.getByTestId('key-search').fill('/bulk/');
-    await page.locator('[data-testid=keys-status][data-prefix="/bulk/"]').waitFor();
-    await page.locator('[data-key="/bulk/e"]').waitFor();
-    await page.getByTestId('select-mode').click();
-    for (const k of ['a', 'b', 'c']) await page.locator(`[data-key="/bulk/${k}"]`).click();
-    await page.getByTestId('picked-count').filter({ hasText: '3 keys selected' }).waitFor();
+    await pickKeys(page, '/bulk/', 'e', ['a', 'b', 'c']);
     await etcdctl(shell, ['put', '/bulk/b', 'changed by a colleague']); // after it was picked
     await shot(page, 'keys-bulk-select');
     await page.getByTestId('delete-picked').click();

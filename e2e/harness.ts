@@ -149,6 +149,17 @@ export async function connectRemote(page: Page, name: string, endpoints: string)
   await page.getByTestId('conn-status').filter({ hasText: name }).filter({ hasText: 'connected' }).waitFor({ timeout: 20_000 });
 }
 
+/** In the Keys view, lists `prefix` (its last key `last` shown), turns on Select and picks `names` under it. */
+export async function pickKeys(page: Page, prefix: string, last: string, names: string[]): Promise<void> {
+  await page.getByTestId('nav-keys').click();
+  await page.getByTestId('key-search').fill(prefix);
+  await page.locator(`[data-testid=keys-status][data-prefix="${prefix}"]`).waitFor();
+  await page.locator(`[data-key="${prefix}${last}"]`).waitFor();
+  await page.getByTestId('select-mode').click();
+  for (const k of names) await page.locator(`[data-key="${prefix}${k}"]`).click();
+  await page.getByTestId('picked-count').filter({ hasText: `${names.length} keys selected` }).waitFor();
+}
+
 export async function shot(page: Page, name: string): Promise<void> {
   fs.mkdirSync(artifacts, { recursive: true });
   await page.screenshot({ path: path.join(artifacts, `${name}.png`) });
