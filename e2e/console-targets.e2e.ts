@@ -140,6 +140,13 @@ describe('the operator console against every target', { timeout: 600_000 }, () =
         for (const m of ms) await page.getByTestId(`doctor-health-${m.name}`).filter({ hasText: 'healthy' }).waitFor({ timeout: 20_000 });
         assert.equal(await page.locator('[data-testid^=doctor-member-]').count(), ms.length);
         assert.equal(await page.locator('[data-testid=doctor-members] .chip.ok', { hasText: 'leader' }).count(), 1, 'one leader');
+        // The member shown leading is the one etcdctl says leads (its table: JSON would round 64-bit ids).
+        const table = (await etcdctl({ endpoint: ms.map((m) => m.clientURLs[0]).join(',') }, ['endpoint', 'status', '-w', 'table'])).split('\n').filter((l) => l.startsWith('|')).map((l) => l.split('|').slice(1, -1).map((c) => c.trim()));
+        const isLeader = table[0].indexOf('IS LEADER');
+        const leaderUrl = table.slice(1).find((row) => row[isLeader] === 'true')?.[0];
+        const leader = ms.find((m) => m.clientURLs[0] === leaderUrl);
+        assert.ok(leader, `etcdctl's leader ${leaderUrl}`);
+        await page.getByTestId(`doctor-member-${leader.name}`).locator('.chip.ok', { hasText: 'leader' }).waitFor();
         const verdict = page.getByTestId('doctor-hash-verdict');
         await verdict.filter({ hasText: 'HashKV agrees on every member' }).waitFor({ timeout: 20_000 });
         const rev = num(/revision ([\d,]+)/.exec((await verdict.textContent()) ?? '')?.[1] ?? null);
