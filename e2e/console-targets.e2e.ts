@@ -28,7 +28,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { EtcdClient } from '../node-core/index';
 import { httpGet, startEtcd } from '../node-core/testing/processes';
-import { connectLocalCluster, connectRemote, etcdctl, etcdctlTry, launchBrowser, openApp, pickKeys, shot, shotOnFailure, startShell, until, type Shell } from './harness';
+import { backUpNow, connectLocalCluster, connectRemote, etcdctl, etcdctlTry, launchBrowser, openApp, pickKeys, shot, shotOnFailure, startShell, until, type Shell } from './harness';
 
 interface Connected {
   /** etcdctl's --endpoints for the target (every member, comma-separated). */
@@ -274,11 +274,7 @@ describe('the operator console against every target', { timeout: 600_000 }, () =
       }));
 
       it('backups: back up now is verified three ways; etcdctl reads the file at the shown revision with the shown HashKV', withShot('backup', async () => {
-        await page.getByTestId('nav-backups').click();
-        await page.getByTestId('sched-profile').selectOption(t.profileId);
-        await page.getByTestId('backup-run-now').click();
-        const row = page.locator('[data-testid=backup-run][data-status=verified]').first();
-        await row.waitFor({ timeout: 60_000 });
+        const row = await backUpNow(page, t.profileId);
         assert.match((await row.textContent()) ?? '', /✓ ✓ ✓/);
         const toast = (await page.getByTestId('toast-ok').filter({ hasText: 'verified: restored at revision' }).first().textContent()) ?? '';
         const m = /restored at revision (\d+), HashKV (\d+) equal/.exec(toast);

@@ -6,7 +6,7 @@ import fs from 'node:fs';
 import os from 'node:os';
 import path from 'node:path';
 import { promisify } from 'node:util';
-import { chromium, type Browser, type Page } from 'playwright-core';
+import { chromium, type Browser, type Locator, type Page } from 'playwright-core';
 import type { Channel, Req, Res, Envelope } from '../electron/contract/index';
 
 const run = promisify(execFile);
@@ -158,6 +158,16 @@ export async function pickKeys(page: Page, prefix: string, last: string, names: 
   await page.getByTestId('select-mode').click();
   for (const k of names) await page.locator(`[data-key="${prefix}${k}"]`).click();
   await page.getByTestId('picked-count').filter({ hasText: `${names.length} keys selected` }).waitFor();
+}
+
+/** Backups view: "Back up now" for a profile; resolves with the run's row once it shows verified. */
+export async function backUpNow(page: Page, profileId: string): Promise<Locator> {
+  await page.getByTestId('nav-backups').click();
+  await page.getByTestId('sched-profile').selectOption(profileId);
+  await page.getByTestId('backup-run-now').click();
+  const row = page.locator('[data-testid=backup-run][data-status=verified]').first();
+  await row.waitFor({ timeout: 60_000 });
+  return row;
 }
 
 export async function shot(page: Page, name: string): Promise<void> {

@@ -10,7 +10,7 @@ import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { startEtcd, type ServerProc } from '../node-core/testing/processes';
 import { hasSshd, startSshd, type Sshd } from '../node-core/testing/sshd';
-import { launchBrowser, openApp, shot, startShell, until, type Shell, shotOnFailure } from './harness';
+import { backUpNow, launchBrowser, openApp, shot, startShell, until, type Shell, shotOnFailure } from './harness';
 
 describe('remote access: SSH tunnel, TLS warning, profiles export/import', { timeout: 180_000, skip: !hasSshd() && 'no /usr/sbin/sshd: apt-get install openssh-server' }, () => {
   let shell: Shell;
@@ -55,6 +55,19 @@ describe('remote access: SSH tunnel, TLS warning, profiles export/import', { tim
     await shot(page, 'remote-ssh-connected');
     const p = (await shell.invoke('conn:list', {})).find((x) => x.name === 'prod via bastion');
     assert.equal(p?.ssh?.hostKeySha256, sshd.hostKeySha256, 'host key pinned on first connect');
+  }));
+
+  it('back up now through the SSH tunnel: the snapshot streams through it and is verified; etcdctl reads it at the shown revision', withShot('ssh-backup', async () => {
+    const p = (await shell.invoke('conn:list', {})).find((x) => x.name === 'prod via bastion')!;
+    const row = await backUpNow(page, p.id);
+    assert.match((await row.textContent()) ?? '', /✓ ✓ ✓/);
+    const run = (await shell.invoke('backup:schedules', {})).history[0];
+    assert.equal(run.profileId, p.id);
+    const { execFileSync } = await import('node:child_process');
+    const st = JSON.parse(execFileSync('etcdctl', ['snapshot', 'status', run.file!, '-w', 'json']).toString()) as { revision: number };
+    assert.equal(st.revision, run.revision);
+    assert.equal(Number((await row.locator('td').nth(4).textContent())?.trim()), run.revision);
+    await shot(page, 'remote-ssh-backup');
   }));
 
   it('exports the profiles without secrets; a fresh app imports them', withShot('export-import', async () => {
