@@ -68,9 +68,14 @@ async function hashEach(urls: string[]): Promise<string> {
     try {
       // A linearizable read first: the member has applied everything up to rev (else HashKV says future revision).
       await one.range({ key: Buffer.from([0]), count_only: true });
+      const before = await one.status();
       const t0 = process.hrtime.bigint();
       const h = await one.hashKV(rev);
-      out.push(`m${i + 1} ${(Number(process.hrtime.bigint() - t0) / 1e9).toFixed(2)} s (${h.hash})`);
+      const secs = Number(process.hrtime.bigint() - t0) / 1e9;
+      // A member whose HashKV stalls its raft loop past the election timeout costs the cluster its leader.
+      const moved = urls.length > 1 && (await one.status()).leader !== before.leader ? ', leader changed' : '';
+      const role = urls.length > 1 && before.leader === before.header?.member_id ? ' (leader)' : '';
+      out.push(`m${i + 1}${role} ${secs.toFixed(2)} s (${h.hash}${moved})`);
     } finally {
       one.close();
     }

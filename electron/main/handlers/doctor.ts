@@ -92,8 +92,10 @@ export function doctorHandlers(deps: HandlerDeps): HandlersFor<DoctorChannels> {
   /**
    * HashKV of every member at one revision, one member after another (as etcd's
    * own corruption check asks its peers): each HashKV reads the member's whole
-   * database, and members sharing a host (a local cluster) all scanning at once
-   * took the cluster's leader with them at 1,000,000 keys (bench/RESULTS.md).
+   * database: members sharing a host (a local cluster) all scanning at once
+   * each took about three times as long, and in one of two runs at 1,000,000
+   * keys a HashKV failed and the cluster was left without a leader
+   * (bench/RESULTS.md, "Doctor and space report at 1,000,000 keys").
    * A member a little behind is asked again once it caught up.
    */
   async function hashAll(client: EtcdClient, members: DoctorMember[]): Promise<number> {
