@@ -76,6 +76,8 @@ async function hashEach(urls: string[]): Promise<string> {
       const moved = urls.length > 1 && (await one.status()).leader !== before.leader ? ', leader changed' : '';
       const role = urls.length > 1 && before.leader === before.header?.member_id ? ' (leader)' : '';
       out.push(`m${i + 1}${role} ${secs.toFixed(2)} s (${h.hash}${moved})`);
+    } catch (e) {
+      out.push(`m${i + 1} failed: ${(e as Error).message}`);
     } finally {
       one.close();
     }
@@ -87,8 +89,8 @@ async function main(): Promise<void> {
   const args = ['--log-level', 'warn', '--quota-backend-bytes', String(8 * 1024 * MB)];
   const servers =
     MEMBERS === 3
-      ? await startCluster(ENGINE, 3, args).then((c) => ({ urls: c.members.map((m) => m.clientUrl), stop: () => c.stop() }))
-      : await (ENGINE === 'etcd' ? startEtcd : startEtcdesk)({ extraArgs: args }).then((s) => ({ urls: [s.clientUrl], stop: () => s.stop() }));
+      ? await startCluster(ENGINE, 3, args).then((c) => ({ urls: c.members.map((m) => m.clientUrl), procs: c.members, stop: () => c.stop() }))
+      : await (ENGINE === 'etcd' ? startEtcd : startEtcdesk)({ extraArgs: args }).then((s) => ({ urls: [s.clientUrl], procs: [s], stop: () => s.stop() }));
   const loader = new EtcdClient({ endpoints: servers.urls, timeoutMs: 120_000 });
   const rows: Row[] = [];
   try {
@@ -107,6 +109,8 @@ async function main(): Promise<void> {
     console.log('|---:|---|---:|---:|---:|---|');
     for (const r of rows) console.log(`| ${r.keys.toLocaleString('en-US')} | ${r.report} | ${r.seconds.toFixed(2)} | ${r.rssBaseMb.toFixed(0)} → ${r.rssPeakMb.toFixed(0)} | ${r.heapBaseMb.toFixed(0)} → ${r.heapPeakMb.toFixed(0)} | ${r.result} |`);
   } finally {
+    // What the members said (a member that died or lost its leader says so here).
+    for (const p of servers.procs) console.log(`--- ${p.name} (exit ${p.proc.exitCode ?? 'running'})\n${p.output().slice(-1500)}`);
     loader.close();
     await servers.stop();
   }
