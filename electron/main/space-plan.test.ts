@@ -97,6 +97,31 @@ describe('doctor and space plan on the local three-member cluster', { timeout: 1
     assert.ok(sp.dbSize > 0 && sp.members.length === 3, 'space report of three members');
   });
 
+  it('the doctor hashes one member at a time: never two members reading their whole store at once', async () => {
+    // Observed at the client every member's HashKV goes through (the handler makes one per member).
+    const original = EtcdClient.prototype.hashKV;
+    let inFlight = 0;
+    let most = 0;
+    let calls = 0;
+    EtcdClient.prototype.hashKV = async function (this: EtcdClient, revision?: number) {
+      calls++;
+      most = Math.max(most, ++inFlight);
+      try {
+        return await original.call(this, revision);
+      } finally {
+        inFlight--;
+      }
+    };
+    try {
+      const r = await call('doctor:report', { hash: true });
+      assert.ok(r.members.every((m) => m.hash), 'every member hashed');
+      assert.equal(calls, 3);
+      assert.equal(most, 1, 'HashKV requests overlapped');
+    } finally {
+      EtcdClient.prototype.hashKV = original;
+    }
+  });
+
   it('runs the plan through, every step verified, while the write probe keeps succeeding', async () => {
     const before = await leaderId();
     const plan = await call('space:plan', { retention: 20, probe: true });

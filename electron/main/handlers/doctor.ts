@@ -6,7 +6,7 @@ import https from 'node:https';
 import { randomUUID } from 'node:crypto';
 import { EtcdClient, EtcdPb } from '../../../node-core/index';
 import { ContractError, type DoctorMember, type DoctorReport, type SpacePlan, type SpaceReport } from '../../contract/index';
-import { DEFAULT_QUOTA, findings, GUIDANCE, growth, memberMetrics, parsePrometheus, ScrapeHistory, SpaceHistory, type Scrape } from '../doctor';
+import { DEFAULT_QUOTA, findings, GUIDANCE, growth, hashTimeoutMs, memberMetrics, parsePrometheus, ScrapeHistory, SpaceHistory, type Scrape } from '../doctor';
 import { isEtcdError, serializeError } from '../errors';
 import { buildPlan, PlanRunner } from '../space-plan';
 import type { HandlerDeps, HandlersFor } from './context';
@@ -89,31 +89,37 @@ export function doctorHandlers(deps: HandlerDeps): HandlersFor<DoctorChannels> {
     return { clusterId, probes };
   }
 
-  /** HashKV of every member at one revision; a member a little behind is asked again once it caught up. */
+  /**
+   * HashKV of every member at one revision, one member after another (as etcd's
+   * own corruption check asks its peers): each HashKV reads the member's whole
+   * database: members sharing a host (a local cluster) all scanning at once
+   * each took about three times as long, and in one of two runs at 1,000,000
+   * keys a HashKV failed and the cluster was left without a leader
+   * (bench/RESULTS.md, "Doctor and space report at 1,000,000 keys").
+   * A member a little behind is asked again once it caught up.
+   */
   async function hashAll(client: EtcdClient, members: DoctorMember[]): Promise<number> {
     const rev = (await client.range({ key: Buffer.from([0]), count_only: true })).header?.revision ?? 0;
-    await Promise.all(
-      members.map(async (x) => {
-        if (!x.clientUrl) return;
-        const one = new EtcdClient({ ...client.options, endpoints: [x.clientUrl], timeoutMs: 30_000 });
-        try {
-          for (let attempt = 0; ; attempt++) {
-            try {
-              const h = await one.hashKV(rev);
-              x.hash = { hash: h.hash, compactRevision: h.compact_revision };
-              return;
-            } catch (e) {
-              if (!isEtcdError(e, 'FutureRev') || attempt >= 20) throw e;
-              await new Promise((r) => setTimeout(r, 100));
-            }
+    for (const x of members) {
+      if (!x.clientUrl) continue;
+      const one = new EtcdClient({ ...client.options, endpoints: [x.clientUrl], timeoutMs: hashTimeoutMs(x.status?.dbSize ?? 0) });
+      try {
+        for (let attempt = 0; ; attempt++) {
+          try {
+            const h = await one.hashKV(rev);
+            x.hash = { hash: h.hash, compactRevision: h.compact_revision };
+            break;
+          } catch (e) {
+            if (!isEtcdError(e, 'FutureRev') || attempt >= 20) throw e;
+            await new Promise((r) => setTimeout(r, 100));
           }
-        } catch (e) {
-          x.hashError = message(e);
-        } finally {
-          one.close();
         }
-      }),
-    );
+      } catch (e) {
+        x.hashError = message(e);
+      } finally {
+        one.close();
+      }
+    }
     return rev;
   }
 
