@@ -112,6 +112,8 @@ export class RaftLoop {
   private snapshotting = false;
   private ccSeq = 0;
   private readonly reqTimeoutMs: number;
+  /** The last log index on disk (fsynced): a single voter's read index (./read-index-batcher). */
+  private durableIndex: number;
 
   constructor(private readonly o: RaftLoopOptions) {
     this.storage = DiskStorage.load(path.join(o.config.dataDir, 'member', 'wal'), o.backend, { sync: !o.config.unsafeNoFsync, syncDelayMs: o.syncDelayMs });
@@ -138,6 +140,7 @@ export class RaftLoop {
     });
     this.confState = this.storage.initialState().confState;
     this.snapshotIndex = this.storage.snapshot().metadata.index;
+    this.durableIndex = this.storage.lastIndex();
     this.applied = new IndexWaiter(o.applier.appliedIndex);
     this.reads = new ReadIndexBatcher({
       memberId: o.memberId,
@@ -148,6 +151,11 @@ export class RaftLoop {
       applied: this.applied,
       timeoutMs: this.reqTimeoutMs,
       retryMs: o.config.electionTimeout,
+      localIndex: () => {
+        const r = this.raw.raft;
+        if (r.state !== StateType.Leader || !r.prs.isSingleton() || !r.prs.config.incoming.has(r.id)) return undefined;
+        return Math.min(this.durableIndex, r.raftLog.committed);
+      },
     });
   }
 
@@ -364,6 +372,8 @@ export class RaftLoop {
     if (flushing) {
       await flushing;
       if (this.stopped) return undefined;
+      if (rd.entries.length) this.durableIndex = rd.entries[rd.entries.length - 1].index;
+      else if (snap) this.durableIndex = snap.metadata.index;
     }
     if (!sendEarly && rd.messages.length && this.transport) this.transport.send(rd.messages);
     if (snap) {

@@ -6,6 +6,16 @@
 // released once this member has applied up to the read index. A round that
 // gets no read state within an election timeout (a leader change dropped
 // it) is asked again under a new context.
+//
+// The only voter, leading, needs no round at all (raft itself answers its
+// ReadIndex at once, but with its commit index, which for a single voter runs
+// ahead of the disk: every proposal accepted so far, so a read would wait for
+// the next batch of writes to be fsynced and applied, as long as a write). No
+// other member can acknowledge a write, and this one acknowledges a write only
+// once it has applied it, after its fsync: every write acknowledged before the
+// read began, on this run or an earlier one, is in the log on disk. So its
+// read index is the last index on disk (`localIndex`), and the read is served
+// once applied reaches it: at once, in practice.
 import { Errors } from '../errors';
 import type { IndexWaiter } from './wait-registry';
 
@@ -39,6 +49,12 @@ export interface ReadIndexBatcherOptions {
   timeoutMs: number;
   /** A round without an answer for this long is asked again. */
   retryMs: number;
+  /**
+   * The read index when this member alone can fix it (the only voter, and
+   * leading): the last log index durable on disk. Undefined otherwise (a
+   * ReadIndex round through raft).
+   */
+  localIndex?(): number | undefined;
 }
 
 export class ReadIndexBatcher {
@@ -56,9 +72,15 @@ export class ReadIndexBatcher {
   /** Resolves once this member has applied everything committed when the read began. */
   read(): Promise<void> {
     if (this.stopped) return Promise.reject(this.stopped);
+    const local = this.o.localIndex?.();
+    if (local !== undefined && this.o.applied.index >= local) return Promise.resolve();
     return new Promise<void>((resolve, reject) => {
-      this.pending.push({ resolve, reject, deadline: Date.now() + this.o.timeoutMs, done: false });
-      this.scheduleFlush();
+      const r: PendingRead = { resolve, reject, deadline: Date.now() + this.o.timeoutMs, done: false };
+      if (local !== undefined) this.whenApplied([r], local);
+      else {
+        this.pending.push(r);
+        this.scheduleFlush();
+      }
     });
   }
 
@@ -98,7 +120,12 @@ export class ReadIndexBatcher {
     const round = this.rounds.get(key);
     if (!round) return;
     this.rounds.delete(key);
-    const reads = round.reads;
+    this.whenApplied(round.reads, index);
+    if (this.pending.length) this.scheduleFlush();
+  }
+
+  /** Releases `reads` once this member has applied up to `index`. */
+  private whenApplied(reads: PendingRead[], index: number): void {
     const release = (): void => {
       this.applying.delete(reads);
       for (const r of reads) settle(r);
@@ -111,7 +138,6 @@ export class ReadIndexBatcher {
         for (const r of reads) settle(r, e);
       });
     }
-    if (this.pending.length) this.scheduleFlush();
   }
 
   /** Times out overdue reads and asks again for rounds a leader change lost. */

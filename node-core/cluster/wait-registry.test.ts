@@ -186,4 +186,33 @@ describe('ReadIndexBatcher', () => {
     assert.equal(c.error, Errors.Stopped);
     await assert.rejects(b.read(), (e) => e === Errors.Stopped);
   });
+
+  it('the only voter reads at its durable index without a round: at once when applied, else once applied reaches it', async () => {
+    const sent: Buffer[] = [];
+    const applied = new IndexWaiter(4);
+    let local: number | undefined = 4;
+    const b = new ReadIndexBatcher({ memberId: 1n, sendReadIndex: (ctx) => sent.push(Buffer.from(ctx)), applied, timeoutMs: 1000, retryMs: 100, localIndex: () => local });
+    const now = probe(b.read());
+    await turn();
+    assert.equal(now.state, 'resolved', 'everything on disk is applied: served at once');
+    // entries 5 and 6 are on disk (their writes may be acknowledged once applied) but not applied yet
+    local = 6;
+    const later = probe(b.read());
+    applied.notify(5);
+    await turn();
+    assert.equal(later.state, 'pending', 'never served below the durable index');
+    applied.notify(6);
+    await turn();
+    assert.equal(later.state, 'resolved');
+    assert.equal(sent.length, 0, 'no ReadIndex round');
+    // not (or no longer) the only voter leading: a round through raft again
+    local = undefined;
+    const round = probe(b.read());
+    await turn();
+    assert.equal(sent.length, 1);
+    assert.equal(round.state, 'pending');
+    b.onReadState(sent[0], 6);
+    await turn();
+    assert.equal(round.state, 'resolved');
+  });
 });
