@@ -1,5 +1,6 @@
 // An etcd v3 client over grpc-js with the generated service definitions.
-// Endpoint failover, optional user/password auth (token in metadata, re-auth
+// Endpoint failover (reads; writes only when they never left, see
+// retry-policy.ts), optional user/password auth (token in metadata, re-auth
 // when the server forgets it), TLS. Methods take the generated *Init request
 // types and resolve to the decoded response types.
 import * as grpc from '@grpc/grpc-js';
@@ -7,6 +8,7 @@ import { EtcdError, Errors } from '../errors/index';
 import * as pb from '../proto/gen/etcdserverpb';
 import type * as authpb from '../proto/gen/authpb';
 import { type Endpoint, type TlsOptions, isFailoverError, isInvalidToken, makeChannel, parseEndpoint, toEtcdError } from './connection';
+import { isRepeatable } from './retry-policy';
 import { LeaseKeepAlive, Watch, type WatchOptions, type WatchListener } from './streams';
 
 export interface ClientOptions {
@@ -129,23 +131,66 @@ export class EtcdClient {
     this.token = null;
   }
 
-  private rawUnary<Req, Res>(m: Method<Req, Res>, req: Req, md: grpc.Metadata): Promise<Res> {
-    // Try each endpoint once, starting with the one that last worked.
-    const tryAt = (attempt: number): Promise<Res> =>
-      new Promise<Res>((resolve, reject) => {
-        if (this.closed) return reject(new EtcdError(grpc.status.CANCELLED, 'client closed'));
-        const idx = (this.current + attempt) % this.endpoints.length;
-        const deadline = Date.now() + (this.options.timeoutMs ?? 10_000);
-        this.channel(idx).makeUnaryRequest(m.path, m.requestSerialize, m.responseDeserialize as (b: Buffer) => Res, req, md, { deadline }, (err, value) => {
-          if (err) return reject(toEtcdError(err));
-          this.current = idx;
-          resolve(value as Res);
-        });
-      }).catch((e: EtcdError) => {
-        if (isFailoverError(e) && attempt + 1 < this.endpoints.length) return tryAt(attempt + 1);
-        throw e;
+  /**
+   * Resolves true once endpoint idx's channel is connected, false when it
+   * cannot be (connection refused, TLS failed, no answer by the deadline):
+   * a call not yet sent then demonstrably never reached that member.
+   */
+  private connected(idx: number, deadline: number): Promise<boolean> {
+    const ch = this.channel(idx).getChannel();
+    return new Promise<boolean>((resolve) => {
+      const check = (): void => {
+        const state = ch.getConnectivityState(true);
+        if (state === grpc.connectivityState.READY) return resolve(true);
+        if (state === grpc.connectivityState.TRANSIENT_FAILURE || state === grpc.connectivityState.SHUTDOWN || this.closed || Date.now() >= deadline) return resolve(false);
+        ch.watchConnectivityState(state, deadline, (err) => (err ? resolve(false) : check()));
+      };
+      check();
+    });
+  }
+
+  private callAt<Req, Res>(idx: number, m: Method<Req, Res>, req: Req, md: grpc.Metadata, deadline: number): Promise<Res> {
+    return new Promise<Res>((resolve, reject) => {
+      if (this.closed) return reject(new EtcdError(grpc.status.CANCELLED, 'client closed'));
+      this.channel(idx).makeUnaryRequest(m.path, m.requestSerialize, m.responseDeserialize as (b: Buffer) => Res, req, md, { deadline }, (err, value) => {
+        if (err) return reject(toEtcdError(err));
+        resolve(value as Res);
       });
-    return tryAt(0);
+    });
+  }
+
+  /**
+   * Each endpoint at most once, starting with the one that last worked. A
+   * read (retry-policy.ts) goes on to the next endpoint after any
+   * Unavailable-class failure. A write is sent to an endpoint only once its
+   * channel is connected, and moves on only past endpoints that could not be
+   * connected to: once sent, its failure (request timed out, leader changed,
+   * connection lost, deadline) is the caller's, since it may have been
+   * applied (clientv3's isSafeRetryMutableRPC).
+   */
+  private async rawUnary<Req, Res>(m: Method<Req, Res>, req: Req, md: grpc.Metadata): Promise<Res> {
+    const repeatable = isRepeatable(m.path, req);
+    const n = this.endpoints.length;
+    const start = this.current;
+    for (let attempt = 0; ; attempt++) {
+      const idx = (start + attempt) % n;
+      const last = attempt + 1 >= n;
+      const deadline = Date.now() + (this.options.timeoutMs ?? 10_000);
+      // The last endpoint is sent to regardless: grpc-js itself refuses a call it cannot send, with its own Unavailable.
+      if (!repeatable && !last && !(await this.connected(idx, deadline))) continue;
+      try {
+        const res = await this.callAt(idx, m, req, md, deadline);
+        this.current = idx;
+        return res;
+      } catch (e) {
+        const err = toEtcdError(e);
+        if (!isFailoverError(err)) throw err;
+        if (repeatable && !last) continue;
+        // Not sent again, but the next call starts at another member.
+        if (!repeatable && n > 1 && this.current === idx) this.current = (idx + 1) % n;
+        throw err;
+      }
+    }
   }
 
   async unary<Req, Res>(m: Method<Req, Res>, req: Req): Promise<Res> {

@@ -79,11 +79,15 @@ export function toEtcdError(err: unknown): EtcdError {
   return new EtcdError(grpc.status.UNKNOWN, err instanceof Error ? err.message : String(err));
 }
 
-/** Transport-level failures worth retrying on another endpoint (not etcd's own answers). */
+/**
+ * The failures after which a read (retry-policy.ts) or a stream (watch,
+ * keep-alive: they resume where they were) goes to another endpoint: the
+ * member is unreachable, or answered "no leader", "leader changed", "request
+ * timed out" (another one may know better), or the call's deadline passed.
+ * A write that failed so is never sent again (client.ts rawUnary).
+ */
 export function isFailoverError(e: EtcdError): boolean {
-  if (e.code !== grpc.status.UNAVAILABLE && e.code !== grpc.status.DEADLINE_EXCEEDED) return false;
-  // "etcdserver: no leader" / "leader changed" come from a live member: another one may know better.
-  return true;
+  return e.code === grpc.status.UNAVAILABLE || e.code === grpc.status.DEADLINE_EXCEEDED;
 }
 
 /**
