@@ -213,10 +213,12 @@ export class PlanRunner {
           break;
         }
       }
-      this.plan.state = this.plan.steps.some((s) => s.state === 'failed') ? 'failed' : this.aborted ? 'aborted' : 'done';
     } finally {
       clearInterval(ticker);
+      // The plan ends only once the probe's last write has come back (and its key is gone): a plan
+      // shown done must not still be writing, and another plan may start only then.
       await this.probe?.stop();
+      this.plan.state = this.plan.steps.some((s) => s.state === 'failed') ? 'failed' : this.aborted ? 'aborted' : 'done';
       this.emit();
     }
     return structuredClone(this.plan);
