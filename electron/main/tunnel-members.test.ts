@@ -5,6 +5,9 @@
 // member dialled at its advertised URL is refused. The SSH server's sessions
 // run inside the namespace (sshd -i), so only the tunnel reaches the members.
 // The profile names one member; the other two are known only from MemberList.
+// Twice: plain http on 127.0.0.1, and TLS where members advertise names that
+// resolve only inside (m1.private, …) and each certificate names only its
+// member, so every member's TLS must verify that member's own name.
 import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -23,7 +26,10 @@ import { routeTls } from './member-dialer';
 
 const skip = (!hasSshd() && 'no /usr/sbin/sshd: apt-get install openssh-server') || (!hasEtcd() && 'no /usr/bin/etcd') || privateNetworkUnavailable();
 
-describe('behind an SSH tunnel, the doctor, the space plan and the cluster view reach every member through it', { timeout: 180_000, skip }, () => {
+const NAMES = ['m1.private', 'm2.private', 'm3.private'];
+
+for (const tls of [false, true])
+describe(`behind an SSH tunnel (${tls ? 'TLS, members named only inside' : 'http'}), the doctor, the space plan and the cluster view reach every member through it`, { timeout: 180_000, skip }, () => {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'etcdesk-tunnel-members-'));
   const user = os.userInfo().username;
   let privateNet: PrivateNetwork;
@@ -50,8 +56,8 @@ describe('behind an SSH tunnel, the doctor, the space plan and the cluster view 
   const sshConfig = () => ({ host: '127.0.0.1', port: sshd.port, username: user, keyFile: sshd.userKey });
 
   before(async () => {
-    privateNet = await startPrivateNetwork();
-    etcd = await startEtcdIn(privateNet, 3);
+    privateNet = await startPrivateNetwork(NAMES);
+    etcd = await startEtcdIn(privateNet, 3, tls ? { names: NAMES } : undefined);
     sshd = await startSshdIn((cmd, args) => privateNet.spawn(cmd, args));
     for (const u of etcd.clientUrls) assert.equal(await reachableHere(u), false, `the premise: ${u} must not answer from outside the private network`);
     const profiles = new ProfileStore(path.join(dir, 'connections.json'), new FileSecrets(path.join(dir, 'credentials.json')), false);
@@ -67,7 +73,7 @@ describe('behind an SSH tunnel, the doctor, the space plan and the cluster view 
       },
       chooseSnapshotPath: async () => null,
     });
-    const profile: ConnectionProfile = { id: '', name: 'behind bastion', kind: 'remote', endpoints: [etcd.clientUrls[0]], ssh: sshConfig() };
+    const profile: ConnectionProfile = { id: '', name: 'behind bastion', kind: 'remote', endpoints: [etcd.clientUrls[0]], ssh: sshConfig(), tls: tls ? { caFile: etcd.caFile } : undefined };
     const saved = await call('conn:save', profile);
     const s = await call('conn:connect', { id: saved.id });
     assert.equal(s.state, 'connected', s.error?.message);
@@ -81,7 +87,7 @@ describe('behind an SSH tunnel, the doctor, the space plan and the cluster view 
     fs.rmSync(dir, { recursive: true, force: true });
   });
 
-  it('the tunnel forwards a member address on demand: the endpoint reuses its listener, another gets its own, all close with the tunnel', async () => {
+  it('the tunnel forwards a member address on demand: the endpoint reuses its listener, another gets its own, all close with the tunnel', { skip: tls && 'once is enough (plain http)' }, async () => {
     const t = await openTunnel(sshConfig(), [etcd.clientUrls[0]], {});
     const listening = (url: string): Promise<boolean> => reachableHere(url);
     try {
@@ -104,14 +110,14 @@ describe('behind an SSH tunnel, the doctor, the space plan and the cluster view 
     }
   });
 
-  it('the connection dials a member at its forward, and TLS would verify the member\'s own name', async () => {
+  it('the connection dials a member at its forward, and TLS verifies the member\'s own name', async () => {
     const route = await manager.memberDialer()(etcd.clientUrls[2]);
     assert.notEqual(route.url, etcd.clientUrls[2]);
-    assert.match(route.url, /^http:\/\/127\.0\.0\.1:\d+$/);
-    assert.equal(route.serverName, '127.0.0.1', 'the advertised host, never the loopback listener\'s');
+    assert.match(route.url, tls ? /^https:\/\/127\.0\.0\.1:\d+$/ : /^http:\/\/127\.0\.0\.1:\d+$/);
+    assert.equal(route.serverName, tls ? 'm3.private' : '127.0.0.1', 'the advertised host, never the loopback listener\'s');
     const client = manager.requireClient();
-    assert.deepEqual(routeTls(client, { url: 'https://127.0.0.1:1', serverName: 'm3.internal' }), { serverName: 'm3.internal' }, 'an https member gets its name to verify');
-    assert.equal(routeTls(client, { url: 'http://127.0.0.1:1', serverName: 'm3.internal' }), undefined, 'plain http: no TLS');
+    assert.equal(routeTls(client, route)?.serverName, tls ? 'm3.private' : undefined, tls ? 'TLS verifies the member\'s own name' : 'plain http: no TLS');
+    if (tls) assert.ok(routeTls(client, route)?.ca, 'with the connection\'s CA');
   });
 
   it('the doctor sees every member: Status, /health, /metrics and HashKV through the tunnel', async () => {
