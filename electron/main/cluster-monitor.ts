@@ -9,6 +9,7 @@ import { Code, EtcdClient, EtcdPb } from '../../node-core/index';
 import type { ClusterInfo, MemberInfo } from '../contract/index';
 import { serializeError } from './errors';
 import type { LocalControl } from './node-host';
+import { directDialer, memberClient, type MemberDialer } from './member-dialer';
 
 /** One member's Status deadline: an unreachable member must not hold the view (nor the leader) up. */
 export const MEMBER_DEADLINE_MS = 500;
@@ -56,6 +57,8 @@ export class ClusterReader {
     private readonly client: EtcdClient,
     private readonly local: LocalControl | null,
     private readonly connectionId: number | undefined,
+    /** Reaches a member by its advertised URL (through the connection's SSH tunnel, if any). */
+    private readonly dial: MemberDialer = directDialer,
   ) {
     this.lister = new EtcdClient({ ...client.options, endpoints: client.endpointUrls, timeoutMs: LIST_DEADLINE_MS });
   }
@@ -70,10 +73,16 @@ export class ClusterReader {
     return new Set((this.local?.members() ?? []).filter((m) => !m.running).map((m) => m.clientUrl));
   }
 
-  private memberClient(url: string): EtcdClient {
+  private async memberClient(url: string): Promise<EtcdClient> {
     let c = this.members.get(url);
     if (!c) {
-      c = new EtcdClient({ ...this.client.options, endpoints: [url], timeoutMs: MEMBER_DEADLINE_MS });
+      c = await memberClient(this.client, this.dial, url, MEMBER_DEADLINE_MS);
+      // Another read may have made one meanwhile (the dial is asynchronous): keep one per member.
+      const other = this.members.get(url);
+      if (other) {
+        c.close();
+        return other;
+      }
       this.members.set(url, c);
     }
     return c;
@@ -125,7 +134,7 @@ export class ClusterReader {
           return { m, status: undefined, error: STOPPED };
         }
         try {
-          const status = await this.memberClient(url).status();
+          const status = await (await this.memberClient(url)).status();
           this.lastGood.set(url, { status, at: Date.now() });
           return { m, status, error: undefined };
         } catch (e) {
@@ -200,8 +209,9 @@ export class ClusterMonitor {
     private readonly emit: (info: ClusterInfo) => void,
     /** After each read (the connection follows live members). */
     private readonly afterRead: (info: ClusterInfo) => void = () => undefined,
+    dial: MemberDialer = directDialer,
   ) {
-    this.reader = new ClusterReader(client, local, connectionId);
+    this.reader = new ClusterReader(client, local, connectionId, dial);
     this.offLocal = local?.onChange(() => this.localChanged()) ?? (() => undefined);
     void this.poll();
   }

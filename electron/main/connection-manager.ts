@@ -11,7 +11,8 @@ import { BUILTIN_CLUSTER, BUILTIN_EMBEDDED, ProfileStore } from './profile-store
 import { KeyList, KeyListRegistry } from './key-list';
 import { isEtcdError, needsSignIn, serializeError } from './errors';
 import { KeepAliveRegistry, WatchRegistry } from './stream-registry';
-import { openTunnel, type OpenTunnel } from './ssh-tunnel';
+import { openTunnel, parseTarget, type OpenTunnel } from './ssh-tunnel';
+import { directDialer, type MemberDialer } from './member-dialer';
 import { ScanRegistry } from './keyspace-scan';
 
 export interface ManagerOptions {
@@ -281,6 +282,18 @@ export class ConnectionManager {
     this.opts.onStatus(this.status());
   }
 
+  /**
+   * How the live connection reaches one member by the client URL the cluster advertises for it:
+   * directly, or through its SSH tunnel (a loopback forward opened on demand; TLS then verifies
+   * the member's own host, or the profile's server name when one is set).
+   */
+  memberDialer(): MemberDialer {
+    const tunnel = this.tunnel;
+    if (!tunnel) return directDialer;
+    const serverName = this.profile?.kind === 'remote' ? this.profile.tls?.serverName : undefined;
+    return async (url) => ({ url: await tunnel.forward(url), serverName: serverName || parseTarget(url).host });
+  }
+
   /** The profile of the live (or last tried) connection. */
   get currentProfile(): ConnectionProfile | null {
     return this.profile;
@@ -341,7 +354,7 @@ export class ConnectionManager {
   startClusterMonitor(owner: string, emit: (info: ClusterInfo) => void): void {
     const client = this.requireClient();
     this.stopClusterMonitor(owner);
-    this.clusterMonitors.set(owner, new ClusterMonitor(client, this.localControl(), this.connectionId, emit, (info) => this.followLiveMembers(info)));
+    this.clusterMonitors.set(owner, new ClusterMonitor(client, this.localControl(), this.connectionId, emit, (info) => this.followLiveMembers(info), this.memberDialer()));
   }
 
   stopClusterMonitor(owner: string): void {
@@ -357,7 +370,9 @@ export class ConnectionManager {
   private followLiveMembers(info: ClusterInfo): void {
     const client = this.client;
     if (!client || this.state !== 'connected') return;
-    const down = ClusterReader.downUrls(info);
+    // Members are listed by their advertised URLs; through a tunnel the client dials their forwards.
+    const tunnel = this.tunnel;
+    const down = new Set([...ClusterReader.downUrls(info)].map((u) => tunnel?.forwardedUrl(u) ?? u));
     for (let i = 0; i < client.endpointUrls.length && down.has(client.activeEndpoint); i++) client.failover();
     if (down.has(client.activeEndpoint)) return;
     if (client.activeEndpoint !== this.reportedEndpoint) this.opts.onStatus(this.status());

@@ -294,8 +294,14 @@ function batches(ops: Op[], maxOps: number): Op[][] {
  * named as conflicts. Then every written key is read back (verify).
  */
 export async function runGuarded(client: EtcdClient, ops: Op[], onProgress?: Progress, cancel?: Cancel, limit = new TxnLimit()): Promise<TransferResult> {
+  return (await applyOps(client, ops, onProgress, cancel, limit)).result;
+}
+
+async function applyOps(client: EtcdClient, ops: Op[], onProgress: Progress | undefined, cancel: Cancel | undefined, limit: TxnLimit): Promise<{ result: TransferResult; puts: number }> {
   const conflicts: string[] = [];
   let written = 0;
+  /** Puts applied: a rename counts its keys by these (each key is one put and one delete). */
+  let puts = 0;
   let txns = 0;
   let revision = 0;
   const pending = batches(ops, limit.maxOps);
@@ -323,6 +329,7 @@ export async function runGuarded(client: EtcdClient, ops: Op[], onProgress?: Pro
     revision = r.header?.revision ?? revision;
     if (r.succeeded) {
       written += batch.length;
+      puts += batch.filter((o) => o.kind === 'put').length;
       done += batch.length;
     } else if (batch.length === 1) {
       conflicts.push(batch[0].key.toString('utf8'));
@@ -334,7 +341,7 @@ export async function runGuarded(client: EtcdClient, ops: Op[], onProgress?: Pro
     onProgress?.(done, total);
   }
   const verified = await verify(client, ops, conflicts, limit);
-  return { written, conflicts, txns, revision, verified: verified === 0, mismatches: verified };
+  return { result: { written, conflicts, txns, revision, verified: verified === 0, mismatches: verified }, puts };
 }
 
 /** Reads every written key back: a put must hold its value, a delete must be gone. Returns the mismatches. */
@@ -377,8 +384,9 @@ export async function copyPrefix(client: EtcdClient, from: string, to: string, r
   if (dryRun) return { planned: kvs.length, existing, written: 0, conflicts: [], txns: 0, revision: 0, verified: true, mismatches: 0 };
   const ops: Op[] = plan.map((p) => ({ kind: 'put', key: p.key, value: p.value, expectMod: 0 }));
   if (rename) for (const k of kvs) ops.push({ kind: 'delete', key: k.key, expectMod: k.modRevision });
-  const r = await runGuarded(client, ops, onProgress, cancel, limit);
-  return { ...r, planned: kvs.length, existing };
+  const { result: r, puts } = await applyOps(client, ops, onProgress, cancel, limit);
+  // Keys, not operations: a renamed key is one put and one delete, and counts once.
+  return { ...r, written: puts, planned: kvs.length, existing };
 }
 
 /** Deletes the given keys, each only if it still has the mod_revision the user saw. */

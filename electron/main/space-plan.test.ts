@@ -13,6 +13,7 @@ import { type Channel, type EventChannel, type EventMap, type Req, type Res, typ
 import { ConnectionManager } from './connection-manager';
 import { createHandlers, dispatch, type HandlerContext, type Handlers } from './handlers';
 import { ProfileStore } from './profile-store';
+import { PlanRunner } from './space-plan';
 import { SessionSecrets } from './secrets';
 
 const ctx: HandlerContext = { clientId: 'test', emit: () => undefined };
@@ -188,5 +189,35 @@ describe('doctor and space plan on the local three-member cluster', { timeout: 1
     assert.equal(disarm.state, 'done');
     assert.deepEqual((await client.alarm({ action: GET })).alarms, []);
     await client.put({ key: Buffer.from('/space/x'), value: Buffer.from('1') });
+  });
+});
+
+describe('the space plan and its write probe', () => {
+  it('the plan turns done only after the probe\'s last write came back and its key was removed', async () => {
+    let release: () => void = () => undefined;
+    const calls: string[] = [];
+    // A probe client whose first put is slow: the plan (no steps) ends while that write is in flight.
+    const probeClient = {
+      put: () => {
+        calls.push('put');
+        return new Promise<void>((r) => (release = r));
+      },
+      deleteRange: async () => void calls.push('delete'),
+    } as unknown as EtcdClient;
+    const plan: SpacePlan = { planId: 'p', state: 'review', retention: 0, compactTo: 0, steps: [], abortRequested: false, probe: { running: false, writes: 0, failures: 0, lastMs: null, maxMs: null } };
+    const seen: SpacePlan[] = [];
+    const runner = new PlanRunner(probeClient, plan, { onUpdate: (p) => seen.push(p), probeClient });
+    const run = runner.run();
+    await new Promise<void>((r) => setImmediate(r));
+    assert.deepEqual(calls, ['put'], 'the probe\'s write is in flight');
+    assert.equal(runner.plan.state, 'running', 'not done while the probe still writes');
+    assert.ok(!seen.some((p) => p.state === 'done'));
+    release();
+    const end = await run;
+    assert.equal(end.state, 'done');
+    assert.deepEqual(calls, ['put', 'delete'], 'the probe stopped after its write and removed its key');
+    const firstDone = seen.find((p) => p.state === 'done')!;
+    assert.equal(firstDone.probe!.running, false);
+    assert.equal(firstDone.probe!.writes, 1, 'the last write is counted in the plan shown done');
   });
 });

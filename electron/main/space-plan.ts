@@ -7,6 +7,7 @@ import { EtcdClient, EtcdPb } from '../../node-core/index';
 import type { SpacePlan, SpacePlanStep, WriteProbeState } from '../contract/index';
 import { formatBytes } from './doctor';
 import { isEtcdError, serializeError } from './errors';
+import { directDialer, memberClient, type MemberDialer } from './member-dialer';
 
 interface PlanMember {
   id: bigint;
@@ -21,13 +22,12 @@ const VERIFY_MS = 10_000;
 
 const label = (m: PlanMember): string => m.name || m.id.toString(16);
 
-/** The member-by-member client for `url`, sharing the connection's credentials and TLS. */
-function memberClient(client: EtcdClient, url: string, timeoutMs = MEMBER_TIMEOUT_MS): EtcdClient {
-  return new EtcdClient({ ...client.options, endpoints: [url], timeoutMs });
-}
-
-async function withMember<T>(client: EtcdClient, url: string, fn: (c: EtcdClient) => Promise<T>, timeoutMs?: number): Promise<T> {
-  const c = memberClient(client, url, timeoutMs);
+/**
+ * `fn` on a client of one member (by its advertised URL, reached through `dial`: the SSH tunnel's
+ * forward when there is one), sharing the connection's credentials and TLS.
+ */
+async function withMember<T>(client: EtcdClient, dial: MemberDialer, url: string, fn: (c: EtcdClient) => Promise<T>, timeoutMs = MEMBER_TIMEOUT_MS): Promise<T> {
+  const c = await memberClient(client, dial, url, timeoutMs);
   try {
     return await fn(c);
   } finally {
@@ -52,12 +52,12 @@ async function eventually(check: () => Promise<string | null>, what: string, ms 
 }
 
 /** Members with client URLs and the current leader, as the connection sees them now. */
-async function survey(client: EtcdClient): Promise<{ members: PlanMember[]; leader: bigint; revision: number }> {
+async function survey(client: EtcdClient, dial: MemberDialer): Promise<{ members: PlanMember[]; leader: bigint; revision: number }> {
   const ml = await client.memberList();
   const members = ml.members.filter((m) => m.clientURLs.length && !m.isLearner).map((m) => ({ id: m.ID, name: m.name, clientUrl: m.clientURLs[0] }));
   let leader = 0n;
   for (const m of members) {
-    const s = await withMember(client, m.clientUrl, (c) => c.status(), 5_000).catch(() => null);
+    const s = await withMember(client, dial, m.clientUrl, (c) => c.status(), 5_000).catch(() => null);
     if (s?.leader) {
       leader = s.leader;
       break;
@@ -73,8 +73,8 @@ async function survey(client: EtcdClient): Promise<{ members: PlanMember[]; lead
  * database, and the leader never does (a defragmenting leader stalls
  * every write); then its leadership moves to a follower already done.
  */
-export async function buildPlan(client: EtcdClient, retention: number, planId: string, probe: boolean): Promise<SpacePlan> {
-  const { members, leader, revision } = await survey(client);
+export async function buildPlan(client: EtcdClient, retention: number, planId: string, probe: boolean, dial: MemberDialer = directDialer): Promise<SpacePlan> {
+  const { members, leader, revision } = await survey(client, dial);
   const compactTo = revision - retention;
   const steps: SpacePlanStep[] = [];
   const step = (s: Omit<SpacePlanStep, 'state'>): void => void steps.push({ ...s, state: 'pending' });
@@ -139,6 +139,8 @@ export interface RunnerOptions {
   onUpdate(plan: SpacePlan): void;
   /** The probe's writes go through this client (the connection's); null: no probe. */
   probeClient?: EtcdClient | null;
+  /** Reaches a member by its advertised URL (the connection's SSH tunnel, if any); default: directly. */
+  dial?: MemberDialer;
 }
 
 /** Runs a reviewed plan; each step's outcome and verification land in the plan as it goes. */
@@ -146,12 +148,15 @@ export class PlanRunner {
   private aborted = false;
   private probe: WriteProbe | null = null;
   private running: Promise<SpacePlan> | null = null;
+  private readonly dial: MemberDialer;
 
   constructor(
     private readonly client: EtcdClient,
     readonly plan: SpacePlan,
     private readonly opts: RunnerOptions,
-  ) {}
+  ) {
+    this.dial = opts.dial ?? directDialer;
+  }
 
   /** Stops before the next step; the step in progress finishes and is verified. */
   abort(): void {
@@ -208,17 +213,19 @@ export class PlanRunner {
           break;
         }
       }
-      this.plan.state = this.plan.steps.some((s) => s.state === 'failed') ? 'failed' : this.aborted ? 'aborted' : 'done';
     } finally {
       clearInterval(ticker);
+      // The plan ends only once the probe's last write has come back (and its key is gone): a plan
+      // shown done must not still be writing, and another plan may start only then.
       await this.probe?.stop();
+      this.plan.state = this.plan.steps.some((s) => s.state === 'failed') ? 'failed' : this.aborted ? 'aborted' : 'done';
       this.emit();
     }
     return structuredClone(this.plan);
   }
 
   private async member(id: string | undefined): Promise<PlanMember> {
-    const { members } = await survey(this.client);
+    const { members } = await survey(this.client, this.dial);
     const m = members.find((x) => x.id.toString() === id);
     if (!m) throw new Error(`member ${id ? BigInt(id).toString(16) : '?'} is no longer in the cluster`);
     return m;
@@ -249,11 +256,11 @@ export class PlanRunner {
       already = true;
     }
     // Verified on every member: reading just before the compaction revision is refused there.
-    const { members } = await survey(this.client);
+    const { members } = await survey(this.client, this.dial);
     for (const m of members) {
       await eventually(
         () =>
-          withMember(this.client, m.clientUrl, async (c) => {
+          withMember(this.client, this.dial, m.clientUrl, async (c) => {
             try {
               await c.range({ key: Buffer.from([0]), count_only: true, revision: rev - 1, serializable: true });
               return null;
@@ -269,9 +276,9 @@ export class PlanRunner {
   }
 
   private async defrag(m: PlanMember): Promise<{ text: string }> {
-    const before = await withMember(this.client, m.clientUrl, (c) => c.status());
-    await withMember(this.client, m.clientUrl, (c) => c.defragment());
-    const after = await withMember(this.client, m.clientUrl, (c) => c.status());
+    const before = await withMember(this.client, this.dial, m.clientUrl, (c) => c.status());
+    await withMember(this.client, this.dial, m.clientUrl, (c) => c.defragment());
+    const after = await withMember(this.client, this.dial, m.clientUrl, (c) => c.status());
     const freeBefore = before.dbSize - before.dbSizeInUse;
     const freeAfter = after.dbSize - after.dbSizeInUse;
     // Writes go on meanwhile, so the file may grow a little; what a defragment removes is free space.
@@ -280,14 +287,14 @@ export class PlanRunner {
   }
 
   private async moveLeader(to: PlanMember): Promise<{ text: string; skipped?: boolean }> {
-    const { members, leader } = await survey(this.client);
+    const { members, leader } = await survey(this.client, this.dial);
     if (leader === to.id) return { text: `${label(to)} already leads`, skipped: true };
     const from = members.find((x) => x.id === leader);
     if (!from) throw new Error('no member reports a leader: leadership cannot move now');
     // MoveLeader must reach the leader itself.
-    await withMember(this.client, from.clientUrl, (c) => c.moveLeader(to.id));
+    await withMember(this.client, this.dial, from.clientUrl, (c) => c.moveLeader(to.id));
     const text = await eventually(
-      () => withMember(this.client, to.clientUrl, async (c) => ((await c.status()).leader === to.id ? `${label(to)} reports itself leader` : null), 5_000),
+      () => withMember(this.client, this.dial, to.clientUrl, async (c) => ((await c.status()).leader === to.id ? `${label(to)} reports itself leader` : null), 5_000),
       `${label(to)} leading`,
     );
     return { text: `leadership moved from ${label(from)}: ${text}` };

@@ -4,7 +4,10 @@
 // endpoint a loopback listener whose connections are forwarded through the
 // session (direct-tcpip, as `ssh -L` does). The etcd client then dials the
 // loopback URLs; TLS still verifies the remote name (the caller sets the
-// server name to the endpoint's host), so the tunnel adds no trust.
+// server name to the endpoint's host), so the tunnel adds no trust. A member
+// the cluster names by an address that is not one of the profile's endpoints
+// (the doctor, the space plan and the cluster view dial every member) gets a
+// listener of its own on demand, through the same session.
 import { createHash } from 'node:crypto';
 import fs from 'node:fs';
 import net from 'node:net';
@@ -23,6 +26,14 @@ export interface OpenTunnel {
   hosts: string[];
   /** SHA256 fingerprint of the SSH server's host key, as OpenSSH prints it (`SHA256:…`). */
   hostKey: string;
+  /**
+   * The loopback URL that reaches `url` (a member's advertised client URL) from the SSH server's
+   * side: the endpoint's own listener when it names the same host and port, else a new one, kept
+   * until the tunnel closes.
+   */
+  forward(url: string): Promise<string>;
+  /** The loopback URL already forwarding to `url`, if any (no listener is opened). */
+  forwardedUrl(url: string): string | undefined;
   close(): void;
   /** Called once if the SSH session drops after it was opened. */
   onClose(cb: (reason: string) => void): void;
@@ -118,9 +129,15 @@ export async function openTunnel(cfg: SshTunnelConfig, endpoints: string[], secr
     if (wasOpen) for (const cb of closeCbs) cb(`the SSH tunnel through ${cfg.host} closed`);
   });
 
-  try {
-    const rewritten: string[] = [];
-    for (const t of targets) {
+  /** Listening ports by `host:port` on the SSH server's side (promises: two callers may ask at once). */
+  const listeners = new Map<string, Promise<number>>();
+  const ports = new Map<string, number>();
+  const keyOf = (t: Target): string => `${t.host.toLowerCase()}:${t.port}`;
+  const listen = (t: Target): Promise<number> => {
+    const key = keyOf(t);
+    let p = listeners.get(key);
+    if (!p) {
+      if (closed) return Promise.reject(new ContractError(-1, `the SSH tunnel through ${cfg.host} is closed`));
       const server = net.createServer((sock) => {
         sockets.add(sock);
         sock.on('close', () => sockets.delete(sock));
@@ -136,13 +153,45 @@ export async function openTunnel(cfg: SshTunnelConfig, endpoints: string[], secr
         });
       });
       servers.push(server);
-      const port = await new Promise<number>((resolve, reject) => {
+      p = new Promise<number>((resolve, reject) => {
         server.once('error', reject);
-        server.listen(0, '127.0.0.1', () => resolve((server.address() as net.AddressInfo).port));
+        server.listen(0, '127.0.0.1', () => {
+          const port = (server.address() as net.AddressInfo).port;
+          ports.set(key, port);
+          resolve(port);
+        });
       });
-      rewritten.push(`${t.scheme}://127.0.0.1:${port}`);
+      listeners.set(key, p);
+      p.catch(() => listeners.delete(key));
     }
-    return { endpoints: rewritten, hosts: targets.map((t) => t.host), hostKey: seenKey, close, onClose: (cb) => closeCbs.push(cb) };
+    return p;
+  };
+  const local = (t: Target, port: number): string => `${t.scheme}://127.0.0.1:${port}`;
+
+  try {
+    const rewritten: string[] = [];
+    for (const t of targets) rewritten.push(local(t, await listen(t)));
+    return {
+      endpoints: rewritten,
+      hosts: targets.map((t) => t.host),
+      hostKey: seenKey,
+      forward: async (url) => {
+        const t = parseTarget(url);
+        return local(t, await listen(t));
+      },
+      forwardedUrl: (url) => {
+        let t: Target;
+        try {
+          t = parseTarget(url);
+        } catch {
+          return undefined;
+        }
+        const port = ports.get(keyOf(t));
+        return port === undefined ? undefined : local(t, port);
+      },
+      close,
+      onClose: (cb) => closeCbs.push(cb),
+    };
   } catch (e) {
     close();
     throw e;

@@ -3,6 +3,7 @@
 // foreground so the test owns it. Used by the app's SSH tunnel tests.
 import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
+import net from 'node:net';
 import os from 'node:os';
 import path from 'node:path';
 import { freePort, waitFor } from './processes';
@@ -23,7 +24,16 @@ export interface Sshd {
   stop(): void;
 }
 
-export async function startSshd(): Promise<Sshd> {
+interface SshdFiles {
+  dir: string;
+  conf: string;
+  port: number;
+  userKey: string;
+  hostKeySha256: string;
+}
+
+/** Keys, authorized_keys and sshd_config in a temp dir. */
+async function sshdFiles(): Promise<SshdFiles> {
   const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'etcdesk-sshd-'));
   const hostKey = path.join(dir, 'host_key');
   const userKey = path.join(dir, 'id_ed25519');
@@ -51,6 +61,11 @@ export async function startSshd(): Promise<Sshd> {
       '',
     ].join('\n'),
   );
+  return { dir, conf, port, userKey, hostKeySha256 };
+}
+
+export async function startSshd(): Promise<Sshd> {
+  const { dir, conf, port, userKey, hostKeySha256 } = await sshdFiles();
   // -D: stay in the foreground; -e: log to stderr.
   const proc = spawn(SSHD_BIN, ['-D', '-e', '-f', conf], { stdio: ['ignore', 'ignore', 'pipe'] });
   let log = '';
@@ -75,6 +90,57 @@ export async function startSshd(): Promise<Sshd> {
     crash,
     stop() {
       crash();
+      fs.rmSync(dir, { recursive: true, force: true });
+    },
+  };
+}
+
+export interface SshdInside {
+  /** Where to connect from here (127.0.0.1). */
+  port: number;
+  userKey: string;
+  hostKeySha256: string;
+  /** sshd's log lines of every session so far. */
+  log(): string;
+  stop(): Promise<void>;
+}
+
+/**
+ * An SSH server whose sessions run inside a private network (private-network.ts),
+ * as a bastion's do: a listener on this machine's loopback hands each connection
+ * to `sshd -i` (inetd mode: one session on stdin/stdout) started in the namespace,
+ * so its forwards (direct-tcpip) dial the namespace's addresses.
+ */
+export async function startSshdIn(spawnInside: (cmd: string, args: string[]) => ChildProcess): Promise<SshdInside> {
+  const { dir, conf, userKey, hostKeySha256 } = await sshdFiles();
+  let log = '';
+  const sessions = new Set<ChildProcess>();
+  const server = net.createServer((sock) => {
+    const p = spawnInside(SSHD_BIN, ['-i', '-e', '-f', conf]);
+    sessions.add(p);
+    p.on('exit', () => {
+      sessions.delete(p);
+      sock.destroy();
+    });
+    p.stderr!.on('data', (d: Buffer) => (log += d.toString()));
+    p.stdin!.on('error', () => sock.destroy()); // the session ended while the client still wrote
+    sock.on('error', () => p.kill('SIGKILL'));
+    sock.on('close', () => p.kill('SIGTERM'));
+    sock.pipe(p.stdin!);
+    p.stdout!.pipe(sock);
+  });
+  const port = await new Promise<number>((resolve, reject) => {
+    server.once('error', reject);
+    server.listen(0, '127.0.0.1', () => resolve((server.address() as net.AddressInfo).port));
+  });
+  return {
+    port,
+    userKey,
+    hostKeySha256,
+    log: () => log,
+    async stop() {
+      for (const p of sessions) p.kill('SIGKILL');
+      await new Promise<void>((r) => server.close(() => r()));
       fs.rmSync(dir, { recursive: true, force: true });
     },
   };

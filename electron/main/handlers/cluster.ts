@@ -3,11 +3,12 @@ import type { EtcdClient } from '../../../node-core/index';
 import { ContractError, type ClusterInfo } from '../../contract/index';
 import { ClusterReader } from '../cluster-monitor';
 import type { LocalControl } from '../node-host';
+import { directDialer, memberClient, type MemberDialer } from '../member-dialer';
 import type { HandlerDeps, HandlersFor } from './context';
 
 /** One read of the cluster (member Status calls in parallel, each under a short deadline). */
-export async function clusterInfo(client: EtcdClient, local?: LocalControl | null, connectionId?: number): Promise<ClusterInfo> {
-  const reader = new ClusterReader(client, local ?? null, connectionId);
+export async function clusterInfo(client: EtcdClient, local?: LocalControl | null, connectionId?: number, dial: MemberDialer = directDialer): Promise<ClusterInfo> {
+  const reader = new ClusterReader(client, local ?? null, connectionId, dial);
   try {
     return await reader.read();
   } finally {
@@ -28,7 +29,7 @@ type ClusterChannels =
 export function clusterHandlers(deps: HandlerDeps): HandlersFor<ClusterChannels> {
   const m = deps.manager;
   const c = (): EtcdClient => m.requireClient();
-  const info = (): Promise<ClusterInfo> => clusterInfo(c(), m.localControl(), m.connectionId);
+  const info = (): Promise<ClusterInfo> => clusterInfo(c(), m.localControl(), m.connectionId, m.memberDialer());
   const local = (index: number): LocalControl => {
     const l = m.localControl();
     if (!l) throw new ContractError(-1, 'only members of the app\'s local cluster can be stopped and restarted');
@@ -53,7 +54,7 @@ export function clusterHandlers(deps: HandlerDeps): HandlersFor<ClusterChannels>
       // MoveLeader must reach the current leader.
       const before = await info();
       const leader = before.members.find((x) => x.isLeader);
-      const target = leader?.clientUrls[0] ? c().forEndpoint(leader.clientUrls[0]) : c();
+      const target = leader?.clientUrls[0] ? await memberClient(c(), m.memberDialer(), leader.clientUrls[0]) : c();
       try {
         await target.moveLeader(BigInt(id));
       } finally {

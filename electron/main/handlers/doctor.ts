@@ -9,6 +9,7 @@ import { ContractError, type DoctorMember, type DoctorReport, type SpacePlan, ty
 import { DEFAULT_QUOTA, findings, GUIDANCE, growth, hashTimeoutMs, memberMetrics, parsePrometheus, ScrapeHistory, SpaceHistory, type Scrape } from '../doctor';
 import { isEtcdError, serializeError } from '../errors';
 import { buildPlan, PlanRunner } from '../space-plan';
+import { memberClient, routeTls, type MemberDialer, type MemberRoute } from '../member-dialer';
 import type { HandlerDeps, HandlersFor } from './context';
 
 const PROBE_TIMEOUT_MS = 5_000;
@@ -52,7 +53,7 @@ export function doctorHandlers(deps: HandlerDeps): HandlersFor<DoctorChannels> {
   const plans = new Map<string, PlanRunner>();
 
   /** Status, /health and /metrics of every member, in parallel. */
-  async function probeAll(client: EtcdClient): Promise<{ clusterId: string; probes: Probe[] }> {
+  async function probeAll(client: EtcdClient, dial: MemberDialer): Promise<{ clusterId: string; probes: Probe[] }> {
     const ml = await client.memberList();
     const clusterId = ml.header?.cluster_id.toString() ?? '';
     const probes = await Promise.all(
@@ -60,9 +61,17 @@ export function doctorHandlers(deps: HandlerDeps): HandlersFor<DoctorChannels> {
         const url = x.clientURLs[0] ?? null;
         const member: DoctorMember = { id: x.ID.toString(), name: x.name, clientUrl: url, isLeader: false, isLearner: x.isLearner };
         if (!url) return { member, scrape: null };
-        const one = new EtcdClient({ ...client.options, endpoints: [url], timeoutMs: PROBE_TIMEOUT_MS });
-        const tls = client.options.tls;
-        const [st, health, metrics] = await Promise.allSettled([one.status(), httpGet(url, 'health', tls), httpGet(url, 'metrics', tls)]);
+        // The advertised URL may be reachable only from the SSH server: dialled through the tunnel then.
+        let route: MemberRoute;
+        try {
+          route = await dial(url);
+        } catch (e) {
+          member.statusError = member.healthError = member.metricsError = message(e);
+          return { member, scrape: null };
+        }
+        const one = await memberClient(client, async () => route, url, PROBE_TIMEOUT_MS);
+        const tls = routeTls(client, route);
+        const [st, health, metrics] = await Promise.allSettled([one.status(), httpGet(route.url, 'health', tls), httpGet(route.url, 'metrics', tls)]);
         one.close();
         if (st.status === 'fulfilled') {
           const s = st.value;
@@ -98,12 +107,13 @@ export function doctorHandlers(deps: HandlerDeps): HandlersFor<DoctorChannels> {
    * (bench/RESULTS.md, "Doctor and space report at 1,000,000 keys").
    * A member a little behind is asked again once it caught up.
    */
-  async function hashAll(client: EtcdClient, members: DoctorMember[]): Promise<number> {
+  async function hashAll(client: EtcdClient, dial: MemberDialer, members: DoctorMember[]): Promise<number> {
     const rev = (await client.range({ key: Buffer.from([0]), count_only: true })).header?.revision ?? 0;
     for (const x of members) {
       if (!x.clientUrl) continue;
-      const one = new EtcdClient({ ...client.options, endpoints: [x.clientUrl], timeoutMs: hashTimeoutMs(x.status?.dbSize ?? 0) });
+      let one: EtcdClient | null = null;
       try {
+        one = await memberClient(client, dial, x.clientUrl, hashTimeoutMs(x.status?.dbSize ?? 0));
         for (let attempt = 0; ; attempt++) {
           try {
             const h = await one.hashKV(rev);
@@ -117,7 +127,7 @@ export function doctorHandlers(deps: HandlerDeps): HandlersFor<DoctorChannels> {
       } catch (e) {
         x.hashError = message(e);
       } finally {
-        one.close();
+        one?.close();
       }
     }
     return rev;
@@ -130,10 +140,10 @@ export function doctorHandlers(deps: HandlerDeps): HandlersFor<DoctorChannels> {
   };
 
   /** Every member probed, the alarms and the current revision, at one moment (both reports start here). */
-  const look = async (client: EtcdClient) => {
+  const look = async (client: EtcdClient, dial: MemberDialer) => {
     const at = Date.now();
     const [{ clusterId, probes }, alarmRes, head] = await Promise.all([
-      probeAll(client),
+      probeAll(client, dial),
       client.alarm({ action: EtcdPb.AlarmRequest_AlarmAction.GET }).catch(() => null),
       client.range({ key: Buffer.from([0]), count_only: true, serializable: true }).catch(() => null),
     ]);
@@ -143,14 +153,15 @@ export function doctorHandlers(deps: HandlerDeps): HandlersFor<DoctorChannels> {
   return {
     'doctor:report': async ({ hash }) => {
       const client = c();
-      const { at, clusterId, probes, alarmRes, head } = await look(client);
+      const dial = m.memberDialer();
+      const { at, clusterId, probes, alarmRes, head } = await look(client, dial);
       const members = probes.map((p) => p.member);
       for (const p of probes) {
         if (!p.scrape) continue;
         const base = scrapes.add(`${clusterId}/${p.member.id}`, at, p.scrape);
         p.member.metrics = memberMetrics(p.scrape, base?.scrape ?? null, base ? (at - base.at) / 1000 : 0);
       }
-      const hashRevision = hash ? await hashAll(client, members) : 0;
+      const hashRevision = hash ? await hashAll(client, dial, members) : 0;
       const nameOf = (id: bigint): string => members.find((x) => x.id === id.toString())?.name || id.toString(16);
       const alarms = (alarmRes?.alarms ?? []).map((a) => ({ memberId: a.memberID.toString(), member: nameOf(a.memberID), alarm: EtcdPb.AlarmType[a.alarm] ?? String(a.alarm) }));
       const quotaBytes = members.map((x) => x.metrics?.quotaBytes).find((q): q is number => !!q) ?? DEFAULT_QUOTA;
@@ -169,7 +180,7 @@ export function doctorHandlers(deps: HandlerDeps): HandlersFor<DoctorChannels> {
 
     'space:report': async ({ quotaBytes }) => {
       const client = c();
-      const { at, clusterId, probes, alarmRes, head } = await look(client);
+      const { at, clusterId, probes, alarmRes, head } = await look(client, m.memberDialer());
       const members = probes.map((p) => p.member);
       const fromMetrics = probes.map((p) => (p.scrape ? (p.scrape.get('etcd_server_quota_backend_bytes')?.[0]?.value ?? 0) : 0)).find((q) => q > 0);
       // The node's own word first; the user's value where the node does not say; else etcd's default.
@@ -200,8 +211,9 @@ export function doctorHandlers(deps: HandlerDeps): HandlersFor<DoctorChannels> {
     'space:plan': async ({ retention, probe }) => {
       const client = c();
       for (const [id, r] of plans) if (r.plan.state !== 'running') plans.delete(id);
-      const p = await buildPlan(client, retention, randomUUID(), probe ?? m.localControl() !== null);
-      plans.set(p.planId, new PlanRunner(client, p, { onUpdate: (x: SpacePlan) => deps.broadcast('space:plan', x), probeClient: client }));
+      const dial = m.memberDialer();
+      const p = await buildPlan(client, retention, randomUUID(), probe ?? m.localControl() !== null, dial);
+      plans.set(p.planId, new PlanRunner(client, p, { onUpdate: (x: SpacePlan) => deps.broadcast('space:plan', x), probeClient: client, dial }));
       return structuredClone(p);
     },
     'space:run': async ({ planId }) => {

@@ -2,6 +2,7 @@
 import { EtcdPb, type EtcdClient } from '../../../node-core/index';
 import { serializeError } from '../errors';
 import { clusterInfo } from './cluster';
+import { memberClient } from '../member-dialer';
 import type { HandlerDeps, HandlersFor } from './context';
 
 export function maintenanceHandlers(deps: HandlerDeps): HandlersFor<'maint:defragment' | 'maint:hashkv' | 'maint:alarm-disarm'> {
@@ -9,7 +10,8 @@ export function maintenanceHandlers(deps: HandlerDeps): HandlersFor<'maint:defra
   const c = (): EtcdClient => m.requireClient();
   return {
     'maint:defragment': async ({ endpoint }) => {
-      const target = endpoint ? c().forEndpoint(endpoint) : c();
+      // `endpoint` is a member's advertised client URL (the cluster view's row).
+      const target = endpoint ? await memberClient(c(), m.memberDialer(), endpoint) : c();
       try {
         await target.defragment();
       } finally {
@@ -24,15 +26,16 @@ export function maintenanceHandlers(deps: HandlerDeps): HandlersFor<'maint:defra
       const hashes = await Promise.all(
         members.map(async (mem) => {
           const url = mem.clientURLs[0];
-          const one = c().forEndpoint(url);
           const base = { endpoint: url, memberId: mem.ID.toString(), name: mem.name };
+          let one: EtcdClient | null = null;
           try {
+            one = await memberClient(c(), m.memberDialer(), url);
             const h = await one.hashKV(rev);
             return { ...base, hash: h.hash, compactRevision: h.compact_revision };
           } catch (e) {
             return { ...base, hash: 0, compactRevision: 0, error: serializeError(e).message };
           } finally {
-            one.close();
+            one?.close();
           }
         }),
       );
@@ -42,7 +45,7 @@ export function maintenanceHandlers(deps: HandlerDeps): HandlersFor<'maint:defra
       const client = c();
       const al = await client.alarm({ action: EtcdPb.AlarmRequest_AlarmAction.GET });
       for (const a of al.alarms) await client.alarm({ action: EtcdPb.AlarmRequest_AlarmAction.DEACTIVATE, memberID: a.memberID, alarm: a.alarm });
-      return clusterInfo(client, m.localControl(), m.connectionId);
+      return clusterInfo(client, m.localControl(), m.connectionId, m.memberDialer());
     },
   };
 }
