@@ -5,8 +5,9 @@
 // Range, and record RSS after one Range over the whole key space.
 //
 // Run alone: `node --import tsx bench/memory-bench.ts` (env MEM_BENCH_KEYS,
-// MEM_BENCH_VAL_SIZE, MEM_BENCH_NO_WRITE=1 to leave RESULTS.md alone), or
-// call runMemoryBench() from the main bench.
+// MEM_BENCH_VAL_SIZE, MEM_BENCH_NO_WRITE=1 to leave RESULTS.md alone,
+// MEM_BENCH_BASELINE=<another checkout> to measure its etcdesk-node too, in
+// the same pass), or call runMemoryBench() from the main bench.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
@@ -19,6 +20,8 @@ export interface MemoryBenchOptions {
   keys?: number;
   /** Value bytes (default 256). */
   valSize?: number;
+  /** Another checkout (its bin/etcdesk-node.mjs) measured in the same pass, e.g. main before a change. */
+  baseline?: string;
 }
 
 export interface MemoryFigures {
@@ -37,6 +40,7 @@ export interface MemoryBenchResult {
   valSize: number;
   etcd: MemoryFigures;
   ours: MemoryFigures;
+  baseline?: MemoryFigures;
 }
 
 const MB = 1024 * 1024;
@@ -79,8 +83,8 @@ async function firstRange(endpoint: string, deadlineMs: number): Promise<void> {
   }
 }
 
-async function measure(kind: 'etcd' | 'etcdesk', load: string, keys: number, valSize: number): Promise<MemoryFigures> {
-  const first = await start(kind, {});
+async function measure(kind: 'etcd' | 'etcdesk', load: string, keys: number, valSize: number, bin?: string): Promise<MemoryFigures> {
+  const first = await start(kind, { bin });
   const dataDir = first.dataDir;
   const clientPort = Number(first.endpoint.split(':')[1]);
   const peerPort = Number(new URL(first.peerUrl).port);
@@ -101,7 +105,7 @@ async function measure(kind: 'etcd' | 'etcdesk', load: string, keys: number, val
 
   // the restart: same dir and ports; ready = a linearizable Range answered
   const t0 = performance.now();
-  const again = await start(kind, { dataDir, clientPort, peerPort, waitReady: false });
+  const again = await start(kind, { dataDir, clientPort, peerPort, waitReady: false, bin });
   try {
     await firstRange(again.endpoint, 120_000);
     const restartToReadyMs = performance.now() - t0;
@@ -126,9 +130,10 @@ export async function runMemoryBench(opts: MemoryBenchOptions = {}): Promise<Mem
   const keys = opts.keys ?? 200_000;
   const valSize = opts.valSize ?? 256;
   const load = await ensureEtcdload();
+  const baseline = opts.baseline ? await measure('etcdesk', load, keys, valSize, path.join(opts.baseline, 'bin/etcdesk-node.mjs')) : undefined;
   const ours = await measure('etcdesk', load, keys, valSize);
   const etcd = await measure('etcd', load, keys, valSize);
-  return { keys, valSize, etcd, ours };
+  return { keys, valSize, etcd, ours, baseline };
 }
 
 /** The Markdown table (with its heading) for bench/RESULTS.md. */
@@ -168,12 +173,14 @@ async function cli(): Promise<void> {
   const r = await runMemoryBench({
     keys: Number(process.env.MEM_BENCH_KEYS ?? 200_000),
     valSize: Number(process.env.MEM_BENCH_VAL_SIZE ?? 256),
+    baseline: process.env.MEM_BENCH_BASELINE,
   });
   for (const [kind, f] of [['etcd', r.etcd], ['ours', r.ours]] as const) {
     if (f.rangedKeys !== r.keys) throw new Error(`${kind}: the full range returned ${f.rangedKeys} keys, not ${r.keys}`);
   }
   const table = renderMemoryTable(r);
   process.stdout.write(`${table}\n`);
+  if (r.baseline) process.stdout.write(`baseline (${process.env.MEM_BENCH_BASELINE}): ${JSON.stringify(r.baseline)}\nours: ${JSON.stringify(r.ours)}\netcd: ${JSON.stringify(r.etcd)}\n`);
   if (!process.env.MEM_BENCH_NO_WRITE) writeMemoryResults(r);
 }
 
