@@ -54,6 +54,8 @@ export interface KVStore {
   compact(req: CompactionRequest): { done: Promise<void> };
   /** etcd's HashByRev. */
   hashKV(rev: number): HashKVResult;
+  /** Stops physical compaction between batches (the next open resumes it); resolves once stopped. */
+  close(): Promise<void>;
   /** Events with mod_revision >= fromRev (and <= toRev) on [key, rangeEnd), from history; throws Errors.Compacted. */
   eventsBetween(key: Buffer, rangeEnd: Buffer | undefined, fromRev: number, toRev: number, prevKv: boolean): Event[];
   /** Latest KeyValue of a key, or undefined. Returned KeyValues are fresh objects the caller may keep. */
