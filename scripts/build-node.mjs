@@ -71,18 +71,21 @@ export async function buildNode(target = CLI) {
     logLevel: 'silent',
   });
   const inputs = {};
-  let touched = false;
+  const ended = Date.now();
   for (const rel of Object.keys(r.metafile.inputs)) {
     const file = path.resolve(target.root, rel);
     const st = fs.statSync(file);
-    // changed while being bundled: the bundle may hold either version, so record none (the next start rebuilds)
-    if (st.mtimeMs >= started) touched = true;
+    // (a file dated in the future is not taken for one written during the build)
+    if (st.mtimeMs >= started && st.mtimeMs <= ended + 1) {
+      // changed while being bundled: this build may hold the older version, so it replaces nothing
+      fs.rmSync(tmp, { force: true });
+      throw new Error(`${rel} changed during the build`);
+    }
     inputs[rel] = [st.size, st.mtimeMs, sha1(file)];
   }
   // no manifest may vouch for a bundle while it is being replaced
   fs.rmSync(manifest, { force: true });
   fs.renameSync(tmp, bundle);
-  if (touched) return bundle;
   const mtmp = `${manifest}.${process.pid}.tmp`;
   fs.writeFileSync(mtmp, JSON.stringify({ entry: target.entry, inputs }));
   fs.renameSync(mtmp, manifest);
@@ -92,8 +95,8 @@ export async function buildNode(target = CLI) {
 /**
  * The bundle's path when it matches the sources, rebuilding it first when
  * they changed; undefined when it cannot be built here (esbuild missing, a
- * syntax error): the caller then runs the sources through tsx, which reports
- * any error in its usual form.
+ * syntax error, a source changed while it was built): the caller then runs
+ * the sources through tsx, which reports any error in its usual form.
  */
 export async function freshBundle(target = CLI) {
   if (isFresh(target)) return target.bundle;
