@@ -5,10 +5,12 @@
 // Range, and record RSS after one Range over the whole key space.
 //
 // Run alone: `node --import tsx bench/memory-bench.ts` (env MEM_BENCH_KEYS,
-// MEM_BENCH_VAL_SIZE, MEM_BENCH_NO_WRITE=1 to leave RESULTS.md alone), or
-// call runMemoryBench() from the main bench.
+// MEM_BENCH_VAL_SIZE, MEM_BENCH_NO_WRITE=1 to leave RESULTS.md alone,
+// MEM_BENCH_BASELINE=<another checkout> to measure its etcdesk-node too, in
+// the same pass), or call runMemoryBench() from the main bench.
 import { spawnSync } from 'node:child_process';
 import fs from 'node:fs';
+import os from 'node:os';
 import path from 'node:path';
 import { pathToFileURL } from 'node:url';
 import { EtcdClient } from '../node-core/client/index';
@@ -19,6 +21,10 @@ export interface MemoryBenchOptions {
   keys?: number;
   /** Value bytes (default 256). */
   valSize?: number;
+  /** Another checkout (its bin/etcdesk-node.mjs) measured in the same pass, e.g. main before a change. */
+  baseline?: string;
+  /** Restarts per server, round-robin (default 3); the figures are their medians. */
+  restarts?: number;
 }
 
 export interface MemoryFigures {
@@ -30,6 +36,8 @@ export interface MemoryFigures {
   rssAfterRestartRangeMb: number;
   /** Keys that Range returned (a check that the load landed). */
   rangedKeys: number;
+  /** Each restart's time, in the order run. */
+  restartsMs?: number[];
 }
 
 export interface MemoryBenchResult {
@@ -37,6 +45,7 @@ export interface MemoryBenchResult {
   valSize: number;
   etcd: MemoryFigures;
   ours: MemoryFigures;
+  baseline?: MemoryFigures;
 }
 
 const MB = 1024 * 1024;
@@ -79,12 +88,20 @@ async function firstRange(endpoint: string, deadlineMs: number): Promise<void> {
   }
 }
 
-async function measure(kind: 'etcd' | 'etcdesk', load: string, keys: number, valSize: number): Promise<MemoryFigures> {
-  const first = await start(kind, {});
+interface Loaded {
+  kind: 'etcd' | 'etcdesk';
+  bin?: string;
+  dataDir: string;
+  clientPort: number;
+  peerPort: number;
+  rssAfterLoadMb: number;
+}
+
+async function loadOne(kind: 'etcd' | 'etcdesk', load: string, keys: number, valSize: number, bin?: string): Promise<Loaded> {
+  const first = await start(kind, { bin });
   const dataDir = first.dataDir;
   const clientPort = Number(first.endpoint.split(':')[1]);
   const peerPort = Number(new URL(first.peerUrl).port);
-  let rssAfterLoadMb: number;
   try {
     const r = spawnSync(load, ['-endpoints', first.endpoint, '-op', 'unique-put', '-clients', '64', '-total', String(keys), '-val-size', String(valSize), '-timeout', '10m'], {
       encoding: 'utf8',
@@ -94,14 +111,16 @@ async function measure(kind: 'etcd' | 'etcdesk', load: string, keys: number, val
     const res = JSON.parse(line) as { errors: number; total: number; qps: number };
     if (res.errors) throw new Error(`${kind}: ${res.errors} puts failed while loading`);
     process.stderr.write(`${kind.padEnd(7)} loaded ${res.total} keys at ${res.qps.toFixed(0)} puts/s\n`);
-    rssAfterLoadMb = await settledRssMb(first.proc.pid!);
+    return { kind, bin, dataDir, clientPort, peerPort, rssAfterLoadMb: await settledRssMb(first.proc.pid!) };
   } finally {
     await first.stop();
   }
+}
 
-  // the restart: same dir and ports; ready = a linearizable Range answered
+/** One restart on the loaded dir (same ports): ready = a linearizable Range answered; then RSS after a Range over every key. */
+async function restartOne(l: Loaded): Promise<{ restartToReadyMs: number; rssAfterRestartRangeMb: number; rangedKeys: number }> {
   const t0 = performance.now();
-  const again = await start(kind, { dataDir, clientPort, peerPort, waitReady: false });
+  const again = await start(l.kind, { dataDir: l.dataDir, clientPort: l.clientPort, peerPort: l.peerPort, waitReady: false, bin: l.bin });
   try {
     await firstRange(again.endpoint, 120_000);
     const restartToReadyMs = performance.now() - t0;
@@ -114,21 +133,47 @@ async function measure(kind: 'etcd' | 'etcdesk', load: string, keys: number, val
       c.close();
     }
     const rssAfterRestartRangeMb = await settledRssMb(again.proc.pid!);
-    return { rssAfterLoadMb, restartToReadyMs, rssAfterRestartRangeMb, rangedKeys };
+    return { restartToReadyMs, rssAfterRestartRangeMb, rangedKeys };
   } finally {
     await again.stop();
-    fs.rmSync(dataDir, { recursive: true, force: true });
   }
 }
 
-/** Runs ours then etcd (one at a time, so they do not share the two cores). */
+const median = (xs: number[]): number => {
+  const s = [...xs].sort((a, b) => a - b);
+  return s.length % 2 ? s[(s.length - 1) / 2] : (s[s.length / 2 - 1] + s[s.length / 2]) / 2;
+};
+
+/**
+ * Loads each server in turn (one at a time, so they do not share the two
+ * cores), then restarts them round-robin `restarts` times (a busy machine
+ * moves a single restart by seconds) and reports the medians.
+ */
 export async function runMemoryBench(opts: MemoryBenchOptions = {}): Promise<MemoryBenchResult> {
   const keys = opts.keys ?? 200_000;
   const valSize = opts.valSize ?? 256;
   const load = await ensureEtcdload();
-  const ours = await measure('etcdesk', load, keys, valSize);
-  const etcd = await measure('etcd', load, keys, valSize);
-  return { keys, valSize, etcd, ours };
+  const loaded: Loaded[] = [];
+  try {
+    if (opts.baseline) loaded.push(await loadOne('etcdesk', load, keys, valSize, path.join(opts.baseline, 'bin/etcdesk-node.mjs')));
+    loaded.push(await loadOne('etcdesk', load, keys, valSize));
+    loaded.push(await loadOne('etcd', load, keys, valSize));
+    const runs = loaded.map(() => [] as Awaited<ReturnType<typeof restartOne>>[]);
+    for (let round = 0; round < (opts.restarts ?? 3); round++) {
+      for (let i = 0; i < loaded.length; i++) runs[i].push(await restartOne(loaded[i]));
+    }
+    const figures = loaded.map((l, i): MemoryFigures => ({
+      rssAfterLoadMb: l.rssAfterLoadMb,
+      restartToReadyMs: median(runs[i].map((r) => r.restartToReadyMs)),
+      rssAfterRestartRangeMb: median(runs[i].map((r) => r.rssAfterRestartRangeMb)),
+      rangedKeys: Math.min(...runs[i].map((r) => r.rangedKeys)),
+      restartsMs: runs[i].map((r) => Math.round(r.restartToReadyMs)),
+    }));
+    const n = figures.length;
+    return { keys, valSize, etcd: figures[n - 1], ours: figures[n - 2], baseline: opts.baseline ? figures[0] : undefined };
+  } finally {
+    for (const l of loaded) fs.rmSync(l.dataDir, { recursive: true, force: true });
+  }
 }
 
 /** The Markdown table (with its heading) for bench/RESULTS.md. */
@@ -139,7 +184,8 @@ export function renderMemoryTable(r: MemoryBenchResult): string {
     '## Memory and start-up',
     '',
     `${r.keys.toLocaleString('en-US')} keys of 12 bytes (etcdload unique-put, 64 clients) with ${r.valSize}-byte values; RSS from /proc after`,
-    'it settles; restart = process start → first linearizable Range answered; then one Range over every key.',
+    'it settles; restart = process start → first linearizable Range answered; then one Range over every key (medians of',
+    `${r.ours.restartsMs?.length ?? 1} restarts each, round-robin). Measured ${new Date().toISOString().slice(0, 10)}, load average ${os.loadavg()[0].toFixed(1)} at the end.`,
     'Ratio = ours / etcd (lower is better). `node --import tsx bench/memory-bench.ts`.',
     '',
     '| figure | etcd | etcdesk | ratio |',
@@ -168,12 +214,15 @@ async function cli(): Promise<void> {
   const r = await runMemoryBench({
     keys: Number(process.env.MEM_BENCH_KEYS ?? 200_000),
     valSize: Number(process.env.MEM_BENCH_VAL_SIZE ?? 256),
+    baseline: process.env.MEM_BENCH_BASELINE,
+    restarts: process.env.MEM_BENCH_RESTARTS ? Number(process.env.MEM_BENCH_RESTARTS) : undefined,
   });
   for (const [kind, f] of [['etcd', r.etcd], ['ours', r.ours]] as const) {
     if (f.rangedKeys !== r.keys) throw new Error(`${kind}: the full range returned ${f.rangedKeys} keys, not ${r.keys}`);
   }
   const table = renderMemoryTable(r);
   process.stdout.write(`${table}\n`);
+  if (r.baseline) process.stdout.write(`baseline (${process.env.MEM_BENCH_BASELINE}): ${JSON.stringify(r.baseline)}\nours: ${JSON.stringify(r.ours)}\netcd: ${JSON.stringify(r.etcd)}\n`);
   if (!process.env.MEM_BENCH_NO_WRITE) writeMemoryResults(r);
 }
 

@@ -162,9 +162,18 @@ export class Backend {
   // MVCC records keep etcd's exact bytes (snapshots convert bucket by bucket), so
   // their checksums live beside them: keyChecksum[revision] = crc32(value).
   private verify(key: Buffer, value: Buffer): void {
+    this.verifyChecksum(key, zlib.crc32(value) >>> 0);
+  }
+
+  /**
+   * Checks a `key` record whose crc32 the caller computed (a start-up scan
+   * reading zero-copy views: compute it before this read, which may reuse
+   * lmdb's read buffer); a mismatch is reported as get() reports it.
+   */
+  verifyChecksum(key: Buffer, crc: number): void {
     const sum = this.db('keyChecksum').getBinary(key) as Buffer | undefined;
     // records written before checksums existed carry none
-    if (!sum || sum.length !== 4 || sum.readUInt32BE(0) === zlib.crc32(value) >>> 0) return;
+    if (!sum || sum.length !== 4 || sum.readUInt32BE(0) === crc) return;
     this.onCorrupt?.('key', Buffer.from(key));
     throw Errors.Corrupt;
   }

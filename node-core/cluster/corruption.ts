@@ -14,6 +14,7 @@
 //   (member id 0, as etcd 3.4), which stops every write cluster-wide.
 import fs from 'node:fs';
 import path from 'node:path';
+import zlib from 'node:zlib';
 import { Errors } from '../errors';
 import { AlarmRequest_AlarmAction, AlarmType, decodeAlarmMember, type HashKVResponse } from '../proto/gen/etcdserverpb';
 import { decodeLease } from '../proto/gen/leasepb';
@@ -31,7 +32,7 @@ import type { PeerTransportLike } from './raft-loop';
  */
 export interface CorruptionHost {
   readonly config: Pick<NodeConfig, 'electionTimeout' | 'experimentalCorruptCheckTime' | 'experimentalInitialCorruptCheck'>;
-  readonly backend: Pick<Backend, 'dir' | 'commit' | 'range'>;
+  readonly backend: Pick<Backend, 'dir' | 'commit' | 'range' | 'scanKeyRecords' | 'verifyChecksum'>;
   readonly mvcc: Pick<KVStore, 'hashKV' | 'rev' | 'compactRev'>;
   readonly memberId: bigint;
   readonly members: Member[];
@@ -50,32 +51,40 @@ export const INTEGRITY_FILE = 'integrity.json';
 interface Checkpoint {
   rev: number;
   compactRev: number;
-  hash: number;
+  /**
+   * zlib's crc32 of every record of the `key` bucket (revision key, then
+   * value, in bucket order) up to rev: the start recomputes it within the
+   * index rebuild's own scan.
+   */
+  crc32?: number;
+  /** HashKV at rev, in checkpoints written before crc32 (compared by a pass of its own). */
+  hash?: number;
 }
 
 export class CorruptionError extends Error {}
 
-function checkpointPath(node: CorruptionHost): string {
-  return path.join(node.backend.dir, INTEGRITY_FILE);
-}
-
 function readCheckpoint(file: string): Checkpoint | undefined {
   try {
     const c = JSON.parse(fs.readFileSync(file, 'utf8')) as Partial<Checkpoint>;
-    if (typeof c.rev === 'number' && typeof c.compactRev === 'number' && typeof c.hash === 'number') return c as Checkpoint;
+    if (typeof c.rev === 'number' && typeof c.compactRev === 'number' && (typeof c.crc32 === 'number' || typeof c.hash === 'number')) return c as Checkpoint;
   } catch {
     // none yet, or unreadable: there is nothing to compare with
   }
   return undefined;
 }
 
-/** Records the store's current hash (call with every write committed, e.g. at close). */
+/**
+ * Records the store's current hash (call with every write committed, e.g. at
+ * close). The scan verifies every record's checksum, so the records a later
+ * start finds hashing the same need no checksum check of their own.
+ */
 export async function writeIntegrityCheckpoint(node: CorruptionHost): Promise<void> {
   await node.backend.commit();
-  const h = node.mvcc.hashKV(0);
-  const file = checkpointPath(node);
+  let crc = 0;
+  for (const [k, v] of node.backend.range('key')) crc = zlib.crc32(v, zlib.crc32(k, crc));
+  const file = path.join(node.backend.dir, INTEGRITY_FILE);
   const tmp = `${file}.tmp`;
-  const c: Checkpoint = { rev: h.rev, compactRev: h.compactRev, hash: h.hash };
+  const c: Checkpoint = { rev: node.mvcc.rev, compactRev: node.mvcc.compactRev, crc32: crc };
   const fd = fs.openSync(tmp, 'w');
   try {
     fs.writeSync(fd, JSON.stringify(c));
@@ -134,71 +143,120 @@ function storedKvModRevision(b: Buffer, st: { p: number }): number {
 }
 
 /**
- * The local check run before a member serves: every record decodes, and the
- * store hashes as it did at the last clean close (when the compaction state
- * allows the comparison). Throws CorruptionError. When the checkpoint is at
- * the current revision (every clean close) the records are checked within the
- * hash's own scan: one pass over the key bucket, not two.
+ * The local check's pass over the `key` bucket, fed one record at a time:
+ * EtcdNode hands `record` to MvccStore.open, so the check rides on the index
+ * rebuild's own scan (zero-copy views) instead of a pass of its own. Each
+ * record must be a KeyValue of its own revision; records the checkpoint
+ * covers are hashed for it (their checksums were verified by the scan that
+ * wrote it: an equal hash means the same bytes), later ones (a kill after the
+ * last clean close, or no checkpoint) have their checksum verified here.
  */
-export function checkLocalIntegrity(node: CorruptionHost): void {
-  const problems: string[] = [];
-  const st = { p: 0 };
-  const checkKey = (k: Buffer, v: Buffer): void => {
-    if (problems.length > 10) return;
-    const tomb = k.length === REV_BYTES + 1 && k[REV_BYTES] === 0x74;
-    if ((k.length !== REV_BYTES && !tomb) || k[8] !== 0x5f) {
-      problems.push(`key bucket: ${k.toString('hex')} is not a revision`);
-      return;
-    }
-    const main = Number(k.readBigInt64BE(0));
-    try {
-      const mod = storedKvModRevision(v, st);
-      if (!tomb && mod !== main) problems.push(`key bucket: revision ${main} holds a record of revision ${mod}`);
-    } catch (e) {
-      const msg = (e as Error).message;
-      problems.push(msg === 'no key' ? `key bucket: revision ${main} holds a record without a key` : `key bucket: ${k.toString('hex')}: ${msg}`);
+export class StartScan {
+  private readonly cp: Checkpoint | undefined;
+  /** Records up to this revision are hashed for the checkpoint. */
+  private readonly hashTo: number;
+  private crc = 0;
+  private readonly problems: string[] = [];
+  /** A record that failed its checksum (etcd's corrupt error, as a read of it gives). */
+  private checksumError: unknown;
+  private readonly st = { p: 0 };
+
+  constructor(
+    memberDir: string,
+    private readonly backend: Pick<Backend, 'verifyChecksum'>,
+  ) {
+    this.cp = readCheckpoint(path.join(memberDir, INTEGRITY_FILE));
+    this.hashTo = this.cp?.crc32 !== undefined ? this.cp.rev : 0;
+  }
+
+  readonly record = (k: Buffer, v: Buffer): void => {
+    const main = k.length >= 8 ? Number(k.readBigInt64BE(0)) : 0;
+    if (main <= this.hashTo) this.crc = zlib.crc32(v, zlib.crc32(k, this.crc));
+    if (this.problems.length <= 10) this.checkShape(k, v, main);
+    // last: it reads the database, which may reuse the buffer v views
+    if (main > this.hashTo && this.checksumError === undefined) {
+      try {
+        this.backend.verifyChecksum(k, zlib.crc32(v) >>> 0);
+      } catch (e) {
+        this.checksumError = e;
+      }
     }
   };
-  const cp = readCheckpoint(checkpointPath(node));
-  // a kill -9 may leave a checkpoint older than the store: it still covers the
-  // revisions it hashed, unless a compaction since then removed some of them
-  let compare = !!cp && cp.compactRev === node.mvcc.compactRev && cp.rev <= node.mvcc.rev;
-  // HashKV refuses a past revision at or below the compaction; the current one it takes as 0
-  const atCurrent = compare && cp!.rev === node.mvcc.rev;
-  if (compare && !atCurrent && cp!.rev <= node.mvcc.compactRev) compare = false;
-  let h: { hash: number } | undefined;
-  let checked = false;
-  if (atCurrent) {
-    const r = node.mvcc.hashKV(0, checkKey);
-    h = r;
-    checked = r.scannedAll === true;
-  }
-  if (!checked) for (const [k, v] of node.backend.range('key')) checkKey(k, v);
-  for (const [k, v] of node.backend.range('lease')) {
-    try {
-      if (k.length !== 8) throw new Error('not a lease id');
-      decodeLease(v);
-    } catch (e) {
-      problems.push(`lease bucket: ${k.toString('hex')}: ${(e as Error).message}`);
-    }
-  }
-  for (const [k] of node.backend.range('alarm')) {
-    try {
-      decodeAlarmMember(k);
-    } catch (e) {
-      problems.push(`alarm bucket: ${k.toString('hex')}: ${(e as Error).message}`);
-    }
-  }
-  if (problems.length) throw new CorruptionError(`${node.memberId.toString(16)} found corrupted records in its store:\n${problems.join('\n')}`);
 
-  if (!compare) return;
-  h ??= node.mvcc.hashKV(cp!.rev);
-  if (h.hash !== cp!.hash) {
-    throw new CorruptionError(
-      `${node.memberId.toString(16)} found data corruption: the store hashes to ${h.hash} at revision ${cp!.rev}, but hashed to ${cp!.hash} when it was last closed`,
-    );
+  private checkShape(k: Buffer, v: Buffer, main: number): void {
+    const tomb = k.length === REV_BYTES + 1 && k[REV_BYTES] === 0x74;
+    if ((k.length !== REV_BYTES && !tomb) || k[8] !== 0x5f) {
+      this.problems.push(`key bucket: ${k.toString('hex')} is not a revision`);
+      return;
+    }
+    try {
+      const mod = storedKvModRevision(v, this.st);
+      if (!tomb && mod !== main) this.problems.push(`key bucket: revision ${main} holds a record of revision ${mod}`);
+    } catch (e) {
+      const msg = (e as Error).message;
+      this.problems.push(msg === 'no key' ? `key bucket: revision ${main} holds a record without a key` : `key bucket: ${k.toString('hex')}: ${msg}`);
+    }
   }
-  node.log.info('local integrity check passed', { revision: cp!.rev, hash: cp!.hash });
+
+  /** The rest of the check, once the store is open: the other buckets, then the comparison with the checkpoint. Throws CorruptionError. */
+  finish(node: CorruptionHost): void {
+    const problems = this.problems;
+    for (const [k, v] of node.backend.range('lease')) {
+      try {
+        if (k.length !== 8) throw new Error('not a lease id');
+        decodeLease(v);
+      } catch (e) {
+        problems.push(`lease bucket: ${k.toString('hex')}: ${(e as Error).message}`);
+      }
+    }
+    for (const [k] of node.backend.range('alarm')) {
+      try {
+        decodeAlarmMember(k);
+      } catch (e) {
+        problems.push(`alarm bucket: ${k.toString('hex')}: ${(e as Error).message}`);
+      }
+    }
+    if (this.checksumError !== undefined) throw this.checksumError;
+    if (problems.length) throw new CorruptionError(`${node.memberId.toString(16)} found corrupted records in its store:\n${problems.join('\n')}`);
+
+    const cp = this.cp;
+    // a kill -9 may leave a checkpoint older than the store: it still covers the
+    // revisions it hashed, unless a compaction since then removed some of them
+    if (!cp || cp.compactRev !== node.mvcc.compactRev || cp.rev > node.mvcc.rev) return;
+    let hash: number;
+    let then: number;
+    if (cp.crc32 !== undefined) {
+      hash = this.crc;
+      then = cp.crc32;
+    } else {
+      // HashKV refuses a past revision at or below the compaction; the current one it takes as 0
+      const atCurrent = cp.rev === node.mvcc.rev;
+      if (!atCurrent && cp.rev <= node.mvcc.compactRev) return;
+      hash = node.mvcc.hashKV(atCurrent ? 0 : cp.rev).hash;
+      then = cp.hash!;
+    }
+    if (hash !== then) {
+      throw new CorruptionError(
+        `${node.memberId.toString(16)} found data corruption: the store hashes to ${hash} at revision ${cp.rev}, but hashed to ${then} when it was last closed`,
+      );
+    }
+    node.log.info('local integrity check passed', { revision: cp.rev, hash: then });
+  }
+}
+
+/**
+ * The local check run before a member serves: every record decodes, and the
+ * store hashes as it did at the last clean close (when the compaction state
+ * allows the comparison). Throws CorruptionError. `scan`: the pass already
+ * made within the index rebuild (EtcdNode's); without one the bucket is
+ * scanned here.
+ */
+export function checkLocalIntegrity(node: CorruptionHost, scan?: StartScan): void {
+  if (!scan) {
+    scan = new StartScan(node.backend.dir, node.backend);
+    node.backend.scanKeyRecords(scan.record);
+  }
+  scan.finish(node);
 }
 
 interface PeerHash {
@@ -326,7 +384,7 @@ export function startCorruptionMonitor(node: CorruptionHost, intervalMs = node.c
 }
 
 /** Everything that must pass before a member serves (see the header). */
-export async function runStartChecks(node: CorruptionHost): Promise<void> {
-  checkLocalIntegrity(node);
+export async function runStartChecks(node: CorruptionHost, scan?: StartScan): Promise<void> {
+  checkLocalIntegrity(node, scan);
   if (node.config.experimentalInitialCorruptCheck) await initialCorruptCheck(node);
 }

@@ -23,7 +23,7 @@ import { authAppliers } from './apply-auth';
 import { kvAppliers } from './apply-kv';
 import { leaseAppliers } from './apply-lease';
 import { startAutoCompaction } from './compactor';
-import { runStartChecks, startCorruptionMonitor, writeIntegrityCheckpoint } from './corruption';
+import { runStartChecks, StartScan, startCorruptionMonitor, writeIntegrityCheckpoint } from './corruption';
 import { startLeaseDriver } from './lease-driver';
 import { memberAppliers } from './apply-member';
 import type { Applied, ApplyServices, ResultOf } from './apply-types';
@@ -73,6 +73,8 @@ export class EtcdNode implements ClusterNode {
   /** The backend quota (--quota-backend-bytes), checked when writes are proposed. */
   readonly quota: Quota;
   private checksPassed = false;
+  /** The start-up check's pass over the key bucket, made while the index was rebuilt; finished by open(). */
+  private startScan: StartScan | undefined;
   private readonly applier: Applier;
   private reqSeq: bigint;
   private readonly leaderListeners = new Set<(isLeader: boolean) => void>();
@@ -123,7 +125,9 @@ export class EtcdNode implements ClusterNode {
       leaseKeys: (id) => lessor.lookup(id)?.keys,
     });
     const leases: LeaseHooks = lessor.hooks;
-    this.mvcc = MvccStore.open(this.backend, { leases });
+    // the local integrity check reads the key bucket within the index rebuild's scan (see ./corruption)
+    this.startScan = new StartScan(this.backend.dir, this.backend);
+    this.mvcc = MvccStore.open(this.backend, { leases, eachRecord: this.startScan.record });
     this.alarms = new AlarmStore(this.backend);
     this.services = { members: this.memberStore, lessor, auth, authGuard: auth, alarmGate: createAlarmGate(this.alarms) };
     // the file grows only when pending writes are committed (every 100 ms): count those too
@@ -202,7 +206,9 @@ export class EtcdNode implements ClusterNode {
     try {
       // a state snapshot whose install a kill interrupted is installed again from member/snap first
       await node.raft.recoverInterruptedInstall();
-      await runStartChecks(node);
+      const scan = node.startScan;
+      node.startScan = undefined;
+      await runStartChecks(node, scan);
     } catch (e) {
       await node.close();
       throw e;
@@ -508,6 +514,9 @@ export class EtcdNode implements ClusterNode {
     this.leaderListeners.clear();
     this.publishedSettle.reject(Errors.Stopped);
     await this.raft.stop();
+    // physical compaction stops between batches (the next open resumes it): the checkpoint hashes the
+    // bucket's bytes, which a batch deleting after the hash would change
+    await this.mvcc.close();
     // the hash the next start compares the store with (see ./corruption)
     if (this.checksPassed && !this.storageFailure) await writeIntegrityCheckpoint(this).catch((e: unknown) => this.log.warn('could not write the integrity checkpoint', { error: (e as Error).message }));
     await this.backend.close();

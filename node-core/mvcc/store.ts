@@ -57,6 +57,12 @@ export interface MvccStoreOptions {
    * values are simply not cached.
    */
   valueCacheBytes?: number;
+  /**
+   * Called with every record of the `key` bucket as the index is rebuilt at
+   * open (views valid during the call only), so the start-up checks share
+   * the rebuild's one pass over the bucket.
+   */
+  eachRecord?: (key: Buffer, value: Buffer) => void;
 }
 
 const NO_LEASES: LeaseHooks = {
@@ -203,7 +209,7 @@ export class MvccStore implements KVStore {
   /** Opens the store over `backend`, rebuilding the key index from the `key` bucket. */
   static open(backend: Backend, opts: MvccStoreOptions = {}): MvccStore {
     const s = new MvccStore(backend, opts);
-    s.restore();
+    s.restore(opts.eachRecord);
     return s;
   }
 
@@ -741,7 +747,7 @@ export class MvccStore implements KVStore {
   // ----------------------------------------------------------------- hash
 
   /** etcd 3.4's HashByRev. `eachRecord`: see KVStore.hashKV. */
-  hashKV(rev: number, eachRecord?: (key: Buffer, value: Buffer) => void): HashKVResult {
+  hashKV(rev: number): HashKVResult {
     const compactRev = this.compactMainRev;
     const currentRev = this.currentRev;
     if (rev > 0 && rev <= compactRev) throw Errors.Compacted;
@@ -770,7 +776,6 @@ export class MvccStore implements KVStore {
       end.writeUInt32BE(Math.floor((rev + 1) / 4294967296), 0);
       end.writeUInt32BE((rev + 1) >>> 0, 4);
       for (const [k, v] of this.backend.range('key', undefined, end)) {
-        eachRecord?.(k, v);
         if (compactRev > 0) {
           const main = revMain(k);
           if (main <= compactRev && !keeps(main, revSub(k))) continue;
@@ -793,9 +798,7 @@ export class MvccStore implements KVStore {
         h.update(v);
       }
     }
-    const out: HashKVResult = { hash: h.sum(), compactRev, rev: currentRev };
-    if (eachRecord) out.scannedAll = committedScan;
-    return out;
+    return { hash: h.sum(), compactRev, rev: currentRev };
   }
 
   // -------------------------------------------------------------- history
@@ -838,7 +841,7 @@ export class MvccStore implements KVStore {
   // -------------------------------------------------------------- restore
 
   /** etcd's store.restore: index from the key bucket, leases re-attached, unfinished compaction resumed. */
-  private restore(): void {
+  private restore(eachRecord?: (key: Buffer, value: Buffer) => void): void {
     const finished = this.backend.get('meta', FINISHED_COMPACT_KEY);
     if (finished && finished.length >= REV_BYTES_LEN) this.compactMainRev = revMain(finished);
     const scheduledBytes = this.backend.get('meta', SCHEDULED_COMPACT_KEY);
@@ -868,6 +871,7 @@ export class MvccStore implements KVStore {
         ki.lease = meta.lease;
         this.keys.set(kstr, ki);
       }
+      eachRecord?.(k, v);
     });
     // Array#sort without a comparator orders strings by UTF-16 code unit, which
     // for latin1 strings is byte order, and is several times faster than with one.

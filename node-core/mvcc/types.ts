@@ -36,8 +36,6 @@ export interface HashKVResult {
   hash: number;
   compactRev: number;
   rev: number;
-  /** Set when hashKV was given eachRecord: whether it saw every record up to rev (the committed bucket was scanned). */
-  scannedAll?: boolean;
 }
 
 export interface KVStore {
@@ -54,12 +52,10 @@ export interface KVStore {
   write<T>(fn: (tx: WriteTxn) => T): T;
   /** Logical compaction now; `done` resolves when superseded revisions are physically gone. */
   compact(req: CompactionRequest): { done: Promise<void> };
-  /**
-   * etcd's HashByRev. eachRecord (start-up checks): called with every record of
-   * the key bucket up to rev, before the compaction filter, when the hash scans
-   * the committed bucket (result.scannedAll); the views are valid during the call.
-   */
-  hashKV(rev: number, eachRecord?: (key: Buffer, value: Buffer) => void): HashKVResult;
+  /** etcd's HashByRev. */
+  hashKV(rev: number): HashKVResult;
+  /** Stops physical compaction between batches (the next open resumes it); resolves once stopped. */
+  close(): Promise<void>;
   /** Events with mod_revision >= fromRev (and <= toRev) on [key, rangeEnd), from history; throws Errors.Compacted. */
   eventsBetween(key: Buffer, rangeEnd: Buffer | undefined, fromRev: number, toRev: number, prevKv: boolean): Event[];
   /** Latest KeyValue of a key, or undefined. Returned KeyValues are fresh objects the caller may keep. */

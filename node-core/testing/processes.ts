@@ -74,6 +74,8 @@ export interface StartOpts {
   /** default: wait for /health to answer 200 */
   waitReady?: boolean;
   timeoutMs?: number;
+  /** etcdesk only: another checkout's bin/etcdesk-node.mjs (benchmarks comparing a baseline) */
+  bin?: string;
 }
 
 function waitExit(p: ChildProcess): Promise<void> {
@@ -158,7 +160,7 @@ async function startProcOnce(kind: 'etcd' | 'etcdesk', opts: StartOpts): Promise
   if (!args.includes('--initial-cluster')) args.push('--initial-cluster', `${name}=${peerUrl}`);
   if (kind === 'etcd') args.push('--logger', 'zap', '--log-outputs', 'stderr');
   const cmd = kind === 'etcd' ? ETCD_BIN : process.execPath;
-  const fullArgs = kind === 'etcd' ? args : [path.join(REPO_ROOT, 'bin/etcdesk-node.mjs'), ...args];
+  const fullArgs = kind === 'etcd' ? args : [opts.bin ?? path.join(REPO_ROOT, 'bin/etcdesk-node.mjs'), ...args];
   const env = { ...process.env, ...(kind === 'etcd' ? { ETCD_UNSUPPORTED_ARCH: '' } : {}), ...(opts.env ?? {}) };
   const proc = spawn(cmd, fullArgs, { stdio: ['ignore', 'pipe', 'pipe'], env });
   live.add(proc);

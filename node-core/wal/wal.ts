@@ -47,6 +47,7 @@ export interface WalHardState {
 }
 
 export interface WalReplay {
+  /** Their data are views into the segment files as read (no copy per entry): copy what you keep (MemoryStorage does). */
   entries: WalEntry[];
   hardState?: WalHardState;
   /** Last snapshot metadata record (opaque bytes, owned by the caller's codec). */
@@ -75,7 +76,11 @@ function zeroFill(fd: number, from: number, to: number): void {
 }
 
 function allZero(b: Buffer, from: number, to: number): boolean {
-  for (let i = from; i < to; i++) if (b[i] !== 0) return false;
+  // compared natively a chunk at a time: the unused rest of a segment is megabytes of zeros
+  for (let pos = from; pos < to; pos += ZERO.length) {
+    const end = Math.min(to, pos + ZERO.length);
+    if (b.compare(ZERO, 0, end - pos, pos, end) !== 0) return false;
+  }
   return true;
 }
 
@@ -226,8 +231,8 @@ export class Wal {
           let e: WalEntry;
           if (type === RecordType.Entry) {
             const pb = decodeEntry(body.subarray(1));
-            e = { index: pb.Index, term: pb.Term, type: pb.Type, data: Buffer.from(pb.Data) };
-          } else e = { index: Number(body.readBigUInt64LE(1)), term: Number(body.readBigUInt64LE(9)), type: body[17], data: Buffer.from(body.subarray(18)) };
+            e = { index: pb.Index, term: pb.Term, type: pb.Type, data: pb.Data };
+          } else e = { index: Number(body.readBigUInt64LE(1)), term: Number(body.readBigUInt64LE(9)), type: body[17], data: body.subarray(18) };
           const index = e.index;
           // a newer leader's entry replaces everything from its index on
           if (entries.length && index <= entries[entries.length - 1].index) {
