@@ -147,9 +147,10 @@ export class DiskStorage implements Storage {
    * Makes everything appended or set so far durable: one write and one
    * fdatasync. Rejects with a StorageError (../backend/storage-error) when
    * the disk is full or failing: nothing of it may be acknowledged then.
+   * `inline`: see Wal.flush.
    */
-  async flush(): Promise<void> {
-    await this.wal.flush();
+  async flush(inline = false): Promise<void> {
+    await this.wal.flush(inline);
     // between syncs: a rotation closes the segment the sync was running on
     this.wal.maybeRotate();
   }

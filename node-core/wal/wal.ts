@@ -458,9 +458,11 @@ export class Wal {
    * Writes what was appended since the last sync and makes it durable (one
    * write, one fdatasync). Rejects with a StorageError when the disk is full
    * or failing: then nothing flushed from here on is durable, and the log
-   * takes no more writes.
+   * takes no more writes. `inline`: the fdatasync runs on the calling
+   * thread (one thread wakeup instead of the pool's and then the event
+   * loop's), for a caller with nothing else to do meanwhile.
    */
-  flush(): Promise<void> {
+  flush(inline = false): Promise<void> {
     if (this.failure) return Promise.reject(this.failure);
     if (this.closed) return Promise.reject(new Error('wal closed'));
     // one unsynced batch at a time: what a crash can tear is then only the last one
@@ -478,14 +480,26 @@ export class Wal {
     const synced = this.offset;
     // the chaos lab's slow disk: a wait before each fdatasync (off unless the lab sets it for this member)
     const delay = this.syncDelayMs?.() ?? 0;
+    const onSynced = (): void => {
+      faultPoint('wal-sync');
+      faultSynced(file, synced);
+      if (snap !== this.headSnapshot) faultPoint('wal-snapshot-synced');
+    };
+    if (inline && delay <= 0) {
+      try {
+        fs.fdatasyncSync(fd);
+      } catch (err) {
+        return Promise.reject(this.fail(err, 'fdatasync', file));
+      }
+      onSynced();
+      return Promise.resolve();
+    }
     const done = new Promise<void>((resolve, reject) => {
       const sync = (): void =>
         fs.fdatasync(fd, (err) => {
           this.syncing = undefined;
           if (err) return reject(this.fail(err, 'fdatasync', file));
-          faultPoint('wal-sync');
-          faultSynced(file, synced);
-          if (snap !== this.headSnapshot) faultPoint('wal-snapshot-synced');
+          onSynced();
           resolve();
         });
       if (delay > 0) setTimeout(sync, delay);
