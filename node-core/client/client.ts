@@ -42,6 +42,10 @@ export function prefixEnd(prefix: string | Uint8Array): Buffer {
   return Buffer.from([0]); // all 0xff: to the end of the keyspace
 }
 
+/** Answers meaning "no leader yet": a read retried after them may succeed once one is elected. */
+const ELECTING = new Set<EtcdError>([Errors.NoLeader, Errors.LeaderChanged, Errors.TimeoutDueToLeaderFail]);
+const ELECTION_RETRY_MS = 100;
+
 export class EtcdClient {
   private readonly endpoints: Endpoint[];
   private readonly channels = new Map<string, grpc.Client>();
@@ -172,6 +176,8 @@ export class EtcdClient {
     const repeatable = isRepeatable(m.path, req);
     const n = this.endpoints.length;
     const start = this.current;
+    const started = Date.now();
+    let electing = false;
     for (let attempt = 0; ; attempt++) {
       const idx = (start + attempt) % n;
       const last = attempt + 1 >= n;
@@ -185,7 +191,17 @@ export class EtcdClient {
       } catch (e) {
         const err = toEtcdError(e);
         if (!isFailoverError(err)) throw err;
+        if (repeatable && ELECTING.has(err)) electing = true;
         if (repeatable && !last) continue;
+        // Every endpoint tried, and a member answered that the cluster is electing a leader: as clientv3
+        // retries an immutable call with a backoff, the round is tried again until the call's time is up
+        // (a read during a failover waits for the new leader instead of failing).
+        if (repeatable && electing && Date.now() - started + ELECTION_RETRY_MS < (this.options.timeoutMs ?? 10_000)) {
+          electing = false;
+          attempt = -1;
+          await new Promise((r) => setTimeout(r, ELECTION_RETRY_MS));
+          continue;
+        }
         // Not sent again, but the next call starts at another member.
         if (!repeatable && n > 1 && this.current === idx) this.current = (idx + 1) % n;
         throw err;

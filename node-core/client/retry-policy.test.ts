@@ -22,8 +22,9 @@ interface FakeMember {
   stop(): Promise<void>;
 }
 
-/** A member that answers every unary call it receives with `fail` (after counting it), or with an empty success. */
-async function fakeMember(fail: EtcdError | null): Promise<FakeMember> {
+/** A member that answers the first `failures` unary calls it receives with `fail` (after counting them), the others with an empty success. */
+async function fakeMember(fail: EtcdError | null, failures = Infinity): Promise<FakeMember> {
+  let failed = 0;
   const arrivals = new Map<string, number>();
   const server = new grpc.Server();
   for (const svc of SERVICES) {
@@ -32,7 +33,7 @@ async function fakeMember(fail: EtcdError | null): Promise<FakeMember> {
       if (def.requestStream || def.responseStream) continue;
       impl[name] = (call: grpc.ServerUnaryCall<unknown, unknown>, cb: grpc.sendUnaryData<unknown>) => {
         arrivals.set(def.path, (arrivals.get(def.path) ?? 0) + 1);
-        if (fail) cb({ code: fail.code, details: fail.message });
+        if (fail && failed++ < failures) cb({ code: fail.code, details: fail.message });
         else cb(null, {});
       };
     }
@@ -140,6 +141,24 @@ describe('client retry policy: which calls go to the next endpoint', () => {
       assert.equal((healthy.arrivals.get(path) ?? 0) - before0, 1);
     });
   }
+
+  it('a read answered "leader changed" by every endpoint is tried again until a leader is elected, within the call\'s time', async () => {
+    const electing = await fakeMember(Errors.LeaderChanged, 3);
+    members.push(electing);
+    const dead = await refusedEndpoint();
+    await client([electing.endpoint, dead]).range({ key: B('k') });
+    assert.equal(electing.arrivals.get(pb.KVService.Range.path), 4, 'three answers of "leader changed", then the read');
+    // never longer than the call's time: a member that never elects one fails the read with its answer
+    const c = new EtcdClient({ endpoints: [leaderChanged.endpoint], timeoutMs: 600 });
+    clients.push(c);
+    const t0 = Date.now();
+    await assert.rejects(c.range({ key: B('k') }), (e) => e === Errors.LeaderChanged);
+    assert.ok(Date.now() - t0 < 5000, 'bounded by the call\'s time');
+    // a write is still not sent again
+    const writes = leaderChanged.arrivals.get(pb.KVService.Put.path) ?? 0;
+    await assert.rejects(client([leaderChanged.endpoint]).put({ key: B('k'), value: B('v') }), (e) => e === Errors.LeaderChanged);
+    assert.equal((leaderChanged.arrivals.get(pb.KVService.Put.path) ?? 0) - writes, 1);
+  });
 
   it('a write whose first endpoint refuses the connection goes to the next one (it never left)', async () => {
     const dead = await refusedEndpoint();

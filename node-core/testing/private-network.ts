@@ -5,7 +5,7 @@
 // `startSshdIn`) reaches it. Host names may be given that resolve only inside
 // (its own /etc/hosts, in a mount namespace of its own too). Needs root (CI
 // runs as root), `unshare`, `nsenter`, `ip` and, for TLS, `openssl`.
-import { execFileSync, spawn, type ChildProcess } from 'node:child_process';
+import { execFileSync, spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import net from 'node:net';
 import path from 'node:path';
@@ -18,6 +18,9 @@ export function privateNetworkUnavailable(): string | false {
   if (process.getuid?.() !== 0) return 'a network namespace needs root (CI runs as root)';
   const missing = TOOLS.filter((t) => !fs.existsSync(t));
   if (missing.length) return `missing ${missing.join(', ')}`;
+  // root is not enough inside a container without CAP_SYS_ADMIN: try it once
+  const probe = spawnSync('/usr/bin/unshare', ['--net', '--mount', '--', '/bin/true'], { stdio: 'ignore', timeout: 10_000 });
+  if (probe.status !== 0) return 'unshare --net --mount is not permitted here (no CAP_SYS_ADMIN)';
   return false;
 }
 
