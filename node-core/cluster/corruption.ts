@@ -72,7 +72,7 @@ function readCheckpoint(file: string): Checkpoint | undefined {
 /** Records the store's current hash (call with every write committed, e.g. at close). */
 export async function writeIntegrityCheckpoint(node: CorruptionHost): Promise<void> {
   await node.backend.commit();
-  const h = node.mvcc.hashKV(0);
+  const h = await node.mvcc.hashKV(0);
   const file = checkpointPath(node);
   const tmp = `${file}.tmp`;
   const c: Checkpoint = { rev: h.rev, compactRev: h.compactRev, hash: h.hash };
@@ -140,7 +140,7 @@ function storedKvModRevision(b: Buffer, st: { p: number }): number {
  * the current revision (every clean close) the records are checked within the
  * hash's own scan: one pass over the key bucket, not two.
  */
-export function checkLocalIntegrity(node: CorruptionHost): void {
+export async function checkLocalIntegrity(node: CorruptionHost): Promise<void> {
   const problems: string[] = [];
   const st = { p: 0 };
   const checkKey = (k: Buffer, v: Buffer): void => {
@@ -169,7 +169,7 @@ export function checkLocalIntegrity(node: CorruptionHost): void {
   let h: { hash: number } | undefined;
   let checked = false;
   if (atCurrent) {
-    const r = node.mvcc.hashKV(0, checkKey);
+    const r = await node.mvcc.hashKV(0, checkKey);
     h = r;
     checked = r.scannedAll === true;
   }
@@ -192,7 +192,7 @@ export function checkLocalIntegrity(node: CorruptionHost): void {
   if (problems.length) throw new CorruptionError(`${node.memberId.toString(16)} found corrupted records in its store:\n${problems.join('\n')}`);
 
   if (!compare) return;
-  h ??= node.mvcc.hashKV(cp!.rev);
+  h ??= await node.mvcc.hashKV(cp!.rev);
   if (h.hash !== cp!.hash) {
     throw new CorruptionError(
       `${node.memberId.toString(16)} found data corruption: the store hashes to ${h.hash} at revision ${cp!.rev}, but hashed to ${cp!.hash} when it was last closed`,
@@ -241,7 +241,7 @@ export async function peerHashKVs(node: CorruptionHost, rev: number, timeoutMs =
 /** etcd's CheckInitialHashKV: refuses (throws) when a peer's hash differs at the same revision and compact revision. */
 export async function initialCorruptCheck(node: CorruptionHost): Promise<void> {
   node.log.info('starting initial corruption check', { 'local-member-id': node.memberId });
-  const { hash, rev, compactRev } = node.mvcc.hashKV(0);
+  const { hash, rev, compactRev } = await node.mvcc.hashKV(0);
   let mismatch = 0;
   for (const p of await peerHashKVs(node, rev)) {
     if (p.resp) {
@@ -264,10 +264,10 @@ export async function initialCorruptCheck(node: CorruptionHost): Promise<void> {
 
 /** etcd's checkHashKV, run by the leader: returns whether it raised CORRUPT. */
 export async function checkHashKV(node: CorruptionHost): Promise<boolean> {
-  const first = node.mvcc.hashKV(0);
+  const first = await node.mvcc.hashKV(0);
   const peers = await peerHashKVs(node, first.rev);
   await node.readBarrier();
-  const second = node.mvcc.hashKV(0);
+  const second = await node.mvcc.hashKV(0);
   let alarmed = false;
   const mismatch = (why: string, fields: Record<string, unknown>): void => {
     node.log.warn(why, fields);
@@ -327,6 +327,6 @@ export function startCorruptionMonitor(node: CorruptionHost, intervalMs = node.c
 
 /** Everything that must pass before a member serves (see the header). */
 export async function runStartChecks(node: CorruptionHost): Promise<void> {
-  checkLocalIntegrity(node);
+  await checkLocalIntegrity(node);
   if (node.config.experimentalInitialCorruptCheck) await initialCorruptCheck(node);
 }

@@ -50,14 +50,14 @@ for (const checkpoint of [true, false]) {
 
   test(`a clean store passes (${how})`, async () => {
     const be = await store(checkpoint);
-    checkLocalIntegrity(nodeOf(be));
+    await checkLocalIntegrity(nodeOf(be));
     await be.close();
   });
 
   test(`a record holding another revision refuses the start (${how})`, async () => {
     const be = await store(checkpoint);
     await rewrite(be, 3, (b) => Buffer.from(encodeKeyValue({ ...decodeKeyValue(b), mod_revision: 2 })));
-    assert.throws(() => checkLocalIntegrity(nodeOf(be)), (e: unknown) => e instanceof CorruptionError && /revision 3 holds a record of revision 2/.test(e.message));
+    await assert.rejects(checkLocalIntegrity(nodeOf(be)), (e: unknown) => e instanceof CorruptionError && /revision 3 holds a record of revision 2/.test(e.message));
     await be.close();
   });
 
@@ -65,7 +65,7 @@ for (const checkpoint of [true, false]) {
     const be = await store(checkpoint);
     // the value field's length says more bytes than the record holds
     await rewrite(be, 4, (b) => b.subarray(0, b.length - 2));
-    assert.throws(() => checkLocalIntegrity(nodeOf(be)), (e: unknown) => e instanceof CorruptionError && /found corrupted records in its store:\nkey bucket: [0-9a-f]+: unexpected EOF/.test(e.message));
+    await assert.rejects(checkLocalIntegrity(nodeOf(be)), (e: unknown) => e instanceof CorruptionError && /found corrupted records in its store:\nkey bucket: [0-9a-f]+: unexpected EOF/.test(e.message));
     await be.close();
   });
 }

@@ -55,11 +55,14 @@ export interface KVStore {
   /** Logical compaction now; `done` resolves when superseded revisions are physically gone. */
   compact(req: CompactionRequest): { done: Promise<void> };
   /**
-   * etcd's HashByRev. eachRecord (start-up checks): called with every record of
-   * the key bucket up to rev, before the compaction filter, when the hash scans
-   * the committed bucket (result.scannedAll); the views are valid during the call.
+   * etcd's HashByRev, of the store as it is at the call (writes and
+   * compactions during the scan do not change it); the scan yields to the
+   * event loop between slices. Rejects with Errors.Compacted / FutureRev.
+   * eachRecord (start-up checks): called with every record of the key bucket
+   * up to rev, before the compaction filter (result.scannedAll); the views are
+   * valid during the call.
    */
-  hashKV(rev: number, eachRecord?: (key: Buffer, value: Buffer) => void): HashKVResult;
+  hashKV(rev: number, eachRecord?: (key: Buffer, value: Buffer) => void): Promise<HashKVResult>;
   /** Events with mod_revision >= fromRev (and <= toRev) on [key, rangeEnd), from history; throws Errors.Compacted. */
   eventsBetween(key: Buffer, rangeEnd: Buffer | undefined, fromRev: number, toRev: number, prevKv: boolean): Event[];
   /** Latest KeyValue of a key, or undefined. Returned KeyValues are fresh objects the caller may keep. */
