@@ -310,7 +310,6 @@ export class Backend {
     const released = new Promise<void>((r) => (release = r));
     this.snapshots.add(released);
     let open = true;
-    // eslint-disable-next-line @typescript-eslint/no-this-alias -- the snapshot's generator reads the backend's state
     const backend = this;
     return {
       *range(bucket, start, end, opts = {}) {
