@@ -190,7 +190,6 @@ export class MvccStore implements KVStore {
   private events: Event[] = [];
 
   private compaction: Promise<void> = Promise.resolve();
-  private compacting = 0;
   /** HashKVs not yet holding their read snapshot: physical compaction deletes nothing meanwhile. */
   private readonly hashesOpening = new Set<Promise<void>>();
   private closed = false;
@@ -692,11 +691,8 @@ export class MvccStore implements KVStore {
     this.compactMainRev = rev;
     this.backend.put('meta', SCHEDULED_COMPACT_KEY, revKey(rev, 0, false));
     const keep = this.compactIndex(rev);
-    this.compacting++;
     const run = (): Promise<void> => this.physicalCompaction(rev, keep);
-    const p = this.compaction.then(run, run).finally(() => {
-      this.compacting--;
-    });
+    const p = this.compaction.then(run, run);
     // done may be ignored by callers; its failure must not become an unhandled rejection
     p.catch(() => undefined);
     this.compaction = p;
@@ -781,9 +777,16 @@ export class MvccStore implements KVStore {
     if (compactRev > 0) {
       keep = new RevSet();
       for (const ki of this.keys.values()) ki.keep(rev, keep);
+      if (keep.size === 0) {
+        // etcd's HashByRev filters nothing then: it hashes what compaction left
+        // below compactRev, which the index lists (a physical compaction still
+        // deleting would otherwise make the hash depend on its progress)
+        const refs: RevRef[] = [];
+        for (const ki of this.keys.values()) ki.since(0, compactRev, refs);
+        for (const r of refs) keep.add(r.main, r.sub);
+      }
     }
-    // an empty keep set filters nothing (etcd's HashByRev)
-    const filterBelow = keep && keep.size > 0 ? compactRev : 0;
+    const filterBelow = keep ? compactRev : 0;
 
     let opened!: () => void;
     const opening = new Promise<void>((r) => (opened = r));
