@@ -63,6 +63,19 @@ describe('hashKV in slices', () => {
     assert.deepEqual(during, await t.store.hashKV(0));
   });
 
+  it("hashes as etcd 3.4.23 when every key is deleted, before and after a compaction", async () => {
+    // the hashes etcd 3.4.23 answered (etcdctl endpoint hashkv) after the same commands on a new member
+    const t = await store(2);
+    for (let r = 0; r < 3; r++) for (let i = 0; i < 5; i++) t.store.put(putReq({ key: b(`k${i}`), value: b(`v${r}`) }));
+    t.store.put(putReq({ key: b('x'), value: b('1') }));
+    t.store.deleteRange(delReq({ key: b('x') }));
+    for (let i = 0; i < 5; i++) t.store.deleteRange(delReq({ key: b(`k${i}`) }));
+    assert.deepEqual(await t.store.hashKV(0), { hash: 4242314726, compactRev: -1, rev: 23 });
+    await t.store.compact({ revision: 16, physical: true }).done;
+    assert.deepEqual(await t.store.hashKV(0), { hash: 1794405766, compactRev: 16, rev: 23 });
+    assert.deepEqual(await t.store.hashKV(20), { hash: 2581698379, compactRev: 16, rev: 23 });
+  });
+
   it('lets callbacks scheduled after it run before it resolves', async () => {
     const t = await store(50);
     history(t.store, 0, 1000);
