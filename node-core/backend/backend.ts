@@ -5,7 +5,7 @@
 // does. `commit()` is the group-commit point: everything written before it
 // is durable when it resolves, and every caller that awaited it shares one
 // fsync.
-import { open, type Database, type RootDatabase } from 'lmdb';
+import { open, type Database, type RootDatabase, type Transaction } from 'lmdb';
 import fs from 'node:fs';
 import zlib from 'node:zlib';
 import { Errors } from '../errors';
@@ -60,6 +60,18 @@ export interface RangeOptions {
   limit?: number;
 }
 
+/**
+ * One LMDB read transaction held across event-loop turns: every read through
+ * it sees the committed data of the moment it was opened, whatever is written,
+ * committed or compacted since (for long scans done in slices, as HashKV).
+ * release() it when done: defrag and close wait for open snapshots.
+ */
+export interface BackendSnapshot {
+  /** As Backend.range, over the snapshot's data (checksums verified against the snapshot's). */
+  range(bucket: BucketName, start?: Buffer, end?: Buffer, opts?: RangeOptions): Generator<[Buffer, Buffer]>;
+  release(): void;
+}
+
 /** Longest time a write waits in memory for a commit (etcd's backend batch interval). */
 const BATCH_INTERVAL_MS = 100;
 /** bolt's two meta pages: a fresh etcd database is that much larger than its pages in use. */
@@ -89,6 +101,8 @@ export class Backend {
   /** Commits (and defrags) completed: LMDB's pages in use change only then, so quotaSize() reads them again only after one. */
   private sizeGen = 0;
   private quotaGen = -1;
+  /** Open snapshots, each with the promise its release resolves. */
+  private readonly snapshots = new Set<Promise<void>>();
   /** Set when a commit failed: the writes of that batch are lost to LMDB, so no later commit may claim them applied. */
   private failure: StorageError | undefined;
 
@@ -164,17 +178,18 @@ export class Backend {
 
   // MVCC records keep etcd's exact bytes (snapshots convert bucket by bucket), so
   // their checksums live beside them: keyChecksum[revision] = crc32(value).
-  private verify(key: Buffer, value: Buffer): void {
-    this.verifyChecksum(key, zlib.crc32(value) >>> 0);
+  private verify(key: Buffer, value: Buffer, transaction?: Transaction): void {
+    this.verifyChecksum(key, zlib.crc32(value) >>> 0, transaction);
   }
 
   /**
    * Checks a `key` record whose crc32 the caller computed (a start-up scan
    * reading zero-copy views: compute it before this read, which may reuse
    * lmdb's read buffer); a mismatch is reported as get() reports it.
+   * `transaction`: a snapshot's read transaction (HashKV), read within it.
    */
-  verifyChecksum(key: Buffer, crc: number): void {
-    const sum = this.db('keyChecksum').getBinary(key) as Buffer | undefined;
+  verifyChecksum(key: Buffer, crc: number, transaction?: Transaction): void {
+    const sum = (transaction ? this.db('keyChecksum').get(key, { transaction }) : this.db('keyChecksum').getBinary(key)) as Buffer | undefined;
     // records written before checksums existed carry none
     if (!sum || sum.length !== 4 || sum.readUInt32BE(0) === crc) return;
     this.onCorrupt?.('key', Buffer.from(key));
@@ -295,6 +310,46 @@ export class Backend {
   }
 
   /**
+   * A read snapshot of the committed data (see BackendSnapshot). Writes not
+   * yet committed are not in it: commit() first for a snapshot that has them.
+   * Waits for a defrag in progress (it swaps the environment a snapshot reads).
+   */
+  async openSnapshot(): Promise<BackendSnapshot> {
+    while (this.defragging) await this.defragging;
+    if (this.closed) throw new Error('backend closed');
+    const env = this.env;
+    const dbs = new Map(this.dbs);
+    const transaction = env.useReadTransaction();
+    let release!: () => void;
+    const released = new Promise<void>((r) => (release = r));
+    this.snapshots.add(released);
+    let open = true;
+    const backend = this;
+    return {
+      *range(bucket, start, end, opts = {}) {
+        if (!open) throw new Error('backend snapshot released');
+        if (backend.closed) throw new Error('backend closed');
+        for (const { key, value } of dbs.get(bucket)!.getRange({ start, end, reverse: opts.reverse, limit: opts.limit, transaction })) {
+          if (bucket === 'key') backend.verify(key as Buffer, value as Buffer, transaction);
+          yield [key as Buffer, value as Buffer];
+        }
+      },
+      release() {
+        if (!open) return;
+        open = false;
+        transaction.done();
+        backend.snapshots.delete(released);
+        release();
+      },
+    };
+  }
+
+  /** Resolves once no snapshot is open (those opened meanwhile included). */
+  private async snapshotsReleased(): Promise<void> {
+    while (this.snapshots.size) await Promise.all(this.snapshots);
+  }
+
+  /**
    * Calls fn for every committed record of the `key` bucket in order, with
    * views that are valid only during the call (lmdb's shared read buffer, no
    * copy per record) and without checksum verification: for rebuilding the
@@ -362,6 +417,8 @@ export class Backend {
     this.defragging = new Promise<void>((r) => (release = r));
     try {
       await this.lastWrite;
+      // a snapshot reads the environment closed below; new ones wait for this defrag
+      await this.snapshotsReleased();
       const tmpDir = path.join(this.dir, `db-defrag-${process.pid}-${++this.defragSeq}`);
       fs.mkdirSync(tmpDir, { recursive: true });
       const tmpFile = path.join(tmpDir, 'data.mdb');
@@ -419,6 +476,8 @@ export class Backend {
     this.closed = true;
     if (this.timer) clearTimeout(this.timer);
     await this.commit().catch(() => undefined);
+    // a scan holding a snapshot stops at its next read (closed), releasing it
+    await this.snapshotsReleased();
     await this.env.close();
     // the live environment may still be a defrag's (its data file already moved to db/)
     if (this.envDir !== path.join(this.dir, 'db')) fs.rmSync(this.envDir, { recursive: true, force: true });

@@ -199,7 +199,7 @@ export class StartScan {
   }
 
   /** The rest of the check, once the store is open: the other buckets, then the comparison with the checkpoint. Throws CorruptionError. */
-  finish(node: CorruptionHost): void {
+  async finish(node: CorruptionHost): Promise<void> {
     const problems = this.problems;
     for (const [k, v] of node.backend.range('lease')) {
       try {
@@ -232,7 +232,7 @@ export class StartScan {
       // HashKV refuses a past revision at or below the compaction; the current one it takes as 0
       const atCurrent = cp.rev === node.mvcc.rev;
       if (!atCurrent && cp.rev <= node.mvcc.compactRev) return;
-      hash = node.mvcc.hashKV(atCurrent ? 0 : cp.rev).hash;
+      hash = (await node.mvcc.hashKV(atCurrent ? 0 : cp.rev)).hash;
       then = cp.hash!;
     }
     if (hash !== then) {
@@ -251,12 +251,12 @@ export class StartScan {
  * made within the index rebuild (EtcdNode's); without one the bucket is
  * scanned here.
  */
-export function checkLocalIntegrity(node: CorruptionHost, scan?: StartScan): void {
+export async function checkLocalIntegrity(node: CorruptionHost, scan?: StartScan): Promise<void> {
   if (!scan) {
     scan = new StartScan(node.backend.dir, node.backend);
     node.backend.scanKeyRecords(scan.record);
   }
-  scan.finish(node);
+  await scan.finish(node);
 }
 
 interface PeerHash {
@@ -299,7 +299,7 @@ export async function peerHashKVs(node: CorruptionHost, rev: number, timeoutMs =
 /** etcd's CheckInitialHashKV: refuses (throws) when a peer's hash differs at the same revision and compact revision. */
 export async function initialCorruptCheck(node: CorruptionHost): Promise<void> {
   node.log.info('starting initial corruption check', { 'local-member-id': node.memberId });
-  const { hash, rev, compactRev } = node.mvcc.hashKV(0);
+  const { hash, rev, compactRev } = await node.mvcc.hashKV(0);
   let mismatch = 0;
   for (const p of await peerHashKVs(node, rev)) {
     if (p.resp) {
@@ -322,10 +322,10 @@ export async function initialCorruptCheck(node: CorruptionHost): Promise<void> {
 
 /** etcd's checkHashKV, run by the leader: returns whether it raised CORRUPT. */
 export async function checkHashKV(node: CorruptionHost): Promise<boolean> {
-  const first = node.mvcc.hashKV(0);
+  const first = await node.mvcc.hashKV(0);
   const peers = await peerHashKVs(node, first.rev);
   await node.readBarrier();
-  const second = node.mvcc.hashKV(0);
+  const second = await node.mvcc.hashKV(0);
   let alarmed = false;
   const mismatch = (why: string, fields: Record<string, unknown>): void => {
     node.log.warn(why, fields);
@@ -385,6 +385,6 @@ export function startCorruptionMonitor(node: CorruptionHost, intervalMs = node.c
 
 /** Everything that must pass before a member serves (see the header). */
 export async function runStartChecks(node: CorruptionHost, scan?: StartScan): Promise<void> {
-  checkLocalIntegrity(node, scan);
+  await checkLocalIntegrity(node, scan);
   if (node.config.experimentalInitialCorruptCheck) await initialCorruptCheck(node);
 }

@@ -28,11 +28,11 @@ function nodeOf(backend: Backend): EtcdNode {
 }
 
 /** The check as a start runs it: within the index rebuild's scan (EtcdNode), or scanning on its own. */
-function check(be: Backend, withinOpen: boolean): void {
+async function check(be: Backend, withinOpen: boolean): Promise<void> {
   if (!withinOpen) return checkLocalIntegrity(nodeOf(be));
   const scan = new StartScan(be.dir, be);
   const mvcc = MvccStore.open(be, { eachRecord: scan.record });
-  checkLocalIntegrity({ backend: be, mvcc, memberId: 0xabcn, log: { info: () => undefined } } as unknown as EtcdNode, scan);
+  await checkLocalIntegrity({ backend: be, mvcc, memberId: 0xabcn, log: { info: () => undefined } } as unknown as EtcdNode, scan);
 }
 
 const put = (node: EtcdNode, k: string): void => {
@@ -78,14 +78,14 @@ for (const [checkpoint, withinOpen] of [[true, true], [false, true], [true, fals
 
   test(`a clean store passes (${how})`, async () => {
     const be = await store(checkpoint);
-    check(be, withinOpen);
+    await check(be, withinOpen);
     await be.close();
   });
 
   test(`a record holding another revision refuses the start (${how})`, async () => {
     const be = await store(checkpoint);
     await rewrite(be, 3, (b) => Buffer.from(encodeKeyValue({ ...decodeKeyValue(b), mod_revision: 2 })));
-    assert.throws(() => check(be, withinOpen), (e: unknown) => e instanceof CorruptionError && /revision 3 holds a record of revision 2/.test(e.message));
+    await assert.rejects(check(be, withinOpen), (e: unknown) => e instanceof CorruptionError && /revision 3 holds a record of revision 2/.test(e.message));
     await be.close();
   });
 
@@ -93,7 +93,7 @@ for (const [checkpoint, withinOpen] of [[true, true], [false, true], [true, fals
     const be = await store(checkpoint);
     // the value field's length says more bytes than the record holds
     await rewrite(be, 4, (b) => b.subarray(0, b.length - 2));
-    assert.throws(() => check(be, withinOpen), (e: unknown) => e instanceof CorruptionError && /found corrupted records in its store:\nkey bucket: [0-9a-f]+: unexpected EOF/.test(e.message));
+    await assert.rejects(check(be, withinOpen), (e: unknown) => e instanceof CorruptionError && /found corrupted records in its store:\nkey bucket: [0-9a-f]+: unexpected EOF/.test(e.message));
     await be.close();
   });
 
@@ -102,9 +102,9 @@ for (const [checkpoint, withinOpen] of [[true, true], [false, true], [true, fals
     await flip(be, 3);
     if (checkpoint) {
       // the checkpoint's hash finds it (its records' checksums were verified when it was written)
-      assert.throws(() => check(be, withinOpen), (e: unknown) => e instanceof CorruptionError && /found data corruption: the store hashes to \d+ at revision 4, but hashed to \d+ when it was last closed/.test(e.message));
+      await assert.rejects(check(be, withinOpen), (e: unknown) => e instanceof CorruptionError && /found data corruption: the store hashes to \d+ at revision 4, but hashed to \d+ when it was last closed/.test(e.message));
     } else {
-      assert.throws(() => check(be, withinOpen), (e: unknown) => e === Errors.Corrupt);
+      await assert.rejects(check(be, withinOpen), (e: unknown) => e === Errors.Corrupt);
     }
     await be.close();
   });
@@ -117,9 +117,9 @@ test('records written after the checkpoint (a kill after the last clean close) h
     put(node, 'd'); // revision 5, past the checkpoint at 4
     await be.commit();
     if (rev) await flip(be, rev);
-    if (found === 'checksum') assert.throws(() => check(be, true), (e: unknown) => e === Errors.Corrupt);
-    else if (found === 'hash') assert.throws(() => check(be, true), (e: unknown) => e instanceof CorruptionError && /the store hashes to \d+ at revision 4/.test(e.message));
-    else check(be, true);
+    if (found === 'checksum') await assert.rejects(check(be, true), (e: unknown) => e === Errors.Corrupt);
+    else if (found === 'hash') await assert.rejects(check(be, true), (e: unknown) => e instanceof CorruptionError && /the store hashes to \d+ at revision 4/.test(e.message));
+    else await check(be, true);
     await be.close();
   }
 });

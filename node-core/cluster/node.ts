@@ -273,8 +273,8 @@ export class EtcdNode implements ClusterNode {
       reportUnreachable: (id) => this.raft.reportUnreachable(id),
       reportSnapshot: (id, failed) => this.raft.reportSnapshot(id, failed),
       members: () => this.members,
-      hashKV: (rev) => {
-        const h = this.mvcc.hashKV(rev);
+      hashKV: async (rev) => {
+        const h = await this.mvcc.hashKV(rev);
         return { header: this.header(h.rev), hash: h.hash, compact_revision: h.compactRev };
       },
     };

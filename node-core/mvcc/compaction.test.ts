@@ -45,8 +45,8 @@ describe('mvcc store: compaction', () => {
     assert.throws(() => snapshot(t, 5), (e) => e === Errors.Compacted);
     assert.deepEqual(keysOf(snapshot(t, 6).map((p) => ({ key: b(p.key) }))), ['a', 'c']);
     assert.throws(() => t.store.eventsBetween(b('a'), undefined, 5, 11, false), (e) => e === Errors.Compacted);
-    assert.throws(() => t.store.hashKV(6), (e) => e === Errors.Compacted);
-    assert.throws(() => t.store.hashKV(12), (e) => e === Errors.FutureRev);
+    await assert.rejects(t.store.hashKV(6), (e) => e === Errors.Compacted);
+    await assert.rejects(t.store.hashKV(12), (e) => e === Errors.FutureRev);
   });
 
   it('keeps history above the compact revision and deletes the rest from disk', async () => {

@@ -303,7 +303,7 @@ describe('mvcc store vs etcd 3.4', { skip: !HAVE_ETCD && 'etcd not installed' },
 
     // before any write or compaction: revision 1, compact revision -1
     const h0 = await call<{ hash: number; compact_revision: number; header?: { revision: number } }>(maint, 'HashKV', { revision: 0 });
-    assert.deepEqual(t.store.hashKV(0), { hash: h0.hash, compactRev: h0.compact_revision, rev: h0.header?.revision });
+    assert.deepEqual(await t.store.hashKV(0), { hash: h0.hash, compactRev: h0.compact_revision, rev: h0.header?.revision });
 
     const N = Number(process.env.MVCC_COMPAT_OPS ?? 600);
     for (let i = 0; i < N; i++) {
@@ -372,7 +372,7 @@ describe('mvcc store vs etcd 3.4', { skip: !HAVE_ETCD && 'etcd not installed' },
           );
           let mh: unknown;
           try {
-            const h = t.store.hashKV(rev);
+            const h = await t.store.hashKV(rev);
             mh = { hash: h.hash, compact_revision: h.compactRev, rev: h.rev };
           } catch (e) {
             mh = { err: (e as Error).message };

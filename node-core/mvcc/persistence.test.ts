@@ -123,10 +123,10 @@ describe('mvcc store: persistence and hash', () => {
       checkAll(t.store, m, compactAt);
       randomOps(t.store, m, r, 200);
       checkAll(t.store, m, compactAt);
-      const hash = t.store.hashKV(0);
+      const hash = await t.store.hashKV(0);
       await t.reopen(opts);
       checkAll(t.store, m, compactAt);
-      assert.deepEqual(t.store.hashKV(0), hash);
+      assert.deepEqual(await t.store.hashKV(0), hash);
       await t.store.compact({ revision: m.rev - 5, physical: true }).done;
       randomOps(t.store, m, r, 50);
       await t.reopen(opts);
@@ -165,10 +165,10 @@ describe('mvcc store: persistence and hash', () => {
       );
     };
     check();
-    const hash = t.store.hashKV(0);
+    const hash = await t.store.hashKV(0);
     await t.reopen();
     check();
-    assert.deepEqual(t.store.hashKV(0), hash);
+    assert.deepEqual(await t.store.hashKV(0), hash);
     assert.equal(t.store.deleteRange(delReq({ key: Buffer.from([0xff]), range_end: Buffer.from([0]) })).deleted, 2);
   });
 
@@ -179,36 +179,36 @@ describe('mvcc store: persistence and hash', () => {
       const r2 = rand(7);
       randomOps(t.store, new Model(), r1, 120);
       randomOps(u.store, new Model(), r2, 120);
-      const pending = t.store.hashKV(0);
-      assert.deepEqual(u.store.hashKV(0), pending);
+      const pending = await t.store.hashKV(0);
+      assert.deepEqual(await u.store.hashKV(0), pending);
       await t.backend.commit();
       assert.equal(t.backend.hasPending(), false);
-      assert.deepEqual(t.store.hashKV(0), pending);
+      assert.deepEqual(await t.store.hashKV(0), pending);
       // every historical revision hashes the same either way
       const mid = Math.floor(t.store.rev / 2);
-      const hMid = t.store.hashKV(mid);
-      assert.equal(u.store.hashKV(mid).hash, hMid.hash);
+      const hMid = await t.store.hashKV(mid);
+      assert.equal((await u.store.hashKV(mid)).hash, hMid.hash);
       assert.notEqual(hMid.hash, pending.hash);
       assert.equal(hMid.rev, t.store.rev);
 
       await t.store.compact({ revision: mid, physical: true }).done;
       await u.store.compact({ revision: mid, physical: true }).done;
-      const afterCompact = t.store.hashKV(0);
+      const afterCompact = await t.store.hashKV(0);
       assert.equal(afterCompact.compactRev, mid);
-      assert.deepEqual(u.store.hashKV(0), afterCompact);
+      assert.deepEqual(await u.store.hashKV(0), afterCompact);
       // a pending write path and the committed-scan path agree after compaction
       t.store.put(putReq({ key: b('late'), value: b('1') }));
       u.store.put(putReq({ key: b('late'), value: b('1') }));
-      const hp = t.store.hashKV(0);
+      const hp = await t.store.hashKV(0);
       await u.backend.commit();
-      assert.deepEqual(u.store.hashKV(0), hp);
+      assert.deepEqual(await u.store.hashKV(0), hp);
       await t.reopen();
-      assert.deepEqual(t.store.hashKV(0), hp);
-      assert.deepEqual(t.store.hashKV(mid + 1), u.store.hashKV(mid + 1));
+      assert.deepEqual(await t.store.hashKV(0), hp);
+      assert.deepEqual(await t.store.hashKV(mid + 1), await u.store.hashKV(mid + 1));
       // a different history hashes differently
       u.store.put(putReq({ key: b('late'), value: b('2') }));
       t.store.put(putReq({ key: b('late'), value: b('3') }));
-      assert.notEqual(t.store.hashKV(0).hash, u.store.hashKV(0).hash);
+      assert.notEqual((await t.store.hashKV(0)).hash, (await u.store.hashKV(0)).hash);
     } finally {
       await u.close();
     }

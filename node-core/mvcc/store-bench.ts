@@ -54,7 +54,7 @@ async function main(): Promise<void> {
   });
   await backend.commit();
   const t0 = Date.now();
-  const h = store.hashKV(0);
+  const h = await store.hashKV(0);
   console.log(`hashKV over ${2 * N} revisions: ${Date.now() - t0} ms (${h.hash})`);
   const t1 = Date.now();
   const { done } = store.compact({ revision: store.rev - 10, physical: true });

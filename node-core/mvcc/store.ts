@@ -6,7 +6,7 @@
 // lives in memory (a Map for point lookups, a B-tree of latin1 strings for
 // ordered ranges); values are read from the backend, whose overlay makes
 // writes readable before they are committed.
-import type { Backend } from '../backend/backend';
+import type { Backend, BackendSnapshot } from '../backend/backend';
 import { Errors } from '../errors/index';
 import {
   Compare_CompareResult,
@@ -41,6 +41,10 @@ const FINISHED_COMPACT_KEY = Buffer.from('finishedCompactRev');
 const KEY_BUCKET_NAME = Buffer.from('key');
 
 const DEFAULT_COMPACTION_BATCH = 1000;
+/** Records HashKV hashes between two turns of the event loop, at most (and HASH_SLICE_MS). */
+const DEFAULT_HASH_SLICE = 8192;
+const HASH_SLICE_MS = 8;
+const ZERO_BYTE = Buffer.alloc(1);
 // Values are read from LMDB's map on demand (verified against their checksum);
 // the cache only spares hot keys that read, so it stays small whatever the data.
 const DEFAULT_VALUE_CACHE_BYTES = 16 * 1024 * 1024;
@@ -51,6 +55,8 @@ export interface MvccStoreOptions {
   leases?: LeaseHooks;
   /** Keys deleted per physical-compaction step (etcd's CompactionBatchLimit). */
   compactionBatchLimit?: number;
+  /** Records HashKV hashes per turn of the event loop, at most (tests make it small). */
+  hashSliceRecords?: number;
   /**
    * Budget for keeping keys' live values in memory, so reads at the current
    * revision skip the backend (default 16 MiB; 0 disables). Past the budget
@@ -173,6 +179,7 @@ export class MvccStore implements KVStore {
   private readonly backend: Backend;
   private readonly hooks: LeaseHooks;
   private readonly batchLimit: number;
+  private readonly hashSlice: number;
   /** Point lookups; the tree below holds the same KeyIndex objects in key order. */
   private readonly keys = new Map<string, KeyIndex>();
   private tree = new KeyTree<KeyIndex>();
@@ -189,7 +196,8 @@ export class MvccStore implements KVStore {
   private events: Event[] = [];
 
   private compaction: Promise<void> = Promise.resolve();
-  private compacting = 0;
+  /** HashKVs not yet holding their read snapshot: physical compaction deletes nothing meanwhile. */
+  private readonly hashesOpening = new Set<Promise<void>>();
   private closed = false;
   private readonly readKey = Buffer.alloc(REV_BYTES_LEN);
   private readonly txView: WriteTxn;
@@ -198,6 +206,7 @@ export class MvccStore implements KVStore {
     this.backend = backend;
     this.hooks = opts.leases ?? NO_LEASES;
     this.batchLimit = opts.compactionBatchLimit ?? DEFAULT_COMPACTION_BATCH;
+    this.hashSlice = Math.max(1, opts.hashSliceRecords ?? DEFAULT_HASH_SLICE);
     this.cacheLimit = opts.valueCacheBytes ?? DEFAULT_VALUE_CACHE_BYTES;
     this.txView = {
       put: (req) => this.txPut(req),
@@ -688,11 +697,8 @@ export class MvccStore implements KVStore {
     this.compactMainRev = rev;
     this.backend.put('meta', SCHEDULED_COMPACT_KEY, revKey(rev, 0, false));
     const keep = this.compactIndex(rev);
-    this.compacting++;
     const run = (): Promise<void> => this.physicalCompaction(rev, keep);
-    const p = this.compaction.then(run, run).finally(() => {
-      this.compacting--;
-    });
+    const p = this.compaction.then(run, run);
     // done may be ignored by callers; its failure must not become an unhandled rejection
     p.catch(() => undefined);
     this.compaction = p;
@@ -723,6 +729,8 @@ export class MvccStore implements KVStore {
     end.writeUInt32BE((rev + 1) >>> 0, 4);
     let last: Buffer = Buffer.alloc(REV_BYTES_LEN);
     for (;;) {
+      // a HashKV opening its snapshot must find every revision it will hash
+      while (this.hashesOpening.size) await Promise.all(this.hashesOpening);
       if (this.closed) return;
       let n = 0;
       let lastMain = 0;
@@ -746,57 +754,86 @@ export class MvccStore implements KVStore {
 
   // ----------------------------------------------------------------- hash
 
-  /** etcd 3.4's HashByRev. `eachRecord`: see KVStore.hashKV. */
-  hashKV(rev: number): HashKVResult {
+  /**
+   * etcd 3.4's HashByRev. The scan runs in
+   * slices with a turn of the event loop between them, so the member keeps
+   * ticking, answering peers and serving clients during a scan of millions of
+   * records (etcd runs it on a goroutine beside its raft loop). Its result is
+   * that of the store at the call, whatever happens during the scan: the
+   * compaction keep-set is taken from the index before the first yield and
+   * the bucket is read through one LMDB snapshot holding every revision up to
+   * `rev` (writes in flight are committed first; a physical compaction waits
+   * until the snapshot is open, as etcd's compactor waits for the read lock).
+   */
+  async hashKV(rev: number): Promise<HashKVResult> {
     const compactRev = this.compactMainRev;
     const currentRev = this.currentRev;
     if (rev > 0 && rev <= compactRev) throw Errors.Compacted;
     if (rev > 0 && rev > currentRev) throw Errors.FutureRev;
     if (rev === 0) rev = currentRev;
 
-    // what compaction keeps at rev, built only once a record at or below the
-    // compaction is met (never, on a store not compacted: a walk of every key saved)
-    let keep: RevSet | undefined;
-    const keeps = (main: number, sub: number): boolean => {
-      if (!keep) {
-        keep = new RevSet();
-        for (const ki of this.keys.values()) ki.keep(rev, keep);
-      }
-      // an empty keep set filters nothing (etcd's HashByRev)
-      return keep.size === 0 || keep.has(main, sub);
-    };
-
     const h = new Crc32c();
     h.update(KEY_BUCKET_NAME);
     if (rev < 0) return { hash: h.sum(), compactRev, rev: currentRev };
-    const committedScan = !this.backend.hasPending() && this.compacting === 0;
-    if (committedScan) {
-      // Everything is committed: scan the bucket itself, exactly as etcd.
+
+    // What compaction keeps at rev (only needed below the compaction: never on
+    // a store not compacted, a walk of every key saved). Taken now: a
+    // compaction requested during the scan changes the index at once.
+    let keep: RevSet | undefined;
+    if (compactRev > 0) {
+      keep = new RevSet();
+      for (const ki of this.keys.values()) ki.keep(rev, keep);
+      if (keep.size === 0) {
+        // etcd's HashByRev filters nothing then: it hashes what compaction left
+        // below compactRev, which the index lists (a physical compaction still
+        // deleting would otherwise make the hash depend on its progress)
+        const refs: RevRef[] = [];
+        for (const ki of this.keys.values()) ki.since(0, compactRev, refs);
+        for (const r of refs) keep.add(r.main, r.sub);
+      }
+    }
+    const filterBelow = keep ? compactRev : 0;
+
+    let opened!: () => void;
+    const opening = new Promise<void>((r) => (opened = r));
+    this.hashesOpening.add(opening);
+    let snap: BackendSnapshot;
+    try {
+      // revisions up to rev still in flight would be missing from the snapshot
+      if (this.backend.hasPending()) await this.backend.commit();
+      snap = await this.backend.openSnapshot();
+    } finally {
+      this.hashesOpening.delete(opening);
+      opened();
+    }
+    try {
       const end = Buffer.allocUnsafe(8);
       end.writeUInt32BE(Math.floor((rev + 1) / 4294967296), 0);
       end.writeUInt32BE((rev + 1) >>> 0, 4);
-      for (const [k, v] of this.backend.range('key', undefined, end)) {
-        if (compactRev > 0) {
-          const main = revMain(k);
-          if (main <= compactRev && !keeps(main, revSub(k))) continue;
+      let from: Buffer | undefined;
+      for (;;) {
+        if (this.closed) throw new Error('mvcc: store closed during HashKV');
+        const t0 = performance.now();
+        let n = 0;
+        let next: Buffer | undefined;
+        for (const [k, v] of snap.range('key', from, end)) {
+          if (filterBelow === 0 || revMain(k) > filterBelow || keep!.has(revMain(k), revSub(k))) {
+            h.update(k);
+            h.update(v);
+          }
+          // a slice ends after so many records, or on time (records may be large)
+          if (++n >= this.hashSlice || ((n & 255) === 0 && performance.now() - t0 > HASH_SLICE_MS)) {
+            // the next slice starts just after this record (revision keys sort bytewise)
+            next = Buffer.concat([k, ZERO_BYTE]);
+            break;
+          }
         }
-        h.update(k);
-        h.update(v);
+        if (!next) break;
+        from = next;
+        await new Promise<void>((resolve) => setImmediate(resolve));
       }
-    } else {
-      // Writes in flight are not in the committed scan; the index lists every
-      // revision the bucket holds, so read those through the backend's overlay.
-      const refs: RevRef[] = [];
-      for (const ki of this.keys.values()) ki.since(0, rev, refs);
-      refs.sort((a, b) => a.main - b.main || a.sub - b.sub);
-      for (const r of refs) {
-        if (r.main <= compactRev && !keeps(r.main, r.sub)) continue;
-        const k = revKey(r.main, r.sub, r.tomb);
-        const v = this.backend.get('key', k);
-        if (v === undefined) continue;
-        h.update(k);
-        h.update(v);
-      }
+    } finally {
+      snap.release();
     }
     return { hash: h.sum(), compactRev, rev: currentRev };
   }

@@ -52,8 +52,12 @@ export interface KVStore {
   write<T>(fn: (tx: WriteTxn) => T): T;
   /** Logical compaction now; `done` resolves when superseded revisions are physically gone. */
   compact(req: CompactionRequest): { done: Promise<void> };
-  /** etcd's HashByRev. */
-  hashKV(rev: number): HashKVResult;
+  /**
+   * etcd's HashByRev, of the store as it is at the call (writes and
+   * compactions during the scan do not change it); the scan yields to the
+   * event loop between slices. Rejects with Errors.Compacted / FutureRev.
+   */
+  hashKV(rev: number): Promise<HashKVResult>;
   /** Stops physical compaction between batches (the next open resumes it); resolves once stopped. */
   close(): Promise<void>;
   /** Events with mod_revision >= fromRev (and <= toRev) on [key, rangeEnd), from history; throws Errors.Compacted. */

@@ -106,8 +106,8 @@ export function createMaintenanceHandlers(node: ClusterNode, guard: RequestGuard
   // root only, as etcd; members' corruption checks ask each other over the peer URL instead
   const hashKV: Unary<HashKVRequest, HashKVResponseInit> = (call, cb) => {
     forAdmin(call)
-      .then(() => {
-        const h = node.mvcc.hashKV(call.request.revision);
+      .then(async () => {
+        const h = await node.mvcc.hashKV(call.request.revision);
         cb(null, { header: node.header(h.rev), hash: h.hash, compact_revision: h.compactRev });
       })
       .catch((e: unknown) => cb(toServiceError(e) as Parameters<sendUnaryData<HashKVResponseInit>>[0]));

@@ -14,7 +14,7 @@ after(async () => {
   await Promise.all(open.map((t) => t.stop()));
 });
 
-function handler(hashKV?: (rev: number) => HashKVResponseInit): TransportHandler {
+function handler(hashKV?: (rev: number) => Promise<HashKVResponseInit>): TransportHandler {
   return {
     receive: () => undefined,
     receiveSnapshot: () => undefined,
@@ -34,7 +34,7 @@ async function member(id: bigint, clusterId: bigint, h: TransportHandler): Promi
 
 test('a member answers its HashKV to a peer of its cluster, and refuses others', async () => {
   const asked: number[] = [];
-  const b = await member(0xbn, 0xc1n, handler((rev) => {
+  const b = await member(0xbn, 0xc1n, handler(async (rev) => {
     asked.push(rev);
     if (rev === 3) throw Errors.Compacted;
     return { header: { revision: 42 }, hash: 0xdeadbeef, compact_revision: 7 };
@@ -58,7 +58,7 @@ test('a member answers its HashKV to a peer of its cluster, and refuses others',
 });
 
 test('an unreachable peer URL is skipped for the next one', async () => {
-  const b = await member(0xbn, 0xc1n, handler(() => ({ hash: 1, compact_revision: -1 })));
+  const b = await member(0xbn, 0xc1n, handler(async () => ({ hash: 1, compact_revision: -1 })));
   const a = await member(0xan, 0xc1n, handler());
   const r = await a.t.peerHashKV(0xbn, ['http://127.0.0.1:1', b.url], 0, 5000);
   assert.equal(r.hash, 1);

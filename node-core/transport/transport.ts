@@ -67,8 +67,8 @@ export interface TransportHandler {
   reportSnapshot(id: bigint, failed: boolean): void;
   /** Answered on the Members call (for members joining with --initial-cluster-state existing). */
   members?(): PeerMember[];
-  /** Answered on the HashKV call (members' corruption checks); throws an EtcdError (compacted, future revision). */
-  hashKV?(revision: number): HashKVResponseInit;
+  /** Answered on the HashKV call (members' corruption checks); rejects with an EtcdError (compacted, future revision). */
+  hashKV?(revision: number): Promise<HashKVResponseInit>;
 }
 
 export interface TransportOptions {
@@ -813,13 +813,17 @@ export class PeerTransport {
       }
     });
     stream.on('end', () => {
-      if (!this.handler.hashKV) return call.finish(Code.Unimplemented, 'hash not available');
-      try {
-        call.finish(Code.OK, '', grpcFrame(encodeHashKVResponse(this.handler.hashKV(revision))));
-      } catch (e) {
-        if (e instanceof EtcdError) call.finish(e.code as Code, e.message);
-        else call.finish(Code.Unknown, e instanceof Error ? e.message : String(e));
-      }
+      const hashKV = this.handler.hashKV;
+      if (!hashKV) return call.finish(Code.Unimplemented, 'hash not available');
+      // the member keeps serving its peers during the scan (it yields between slices);
+      // a handler that throws at once is answered as one that rejects
+      new Promise<HashKVResponseInit>((resolve) => resolve(hashKV.call(this.handler, revision))).then(
+        (r) => call.finish(Code.OK, '', grpcFrame(encodeHashKVResponse(r))),
+        (e: unknown) => {
+          if (e instanceof EtcdError) call.finish(e.code as Code, e.message);
+          else call.finish(Code.Unknown, e instanceof Error ? e.message : String(e));
+        },
+      );
     });
   }
 
