@@ -15,6 +15,9 @@ const H2_PREFACE = Buffer.from('PRI * HTTP/2.0');
 /** ETCDESK_RAW_H2=1 skips the :authority rewrite (hands sockets to nghttp2 directly). */
 const rewriteAuthority = process.env.ETCDESK_RAW_H2 !== '1';
 
+/** How long an idle HTTP/1 keep-alive connection (/metrics, /health, the gateway) stays open: longer than Go's and Node's client idle timeouts (90 s, 5 s). */
+export const IDLE_HTTP_MS = 120_000;
+
 export interface ClientListener {
   url: string;
   port: number;
@@ -31,6 +34,11 @@ export async function listenClientUrl(
     h2.emit('connection', conn);
   };
   const httpServer = http.createServer(httpHandler);
+  // Node's 5 s idle close races a keep-alive client reusing the connection at
+  // that moment (Node's own agent also idles out at 5 s): the request is lost
+  // as "socket hang up". etcd's Go server keeps idle connections until the
+  // client closes them; a long timeout lets every client close first.
+  httpServer.keepAliveTimeout = IDLE_HTTP_MS;
   const sockets = new Set<net.Socket>();
   const server = net.createServer({ noDelay: true }, (socket) => {
     sockets.add(socket);

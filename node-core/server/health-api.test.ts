@@ -57,3 +57,27 @@ describe('/livez and /readyz', () => {
     assert.deepEqual(await httpGet(`${m.clientUrl}/readyz?exclude=linearizable_read`, 5000), { status: 200, body: 'ok' });
   });
 });
+
+describe('HTTP keep-alive on the client port', () => {
+  it('a connection idle past Node clients\' own 5 s still serves /metrics and /health (no "socket hang up" on reuse)', { timeout: 60_000 }, async () => {
+    const s = await startEtcdesk({ extraArgs: ['--log-level', 'warn'] });
+    procs.push(s);
+    const agent = new http.Agent({ keepAlive: true, maxSockets: 1 });
+    const get = (p: string): Promise<{ status: number; reused: boolean }> =>
+      new Promise((resolve, reject) => {
+        const req = http.get(`${s.clientUrl}${p}`, { agent }, (res) => {
+          res.resume();
+          res.on('end', () => resolve({ status: res.statusCode ?? 0, reused: req.reusedSocket }));
+        });
+        req.on('error', reject);
+      });
+    try {
+      assert.equal((await get('/metrics')).status, 200);
+      // etcd (Go) keeps an idle connection until the client closes it; Node's default closed it at 5 s (+1 s grace)
+      await new Promise((r) => setTimeout(r, 7_000)); // past Node's 5 s and its 1 s grace
+      assert.deepEqual(await get('/health'), { status: 200, reused: true });
+    } finally {
+      agent.destroy();
+    }
+  });
+});

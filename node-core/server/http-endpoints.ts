@@ -3,6 +3,7 @@
 // (Prometheus text). Metrics come from the registry.
 import http from 'node:http';
 import type { ClusterNode } from '../cluster';
+import { IDLE_HTTP_MS } from './client-listener';
 
 export const SERVER_VERSION = '3.4.23';
 export const CLUSTER_VERSION = '3.4.0';
@@ -147,7 +148,7 @@ export async function listenMetricsUrls(urls: string[], handler: http.RequestLis
         res.writeHead(404, { 'Content-Type': 'text/plain; charset=utf-8' });
         res.end('404 page not found\n');
       });
-      srv.keepAliveTimeout = 5000;
+      srv.keepAliveTimeout = IDLE_HTTP_MS;
       await new Promise<void>((resolve, reject) => {
         srv.once('error', reject);
         srv.listen(Number(u.port || 80), u.hostname.replace(/^\[|\]$/g, ''), () => {
