@@ -5,8 +5,9 @@
 // objects (RSS 2.2x etcd's), while a forced full GC took it back at once. A
 // Go server does the same on its own (its GC and scavenger return memory when
 // idle); V8 does it only under allocation pressure. So: when the event loop
-// has been nearly idle for a whole interval and the heap's committed size grew
-// well past its size after the last such collection, run one, compacting. A busy loop is never
+// has been nearly idle for a whole interval and the heap's committed size plus
+// the Buffers' memory (a full Range's response is mostly that) grew well past
+// their size after the last such collection, run one, compacting. A busy loop is never
 // paused for it (the pause, ~50-150 ms for a 200,000-key store, happens only
 // when there is nothing else to do).
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
@@ -18,7 +19,7 @@ export interface IdleGcOptions {
   intervalMs?: number;
   /** At most this share of the last interval busy counts as idle. */
   idleUtilization?: number;
-  /** Collect once the committed heap grew this many bytes past its size after the last collection... */
+  /** Collect once the committed heap + external (Buffer) memory grew this many bytes past its size after the last collection... */
   minGrowthBytes?: number;
   /** ...and this fraction of that size (a big store's normal churn is not worth a pause). */
   minGrowthRatio?: number;
@@ -47,16 +48,18 @@ function gcFunction(): GcFn | undefined {
   }
 }
 
+/** What a collection can give back: V8's committed heap and the memory Buffers hold outside it. */
+const footprint = (h: v8.HeapInfo): number => h.total_heap_size + h.external_memory;
+
 export function startIdleGc(opts: IdleGcOptions = {}): IdleGc {
   const intervalMs = opts.intervalMs ?? 250;
   const idleUtilization = opts.idleUtilization ?? 0.05;
   const minGrowth = opts.minGrowthBytes ?? 32 * 1024 * 1024;
   const minRatio = opts.minGrowthRatio ?? 0.5;
-  const gc = gcFunction();
+  let gc: GcFn | undefined | null = null;
   let runs = 0;
-  if (!gc) return { runs, stop: () => {} };
-  // the heap's committed size after the last compaction: what the RSS is made of
-  let base = v8.getHeapStatistics().total_heap_size;
+  // the heap's committed size plus Buffers' memory after the last collection: what the RSS is made of
+  let base = footprint(v8.getHeapStatistics());
   let elu: EventLoopUtilization = performance.eventLoopUtilization();
   const timer = setInterval(() => {
     const now = performance.eventLoopUtilization();
@@ -64,10 +67,14 @@ export function startIdleGc(opts: IdleGcOptions = {}): IdleGc {
     elu = now;
     const heap = v8.getHeapStatistics();
     // V8 gave pages back on its own (its memory reducer): measure growth from there
-    if (heap.total_heap_size < base) base = heap.total_heap_size;
+    const size = footprint(heap);
+    if (size < base) base = size;
     if (last.utilization > idleUtilization) return;
-    if (heap.total_heap_size - base < Math.max(minGrowth, base * minRatio)) return;
-    const before = heap.total_heap_size;
+    if (size - base < Math.max(minGrowth, base * minRatio)) return;
+    // exposed on first need only: a member that never bursts keeps V8's flags untouched
+    if (gc === null) gc = gcFunction();
+    if (!gc) return;
+    const before = size;
     const t0 = performance.now();
     // compacting: a plain full GC frees the dead objects but leaves the old
     // space's half-empty pages committed (170 MB for 72 live after a load);
@@ -79,7 +86,7 @@ export function startIdleGc(opts: IdleGcOptions = {}): IdleGc {
       v8.setFlagsFromString('--no-compact-on-every-full-gc');
     }
     runs++;
-    base = v8.getHeapStatistics().total_heap_size;
+    base = footprint(v8.getHeapStatistics());
     opts.onCollect?.({ ms: performance.now() - t0, heapBefore: before, heapAfter: base });
     // the pause itself must not make the next interval look busy
     elu = performance.eventLoopUtilization();
