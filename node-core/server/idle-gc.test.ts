@@ -1,6 +1,7 @@
 // The idle full GC (issue #15): after a burst of allocation leaves the heap
-// grown, the first quiet interval collects and gives the committed pages back
-// (the node's RSS after a load); while the loop stays busy it never pauses it.
+// grown (or Buffers piled up), the first quiet interval collects and gives the
+// memory back (the node's RSS after a load, after a full Range); while the
+// loop stays busy it never pauses it.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import v8 from 'node:v8';
@@ -34,6 +35,24 @@ describe('idle full GC', () => {
       // (a plain full GC frees the dead objects but keeps nearly every page: ~245 of ~285 MB)
       assert.ok(r.heapAfter < r.heapBefore / 2, `heap ${r.heapBefore / MB} → ${r.heapAfter / MB} MB`);
       assert.equal(kept.length, 150_000);
+    } finally {
+      gc.stop();
+    }
+  });
+
+  it("collects after a burst of Buffers (a full Range's response), which live outside V8's heap", async () => {
+    let collected!: (r: { heapBefore: number; heapAfter: number }) => void;
+    const done = new Promise<{ heapBefore: number; heapAfter: number }>((r) => (collected = r));
+    const gc = startIdleGc({ intervalMs: 50, minGrowthBytes: 32 * MB, minGrowthRatio: 0, onCollect: collected });
+    try {
+      // 96 MB in 64 KiB Buffers: next to nothing on the JS heap itself
+      let response: Buffer[] | undefined = Array.from({ length: 1536 }, () => Buffer.alloc(64 * 1024, 1));
+      assert.equal(response.length, 1536);
+      response = undefined;
+      let timeout: NodeJS.Timeout | undefined;
+      const r = await Promise.race([done, new Promise<never>((_, rej) => (timeout = setTimeout(() => rej(new Error('no collection within 20 s')), 20_000)))]);
+      clearTimeout(timeout);
+      assert.ok(r.heapAfter < r.heapBefore - 64 * MB, `heap + external ${r.heapBefore / MB} → ${r.heapAfter / MB} MB`);
     } finally {
       gc.stop();
     }
