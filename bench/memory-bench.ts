@@ -57,13 +57,18 @@ function rssMb(pid: number): number {
   return (Number(m[1]) * 1024) / MB;
 }
 
-/** RSS once it stops moving (a GC or the allocator giving memory back), at most ~3 s of waiting. */
+/**
+ * RSS once it stops moving (a GC or the allocator giving memory back): unchanged (within 1 MB) over
+ * three samples 0.5 s apart, at most ~10 s of waiting. Two samples were too few: a server still busy
+ * for a second after the load (its last commits, a snapshot) looked settled before it had gone idle.
+ */
 async function settledRssMb(pid: number): Promise<number> {
   let last = rssMb(pid);
-  for (let i = 0; i < 6; i++) {
+  let steady = 0;
+  for (let i = 0; i < 20 && steady < 3; i++) {
     await new Promise((r) => setTimeout(r, 500));
     const now = rssMb(pid);
-    if (Math.abs(now - last) < 1) return now;
+    steady = Math.abs(now - last) < 1 ? steady + 1 : 0;
     last = now;
   }
   return last;

@@ -4,6 +4,7 @@ import { StorageError } from '../backend/storage-error';
 import { FlagError, parseArgs, usage } from '../cluster';
 import { createLogger } from '../support/logger';
 import { CLUSTER_VERSION, SERVER_VERSION } from './http-endpoints';
+import { startIdleGc } from './idle-gc';
 import { snapshotCommand } from './snapshot-restore';
 import { startNode, type RunningNode } from './start';
 
@@ -39,6 +40,12 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
     else log.error('failed to start', { error: (e as Error).message });
     return 1;
   }
+  // the CLI owns its process, so it may tune the process's GC (an embedding app keeps its own policy)
+  const idleGc = env.ETCDESK_IDLE_GC === '0' ? undefined : startIdleGc({
+          onCollect: (r) =>
+            log.debug('idle full GC', { took: `${r.ms.toFixed(0)}ms`, heap_before: r.heapBefore, heap_after: r.heapAfter }),
+        });
+  void running.closed.then(() => idleGc?.stop());
   return await new Promise<number>((resolve) => {
     let stopping = false;
     const stop = (sig: string): void => {
