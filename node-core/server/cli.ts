@@ -41,9 +41,11 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
     return 1;
   }
   // the CLI owns its process, so it may tune the process's GC (an embedding app keeps its own policy)
-  const idleGc = env.ETCDESK_IDLE_GC === '0' ? undefined : startIdleGc({
-          onCollect: (r) =>
-            log.debug('idle full GC', { took: `${r.ms.toFixed(0)}ms`, heap_before: r.heapBefore, heap_after: r.heapAfter }),
+  const idleGc =
+    env.ETCDESK_IDLE_GC === '0'
+      ? undefined
+      : startIdleGc({
+          onCollect: (r) => log.debug('idle full GC', { took: `${r.ms.toFixed(0)}ms`, heap_before: r.heapBefore, heap_after: r.heapAfter }),
         });
   void running.closed.then(() => idleGc?.stop());
   return await new Promise<number>((resolve) => {
