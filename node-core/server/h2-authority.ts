@@ -359,10 +359,12 @@ export function sniffAuthority(socket: net.Socket, hand: (conn: Duplex) => void)
   let done = false;
   const finish = (raw: boolean, data: Buffer, ackDropped: boolean): void => {
     if (done) return;
+    done = true;
     if (raw) sniffStats.raw++;
     else sniffStats.rewritten++;
     clearTimeout(timer);
     socket.removeListener('data', onData);
+    socket.removeListener('close', onClose);
     socket.pause();
     if (raw) {
       socket.unshift(data);
@@ -402,5 +404,14 @@ export function sniffAuthority(socket: net.Socket, hand: (conn: Duplex) => void)
       pos += FRAME_HEADER + len;
     }
   };
+  // a client gone before its first request (grpc-go dials every endpoint and may close some unused) is
+  // dropped here: its timer would otherwise hand a closed socket to the HTTP/2 server 5 s later
+  const onClose = (): void => {
+    if (done) return;
+    done = true;
+    clearTimeout(timer);
+    socket.removeListener('data', onData);
+  };
   socket.on('data', onData);
+  socket.once('close', onClose);
 }
