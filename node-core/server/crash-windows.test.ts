@@ -9,8 +9,7 @@ import assert from 'node:assert/strict';
 import fs from 'node:fs';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { EtcdClient } from '../client/client';
-import { ackLoad, exited, lostKeys, presentKeys } from '../testing/ack-load';
+import { ackLoad, exited, lostKeys, membersConverged, presentKeys } from '../testing/ack-load';
 import { powerLoss, readJournal } from '../testing/power-loss';
 import { findLeader, freePort, hasEtcd, startCluster, startEtcdesk, tempDir, waitFor, type ServerProc } from '../testing/processes';
 
@@ -86,22 +85,7 @@ describe('kill -9 inside the crash windows', () => {
         assert.equal(back.proc.exitCode, null, `the follower exited after the kill:\n${back.output().slice(-3000)}`);
         return (await fetch(`${back.clientUrl}/health`).then((r) => r.status, () => 0)) === 200;
       }, 60_000);
-      await waitFor('equal HashKV on the three members', async () => {
-        const hs = await Promise.all(
-          c.members.map(async (m) => {
-            const cl = new EtcdClient({ endpoints: [m.endpoint], timeoutMs: 5000 });
-            try {
-              const h = await cl.hashKV();
-              return `${h.header?.revision}:${h.hash}`;
-            } catch {
-              return 'unanswered';
-            } finally {
-              cl.close();
-            }
-          }),
-        );
-        return hs[0] !== 'unanswered' && hs.every((h) => h === hs[0]);
-      }, 60_000);
+      await waitFor('equal HashKV on the three members', () => membersConverged(c.members), 60_000);
       await assertAllPresent(back.endpoint, acked, 'on the follower');
     } finally {
       await c.stop();

@@ -7,8 +7,7 @@
 import assert from 'node:assert/strict';
 import path from 'node:path';
 import { describe, it } from 'node:test';
-import { EtcdClient } from '../client/client';
-import { ackLoad, exited, lostKeys, presentKeys } from '../testing/ack-load';
+import { ackLoad, exited, lostKeys, membersConverged, presentKeys } from '../testing/ack-load';
 import { powerLoss, type PowerLossOptions, type PowerLossReport } from '../testing/power-loss';
 import { findLeader, freePort, hasEtcd, httpGet, startCluster, startEtcdesk, tempDir, waitFor, type ServerProc } from '../testing/processes';
 
@@ -107,20 +106,7 @@ describe('power loss', () => {
         // a linearizable read on each: it answers once the member caught up with the leader's commit
         assertNoneLost(load.acked, await presentKeys(m.endpoint), `member ${m.name}`);
       }
-      await waitFor('equal HashKV on the three members', async () => {
-        const hs = await Promise.all(
-          c.members.map(async (m) => {
-            const cl = new EtcdClient({ endpoints: [m.endpoint], timeoutMs: 5000 });
-            try {
-              const h = await cl.hashKV();
-              return `${h.header?.revision}:${h.hash}`;
-            } finally {
-              cl.close();
-            }
-          }),
-        );
-        return hs.every((h) => h === hs[0]);
-      });
+      await waitFor('equal HashKV on the three members', () => membersConverged(c.members));
     } finally {
       if (!stopped) await c.stop();
     }

@@ -64,3 +64,21 @@ export function exited(m: ServerProc): Promise<void> {
   if (m.proc.exitCode !== null || m.proc.signalCode !== null) return Promise.resolve();
   return new Promise((r) => m.proc.once('exit', () => r()));
 }
+
+/** True once every member answers HashKV with the same revision and hash (a member not answering yet counts as different). */
+export async function membersConverged(members: ServerProc[]): Promise<boolean> {
+  const hs = await Promise.all(
+    members.map(async (m) => {
+      const cl = new EtcdClient({ endpoints: [m.endpoint], timeoutMs: 5000 });
+      try {
+        const h = await cl.hashKV();
+        return `${h.header?.revision}:${h.hash}`;
+      } catch {
+        return 'unanswered';
+      } finally {
+        cl.close();
+      }
+    }),
+  );
+  return hs[0] !== 'unanswered' && hs.every((h) => h === hs[0]);
+}
