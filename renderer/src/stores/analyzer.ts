@@ -5,7 +5,7 @@ import { defineStore } from 'pinia';
 import { markRaw } from 'vue';
 import type { DecodedValue, KeyspaceReport, PrefixNode, ScanProgressEvent, SerializedError } from '../../../electron/contract/index';
 import { useApi } from '../api';
-import { cancelScan, startScan } from './scan-run';
+import { cancelScan, followScans, startScan } from './scan-run';
 
 export const useAnalyzerStore = defineStore('analyzer', {
   state: () => ({
@@ -56,13 +56,7 @@ export const useAnalyzerStore = defineStore('analyzer', {
   },
   actions: {
     subscribe(): void {
-      if (this.subscribed) return;
-      this.subscribed = true;
-      useApi().on('scan:progress', (e) => {
-        if (e.kind !== 'analyze') return;
-        if (e.scanId === this.scanId) this.apply(e);
-        else if (this.starting) this.early.push(e);
-      });
+      followScans(this, 'analyze', (e) => this.apply(e));
     },
     apply(e: ScanProgressEvent): void {
       this.scanned = e.scanned;

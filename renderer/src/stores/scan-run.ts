@@ -13,6 +13,18 @@ export interface ScanRunState {
   revision: number;
   total: number;
   early: ScanProgressEvent[];
+  subscribed: boolean;
+}
+
+/** Listens (once per store) to scan:progress of `kind`: this scan's events are applied, those beating its id kept in `early`. */
+export function followScans(s: ScanRunState, kind: ScanProgressEvent['kind'], apply: (e: ScanProgressEvent) => void): void {
+  if (s.subscribed) return;
+  s.subscribed = true;
+  useApi().on('scan:progress', (e) => {
+    if (e.kind !== kind) return;
+    if (e.scanId === s.scanId) apply(e);
+    else if (s.starting) s.early.push(e);
+  });
 }
 
 /** Starts a scan (the caller has reset its own fields), then applies the events that beat the answer. */

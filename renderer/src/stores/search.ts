@@ -5,7 +5,7 @@ import { defineStore } from 'pinia';
 import { markRaw } from 'vue';
 import type { ScanProgressEvent, SearchHit, SearchMode, SerializedError } from '../../../electron/contract/index';
 import { useApi } from '../api';
-import { cancelScan, startScan } from './scan-run';
+import { cancelScan, followScans, startScan } from './scan-run';
 
 export const useSearchStore = defineStore('search', {
   state: () => ({
@@ -40,13 +40,7 @@ export const useSearchStore = defineStore('search', {
   },
   actions: {
     subscribe(): void {
-      if (this.subscribed) return;
-      this.subscribed = true;
-      useApi().on('scan:progress', (e) => {
-        if (e.kind !== 'search') return;
-        if (e.scanId === this.scanId) this.apply(e);
-        else if (this.starting) this.early.push(e);
-      });
+      followScans(this, 'search', (e) => this.apply(e));
     },
     apply(e: ScanProgressEvent): void {
       this.scanned = e.scanned;
