@@ -195,15 +195,8 @@ const LEASE_CAP = 100_000;
 /** Bytes of an MVCC record besides its key and value: the 17-byte revision key and KeyValue's framing. */
 const RECORD_OVERHEAD = 40;
 
-interface BuildNode {
-  name: string;
-  path: string;
-  count: number;
-  bytes: number;
-  ownKeys: number;
-  ownBytes: number;
-  foldedKeys: number;
-  foldedBytes: number;
+/** A PrefixNode while it is built: children by name, created on first use. */
+interface BuildNode extends Omit<PrefixNode, 'children'> {
   children: Map<string, BuildNode> | null;
 }
 
