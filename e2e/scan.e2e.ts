@@ -9,29 +9,8 @@ import { after, before, describe, it } from 'node:test';
 import type { Browser, Page } from 'playwright-core';
 import { EtcdClient, type EtcdPb } from '../node-core/index';
 import { startEtcd } from '../node-core/testing/processes';
+import { k8sPod } from '../electron/main/testing/kubernetes-pod';
 import { launchBrowser, openApp, shot, startShell, until, type Shell, shotOnFailure } from './harness';
-
-// ---- Kubernetes' protobuf envelope, as the API server writes it ----
-function varint(n: number): Buffer {
-  const out: number[] = [];
-  while (n > 127) {
-    out.push((n & 0x7f) | 0x80);
-    n = Math.floor(n / 128);
-  }
-  out.push(n);
-  return Buffer.from(out);
-}
-const field = (no: number, v: Buffer | string): Buffer => {
-  const bytes = typeof v === 'string' ? Buffer.from(v) : v;
-  return Buffer.concat([varint(no * 8 + 2), varint(bytes.length), bytes]);
-};
-const vfield = (no: number, n: number): Buffer => Buffer.concat([varint(no * 8), varint(n)]);
-function pod(name: string, ns: string): Buffer {
-  const meta = Buffer.concat([field(1, name), field(3, ns), field(5, `uid-${ns}-${name}`), field(11, Buffer.concat([field(1, 'app'), field(2, 'web')])), field(8, vfield(1, 1_700_000_000))]);
-  const spec = Buffer.concat([field(2, Buffer.concat([field(1, 'app'), field(2, 'nginx:1.25')])), vfield(4, 30)]);
-  const raw = Buffer.concat([field(1, meta), field(2, spec), field(3, field(2, 'Running'))]);
-  return Buffer.concat([Buffer.from('k8s\0', 'latin1'), field(1, Buffer.concat([field(1, 'v1'), field(2, 'Pod')])), field(2, raw), field(3, ''), field(4, '')]);
-}
 
 async function putAll(c: EtcdClient, kvs: [string, Buffer][]): Promise<void> {
   for (let i = 0; i < kvs.length; i += 100) {
@@ -43,7 +22,7 @@ async function putAll(c: EtcdClient, kvs: [string, Buffer][]): Promise<void> {
 /** A few thousand Kubernetes-looking keys: 3 namespaces × perNs pods (protobuf) and 200 configmaps (JSON). */
 async function seedRegistry(c: EtcdClient, perNs: number): Promise<void> {
   const kvs: [string, Buffer][] = [];
-  for (const ns of ['a', 'b', 'c']) for (let i = 0; i < perNs; i++) kvs.push([`/registry/pods/${ns}/pod-${i}`, pod(`pod-${i}`, ns)]);
+  for (const ns of ['a', 'b', 'c']) for (let i = 0; i < perNs; i++) kvs.push([`/registry/pods/${ns}/pod-${i}`, k8sPod(`pod-${i}`, ns, { app: 'web' }, `uid-${ns}-pod-${i}`)]);
   for (let i = 0; i < 200; i++) kvs.push([`/registry/configmaps/default/cm-${i}`, Buffer.from(JSON.stringify({ apiVersion: 'v1', kind: 'ConfigMap', metadata: { name: `cm-${i}` }, data: { k: 'v'.repeat(100) } }))]);
   await putAll(c, kvs);
 }
