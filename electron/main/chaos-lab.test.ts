@@ -95,6 +95,9 @@ describe('chaos lab on the local cluster', { timeout: 180_000 }, () => {
     assert.ok(s.summary?.some((x) => x.startsWith(`${old.name} killed (the leader) at `)), s.summary?.join('\n'));
     assert.ok(s.summary?.includes(changes(s1)[0]));
     assert.ok(s.counts.failed > 0, 'the clients bound to the killed member saw errors');
+    // errored writes are reported as of unknown outcome, never as not applied
+    const w = s.counts.writesFailedLeaderless;
+    assert.ok(s.summary?.some((x) => x.startsWith(`${w.toLocaleString('en-US')} write${w === 1 ? '' : 's'} ended in an error while leaderless (outcome unknown`)), s.summary?.join('\n'));
     assert.ok(s.timeline.some((e) => e.kind === 'errors'));
     assert.equal(s.verdict.result, 'linearizable');
   });

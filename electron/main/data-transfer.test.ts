@@ -10,7 +10,8 @@ import { execFileSync } from 'node:child_process';
 import fs from 'node:fs';
 import path from 'node:path';
 import { after, before, describe, it } from 'node:test';
-import { EtcdClient } from '../../node-core/index';
+import { EtcdClient, Errors } from '../../node-core/index';
+import { isEtcdError } from './errors';
 import { startEtcd, tempDir, type ServerProc } from '../../node-core/testing/processes';
 import { copyPrefix, deletesOf, formatExport, parseImport, planPuts, putsOf, readPrefix, rebase, runGuarded } from './data-transfer';
 
@@ -103,6 +104,40 @@ describe('moving data (against etcd 3.4)', { timeout: 120_000 }, () => {
     const dst = dump(b.endpoint, '/dst/');
     assert.equal(dst.length, 300);
     assert.equal(Buffer.from(dst[7][1], 'base64').toString(), 'v7');
+  });
+
+  it('an import cut by a timeout says how far it got and that the last batch may have happened; a new preview finishes it', async () => {
+    const doc = JSON.stringify({ etcdeskExport: 1, prefix: '/cut/', revision: 1, keys: Array.from({ length: 40 }, (_, i) => ({ key: `/cut/k${String(i).padStart(2, '0')}`, value: `v${i}` })) });
+    const { entries } = parseImport(doc);
+    // The second txn that etcd accepts commits, but its answer is lost as in a timeout: the write's outcome is unknown to the app.
+    let accepted = 0;
+    const cut = new Proxy(cb, {
+      get(target, prop) {
+        if (prop === 'txn') {
+          return async (req: Parameters<EtcdClient['txn']>[0]) => {
+            const r = await target.txn(req);
+            if (++accepted === 2) throw Object.assign(new Error(Errors.Timeout.message), { code: Errors.Timeout.code });
+            return r;
+          };
+        }
+        const v = Reflect.get(target, prop, target) as unknown;
+        return typeof v === 'function' ? (v as (...a: unknown[]) => unknown).bind(target) : v;
+      },
+    });
+    const { plan } = await planPuts(cb, entries);
+    const err = await runGuarded(cut, putsOf(plan)).then(() => undefined, (e: unknown) => e);
+    assert.ok(isEtcdError(err, 'Timeout'), `still etcd's timeout by identity: ${String(err)}`);
+    const m = /\(stopped after (\d+) writes of 40; the next (\d+) writes may or may not have happened: a write that timed out can still commit; nothing was overwritten/.exec((err as Error).message);
+    assert.ok(m, (err as Error).message);
+    const [done, next] = [Number(m[1]), Number(m[2])];
+    assert.ok(done > 0 && next > 0 && done + next < 40, `${done} + ${next}`);
+    assert.equal(dump(b.endpoint, '/cut/').length, done + next, 'the batch whose answer was lost did commit');
+    const again = await planPuts(cb, entries);
+    assert.deepEqual(again.plan.map((p) => p.action).filter((a) => a !== 'unchanged'), Array(40 - done - next).fill('create'));
+    const r = await runGuarded(cb, putsOf(again.plan));
+    assert.equal(r.written, 40 - done - next);
+    assert.deepEqual(r.conflicts, []);
+    assert.equal(dump(b.endpoint, '/cut/').length, 40);
   });
 
   it('a small rename is one txn: all of it happens or none', async () => {

@@ -287,6 +287,28 @@ function batches(ops: Op[], maxOps: number): Op[][] {
   return out;
 }
 
+/** gRPC codes after which a write may or may not have been applied (deadline, cancelled, unknown, unavailable). */
+const OUTCOME_UNKNOWN_CODES = new Set([1, 2, 4, 14]);
+
+/**
+ * A batch's error with where the transfer stopped, after etcd's own message
+ * (in parentheses, so the error keeps its identity in the error table). A
+ * timeout or a lost connection leaves the batch's outcome unknown (the txn may
+ * still commit); a refusal means it was not written. Either way nothing was
+ * overwritten (every write compares the key's revision first), so an import
+ * previewed again writes exactly what is left.
+ */
+function batchError(e: unknown, done: number, total: number, size: number): Error {
+  const code = e && typeof e === 'object' && typeof (e as { code?: unknown }).code === 'number' ? (e as { code: number }).code : -1;
+  const refused = !OUTCOME_UNKNOWN_CODES.has(code) || isEtcdError(e, 'NoLeader');
+  const writes = (n: number): string => `${n.toLocaleString('en-US')} write${n === 1 ? '' : 's'}`;
+  const batch = refused
+    ? `the next ${writes(size)} did not happen`
+    : `the next ${writes(size)} may or may not have happened: a write that timed out can still commit`;
+  const message = `${e instanceof Error ? e.message : String(e)} (stopped after ${writes(done)} of ${total.toLocaleString('en-US')}; ${batch}; nothing was overwritten: each write compares the key's revision first, so a new preview shows what is left)`;
+  return Object.assign(new Error(message), { code });
+}
+
 /**
  * Runs guarded writes: each txn compares every key's mod_revision with the
  * planned one and writes all or nothing. A txn whose compare fails is retried
@@ -323,7 +345,7 @@ async function applyOps(client: EtcdClient, ops: Op[], onProgress: Progress | un
         pending.unshift(...batches(batch, limit.maxOps));
         continue;
       }
-      throw e;
+      throw batchError(e, done, total, batch.length);
     }
     txns++;
     revision = r.header?.revision ?? revision;
