@@ -201,6 +201,15 @@ test('the server gives window back as it consumes request data, and resets a str
   assert.equal(t.conn.isClosed, false, 'a stream error leaves the connection up');
 });
 
+test('the connection window is given back too, across streams', async () => {
+  const t = setup(undefined, { connectionWindow: 65_535 });
+  const chunk = Buffer.alloc(16_384);
+  t.sock.push(Buffer.concat([PREFACE, settings(), frame(FrameType.HEADERS, Flag.END_HEADERS, 1, REQUEST), frame(FrameType.HEADERS, Flag.END_HEADERS, 3, REQUEST)]));
+  t.sock.push(Buffer.concat([frame(FrameType.DATA, 0, 1, chunk), frame(FrameType.DATA, 0, 3, chunk)]));
+  const frames = await t.sock.until((f) => f.some((x) => x.type === FrameType.WINDOW_UPDATE && x.sid === 0));
+  assert.equal(frames.find((x) => x.type === FrameType.WINDOW_UPDATE && x.sid === 0)!.payload.readUInt32BE(0), 32_768);
+});
+
 async function expectGoaway(input: Buffer[], code: number): Promise<void> {
   const t = setup();
   for (const b of input) t.sock.push(b);
