@@ -3,8 +3,13 @@
 // on the stream API (unary, metadata, an error status, concurrent calls).
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
+import { execFileSync } from 'node:child_process';
+import fs from 'node:fs';
 import http2 from 'node:http2';
 import net from 'node:net';
+import os from 'node:os';
+import path from 'node:path';
+import tls from 'node:tls';
 import * as grpc from '@grpc/grpc-js';
 import { createLeanH2Server, EncodedHeaders, type LeanH2Server, type LeanH2Stream } from './server';
 
@@ -64,6 +69,38 @@ test('node:http2 client: large bodies both ways, response headers and trailers, 
     assert.equal(m.echo, `n${i}`);
     assert.equal(m.body.toString(), `body ${i}`);
   });
+});
+
+test('a TLS socket negotiated with ALPN h2 is served the same way', async (t) => {
+  const dir = fs.mkdtempSync(path.join(os.tmpdir(), 'jsh2-tls-'));
+  t.after(() => fs.rmSync(dir, { recursive: true, force: true }));
+  const key = path.join(dir, 'key.pem');
+  const cert = path.join(dir, 'cert.pem');
+  execFileSync('openssl', ['req', '-x509', '-newkey', 'ec', '-pkeyopt', 'ec_paramgen_curve:P-256', '-nodes', '-keyout', key, '-out', cert, '-days', '1', '-subj', '/CN=localhost', '-addext', 'subjectAltName=IP:127.0.0.1'], { stdio: 'ignore' });
+  const h2 = createLeanH2Server((s) => {
+    s.onend = () => {
+      s.respond({ ':status': '200' });
+      s.end({ 'x-alpn': 'ok' });
+    };
+  });
+  const srv = tls.createServer({ key: fs.readFileSync(key), cert: fs.readFileSync(cert), ALPNProtocols: ['h2'] }, (sock) => h2.handleSocket(sock));
+  await new Promise<void>((r) => srv.listen(0, '127.0.0.1', r));
+  t.after(() => {
+    h2.destroy();
+    srv.close();
+  });
+  const client = http2.connect(`https://127.0.0.1:${(srv.address() as net.AddressInfo).port}`, { ca: fs.readFileSync(cert) });
+  t.after(() => client.close());
+  const trailer = await new Promise<unknown>((resolve, reject) => {
+    const req = client.request({ ':path': '/' });
+    let got: unknown;
+    req.on('trailers', (h) => (got = h['x-alpn']));
+    req.on('end', () => resolve(got));
+    req.on('error', reject);
+    req.resume();
+    req.end();
+  });
+  assert.equal(trailer, 'ok');
 });
 
 // ---- a tiny gRPC echo on the stream API ----------------------------------------------
