@@ -150,12 +150,17 @@ function dataOf(frames: Frame[], sid: number): Buffer {
 const ended = (frames: Frame[], sid: number): boolean => frames.some((f) => f.sid === sid && (f.type === FrameType.HEADERS || f.type === FrameType.DATA) && f.flags & Flag.END_STREAM);
 const pingAck = (frames: Frame[]): boolean => frames.some((f) => f.type === FrameType.PING && f.flags & Flag.ACK);
 
-test("a large response stops at the client's stream window and resumes on its WINDOW_UPDATE; trailers wait behind the data", async () => {
+test("a large response stops at the client's stream window and resumes on its WINDOW_UPDATE (write returns false, ondrain fires)", async () => {
   const body = Buffer.from(Array.from({ length: 1000 }, (_, i) => i & 0xff));
+  let accepted: boolean | undefined;
+  let drained = false;
   const t = setup((s) => {
     s.respond({ ':status': '200' });
-    s.write(body);
-    s.end({ 'grpc-status': '0' });
+    accepted = s.write(body);
+    s.ondrain = () => {
+      drained = true;
+      s.end({ 'grpc-status': '0' });
+    };
   });
   t.sock.push(Buffer.concat([PREFACE, settings([[4, 100]]), frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, REQUEST)]));
   await t.nextEnd();
@@ -163,12 +168,50 @@ test("a large response stops at the client's stream window and resumes on its WI
   t.sock.push(frame(FrameType.PING, 0, 0, Buffer.alloc(8)));
   let frames = await t.sock.until(pingAck);
   assert.equal(dataOf(frames, 1).length, 100, 'only the 100 bytes the window allows');
-  assert.equal(ended(frames, 1), false, 'no trailers before the data');
+  assert.equal(accepted, false, 'write says the data had to wait');
+  assert.equal(drained, false);
   t.sock.push(frame(FrameType.WINDOW_UPDATE, 0, 1, u32(900)));
   frames = await t.sock.until((f) => ended(f, 1));
   assert.deepEqual(dataOf(frames, 1), body);
+  assert.equal(drained, true, 'ondrain once it all went out');
   const last = frames.filter((f) => f.sid === 1).at(-1)!;
   assert.equal(last.type, FrameType.HEADERS, 'the stream ends with the trailers');
+});
+
+test('trailers ended while data waits for window go out after it', async () => {
+  const t = setup((s) => {
+    s.write(Buffer.alloc(300, 1));
+    s.end({ 'grpc-status': '0' });
+  });
+  t.sock.push(Buffer.concat([PREFACE, settings([[4, 100]]), frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, REQUEST)]));
+  await t.nextEnd();
+  t.sock.push(frame(FrameType.PING, 0, 0, Buffer.alloc(8)));
+  let frames = await t.sock.until(pingAck);
+  assert.equal(ended(frames, 1), false, 'no trailers before the data');
+  t.sock.push(frame(FrameType.WINDOW_UPDATE, 0, 1, u32(200)));
+  frames = await t.sock.until((f) => ended(f, 1));
+  assert.equal(dataOf(frames, 1).length, 300);
+  assert.equal(frames.filter((f) => f.sid === 1).at(-1)!.type, FrameType.HEADERS);
+});
+
+test('a paused stream withholds its receive window until resumed (backpressure for streaming requests)', async () => {
+  let stream: LeanH2Stream | undefined;
+  const server = createLeanH2Server(
+    (s) => {
+      stream = s;
+      s.pause();
+    },
+    { streamWindow: 1000 },
+  );
+  const sock = new MemSocket();
+  server.handleSocket(sock);
+  sock.push(Buffer.concat([PREFACE, settings(), frame(FrameType.HEADERS, Flag.END_HEADERS, 1, REQUEST), frame(FrameType.DATA, 0, 1, Buffer.alloc(600)), frame(FrameType.PING, 0, 0, Buffer.alloc(8))]));
+  let frames = await sock.until(pingAck);
+  const streamUpdates = (f: Frame[]) => f.filter((x) => x.type === FrameType.WINDOW_UPDATE && x.sid === 1);
+  assert.equal(streamUpdates(frames).length, 0, 'no window given back while paused');
+  stream!.resume();
+  frames = await sock.until((f) => streamUpdates(f).length > 0);
+  assert.equal(streamUpdates(frames)[0].payload.readUInt32BE(0), 600);
 });
 
 test('the connection window limits all streams together; a WINDOW_UPDATE on stream 0 releases it', async () => {

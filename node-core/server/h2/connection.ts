@@ -58,7 +58,11 @@ export class LeanH2Stream {
   ondata: ((chunk: Buffer) => void) | undefined = undefined;
   onend: (() => void) | undefined = undefined;
   onclose: ((code: number) => void) | undefined = undefined;
+  /** Called when DATA that `write` had to queue (it returned false) has all gone out. */
+  ondrain: (() => void) | undefined = undefined;
   remoteEnded = false;
+  /** While paused the stream's receive window is not given back: the peer stops once it is used up. */
+  paused = false;
   localEnded = false;
   closed = false;
   headersSent = false;
@@ -103,20 +107,37 @@ export class LeanH2Stream {
     }
   }
 
-  /** Queues DATA; what the peer's windows do not allow yet waits in order. The buffer is not copied: don't reuse it. */
-  write(buf: Uint8Array): void {
-    if (this.closed || this.localEnded) return;
+  /**
+   * Queues DATA; what the peer's windows do not allow yet waits in order. The buffer is not copied: don't reuse it.
+   * Returns false when some of it had to wait for window (then `ondrain` says when it is out), as Writable.write.
+   */
+  write(buf: Uint8Array): boolean {
+    if (this.closed || this.localEnded) return false;
     if (!this.headersSent) this.respond([':status', '200']);
     const b = Buffer.isBuffer(buf) ? buf : Buffer.from(buf.buffer, buf.byteOffset, buf.length);
     if (this.pending) {
       this.pending.push(b);
-      return;
+      return false;
     }
     const sent = this.conn.sendData(this, b, false);
     if (sent < b.length) {
       this.pending = [b.subarray(sent)];
       this.conn.blocked.add(this);
+      return false;
     }
+    return true;
+  }
+
+  /** Stops giving the peer receive window for this stream (its DATA still arrives until the window is used up). */
+  pause(): void {
+    this.paused = true;
+  }
+
+  /** Gives back the window held while paused. */
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    if (!this.closed && !this.remoteEnded) this.conn.creditStream(this);
   }
 
   /** Ends our side: with trailers (a HEADERS frame with END_STREAM) or an empty DATA with END_STREAM. */
@@ -408,9 +429,8 @@ export class H2Connection {
       start = 1;
     }
     if (flags & Flag.PRIORITY) {
+      // priority is ignored; the block must still be decoded whatever it says, or HPACK's table falls out of step
       if (end - start < 5) return this.connError(H2Error.FRAME_SIZE_ERROR);
-      const dep = p.readUInt32BE(start) & MAX_WINDOW;
-      if (dep === sid) return this.streamError(sid, H2Error.PROTOCOL_ERROR);
       start += 5;
     }
     if (pad > end - start) return this.connError(H2Error.PROTOCOL_ERROR);
@@ -454,7 +474,8 @@ export class H2Connection {
       return this.remoteEnd(existing);
     }
     if ((sid & 1) === 0) return this.connError(H2Error.PROTOCOL_ERROR);
-    if (sid <= this.lastStreamId) return this.connError(H2Error.STREAM_CLOSED);
+    // a stream we already closed (answered early, reset): its late trailers are ignored (RFC 9113 §5.1), decoded above for HPACK's sake
+    if (sid <= this.lastStreamId) return;
     this.lastStreamId = sid;
     // after our GOAWAY, or over the concurrency limit: refused, the client may retry it elsewhere
     if (this.goawayLastId >= 0 || this.streams.size >= this.maxStreams) return this.sendRst(sid, H2Error.REFUSED_STREAM);
@@ -523,11 +544,15 @@ export class H2Connection {
     }
     if (endStream) return this.remoteEnd(s);
     s.recvConsumed += len;
-    if (s.recvConsumed >= this.streamWindow >>> 1) {
-      this.emitWindowUpdate(sid, s.recvConsumed);
-      s.recvWindow += s.recvConsumed;
-      s.recvConsumed = 0;
-    }
+    if (!s.paused) this.creditStream(s);
+  }
+
+  /** @internal WINDOW_UPDATE for what a stream consumed, once that is half its window (fewer, larger updates). */
+  creditStream(s: LeanH2Stream): void {
+    if (s.recvConsumed < this.streamWindow >>> 1) return;
+    this.emitWindowUpdate(s.id, s.recvConsumed);
+    s.recvWindow += s.recvConsumed;
+    s.recvConsumed = 0;
   }
 
   private onRst(sid: number, p: Buffer): void {
@@ -715,6 +740,15 @@ export class H2Connection {
     if (end !== undefined) {
       s.pendingEnd = undefined;
       s.finish(end);
+      return;
+    }
+    const cb = s.ondrain;
+    if (cb) {
+      try {
+        cb();
+      } catch {
+        s.reset(H2Error.INTERNAL_ERROR);
+      }
     }
   }
 
