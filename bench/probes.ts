@@ -97,6 +97,8 @@ const KINDS: Record<string, () => Promise<Target>> = {
   'rawh2-noop': () => probe([path.join(HERE, 'raw-h2.mjs')]),
   'rawh2-2workers': () => probe([path.join(HERE, 'raw-h2-workers.mjs')]).then((t) => t),
   'lean-noop': () => probe(['--import', 'tsx', path.join(HERE, 'lean-noop.ts')]),
+  // the lean TypeScript HTTP/2 server (node-core/server/h2) over net.Socket, same fixed response as rawh2-noop
+  'jsh2-noop': () => probe(['--import', 'tsx', path.join(HERE, 'js-h2-noop.ts')]),
 };
 
 interface LoadResult {
