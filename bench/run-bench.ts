@@ -205,20 +205,30 @@ function renderLoadSection(measured: Row[], old: string): string {
   ].join('\n');
 }
 
+const CHECK_PERF_HEADING = '## etcdctl check perf (--load=m and --load=l)';
+
 interface CheckPerf {
   kind: 'etcd' | 'etcdesk';
+  load: 'm' | 'l';
   pass: boolean;
+  /** etcdctl's measured throughput ("Throughput is N writes/s"). */
+  writesPerSec?: number;
   summary: string;
 }
 
-/** `etcdctl check perf --load=m` against a fresh single member (60 s each). */
-async function runCheckPerf(kind: 'etcd' | 'etcdesk'): Promise<CheckPerf> {
+/**
+ * `etcdctl check perf --load=m|l` against a fresh single member (60 s each).
+ * Issue #15 asks --load=m to pass and --load=l (8,000 writes/s wanted, more than
+ * this machine gives either server) to reach at least etcd's writes/s.
+ */
+async function runCheckPerf(kind: 'etcd' | 'etcdesk', load: 'm' | 'l'): Promise<CheckPerf> {
   const srv = await scenarios[0].start(kind);
   try {
-    const r = await etcdctl(srv.endpoints, ['check', 'perf', '--load=m'], { timeoutMs: 180_000 });
+    const r = await etcdctl(srv.endpoints, ['check', 'perf', `--load=${load}`], { timeoutMs: 180_000 });
     const out = (r.stdout + r.stderr).replace(/\r/g, '\n');
     const lines = out.split('\n').filter((l) => /^(PASS|FAIL)/.test(l.trim()));
-    return { kind, pass: r.code === 0 && !lines.some((l) => l.trim().startsWith('FAIL')), summary: lines.map((l) => l.trim()).join('; ') };
+    const wps = /Throughput is (\d+) writes\/s/.exec(out);
+    return { kind, load, pass: r.code === 0 && !lines.some((l) => l.trim().startsWith('FAIL')), writesPerSec: wps ? Number(wps[1]) : undefined, summary: lines.map((l) => l.trim()).join('; ') };
   } finally {
     await srv.stop();
   }
@@ -265,8 +275,13 @@ async function main(): Promise<void> {
   }
   let checkPerf: CheckPerf[] = [];
   if (selected('check perf')) {
-    checkPerf = [await runCheckPerf('etcdesk'), await runCheckPerf('etcd')];
-    for (const c of checkPerf) process.stderr.write(`check perf --load=m ${c.kind}: ${c.pass ? 'PASS' : 'FAIL'} (${c.summary})\n`);
+    for (const load of ['m', 'l'] as const) {
+      for (const kind of ['etcdesk', 'etcd'] as const) {
+        const c = await runCheckPerf(kind, load);
+        checkPerf.push(c);
+        process.stderr.write(`check perf --load=${load} ${c.kind}: ${c.pass ? 'PASS' : 'FAIL'} (${c.summary})\n`);
+      }
+    }
   }
   // watch fan-out: 10,000 watchers on one prefix (its own driver: etcdload has no watch op)
   const watchRows: { name: string; etcd?: WatchBenchResult; ours?: WatchBenchResult }[] = [];
@@ -295,15 +310,19 @@ async function main(): Promise<void> {
   }
   if (checkPerf.length) {
     const sec = [
-      '## etcdctl check perf --load=m',
+      CHECK_PERF_HEADING,
       '',
-      `Measured ${today()} on a fresh single member each (60 s of puts from etcdctl itself).`,
+      `Measured ${today()} on a fresh single member each (60 s of puts from etcdctl itself; --load=m asks 1,000 writes/s from 200 clients, --load=l 8,000 from 500).`,
       '',
-      '| server | result | checks |',
-      '|---|---|---|',
-      ...checkPerf.map((c) => `| ${c.kind} | ${c.pass ? 'PASS' : 'FAIL'} | ${c.summary} |`),
+      '| load | server | result | writes/s | ratio to etcd | checks |',
+      '|---|---|---|---:|---:|---|',
+      ...checkPerf.map((c) => {
+        const etcd = checkPerf.find((e) => e.kind === 'etcd' && e.load === c.load)?.writesPerSec;
+        const ratio = c.kind === 'etcdesk' && etcd && c.writesPerSec !== undefined ? `${(c.writesPerSec / etcd).toFixed(2)}x` : '';
+        return `| ${c.load} | ${c.kind} | ${c.pass ? 'PASS' : 'FAIL'} | ${c.writesPerSec ?? '-'} | ${ratio} | ${c.summary} |`;
+      }),
     ].join('\n');
-    text = replaceSection(text, '## etcdctl check perf --load=m', sec);
+    text = replaceSection(text, CHECK_PERF_HEADING, sec);
     show.push(sec);
   }
   if (authRows.length) {
