@@ -624,9 +624,10 @@ export class GrpcServer {
   }
 
   /**
-   * A node:http2 server that serves this gRPC server's methods (TLS ports). It does not
-   * listen: the client listener hands it connections (`emit('connection')`),
-   * plain sockets, TLS sockets still to handshake (with `tls`), or a duplex.
+   * A node:http2 server that serves this gRPC server's methods: TLS ports
+   * (and plain ones with ETCDESK_NODE_HTTP2=1). It does not listen: the
+   * client listener hands it connections (`emit('connection')`), TLS sockets
+   * still to handshake (with `tls`), plain sockets, or a duplex.
    * With `tls` and `httpHandler`, other requests go to httpHandler, HTTP/1.1
    * and non-gRPC HTTP/2 alike (etcd's grpcHandlerFunc on a TLS port: /health,
    * /metrics over https).
