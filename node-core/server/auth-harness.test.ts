@@ -58,12 +58,14 @@ export type AuthClient = Client & Record<string, (req: object, md: Metadata, cb:
 export async function serveAuth(node: AuthServiceNode, tls?: TlsOptions & SecureContextOptions): Promise<{ server: { forceShutdown(): void }; port: number }> {
   const grpc = new GrpcServer({ maxReceiveMessageBytes: 4 << 20 });
   grpc.addService(AuthService, createAuthHandlers(node));
-  const h2 = grpc.http2Server(tls);
+  // as the node's client listener: TLS on node:http2, plain connections on the lean HTTP/2 server
+  const h2 = tls ? grpc.http2Server(tls) : undefined;
   const sockets = new Set<net.Socket>();
   const listener = net.createServer((sock) => {
     sockets.add(sock);
     sock.on('close', () => sockets.delete(sock));
-    h2.emit('connection', sock);
+    if (h2) h2.emit('connection', sock);
+    else grpc.serveSocket(sock);
   });
   await new Promise<void>((r) => listener.listen(0, '127.0.0.1', r));
   const port = (listener.address() as net.AddressInfo).port;

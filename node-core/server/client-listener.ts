@@ -1,8 +1,9 @@
 // One listener per client URL serving gRPC and HTTP/1.1 on the same port, as
 // etcd's cmux does: the first bytes of a plain connection tell an HTTP/2
-// preface (handed to the gRPC server's HTTP/2 server) from an HTTP/1.x
-// request (/health, /version, /metrics). TLS listeners hand every connection
-// to the HTTP/2 server, which performs the handshake itself.
+// preface (handed to the gRPC server's lean HTTP/2 server, `serveSocket`)
+// from an HTTP/1.x request (/health, /version, /metrics). TLS listeners hand
+// every connection to a node:http2 server, which performs the handshake
+// itself (and serves HTTP/1.1 and non-gRPC HTTP/2 there).
 import http from 'node:http';
 import type http2 from 'node:http2';
 import net from 'node:net';
@@ -12,7 +13,7 @@ import { listenTarget } from '../support/listen-address';
 import { sniffAuthority } from './h2-authority';
 
 const H2_PREFACE = Buffer.from('PRI * HTTP/2.0');
-/** ETCDESK_RAW_H2=1 skips the :authority rewrite (hands sockets to nghttp2 directly). */
+/** With a node:http2 server on a plain port (ETCDESK_NODE_HTTP2=1): ETCDESK_RAW_H2=1 skips the :authority rewrite (hands sockets to nghttp2 directly). */
 const rewriteAuthority = process.env.ETCDESK_RAW_H2 !== '1';
 
 /** How long an idle HTTP/1 keep-alive connection (/metrics, /health, the gateway) stays open: longer than Go's and Node's client idle timeouts (90 s, 5 s). */
@@ -24,14 +25,21 @@ export interface ClientListener {
   close(): Promise<void>;
 }
 
+/** Serves HTTP/2 on sockets handed to it (the gRPC server's lean HTTP/2 server). */
+export interface H2SocketServer {
+  serveSocket(socket: Duplex): void;
+}
+
 export async function listenClientUrl(
   url: string,
-  h2: http2.Http2Server | http2.Http2SecureServer,
+  h2: http2.Http2Server | http2.Http2SecureServer | H2SocketServer,
   secure: boolean,
   httpHandler: http.RequestListener,
 ): Promise<ClientListener> {
+  const lean = 'serveSocket' in h2 ? h2 : undefined;
   const inject = (conn: Duplex): void => {
-    h2.emit('connection', conn);
+    if (lean) lean.serveSocket(conn);
+    else (h2 as http2.Http2Server).emit('connection', conn);
   };
   const httpServer = http.createServer(httpHandler);
   // Node's 5 s idle close races a keep-alive client reusing the connection at
@@ -57,7 +65,8 @@ export async function listenClientUrl(
       socket.unshift(head);
       const n = Math.min(head.length, H2_PREFACE.length);
       if (!head.subarray(0, n).equals(H2_PREFACE.subarray(0, n))) httpServer.emit('connection', socket);
-      else if (rewriteAuthority) sniffAuthority(socket, inject);
+      // the lean server accepts grpc-go's scheme-qualified :authority as it is; nghttp2 needs it rewritten
+      else if (rewriteAuthority && !lean) sniffAuthority(socket, inject);
       else inject(socket);
     });
   });

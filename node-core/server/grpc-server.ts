@@ -1,7 +1,10 @@
-// The node's gRPC server, directly on node:http2. @grpc/grpc-js stays for
+// The node's gRPC server, on our own lean HTTP/2 server (`h2/`) for plain
+// connections and on node:http2 for TLS ones. @grpc/grpc-js stays for
 // clients; on the server its per-call machinery (interceptor chains, filter
-// stacks, per-call objects) cost more than etcd spends on a whole Put (see
-// bench/RESULTS.md). This serves the generated service definitions
+// stacks, per-call objects) cost more than etcd spends on a whole Put, and
+// node:http2 itself ~76 µs of CPU per request against the lean server's ~20
+// (see bench/RESULTS.md). Calls reach the HTTP/2 stream only through a
+// `CallStream` (one adapter per transport), so both serve the same calls. This serves the generated service definitions
 // (`FooService`) with the handlers the services already implement
 // (`FooHandlers`, typed with grpc-js's call types): the call objects here
 // present the same surface — `request`, `metadata`, `cancelled`, the
@@ -25,6 +28,7 @@ import zlib from 'node:zlib';
 import { Metadata, type MethodDefinition, type ServiceDefinition, type UntypedServiceImplementation } from '@grpc/grpc-js';
 import { ProtoDecodeError } from '../proto/wire';
 import { unmarshalStatus } from './grpc-status';
+import { createLeanH2Server, EncodedHeaders, type LeanH2Server, type LeanH2Stream } from './h2/server';
 
 /** gRPC status codes used here (grpc-js's `status` enum values). */
 const OK = 0;
@@ -69,12 +73,16 @@ interface Route {
 
 const GRPC_CONTENT_TYPE = 'application/grpc';
 const ACCEPT_ENCODING = 'identity,deflate,gzip';
-const RESPONSE_HEADERS = Object.freeze({
-  ':status': 200,
+const RESPONSE_HEADERS: Readonly<HeaderRecord> = Object.freeze({
+  ':status': '200',
   'content-type': GRPC_CONTENT_TYPE,
   'grpc-accept-encoding': ACCEPT_ENCODING,
 });
-const OK_TRAILERS = Object.freeze({ 'grpc-status': '0' });
+const OK_TRAILERS: Readonly<HeaderRecord> = Object.freeze({ 'grpc-status': '0' });
+// the same, HPACK-encoded once for every lean stream (the encoder keeps no per-connection state)
+const RESPONSE_HEADERS_ENC = new EncodedHeaders(RESPONSE_HEADERS);
+const OK_TRAILERS_ENC = new EncodedHeaders(OK_TRAILERS);
+const UNSUPPORTED_MEDIA = Object.freeze({ ':status': '415', 'content-type': 'text/plain' });
 
 function toStatus(e: StatusLike | Error | null | undefined, trailer?: Metadata): Status {
   const s = (e ?? {}) as StatusLike;
@@ -102,32 +110,32 @@ export function encodeGrpcMessage(s: string): string {
 // headers the transport owns: never shown to handlers as metadata (grpc-js drops the same)
 const RESERVED = new Set([':path', ':authority', ':method', ':scheme', 'content-type', 'te', 'grpc-timeout', 'grpc-encoding', 'grpc-accept-encoding', 'content-length']);
 
-function metadataFrom(headers: http2.IncomingHttpHeaders): Metadata {
+/** Metadata from the request's header fields in wire order (repeated fields stay separate values, as grpc-go gives them). */
+function metadataFrom(raw: readonly string[]): Metadata {
   const md = new Metadata();
-  for (const k of Object.keys(headers)) {
+  for (let i = 0; i + 1 < raw.length; i += 2) {
+    const k = raw[i];
     if (k.charCodeAt(0) === 0x3a || RESERVED.has(k)) continue;
-    const v = headers[k];
-    if (v === undefined) continue;
-    const values = Array.isArray(v) ? v : k.endsWith('-bin') ? v.split(',') : [v];
-    for (const one of values) {
-      try {
-        if (k.endsWith('-bin')) md.add(k, Buffer.from(one.trim(), 'base64'));
-        else md.add(k, one);
-      } catch {
-        // a header grpc-js would refuse as metadata: not something a handler reads
-      }
+    const v = raw[i + 1];
+    try {
+      if (k.endsWith('-bin')) for (const one of v.split(',')) md.add(k, Buffer.from(one.trim(), 'base64'));
+      else md.add(k, v);
+    } catch {
+      // a header grpc-js would refuse as metadata: not something a handler reads
     }
   }
   return md;
 }
 
-function trailersFrom(status: Status): http2.OutgoingHttpHeaders {
-  const t: http2.OutgoingHttpHeaders = { 'grpc-status': String(status.code), 'grpc-message': encodeGrpcMessage(status.details) };
+type HeaderRecord = Record<string, string>;
+
+function trailersFrom(status: Status): HeaderRecord {
+  const t: HeaderRecord = { 'grpc-status': String(status.code), 'grpc-message': encodeGrpcMessage(status.details) };
   if (status.metadata) addMetadata(t, status.metadata);
   return t;
 }
 
-function addMetadata(h: http2.OutgoingHttpHeaders, md: Metadata): void {
+function addMetadata(h: HeaderRecord, md: Metadata): void {
   for (const [k, v] of Object.entries(md.getMap())) {
     if (RESERVED.has(k) || k.startsWith('grpc-')) continue;
     h[k] = Buffer.isBuffer(v) ? v.toString('base64') : v;
@@ -198,17 +206,19 @@ function frame(msg: Buffer): Buffer {
   return f;
 }
 
-/** Per-connection facts a call may ask for, computed once per session. */
+type AuthContext = { transportSecurityType?: string; sslPeerCertificate?: ReturnType<TLSSocket['getPeerCertificate']> };
+
+/** Per-connection facts a call may ask for, computed once per connection. */
 class SessionInfo {
-  private authCtx?: { transportSecurityType?: string; sslPeerCertificate?: ReturnType<TLSSocket['getPeerCertificate']> };
+  private authCtx?: AuthContext;
   readonly peer: string;
-  constructor(private readonly session: http2.Http2Session) {
-    const s = session.socket as { remoteAddress?: string; remotePort?: number } | undefined;
+  constructor(private readonly socket: unknown) {
+    const s = socket as { remoteAddress?: string; remotePort?: number } | undefined;
     this.peer = s?.remoteAddress ? `${s.remoteAddress}:${s.remotePort ?? 0}` : 'unknown';
   }
-  authContext(): { transportSecurityType?: string; sslPeerCertificate?: ReturnType<TLSSocket['getPeerCertificate']> } {
+  authContext(): AuthContext {
     if (!this.authCtx) {
-      const sock = this.session.socket as Partial<TLSSocket> | undefined;
+      const sock = this.socket as Partial<TLSSocket> | undefined;
       if (sock && typeof sock.getPeerCertificate === 'function' && sock.encrypted) {
         const cert = sock.getPeerCertificate();
         this.authCtx = { transportSecurityType: 'ssl', sslPeerCertificate: cert && cert.raw ? cert : undefined };
@@ -219,8 +229,149 @@ class SessionInfo {
 }
 
 /**
- * The state every call shares: the HTTP/2 stream, deadline, whether headers
- * and the status went out, and cancellation. Unary and stream calls wrap it.
+ * What a call needs of its HTTP/2 stream. node:http2's streams (TLS ports)
+ * and the lean server's (plain ports) each have an adapter below.
+ */
+interface CallStream {
+  /** Request headers by name (only the transport's own fields are read from it). */
+  readonly headers: Readonly<Record<string, string | string[] | undefined>>;
+  /** Request header fields as [name, value, ...] in wire order (metadata). */
+  readonly rawHeaders: readonly string[];
+  readonly info: SessionInfo;
+  /** Whether anything can still be sent. */
+  readonly writable: boolean;
+  /** The gRPC response headers, with the handler's metadata if any. */
+  respond(md?: Metadata): void;
+  /** One framed message; cb once HTTP/2 took it (flow control) or the stream is gone. */
+  write(framed: Buffer, cb?: () => void): void;
+  /** Ends the response (headers already sent): an optional last framed message, then trailers (undefined: grpc-status 0). */
+  end(last: Buffer | undefined, trailers: HeaderRecord | undefined): void;
+  /** A headers-only response ending the stream (gRPC trailers-only, or 415 for a non-gRPC request). */
+  respondOnly(h: Readonly<HeaderRecord>): void;
+  /** Input callbacks: each DATA chunk, the peer's end, and the stream gone for any reason (exactly once). */
+  listen(ondata: (chunk: Buffer) => void, onend: () => void, onclose: () => void): void;
+  pause(): void;
+  resume(): void;
+}
+
+/** node:http2's stream (TLS ports: nghttp2 does ALPN and the HTTP/1.1 fallback there). */
+class NodeCallStream implements CallStream {
+  private paused = false;
+  constructor(
+    private readonly stream: http2.ServerHttp2Stream,
+    readonly headers: http2.IncomingHttpHeaders,
+    readonly rawHeaders: readonly string[],
+    readonly info: SessionInfo,
+  ) {}
+  get writable(): boolean {
+    return !this.stream.destroyed && !this.stream.closed;
+  }
+  respond(md?: Metadata): void {
+    let h: HeaderRecord = RESPONSE_HEADERS;
+    if (md) {
+      h = { ...RESPONSE_HEADERS };
+      addMetadata(h, md);
+    }
+    this.stream.respond(h, { waitForTrailers: true });
+  }
+  write(framed: Buffer, cb?: () => void): void {
+    this.stream.write(framed, cb && (() => cb()));
+  }
+  end(last: Buffer | undefined, trailers: HeaderRecord | undefined): void {
+    const stream = this.stream;
+    stream.once('wantTrailers', () => stream.sendTrailers(trailers ?? OK_TRAILERS));
+    if (last) stream.end(last);
+    else stream.end();
+  }
+  respondOnly(h: Readonly<HeaderRecord>): void {
+    this.stream.respond(h, { endStream: true });
+  }
+  listen(ondata: (chunk: Buffer) => void, onend: () => void, onclose: () => void): void {
+    this.stream.on('data', ondata);
+    this.stream.once('end', onend);
+    this.stream.once('close', onclose);
+  }
+  pause(): void {
+    this.paused = true;
+    this.stream.pause();
+  }
+  resume(): void {
+    if (!this.paused) return;
+    this.paused = false;
+    this.stream.resume();
+  }
+}
+
+/** The lean server's stream (plain ports). */
+class LeanCallStream implements CallStream {
+  private drainCbs: (() => void)[] | undefined;
+  constructor(
+    private readonly stream: LeanH2Stream,
+    readonly info: SessionInfo,
+  ) {}
+  get headers(): Readonly<Record<string, string>> {
+    return this.stream.headers;
+  }
+  get rawHeaders(): readonly string[] {
+    return this.stream.rawHeaders;
+  }
+  get writable(): boolean {
+    return !this.stream.closed && !this.stream.localEnded;
+  }
+  respond(md?: Metadata): void {
+    if (!md) {
+      this.stream.respond(RESPONSE_HEADERS_ENC);
+      return;
+    }
+    const h: HeaderRecord = { ...RESPONSE_HEADERS };
+    addMetadata(h, md);
+    this.stream.respond(h);
+  }
+  write(framed: Buffer, cb?: () => void): void {
+    if (this.stream.write(framed) || this.stream.closed) {
+      cb?.();
+      return;
+    }
+    if (!cb) return;
+    if (!this.drainCbs) {
+      this.drainCbs = [];
+      this.stream.ondrain = this.drained;
+    }
+    this.drainCbs.push(cb);
+  }
+  private readonly drained = (): void => {
+    const cbs = this.drainCbs;
+    this.drainCbs = undefined;
+    if (cbs) for (const cb of cbs) cb();
+  };
+  end(last: Buffer | undefined, trailers: HeaderRecord | undefined): void {
+    if (last) this.stream.write(last);
+    this.stream.end(trailers ?? OK_TRAILERS_ENC);
+  }
+  respondOnly(h: Readonly<HeaderRecord>): void {
+    this.stream.respond(h, true);
+  }
+  listen(ondata: (chunk: Buffer) => void, onend: () => void, onclose: () => void): void {
+    const s = this.stream;
+    s.ondata = ondata;
+    s.onend = onend;
+    s.onclose = () => {
+      // a write waiting for window will never complete: let its writer go on (it finds the call over)
+      this.drained();
+      onclose();
+    };
+  }
+  pause(): void {
+    this.stream.pause();
+  }
+  resume(): void {
+    this.stream.resume();
+  }
+}
+
+/**
+ * The state every call shares: its stream, deadline, whether headers and
+ * the status went out, and cancellation. Unary and stream calls wrap it.
  */
 class CallCore {
   headersSent = false;
@@ -230,14 +381,18 @@ class CallCore {
   private md: Metadata | undefined;
   onCancel: (() => void) | undefined;
 
-  constructor(
-    readonly stream: http2.ServerHttp2Stream,
-    readonly headers: http2.IncomingHttpHeaders,
-    readonly info: SessionInfo,
-  ) {}
+  constructor(readonly stream: CallStream) {}
+
+  get info(): SessionInfo {
+    return this.stream.info;
+  }
+
+  get headers(): CallStream['headers'] {
+    return this.stream.headers;
+  }
 
   get metadata(): Metadata {
-    if (!this.md) this.md = metadataFrom(this.headers);
+    if (!this.md) this.md = metadataFrom(this.stream.rawHeaders);
     return this.md;
   }
 
@@ -251,24 +406,21 @@ class CallCore {
   }
 
   sendMetadata(md: Metadata): void {
-    if (this.headersSent || this.done || this.stream.destroyed) return;
-    const h: http2.OutgoingHttpHeaders = { ...RESPONSE_HEADERS };
-    addMetadata(h, md);
-    this.respond(h);
-  }
-
-  private respond(h: http2.OutgoingHttpHeaders): void {
+    if (this.headersSent || this.done || !this.stream.writable) return;
     this.headersSent = true;
-    this.stream.respond(h, { waitForTrailers: true });
+    this.stream.respond(md);
   }
 
   /** Writes one encoded message; cb runs once HTTP/2 took it (flow control) or at once when the call is over. */
   write(msg: Buffer, cb?: () => void): void {
-    if (this.done || this.stream.destroyed) {
+    if (this.done || !this.stream.writable) {
       cb?.();
       return;
     }
-    if (!this.headersSent) this.respond(RESPONSE_HEADERS);
+    if (!this.headersSent) {
+      this.headersSent = true;
+      this.stream.respond();
+    }
     this.stream.write(frame(msg), cb);
   }
 
@@ -276,16 +428,12 @@ class CallCore {
   sendStatus(status: Status): void {
     if (this.done) return;
     this.finish();
-    const stream = this.stream;
-    if (stream.destroyed || stream.closed) return;
+    if (!this.stream.writable) return;
     if (!this.headersSent) {
-      const h: http2.OutgoingHttpHeaders = { ':status': 200, 'content-type': GRPC_CONTENT_TYPE, ...trailersFrom(status) };
       this.headersSent = true;
-      stream.respond(h, { endStream: true });
+      this.stream.respondOnly({ ':status': '200', 'content-type': GRPC_CONTENT_TYPE, ...trailersFrom(status) });
     } else {
-      const trailers = status.code === OK && !status.metadata ? OK_TRAILERS : trailersFrom(status);
-      stream.once('wantTrailers', () => stream.sendTrailers(trailers));
-      stream.end();
+      this.stream.end(undefined, status.code === OK && !status.metadata ? undefined : trailersFrom(status));
     }
   }
 
@@ -293,12 +441,12 @@ class CallCore {
   sendUnaryOk(msg: Buffer, trailer?: Metadata): void {
     if (this.done) return;
     this.finish();
-    const stream = this.stream;
-    if (stream.destroyed || stream.closed) return;
-    if (!this.headersSent) this.respond(RESPONSE_HEADERS);
-    const trailers = trailer ? trailersFrom({ code: OK, details: '', metadata: trailer }) : OK_TRAILERS;
-    stream.once('wantTrailers', () => stream.sendTrailers(trailers));
-    stream.end(frame(msg));
+    if (!this.stream.writable) return;
+    if (!this.headersSent) {
+      this.headersSent = true;
+      this.stream.respond();
+    }
+    this.stream.end(frame(msg), trailer ? trailersFrom({ code: OK, details: '', metadata: trailer }) : undefined);
   }
 
   finish(): void {
@@ -336,7 +484,7 @@ class UnaryCall extends EventEmitter {
   getHost(): string {
     return String(this.core.headers[':authority'] ?? '');
   }
-  getAuthContext(): ReturnType<SessionInfo['authContext']> {
+  getAuthContext(): AuthContext {
     return this.core.info.authContext();
   }
   getMetricsRecorder(): never {
@@ -384,7 +532,7 @@ class StreamCall extends Duplex {
   getHost(): string {
     return String(this.core.headers[':authority'] ?? '');
   }
-  getAuthContext(): ReturnType<SessionInfo['authContext']> {
+  getAuthContext(): AuthContext {
     return this.core.info.authContext();
   }
   getMetricsRecorder(): never {
@@ -392,7 +540,7 @@ class StreamCall extends Duplex {
   }
 
   override _read(): void {
-    if (this.core.stream.isPaused()) this.core.stream.resume();
+    this.core.stream.resume();
   }
 
   override _write(msg: unknown, _enc: BufferEncoding, cb: (e?: Error | null) => void): void {
@@ -418,6 +566,14 @@ class StreamCall extends Duplex {
   }
 }
 
+/** A call's reaction to its stream's input; `begin` starts a handler that runs before any request arrives. */
+interface CallInput {
+  data(chunk: Buffer): void;
+  end(): void;
+  close(): void;
+  begin?(): void;
+}
+
 export interface GrpcShutdownOptions {
   /** How long in-flight unary calls may take to finish after GOAWAY. */
   graceMs?: number;
@@ -428,11 +584,15 @@ export class GrpcServer {
   private readonly services = new Set<string>();
   private readonly sessions = new Set<http2.ServerHttp2Session>();
   private readonly h2Servers: (http2.Http2Server | http2.Http2SecureServer)[] = [];
+  /** Plain connections: the lean HTTP/2 server (h2/), fed sockets by the client listener. */
+  private readonly lean: LeanH2Server;
   private inFlight = 0;
   private drained: (() => void) | undefined;
   private shuttingDown = false;
 
-  constructor(private readonly opts: GrpcServerOptions) {}
+  constructor(private readonly opts: GrpcServerOptions) {
+    this.lean = createLeanH2Server((stream) => this.onLeanStream(stream));
+  }
 
   /** Registers a service's handlers under its generated definition (grpc-js's Server.addService). */
   addService(def: ServiceDefinition, impl: UntypedServiceImplementation): void {
@@ -446,9 +606,28 @@ export class GrpcServer {
   }
 
   /**
-   * An HTTP/2 server that serves this gRPC server's methods. It does not
-   * listen: the client listener hands it connections (`emit('connection')`),
-   * plain sockets, TLS sockets still to handshake (with `tls`), or a duplex.
+   * Serves HTTP/2 on a plain connection (the lean server): the client
+   * listener hands over sockets whose first bytes are the HTTP/2 preface
+   * (pushed back with unshift, or given as `head`).
+   */
+  serveSocket(socket: Duplex, head?: Buffer): void {
+    const conn = this.lean.handleSocket(socket, head);
+    if (this.shuttingDown) {
+      conn.goaway();
+      return;
+    }
+    this.keepalive(
+      () => conn.isClosed,
+      (cb) => conn.ping(cb),
+      () => conn.destroy(),
+    );
+  }
+
+  /**
+   * A node:http2 server that serves this gRPC server's methods: TLS ports
+   * (and plain ones with ETCDESK_NODE_HTTP2=1). It does not listen: the
+   * client listener hands it connections (`emit('connection')`), TLS sockets
+   * still to handshake (with `tls`), plain sockets, or a duplex.
    * With `tls` and `httpHandler`, other requests go to httpHandler, HTTP/1.1
    * and non-gRPC HTTP/2 alike (etcd's grpcHandlerFunc on a TLS port: /health,
    * /metrics over https).
@@ -464,9 +643,17 @@ export class GrpcServer {
     const h2 = secure ?? http2.createServer(options);
     const toHttp = secure && httpHandler ? httpFallback(secure, httpHandler) : undefined;
     h2.on('session', (s: http2.ServerHttp2Session) => this.onSession(s));
-    h2.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, raw: string[]) =>
-      this.onStream(stream, headers, toHttp && (() => toHttp(stream, headers, flags, raw))),
-    );
+    h2.on('stream', (stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, flags: number, raw: string[]) => {
+      stream.on('error', () => undefined);
+      const ct = headers['content-type'];
+      if (typeof ct !== 'string' || !ct.startsWith(GRPC_CONTENT_TYPE)) {
+        if (toHttp) toHttp(stream, headers, flags, raw);
+        // grpc-go answers a non-gRPC request on its handler with 415
+        else stream.respond(UNSUPPORTED_MEDIA, { endStream: true });
+        return;
+      }
+      this.onStream(new NodeCallStream(stream, headers, raw, sessionInfo(stream.session!, stream.session?.socket)));
+    });
     // a failed handshake or a reset connection concerns that client only
     h2.on('tlsClientError', () => undefined);
     h2.on('sessionError', () => undefined);
@@ -482,47 +669,68 @@ export class GrpcServer {
       session.close();
       return;
     }
-    const every = this.opts.keepaliveTimeMs;
-    if (every && every > 0 && Number.isFinite(every)) {
-      const timeout = this.opts.keepaliveTimeoutMs ?? 20_000;
-      const t = setInterval(() => {
-        if (session.destroyed || session.closed) return;
-        const noAnswer = setTimeout(() => session.destroy(), timeout);
-        noAnswer.unref();
-        try {
-          session.ping((err) => {
-            clearTimeout(noAnswer);
-            if (err) session.destroy();
-          });
-        } catch {
-          clearTimeout(noAnswer);
-        }
-      }, every);
-      t.unref();
-      session.once('close', () => clearInterval(t));
-    }
+    this.keepalive(
+      () => session.destroyed || session.closed,
+      (cb) => session.ping((err) => cb(err)),
+      () => session.destroy(),
+    );
   }
 
-  private onStream(stream: http2.ServerHttp2Stream, headers: http2.IncomingHttpHeaders, toHttp?: () => void): void {
-    stream.on('error', () => undefined);
+  /** Server keepalive (--grpc-keepalive-interval/-timeout): a ping every interval; no answer within the timeout ends the connection. */
+  private keepalive(gone: () => boolean, ping: (cb: (err: Error | null) => void) => void, destroy: () => void): void {
+    const every = this.opts.keepaliveTimeMs;
+    if (!every || every <= 0 || !Number.isFinite(every)) return;
+    const timeout = this.opts.keepaliveTimeoutMs ?? 20_000;
+    const t = setInterval(() => {
+      if (gone()) {
+        clearInterval(t);
+        return;
+      }
+      const noAnswer = setTimeout(destroy, timeout);
+      noAnswer.unref();
+      try {
+        ping((err) => {
+          clearTimeout(noAnswer);
+          if (err) destroy();
+        });
+      } catch {
+        clearTimeout(noAnswer);
+      }
+    }, every);
+    t.unref();
+  }
+
+  private onLeanStream(stream: LeanH2Stream): void {
+    const headers = stream.headers;
     const ct = headers['content-type'];
-    if (typeof ct !== 'string' || !ct.startsWith(GRPC_CONTENT_TYPE)) {
-      if (toHttp) return toHttp();
+    if (ct === undefined || !ct.startsWith(GRPC_CONTENT_TYPE)) {
       // grpc-go answers a non-gRPC request on its handler with 415
-      stream.respond({ ':status': 415, 'content-type': 'text/plain' }, { endStream: true });
+      stream.respond(UNSUPPORTED_MEDIA, true);
       return;
     }
+    this.onStream(new LeanCallStream(stream, sessionInfo(stream.conn, stream.conn.socket)));
+  }
+
+  private onStream(cs: CallStream): void {
+    const headers = cs.headers;
     const path = String(headers[':path'] ?? '');
     const route = this.routes.get(path);
     const encoding = headers['grpc-encoding'] as string | undefined;
-    const info = sessionInfo(stream.session!);
+    const core = new CallCore(cs);
+    // unary calls are in flight until their stream closed: a graceful shutdown waits for the answer to be out
     const unary = route !== undefined && !route.def.requestStream && !route.def.responseStream;
-    if (unary) {
-      // in flight until its stream closed: a graceful shutdown waits for the answer to be out
-      this.inFlight++;
-      stream.once('close', () => this.unaryDone());
-    }
-    const core = new CallCore(stream, headers, info);
+    if (unary) this.inFlight++;
+    let onData: (chunk: Buffer) => void = () => undefined;
+    let onEnd: () => void = () => undefined;
+    let onClose: () => void = () => undefined;
+    cs.listen(
+      (chunk) => onData(chunk),
+      () => onEnd(),
+      () => {
+        if (unary) this.unaryDone();
+        onClose();
+      },
+    );
     if (!route) {
       core.sendStatus({ code: UNIMPLEMENTED, details: unknownMethodText(path, this.services) });
       return;
@@ -541,13 +749,15 @@ export class GrpcServer {
       if (ms !== undefined) core.startDeadline(ms);
     }
     const reader = new MessageReader(this.opts.maxReceiveMessageBytes, encoding);
-    if (route.def.requestStream) this.startStreamingRequest(core, route, reader);
-    else this.startUnaryRequest(core, route, reader);
+    const io = route.def.requestStream ? this.startStreamingRequest(core, route, reader) : this.startUnaryRequest(core, route, reader);
+    onData = io.data;
+    onEnd = io.end;
+    onClose = io.close;
+    io.begin?.();
   }
 
   /** Unary and server-streaming: one request message, read whole before the handler runs. */
-  private startUnaryRequest(core: CallCore, route: Route, reader: MessageReader): void {
-    const stream = core.stream;
+  private startUnaryRequest(core: CallCore, route: Route, reader: MessageReader): CallInput {
     let msgs: Buffer[] = [];
     let call: UnaryCall | StreamCall | undefined;
     const cancel = (): void => {
@@ -557,51 +767,53 @@ export class GrpcServer {
       if (call instanceof StreamCall) call.destroy();
     };
     core.onCancel = cancel;
-    stream.on('data', (chunk: Buffer) => {
-      if (core.done) return;
-      try {
-        const got = reader.push(chunk);
-        if (got.length) msgs = msgs.length ? msgs.concat(got) : got;
-      } catch (e) {
-        core.sendStatus(e as Status);
-      }
-    });
-    stream.once('end', () => {
-      if (core.done) return;
-      if (msgs.length !== 1 || reader.pending) {
-        core.sendStatus({ code: INTERNAL, details: msgs.length > 1 ? 'grpc: too many request messages for a unary call' : 'grpc: error while receiving the request message' });
-        return;
-      }
-      let request: unknown;
-      try {
-        request = route.def.requestDeserialize(msgs[0]);
-      } catch (e) {
-        core.sendStatus(decodeFailure(e, false));
-        return;
-      }
-      if (route.def.responseStream) {
-        const sc = new StreamCall(core, route);
-        sc.request = request;
-        sc.push(null);
-        call = sc;
-        this.invoke(core, () => route.handler(sc));
-      } else {
-        const uc = new UnaryCall(core, route.path);
-        uc.request = request;
-        call = uc;
-        this.invoke(core, () => route.handler(uc, (err, value, trailer) => this.answerUnary(core, route, err, value, trailer)));
-      }
-    });
-    stream.once('close', () => {
-      if (!core.done) {
-        core.finish();
-        cancel();
-      }
-    });
+    return {
+      data: (chunk) => {
+        if (core.done) return;
+        try {
+          const got = reader.push(chunk);
+          if (got.length) msgs = msgs.length ? msgs.concat(got) : got;
+        } catch (e) {
+          core.sendStatus(e as Status);
+        }
+      },
+      end: () => {
+        if (core.done) return;
+        if (msgs.length !== 1 || reader.pending) {
+          core.sendStatus({ code: INTERNAL, details: msgs.length > 1 ? 'grpc: too many request messages for a unary call' : 'grpc: error while receiving the request message' });
+          return;
+        }
+        let request: unknown;
+        try {
+          request = route.def.requestDeserialize(msgs[0]);
+        } catch (e) {
+          core.sendStatus(decodeFailure(e, false));
+          return;
+        }
+        if (route.def.responseStream) {
+          const sc = new StreamCall(core, route);
+          sc.request = request;
+          sc.push(null);
+          call = sc;
+          this.invoke(core, () => route.handler(sc));
+        } else {
+          const uc = new UnaryCall(core, route.path);
+          uc.request = request;
+          call = uc;
+          this.invoke(core, () => route.handler(uc, (err, value, trailer) => this.answerUnary(core, route, err, value, trailer)));
+        }
+      },
+      close: () => {
+        if (!core.done) {
+          core.finish();
+          cancel();
+        }
+      },
+    };
   }
 
   /** Bidi (and client streaming): requests flow as 'data' with backpressure; the handler starts at once. */
-  private startStreamingRequest(core: CallCore, route: Route, reader: MessageReader): void {
+  private startStreamingRequest(core: CallCore, route: Route, reader: MessageReader): CallInput {
     const stream = core.stream;
     const call = new StreamCall(core, route);
     const cancel = (): void => {
@@ -611,39 +823,43 @@ export class GrpcServer {
       call.destroy();
     };
     core.onCancel = cancel;
-    stream.on('data', (chunk: Buffer) => {
-      if (core.done) return;
-      let msgs: Buffer[];
-      try {
-        msgs = reader.push(chunk);
-      } catch (e) {
-        core.sendStatus(e as Status);
-        cancel();
-        return;
-      }
-      for (const m of msgs) {
-        let req: unknown;
+    return {
+      data: (chunk) => {
+        if (core.done) return;
+        let msgs: Buffer[];
         try {
-          req = route.def.requestDeserialize(m);
+          msgs = reader.push(chunk);
         } catch (e) {
-          core.sendStatus(decodeFailure(e, true));
+          core.sendStatus(e as Status);
           cancel();
           return;
         }
-        if (!call.push(req)) stream.pause();
-      }
-    });
-    stream.once('end', () => {
-      if (!core.done && !call.destroyed) call.push(null);
-    });
-    stream.once('close', () => {
-      if (!core.done) {
-        core.finish();
-        cancel();
-      }
-    });
-    if (route.def.responseStream) this.invoke(core, () => route.handler(call));
-    else this.invoke(core, () => route.handler(call, (err, value, trailer) => this.answerUnary(core, route, err, value, trailer)));
+        for (const m of msgs) {
+          let req: unknown;
+          try {
+            req = route.def.requestDeserialize(m);
+          } catch (e) {
+            core.sendStatus(decodeFailure(e, true));
+            cancel();
+            return;
+          }
+          if (!call.push(req)) stream.pause();
+        }
+      },
+      end: () => {
+        if (!core.done && !call.destroyed) call.push(null);
+      },
+      close: () => {
+        if (!core.done) {
+          core.finish();
+          cancel();
+        }
+      },
+      begin: () => {
+        if (route.def.responseStream) this.invoke(core, () => route.handler(call));
+        else this.invoke(core, () => route.handler(call, (err, value, trailer) => this.answerUnary(core, route, err, value, trailer)));
+      },
+    };
   }
 
   private invoke(core: CallCore, run: () => void): void {
@@ -684,6 +900,7 @@ export class GrpcServer {
   async shutdown(o: GrpcShutdownOptions = {}): Promise<void> {
     this.shuttingDown = true;
     for (const s of this.sessions) if (!s.closed) s.close();
+    this.lean.close();
     if (this.inFlight > 0) {
       await new Promise<void>((resolve) => {
         const t = setTimeout(resolve, o.graceMs ?? 2000);
@@ -701,6 +918,7 @@ export class GrpcServer {
     this.shuttingDown = true;
     for (const s of this.sessions) s.destroy();
     this.sessions.clear();
+    this.lean.destroy();
     for (const h of this.h2Servers) h.close();
   }
 
@@ -716,7 +934,7 @@ export class GrpcServer {
 
   /** Connections open now (for tests and diagnosis). */
   get connectionCount(): number {
-    return this.sessions.size;
+    return this.sessions.size + this.lean.connections.size;
   }
 }
 
@@ -736,12 +954,13 @@ function httpFallback(h2: http2.Http2SecureServer, handler: http.RequestListener
   return compat;
 }
 
-const infos = new WeakMap<http2.Http2Session, SessionInfo>();
-function sessionInfo(s: http2.Http2Session): SessionInfo {
-  let i = infos.get(s);
+const infos = new WeakMap<object, SessionInfo>();
+/** The SessionInfo of a connection (an http2 session or a lean connection), made on its first call. */
+function sessionInfo(conn: object, socket: unknown): SessionInfo {
+  let i = infos.get(conn);
   if (!i) {
-    i = new SessionInfo(s);
-    infos.set(s, i);
+    i = new SessionInfo(socket);
+    infos.set(conn, i);
   }
   return i;
 }

@@ -1,5 +1,8 @@
 // The :authority rewrite: grpc-go's `http://host:port` authority would make
 // nghttp2 reset the stream; the rewrite keeps the HPACK state consistent.
+// Plain ports serve gRPC on the lean HTTP/2 server, which takes that
+// authority as it is; the rewrite is for node:http2 on a plain port
+// (ETCDESK_NODE_HTTP2=1).
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import { after, before } from 'node:test';
@@ -58,19 +61,38 @@ describe('etcdctl with scheme endpoints (per-endpoint maintenance calls)', { ski
 });
 
 describe('per-connection choice', { skip: !hasEtcd() && 'etcdctl not installed' }, () => {
-  let n: RunningNode;
-  before(async () => {
+  let lean: RunningNode;
+  let native: RunningNode;
+  const start = async (name: string): Promise<RunningNode> => {
     const peer = await freePort();
-    n = await startNode(
-      { dataDir: tempDir('sniff'), listenClientUrls: ['http://127.0.0.1:0'], listenPeerUrls: [`http://127.0.0.1:${peer}`], initialAdvertisePeerUrls: [`http://127.0.0.1:${peer}`] },
+    return startNode(
+      { dataDir: tempDir(name), listenClientUrls: ['http://127.0.0.1:0'], listenPeerUrls: [`http://127.0.0.1:${peer}`], initialAdvertisePeerUrls: [`http://127.0.0.1:${peer}`] },
       { logger: silentLogger },
     );
+  };
+  before(async () => {
+    lean = await start('sniff-lean');
+    // read once, when the client listeners are made
+    process.env.ETCDESK_NODE_HTTP2 = '1';
+    try {
+      native = await start('sniff');
+    } finally {
+      delete process.env.ETCDESK_NODE_HTTP2;
+    }
   });
   after(async () => {
-    await n?.stop();
+    await lean?.stop();
+    await native?.stop();
   });
-  it('ordinary clients keep the native socket path; only scheme authorities are rewritten', async () => {
-    const ep = n.clientUrls[0].replace('http://', '');
+  it('the lean server (default) answers scheme authorities without any rewrite', async () => {
+    const ep = lean.clientUrls[0].replace('http://', '');
+    const before = { ...sniffStats };
+    assert.equal((await etcdctl(ep, ['put', 'k', 'v'])).code, 0);
+    assert.equal((await etcdctl(`http://${ep}`, ['endpoint', 'status'])).code, 0);
+    assert.deepEqual(sniffStats, before, 'no connection went through the sniffer');
+  });
+  it('node:http2: ordinary clients keep the native socket path; only scheme authorities are rewritten', async () => {
+    const ep = native.clientUrls[0].replace('http://', '');
     const before = { ...sniffStats };
     assert.equal((await etcdctl(ep, ['put', 'k', 'v'])).code, 0);
     assert.equal(sniffStats.rewritten, before.rewritten, 'a host:port authority must not be rewritten');

@@ -154,9 +154,10 @@ export async function startNode(partial: Partial<NodeConfig>, opts: StartOptions
       const secure = url.startsWith('https:') || url.startsWith('unixs:');
       const t = clientListenerTls(url, tlsFlags);
       for (const w of t.warnings) log.warn(w);
-      const h2 = server.http2Server(t.tls, clientHttp);
-      if (t.tls) refusePeersNotAllowed(h2 as Http2SecureServer, t.refuseConnection);
-      const l = await listenClientUrl(url, h2, secure, clientHttp);
+      // plain ports: the lean HTTP/2 server (ETCDESK_NODE_HTTP2=1: node:http2, for comparison); TLS ports: node:http2
+      const h2 = secure || t.tls || process.env.ETCDESK_NODE_HTTP2 === '1' ? server.http2Server(t.tls, clientHttp) : undefined;
+      if (h2 && t.tls) refusePeersNotAllowed(h2 as Http2SecureServer, t.refuseConnection);
+      const l = await listenClientUrl(url, h2 ?? server, secure, clientHttp);
       listeners.push(l);
       if (!secure) log.warn('serving client traffic insecurely; this is strongly discouraged!', { address: url.replace(/^\w+:\/\//, '') });
     }

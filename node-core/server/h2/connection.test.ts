@@ -334,3 +334,52 @@ test('PING is acknowledged with its payload; our own ping resolves on the ACK', 
   t.sock.push(frame(FrameType.PING, Flag.ACK, 0, sent.find((x) => x.type === FrameType.PING && !(x.flags & Flag.ACK))!.payload));
   assert.equal(await acked, null);
 });
+
+test('malformed requests (as nghttp2 refuses them) reset only their stream with PROTOCOL_ERROR; a valid one is answered', async () => {
+  const t = setup((s) => {
+    s.respond({ ':status': '200' });
+    s.end({ 'grpc-status': '0' });
+  });
+  const base = [':method', 'POST', ':scheme', 'http', ':path', '/svc/M', ':authority', 'x'];
+  // our encoder lowercases names: the uppercase one is a literal written by hand (without indexing, new name)
+  const upper = Buffer.concat([encodeHeaders(base), Buffer.from([0x00, 7]), Buffer.from('X-Upper'), Buffer.from([1]), Buffer.from('v')]);
+  const malformed: (string[] | Buffer)[] = [
+    upper, // uppercase name
+    [...base, 'connection', 'keep-alive'], // connection-specific field
+    [...base, 'te', 'gzip'], // te other than "trailers"
+    [':method', 'POST', ':scheme', 'http', ':authority', 'x'], // no :path
+    [':method', 'POST', ':scheme', 'http', ':path', '/a', ':path', '/b'], // duplicate pseudo-header
+    [':method', 'POST', 'content-type', 'application/grpc', ':scheme', 'http', ':path', '/a'], // pseudo-header after a regular field
+    [...base, ':status', '200'], // a response pseudo-header
+    [...base, 'x-bad', 'a\r\nb'], // CR/LF in a value
+  ];
+  const bytes = [PREFACE, settings()];
+  malformed.forEach((h, i) => bytes.push(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1 + 2 * i, Buffer.isBuffer(h) ? h : encodeHeaders(h))));
+  const ok = 1 + 2 * malformed.length;
+  bytes.push(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, ok, encodeHeaders([...base, 'te', 'trailers'])));
+  t.sock.push(Buffer.concat(bytes));
+  const frames = await t.sock.until((f) => ended(f, ok));
+  const resets = frames.filter((x) => x.type === FrameType.RST_STREAM);
+  assert.deepEqual(
+    resets.map((r) => [r.sid, r.payload.readUInt32BE(0)]),
+    malformed.map((_, i) => [1 + 2 * i, H2Error.PROTOCOL_ERROR]),
+  );
+  assert.equal(t.ended.length, 1, 'only the valid request reached the handler');
+  assert.equal(t.conn.isClosed, false);
+});
+
+test('trailers carrying a pseudo-header reset the stream with PROTOCOL_ERROR', async () => {
+  const t = setup();
+  t.sock.push(
+    Buffer.concat([
+      PREFACE,
+      settings(),
+      frame(FrameType.HEADERS, Flag.END_HEADERS, 1, REQUEST),
+      frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, encodeHeaders([':path', '/x'])),
+    ]),
+  );
+  const frames = await t.sock.until((f) => f.some((x) => x.type === FrameType.RST_STREAM));
+  const rst = frames.find((x) => x.type === FrameType.RST_STREAM)!;
+  assert.deepEqual([rst.sid, rst.payload.readUInt32BE(0)], [1, H2Error.PROTOCOL_ERROR]);
+  assert.equal(t.ended.length, 0, 'the stream never ended normally');
+});

@@ -26,6 +26,7 @@ import {
   writeFrameHeader,
 } from './frames';
 import { EncodedHeaders, encodeHeaders, HpackDecoder, HpackError, type HeaderInput } from './hpack';
+import { requestHeadersValid, trailersValid } from './request-headers';
 
 export interface LeanH2Options {
   /** SETTINGS_MAX_CONCURRENT_STREAMS we announce and enforce (etcd's default: 2^32-1). */
@@ -470,7 +471,7 @@ export class H2Connection {
     if (existing) {
       // trailers: must end the stream, and only once
       if (existing.remoteEnded) return this.streamError(sid, H2Error.STREAM_CLOSED);
-      if (!endStream) return this.streamError(sid, H2Error.PROTOCOL_ERROR);
+      if (!endStream || !trailersValid(fields)) return this.streamError(sid, H2Error.PROTOCOL_ERROR);
       return this.remoteEnd(existing);
     }
     if ((sid & 1) === 0) return this.connError(H2Error.PROTOCOL_ERROR);
@@ -479,6 +480,8 @@ export class H2Connection {
     this.lastStreamId = sid;
     // after our GOAWAY, or over the concurrency limit: refused, the client may retry it elsewhere
     if (this.goawayLastId >= 0 || this.streams.size >= this.maxStreams) return this.sendRst(sid, H2Error.REFUSED_STREAM);
+    // a malformed request (RFC 9113 §8.1.1): that stream only, as nghttp2 does
+    if (!requestHeadersValid(fields)) return this.sendRst(sid, H2Error.PROTOCOL_ERROR);
     const s = new LeanH2Stream(this, sid, fields);
     this.streams.set(sid, s);
     try {
