@@ -219,6 +219,57 @@ class SessionInfo {
 }
 
 /**
+ * Every call's grpc-timeout behind one timer, armed for the earliest deadline. A timer per call
+ * (most never fire: the answer comes first) cost each request a Timeout, and since a client's
+ * remaining time differs from call to call, a timer list of its own for that duration.
+ */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+class DeadlineTimer {
+  private readonly calls = new Set<CallCore>();
+  private timer: NodeJS.Timeout | undefined;
+  private armedFor = Infinity;
+
+  add(core: CallCore): void {
+    this.calls.add(core);
+    if (core.deadline < this.armedFor) this.arm(core.deadline);
+  }
+
+  delete(core: CallCore): void {
+    this.calls.delete(core);
+    if (this.calls.size === 0 && this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+      this.armedFor = Infinity;
+    }
+  }
+
+  private arm(at: number): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.armedFor = at;
+    // a timer longer than 2^31-1 ms would fire at once: wake then and look again (grpc-timeout allows ~11,000 years)
+    this.timer = setTimeout(() => this.fire(), Math.min(MAX_TIMER_MS, Math.max(0, at - Date.now())));
+  }
+
+  private fire(): void {
+    this.timer = undefined;
+    this.armedFor = Infinity;
+    const now = Date.now();
+    const due: CallCore[] = [];
+    let next = Infinity;
+    for (const c of this.calls) {
+      if (c.deadline <= now) due.push(c);
+      else if (c.deadline < next) next = c.deadline;
+    }
+    for (const c of due) {
+      this.calls.delete(c);
+      c.expire();
+    }
+    if (next < this.armedFor) this.arm(next);
+  }
+}
+
+/**
  * The state every call shares: the HTTP/2 stream, deadline, whether headers
  * and the status went out, and cancellation. Unary and stream calls wrap it.
  */
@@ -226,7 +277,7 @@ class CallCore {
   headersSent = false;
   done = false;
   deadline = Infinity;
-  private timer: NodeJS.Timeout | undefined;
+  private deadlines: DeadlineTimer | undefined;
   private md: Metadata | undefined;
   onCancel: (() => void) | undefined;
 
@@ -241,13 +292,17 @@ class CallCore {
     return this.md;
   }
 
-  startDeadline(ms: number): void {
+  startDeadline(ms: number, deadlines: DeadlineTimer): void {
     this.deadline = Date.now() + ms;
-    this.timer = setTimeout(() => {
-      if (this.done) return;
-      this.sendStatus({ code: DEADLINE_EXCEEDED, details: 'Deadline exceeded' });
-      this.onCancel?.();
-    }, ms);
+    this.deadlines = deadlines;
+    deadlines.add(this);
+  }
+
+  /** The deadline passed (DeadlineTimer): DEADLINE_EXCEEDED, and the handler sees 'cancelled'. */
+  expire(): void {
+    if (this.done) return;
+    this.sendStatus({ code: DEADLINE_EXCEEDED, details: 'Deadline exceeded' });
+    this.onCancel?.();
   }
 
   sendMetadata(md: Metadata): void {
@@ -304,7 +359,7 @@ class CallCore {
   finish(): void {
     if (this.done) return;
     this.done = true;
-    if (this.timer) clearTimeout(this.timer);
+    this.deadlines?.delete(this);
   }
 }
 
@@ -431,6 +486,7 @@ export class GrpcServer {
   private inFlight = 0;
   private drained: (() => void) | undefined;
   private shuttingDown = false;
+  private readonly deadlines = new DeadlineTimer();
 
   constructor(private readonly opts: GrpcServerOptions) {}
 
@@ -538,7 +594,7 @@ export class GrpcServer {
     const timeout = headers['grpc-timeout'];
     if (typeof timeout === 'string') {
       const ms = parseGrpcTimeout(timeout);
-      if (ms !== undefined) core.startDeadline(ms);
+      if (ms !== undefined) core.startDeadline(ms, this.deadlines);
     }
     const reader = new MessageReader(this.opts.maxReceiveMessageBytes, encoding);
     if (route.def.requestStream) this.startStreamingRequest(core, route, reader);
