@@ -6,7 +6,10 @@
 //
 // Env: PROBE_ROUNDS (3), PROBE_TOTAL (30000), PROBE_OP (put), PROBE_KINDS (comma list, default all),
 // PROBE_BASELINE=<checkout> adds that checkout's node as kind `baseline` (before/after a change),
-// PROBE_CPU_PROF=<dir> profiles our node (`node --cpu-prof`) in every round into <dir>.
+// PROBE_CPU_PROF=<dir> profiles our node (`node --cpu-prof`) in every round into <dir>,
+// PROBE_CLIENTS (64) and PROBE_CONNS (8) shape the load (the bench's put/16 row is 16 clients over 1),
+// PROBE_WARMUP (3000) puts before the measured run: our node's CPU per put falls for its first
+// ~15,000 (V8 tiering up; bench/RESULTS.md "Per-batch CPU"), so 30000 measures it warmed up.
 import { spawn, spawnSync, type ChildProcess } from 'node:child_process';
 import fs from 'node:fs';
 import os from 'node:os';
@@ -111,7 +114,8 @@ interface LoadResult {
 function load(bin: string, endpoint: string, op: string, total: number): LoadResult {
   // etcdload seeds the key space with sequential puts before a range run: 100 keys keep that out of the CPU figure
   const keys = op.startsWith('range') ? ['-key-space', '100'] : [];
-  const r = spawnSync(bin, ['-endpoints', endpoint, '-op', op, '-clients', '64', '-conns', '8', '-total', String(total), '-timeout', '60s', ...keys], {
+  const shape = ['-clients', process.env.PROBE_CLIENTS ?? '64', '-conns', process.env.PROBE_CONNS ?? '8'];
+  const r = spawnSync(bin, ['-endpoints', endpoint, '-op', op, ...shape, '-total', String(total), '-timeout', '60s', ...keys], {
     encoding: 'utf8',
     timeout: 300_000,
   });
@@ -147,7 +151,7 @@ export async function runProbes(loadBin: string): Promise<string> {
       if (!start) throw new Error(`unknown probe kind ${kind}; known: ${Object.keys(kinds).join(', ')}`);
       const t = await start();
       try {
-        load(loadBin, t.endpoint, op, 3000); // warm-up: JIT and connections
+        load(loadBin, t.endpoint, op, Number(process.env.PROBE_WARMUP ?? '3000')); // warm-up: JIT and connections
         const c0 = cpuSeconds(t.pid);
         const r = load(loadBin, t.endpoint, op, total);
         const c1 = cpuSeconds(t.pid);
@@ -164,7 +168,7 @@ export async function runProbes(loadBin: string): Promise<string> {
   }
   const etcd = qps.get('etcd')?.length ? median(qps.get('etcd')!) : undefined;
   const lines = [
-    `Probes: ${op}, 64 clients over 8 connections, ${total} requests, ${rounds} alternating rounds; ${os.cpus().length} cores, load average at the end ${os.loadavg()[0].toFixed(1)}.`,
+    `Probes: ${op}, ${process.env.PROBE_CLIENTS ?? '64'} clients over ${process.env.PROBE_CONNS ?? '8'} connections, ${total} requests, ${rounds} alternating rounds after ${process.env.PROBE_WARMUP ?? '3000'} warm-up requests; ${os.cpus().length} cores, load average at the end ${os.loadavg()[0].toFixed(1)}.`,
     '',
     '| server | median qps | rounds | vs etcd | median server CPU µs/request | vs etcd |',
     '|---|---:|---|---:|---:|---:|',

@@ -156,11 +156,12 @@ export function instrumentService<T extends UntypedServiceImplementation>(def: S
     const stats = metrics.grpcMethod(type, service, name);
     const h = fn as (...a: unknown[]) => void;
     if (type === 'unary' || type === 'client_stream') {
-      out[name] = ((call: unknown, cb: (err: { code?: number } | null, ...rest: unknown[]) => void) => {
+      // a unary callback is (err, value, trailer): named, not rest/spread (an array per call)
+      out[name] = ((call: unknown, cb: (err: { code?: number } | null, value?: unknown, trailer?: unknown) => void) => {
         stats.started++;
-        h(call, (err: { code?: number } | null, ...rest: unknown[]) => {
+        h(call, (err: { code?: number } | null, value?: unknown, trailer?: unknown) => {
           stats.handled[err ? (err.code ?? 2) : 0]++;
-          cb(err, ...rest);
+          cb(err, value, trailer);
         });
       }) as never;
     } else {

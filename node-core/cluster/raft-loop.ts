@@ -255,11 +255,9 @@ export class RaftLoop {
   propose(data: Buffer, id: bigint): Promise<Applied> {
     if (this.stopped) return Promise.reject(Errors.Stopped);
     const p = this.waiters.register(id, Date.now() + this.reqTimeoutMs, this.lead);
-    // etcd's proposals_pending: from proposing until answered (applied, refused or timed out).
-    const metrics = this.o.metrics;
-    metrics.proposalsPending++;
-    const settled = (): void => void metrics.proposalsPending--;
-    p.then(settled, settled);
+    // etcd's proposals_pending: from proposing until answered (applied, refused or timed out), i.e.
+    // this member's registered waiters; kept equal wherever one leaves (no promise reaction per request)
+    this.o.metrics.proposalsPending = this.waiters.size;
     this.tryPropose(data, id);
     return p;
   }
@@ -270,7 +268,10 @@ export class RaftLoop {
       this.schedule();
     } catch (e) {
       if (e instanceof ErrProposalDropped) this.blocked.push({ data, id });
-      else if (this.waiters.fail(id, e as Error)) this.o.metrics.proposalsFailed++;
+      else if (this.waiters.fail(id, e as Error)) {
+        this.o.metrics.proposalsFailed++;
+        this.o.metrics.proposalsPending = this.waiters.size;
+      }
     }
   }
 
@@ -381,7 +382,7 @@ export class RaftLoop {
       // 1-client put's fsync wait on a loaded 2-core machine); under load it stays in the pool. A
       // leader first lets its MsgApp leave (node:http2 writes on the loop's next check phase, before
       // the immediates queued from JavaScript), so the followers' fsyncs still run beside its own
-      const inline = this.o.metrics.proposalsPending <= 1 && later === rd.messages;
+      const inline = this.waiters.size <= 1 && later === rd.messages;
       if (inline && sendEarly && rd.messages.length > 0) await new Promise<void>((resolve) => setImmediate(resolve));
       const t0 = performance.now();
       flushing = this.storage.flush(inline).then(() => this.o.metrics.fsync.observe((performance.now() - t0) / 1000));
@@ -467,6 +468,7 @@ export class RaftLoop {
       if (out.id !== undefined) {
         if (out.error) this.waiters.fail(out.id, out.error);
         else this.waiters.trigger(out.id, { result: out.result, rev: out.rev });
+        this.o.metrics.proposalsPending = this.waiters.size;
       }
       return;
     }
@@ -543,6 +545,7 @@ export class RaftLoop {
     const timeoutFor = (lead: ProposedUnder): EtcdError => (lead !== this.lead ? Errors.TimeoutDueToLeaderFail : Errors.Timeout);
     const gone = this.waiters.expire(now, timeoutFor);
     this.o.metrics.proposalsFailed += gone.length;
+    this.o.metrics.proposalsPending = this.waiters.size;
     if (gone.length && this.blocked.length) {
       const ids = new Set(gone);
       this.blocked = this.blocked.filter((b) => !ids.has(b.id));
@@ -557,6 +560,7 @@ export class RaftLoop {
     if (this.tickTimer) clearInterval(this.tickTimer);
     if (this.sweepTimer) clearInterval(this.sweepTimer);
     this.waiters.failAll(Errors.Stopped);
+    this.o.metrics.proposalsPending = 0;
     this.ccWaiters.failAll(Errors.Stopped);
     this.reads.stop(Errors.Stopped);
     this.applied.failAll(Errors.Stopped);

@@ -54,7 +54,10 @@ export class Unstable {
   truncateAndAppend(ents: Entry[]): void {
     const after = ents[0].index;
     if (after === this.offset + this.entries.length) {
-      this.entries = [...this.entries, ...ents];
+      // in place, as Go's append: a leader appends one proposal at a time, and copying the whole
+      // tail each time made a Ready's worth of proposals quadratic. Nothing outside this class holds
+      // this array (unstableEntries and slice hand out copies).
+      for (const e of ents) this.entries.push(e);
     } else if (after <= this.offset) {
       // Replaces everything unstable; storage's copy of the overlap gets overwritten on persist.
       this.offset = after;

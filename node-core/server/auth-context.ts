@@ -84,6 +84,16 @@ export async function resolveAuthInfo(call: AuthCall, opts: AuthContextOptions):
   return opts.auth.authInfoFromCommonName(cn);
 }
 
+/**
+ * True when resolveAuthInfo would answer undefined (anonymous) without awaiting anything: no token
+ * sent, and no client certificate that could name a user.
+ */
+export function isAnonymousNow(call: AuthCall, opts: AuthContextOptions): boolean {
+  const md = call.metadata;
+  for (const k of TOKEN_KEYS) if (md.get(k).length > 0) return false;
+  return !opts.clientCertAuth || peerCommonName(call) === undefined;
+}
+
 export function userHeader(ai: AuthInfo | undefined): RequestUserHeader {
   return ai ? { username: ai.username, auth_revision: ai.revision } : {};
 }
@@ -96,6 +106,8 @@ export interface AuthGuardApi {
   forTxnRead(call: AuthCall, req: TxnRequest): Promise<void>;
   /** Writes: the caller, for the log entry's header (checked at apply). */
   forWrite(call: AuthCall): Promise<RequestUserHeader>;
+  /** forWrite's answer when no waiting is needed (an anonymous call), else undefined. */
+  forWriteNow(call: AuthCall): RequestUserHeader | undefined;
   /**
    * Watch creation: undefined when allowed, else etcd's cancel_reason for a
    * created-and-canceled response (the stream stays open).
@@ -122,6 +134,9 @@ export function createAuthGuard(opts: AuthContextOptions): AuthGuardApi {
     },
     async forWrite(call) {
       return userHeader(await resolve(call));
+    },
+    forWriteNow(call) {
+      return isAnonymousNow(call, opts) ? {} : undefined;
     },
     async forWatch(call, req) {
       try {

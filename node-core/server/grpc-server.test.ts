@@ -172,6 +172,30 @@ for (const transport of ['lean', 'node:http2'] as const) {
       assert.deepEqual(events, ['hang started', 'hang cancelled']);
     });
 
+    it('grpc-timeout: each call expires at its own deadline, a later call with an earlier one first; a deadline past a timer\'s range never fires early', async () => {
+      events.length = 0;
+      const s = http2.connect(`http://127.0.0.1:${srv.port}`);
+      const hang = (timeout: string): http2.ClientHttp2Stream => {
+        const req = s.request({ ':method': 'POST', ':path': '/test.T/Hang', 'content-type': 'application/grpc', te: 'trailers', 'grpc-timeout': timeout });
+        req.end(Buffer.from([0, 0, 0, 0, 1, 0x61]));
+        return req;
+      };
+      const answered: string[] = [];
+      const watch = (name: string, req: http2.ClientHttp2Stream): Promise<void> =>
+        once(req, 'response').then(([h]) => void answered.push(`${name} ${String((h as http2.IncomingHttpHeaders)['grpc-status'])}`));
+      // ~11,400 years: beyond setTimeout's 2^31-1 ms, which would fire it at once
+      const forever = hang('99999999H');
+      const slow = hang('400m');
+      const fast = hang('60m');
+      const done = Promise.all([watch('slow', slow), watch('fast', fast)]);
+      void watch('forever', forever);
+      await done;
+      assert.deepEqual(answered, ['fast 4', 'slow 4']);
+      forever.close(http2.constants.NGHTTP2_CANCEL);
+      while (events.filter((e) => e === 'hang cancelled').length < 3) await new Promise((r) => setTimeout(r, 5));
+      s.close();
+    });
+
     it('a client cancel reaches the handler as "cancelled"', async () => {
       events.length = 0;
       const call = c.Hang(Buffer.from('h'), new Metadata(), {}, () => undefined);

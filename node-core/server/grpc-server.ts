@@ -229,6 +229,57 @@ class SessionInfo {
 }
 
 /**
+ * Every call's grpc-timeout behind one timer, armed for the earliest deadline. A timer per call
+ * (most never fire: the answer comes first) cost each request a Timeout, and since a client's
+ * remaining time differs from call to call, a timer list of its own for that duration.
+ */
+const MAX_TIMER_MS = 2 ** 31 - 1;
+
+class DeadlineTimer {
+  private readonly calls = new Set<CallCore>();
+  private timer: NodeJS.Timeout | undefined;
+  private armedFor = Infinity;
+
+  add(core: CallCore): void {
+    this.calls.add(core);
+    if (core.deadline < this.armedFor) this.arm(core.deadline);
+  }
+
+  delete(core: CallCore): void {
+    this.calls.delete(core);
+    if (this.calls.size === 0 && this.timer) {
+      clearTimeout(this.timer);
+      this.timer = undefined;
+      this.armedFor = Infinity;
+    }
+  }
+
+  private arm(at: number): void {
+    if (this.timer) clearTimeout(this.timer);
+    this.armedFor = at;
+    // a timer longer than 2^31-1 ms would fire at once: wake then and look again (grpc-timeout allows ~11,000 years)
+    this.timer = setTimeout(() => this.fire(), Math.min(MAX_TIMER_MS, Math.max(0, at - Date.now())));
+  }
+
+  private fire(): void {
+    this.timer = undefined;
+    this.armedFor = Infinity;
+    const now = Date.now();
+    const due: CallCore[] = [];
+    let next = Infinity;
+    for (const c of this.calls) {
+      if (c.deadline <= now) due.push(c);
+      else if (c.deadline < next) next = c.deadline;
+    }
+    for (const c of due) {
+      this.calls.delete(c);
+      c.expire();
+    }
+    if (next < this.armedFor) this.arm(next);
+  }
+}
+
+/**
  * What a call needs of its HTTP/2 stream. node:http2's streams (TLS ports)
  * and the lean server's (plain ports) each have an adapter below.
  */
@@ -377,7 +428,7 @@ class CallCore {
   headersSent = false;
   done = false;
   deadline = Infinity;
-  private timer: NodeJS.Timeout | undefined;
+  private deadlines: DeadlineTimer | undefined;
   private md: Metadata | undefined;
   onCancel: (() => void) | undefined;
 
@@ -396,13 +447,17 @@ class CallCore {
     return this.md;
   }
 
-  startDeadline(ms: number): void {
+  startDeadline(ms: number, deadlines: DeadlineTimer): void {
     this.deadline = Date.now() + ms;
-    this.timer = setTimeout(() => {
-      if (this.done) return;
-      this.sendStatus({ code: DEADLINE_EXCEEDED, details: 'Deadline exceeded' });
-      this.onCancel?.();
-    }, ms);
+    this.deadlines = deadlines;
+    deadlines.add(this);
+  }
+
+  /** The deadline passed (DeadlineTimer): DEADLINE_EXCEEDED, and the handler sees 'cancelled'. */
+  expire(): void {
+    if (this.done) return;
+    this.sendStatus({ code: DEADLINE_EXCEEDED, details: 'Deadline exceeded' });
+    this.onCancel?.();
   }
 
   sendMetadata(md: Metadata): void {
@@ -452,7 +507,7 @@ class CallCore {
   finish(): void {
     if (this.done) return;
     this.done = true;
-    if (this.timer) clearTimeout(this.timer);
+    this.deadlines?.delete(this);
   }
 }
 
@@ -586,6 +641,7 @@ export class GrpcServer {
   private readonly h2Servers: (http2.Http2Server | http2.Http2SecureServer)[] = [];
   /** Plain connections: the lean HTTP/2 server (h2/), fed sockets by the client listener. */
   private readonly lean: LeanH2Server;
+  private readonly deadlines = new DeadlineTimer();
   private inFlight = 0;
   private drained: (() => void) | undefined;
   private shuttingDown = false;
@@ -746,7 +802,7 @@ export class GrpcServer {
     const timeout = headers['grpc-timeout'];
     if (typeof timeout === 'string') {
       const ms = parseGrpcTimeout(timeout);
-      if (ms !== undefined) core.startDeadline(ms);
+      if (ms !== undefined) core.startDeadline(ms, this.deadlines);
     }
     const reader = new MessageReader(this.opts.maxReceiveMessageBytes, encoding);
     const io = route.def.requestStream ? this.startStreamingRequest(core, route, reader) : this.startUnaryRequest(core, route, reader);
