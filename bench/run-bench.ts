@@ -227,7 +227,7 @@ async function runCheckPerf(kind: 'etcd' | 'etcdesk', load: 'm' | 'l'): Promise<
     const r = await etcdctl(srv.endpoints, ['check', 'perf', `--load=${load}`], { timeoutMs: 180_000 });
     const out = (r.stdout + r.stderr).replace(/\r/g, '\n');
     const lines = out.split('\n').filter((l) => /^(PASS|FAIL)/.test(l.trim()));
-    const wps = /Throughput is (\d+) writes\/s/.exec(out);
+    const wps = /Throughput (?:is|too low:) (\d+) writes\/s/.exec(out);
     return { kind, load, pass: r.code === 0 && !lines.some((l) => l.trim().startsWith('FAIL')), writesPerSec: wps ? Number(wps[1]) : undefined, summary: lines.map((l) => l.trim()).join('; ') };
   } finally {
     await srv.stop();
