@@ -206,7 +206,7 @@ test('HPACK bomb: a small block expanding past MAX_HEADER_LIST_SIZE (64 KiB, ann
   assert.equal(goawayCode(out), undefined);
 });
 
-test('a socket that does not send the preface and SETTINGS in time is closed; one that did is kept', async () => {
+test('a socket that does not send the preface and SETTINGS in time is closed; one that did is kept', { timeout: 10_000 }, async () => {
   const server = createLeanH2Server(() => {}, { prefaceTimeoutMs: 30 });
   // the server's timers are unref'd (they never hold a process open): keep this test's process up while it waits
   const alive = setInterval(() => {}, 1000);
