@@ -38,7 +38,8 @@ export interface LeanH2Options {
   /**
    * SETTINGS_MAX_HEADER_LIST_SIZE we announce and enforce (RFC 9113 §6.5.2 accounting). A request over it is
    * reset with FRAME_SIZE_ERROR (grpc-go's answer); an encoded block (HEADERS + CONTINUATION) over it ends the
-   * connection with ENHANCE_YOUR_CALM. Default 64 KiB, as nghttp2 / node:http2 (our TLS ports).
+   * connection with ENHANCE_YOUR_CALM. Default 64 KiB: nghttp2's cap on one field, far above what etcd clients send
+   * (a JWT token, grpc-go's few fields); grpc-go's 16 MiB would let each connection pin 16 MiB per header block.
    */
   maxHeaderListSize?: number;
   /** Control frames we answer with (PING/SETTINGS ACKs, RST_STREAMs the peer provoked) that may wait unwritten. Default 1000 (nghttp2). */
