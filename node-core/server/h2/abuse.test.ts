@@ -295,3 +295,51 @@ test('an honest heavy client is not cut off: 1000 concurrent unary calls (400 of
   assert.equal(await call('/unary').done, 2);
   assert.equal(goaway, undefined);
 });
+
+test('a peer that grants window but does not read: stream writes report backpressure at the socket backlog, input stops, both resume when it reads', { timeout: 10_000 }, async () => {
+  const chunk = Buffer.alloc(64 * 1024, 1);
+  let written = 0;
+  let drained = 0;
+  const server = createLeanH2Server(
+    (s) => {
+      s.onend = () => {
+        s.respond({ ':status': '200' });
+        // a watch-style writer: goes on while write() says so, waits for ondrain otherwise
+        const pump = (): void => {
+          while (written < 64 << 20) {
+            written += chunk.length;
+            if (!s.write(chunk)) return;
+          }
+        };
+        s.ondrain = () => {
+          drained++;
+          pump();
+        };
+        pump();
+      };
+    },
+    { maxSocketBacklog: 1 << 20 },
+  );
+  const sock = new MemSocket(true);
+  const conn = server.handleSocket(sock);
+  // the largest windows there are, so only the socket can hold the writer back
+  sock.push(
+    Buffer.concat([
+      PREFACE,
+      frame(FrameType.SETTINGS, 0, 0, Buffer.concat([Buffer.from([0, Setting.INITIAL_WINDOW_SIZE]), u32(0x7fffffff)])),
+      frame(FrameType.WINDOW_UPDATE, 0, 0, u32(0x7fffffff - 16 * 1024 * 1024 - 65_535)),
+      frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, REQUEST),
+    ]),
+  );
+  while (!sock.isPaused()) await turn();
+  const held = written;
+  assert.ok(held <= 3 << 20, `${held} bytes written before backpressure`);
+  assert.ok(sock.writableLength <= 3 << 20, `${sock.writableLength} bytes queued in the socket`);
+  for (let i = 0; i < 5; i++) await turn();
+  assert.equal(written, held, 'the writer waits');
+  sock.release();
+  while (drained === 0) await turn();
+  assert.ok(written > held, 'the writer went on once the peer read');
+  assert.equal(conn.isClosed, false);
+  conn.destroy();
+});

@@ -51,6 +51,11 @@ export interface LeanH2Options {
   maxEmptyFrames?: number;
   /** A connection that has not sent the preface and its SETTINGS within this is closed. Default 10 s. */
   prefaceTimeoutMs?: number;
+  /**
+   * Bytes the socket may hold unwritten (the peer not reading) before stream writes return false (their
+   * `ondrain` then waits for the socket) and the connection stops reading input. Default 4 MiB.
+   */
+  maxSocketBacklog?: number;
 }
 
 export type StreamHandler = (stream: LeanH2Stream) => void;
@@ -138,6 +143,11 @@ export class LeanH2Stream {
     if (sent < b.length) {
       this.pending = [b.subarray(sent)];
       this.conn.blocked.add(this);
+      return false;
+    }
+    // windows the peer grants without reading must not let a writer (a watch) fill our memory
+    if (this.conn.backlogged()) {
+      this.conn.waitSocket(this);
       return false;
     }
     return true;
@@ -269,6 +279,13 @@ export class H2Connection {
   private readonly maxEmpty: number;
   private emptyFrames = 0;
   private prefaceTimer: NodeJS.Timeout | undefined;
+  private readonly maxBacklog: number;
+  /** Streams whose last write found the socket backlogged: their `ondrain` runs on the socket's 'drain'. */
+  private readonly socketWaiters = new Set<LeanH2Stream>();
+  private drainHooked = false;
+  private inputPaused = false;
+  /** Bytes of output gathered this turn, not yet handed to socket.write. */
+  private batchBytes = 0;
 
   constructor(
     readonly socket: Duplex,
@@ -284,6 +301,7 @@ export class H2Connection {
     this.resetBurst = this.resetTokens = opts.resetBurst ?? 1000;
     this.resetRate = opts.resetRate ?? 33;
     this.maxEmpty = opts.maxEmptyFrames ?? 1000;
+    this.maxBacklog = opts.maxSocketBacklog ?? 4 << 20;
     this.connRecvWindow = this.connWindow;
     // our SETTINGS go first (RFC 9113 §3.4): concurrency, per-stream window, header list limit
     const s = Buffer.allocUnsafe(18);
@@ -789,6 +807,7 @@ export class H2Connection {
   forget(s: LeanH2Stream): void {
     this.streams.delete(s.id);
     this.blocked.delete(s);
+    this.socketWaiters.delete(s);
     if (this.goawayLastId >= 0 || this.peerGoaway) this.maybeEnd();
   }
 
@@ -910,6 +929,7 @@ export class H2Connection {
 
   private emitFrame(type: number, flags: number, sid: number, payload?: Uint8Array): void {
     const len = payload ? payload.length : 0;
+    this.batchBytes += FRAME_HEADER + len;
     this.reserve(FRAME_HEADER + len);
     writeFrameHeader(this.ob, this.obPos, len, type, flags, sid);
     this.obPos += FRAME_HEADER;
@@ -922,6 +942,7 @@ export class H2Connection {
 
   private emitData(sid: number, flags: number, b: Buffer, from: number, to: number): void {
     const len = to - from;
+    this.batchBytes += FRAME_HEADER + len;
     if (len <= COPY_LIMIT) {
       this.reserve(FRAME_HEADER + len);
       writeFrameHeader(this.ob, this.obPos, len, FrameType.DATA, flags, sid);
@@ -945,6 +966,45 @@ export class H2Connection {
     setImmediate(this.flushNow);
   }
 
+  /** @internal the socket holds more than maxSocketBacklog bytes the peer has not read. */
+  backlogged(): boolean {
+    return this.socket.writableLength + this.batchBytes > this.maxBacklog;
+  }
+
+  /** @internal `s` wrote into a backlogged socket: its ondrain runs once the socket has written everything. */
+  waitSocket(s: LeanH2Stream): void {
+    this.socketWaiters.add(s);
+    this.hookDrain();
+  }
+
+  private hookDrain(): void {
+    if (this.drainHooked) return;
+    this.drainHooked = true;
+    // a socket holding more than its highWaterMark returned false from its last write: 'drain' will come
+    this.socket.once('drain', this.onSocketDrain);
+  }
+
+  private readonly onSocketDrain = (): void => {
+    this.drainHooked = false;
+    if (this.inputPaused) {
+      this.inputPaused = false;
+      this.socket.resume();
+    }
+    const waiters = [...this.socketWaiters];
+    this.socketWaiters.clear();
+    for (const s of waiters) {
+      // a stream still waiting for window gets its ondrain from drainStream instead
+      if (s.closed || s.pending) continue;
+      const cb = s.ondrain;
+      if (!cb) continue;
+      try {
+        cb();
+      } catch {
+        s.reset(H2Error.INTERNAL_ERROR);
+      }
+    }
+  };
+
   private readonly flushNow = (): void => {
     this.flushQueued = false;
     this.flush();
@@ -955,18 +1015,24 @@ export class H2Connection {
     const parts = this.outParts;
     if (parts.length === 0) return;
     this.outParts = [];
+    this.batchBytes = 0;
     if (this.socket.destroyed || !this.socket.writable) return;
     const data = parts.length === 1 ? parts[0] : Buffer.concat(parts);
     const n = this.batchCtrl;
-    if (n === 0) {
-      this.socket.write(data);
-      return;
+    if (n === 0) this.socket.write(data);
+    else {
+      // answering control frames stay counted until the socket has written them out (its backpressure:
+      // a peer that does not read keeps them queued in the socket, and the count grows)
+      this.batchCtrl = 0;
+      this.socket.write(data, () => {
+        this.ctrlQueued -= n;
+      });
     }
-    // answering control frames stay counted until the socket has written them out (its backpressure:
-    // a peer that does not read keeps them queued in the socket, and the count grows)
-    this.batchCtrl = 0;
-    this.socket.write(data, () => {
-      this.ctrlQueued -= n;
-    });
+    // a peer that does not read its responses: stop reading its requests (no new work) until it does
+    if (!this.inputPaused && this.backlogged()) {
+      this.inputPaused = true;
+      this.socket.pause();
+      this.hookDrain();
+    }
   }
 }
