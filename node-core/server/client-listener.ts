@@ -18,6 +18,8 @@ const rewriteAuthority = process.env.ETCDESK_RAW_H2 !== '1';
 
 /** How long an idle HTTP/1 keep-alive connection (/metrics, /health, the gateway) stays open: longer than Go's and Node's client idle timeouts (90 s, 5 s). */
 export const IDLE_HTTP_MS = 120_000;
+/** A plain connection that sends nothing is closed after this (then the lean server's preface timer or the HTTP server's own take over). */
+const FIRST_BYTES_MS = 10_000;
 
 export interface ClientListener {
   url: string;
@@ -56,7 +58,11 @@ export async function listenClientUrl(
       inject(socket);
       return;
     }
+    const silent = setTimeout(() => socket.destroy(), FIRST_BYTES_MS);
+    silent.unref();
+    socket.once('close', () => clearTimeout(silent));
     socket.once('readable', () => {
+      clearTimeout(silent);
       const head = socket.read() as Buffer | null;
       if (!head) {
         socket.once('readable', () => socket.destroy());

@@ -35,8 +35,27 @@ export interface LeanH2Options {
   streamWindow?: number;
   /** Connection receive window (raised from 65,535 with a WINDOW_UPDATE at start). Default 16 MiB. */
   connectionWindow?: number;
-  /** Largest decoded header list accepted (RFC 9113 §6.5.2 accounting); above it the connection ends. Default 1 MiB. */
+  /**
+   * SETTINGS_MAX_HEADER_LIST_SIZE we announce and enforce (RFC 9113 §6.5.2 accounting). A request over it is
+   * reset with FRAME_SIZE_ERROR (grpc-go's answer); an encoded block (HEADERS + CONTINUATION) over it ends the
+   * connection with ENHANCE_YOUR_CALM. Default 64 KiB: nghttp2's cap on one field, far above what etcd clients send
+   * (a JWT token, grpc-go's few fields); grpc-go's 16 MiB would let each connection pin 16 MiB per header block.
+   */
   maxHeaderListSize?: number;
+  /** Control frames we answer with (PING/SETTINGS ACKs, RST_STREAMs the peer provoked) that may wait unwritten. Default 1000 (nghttp2). */
+  maxQueuedControlFrames?: number;
+  /** Streams the peer may reset while we still hold them: a burst, refilled at `resetRate` per second. Default 1000 and 33 (nghttp2). */
+  resetBurst?: number;
+  resetRate?: number;
+  /** Zero-length DATA without END_STREAM and empty header fragments without END_HEADERS tolerated. Default 1000 (node:http2). */
+  maxEmptyFrames?: number;
+  /** A connection that has not sent the preface and its SETTINGS within this is closed. Default 10 s. */
+  prefaceTimeoutMs?: number;
+  /**
+   * Bytes the socket may hold unwritten (the peer not reading) before stream writes return false (their
+   * `ondrain` then waits for the socket) and the connection stops reading input. Default 4 MiB.
+   */
+  maxSocketBacklog?: number;
 }
 
 export type StreamHandler = (stream: LeanH2Stream) => void;
@@ -124,6 +143,11 @@ export class LeanH2Stream {
     if (sent < b.length) {
       this.pending = [b.subarray(sent)];
       this.conn.blocked.add(this);
+      return false;
+    }
+    // windows the peer grants without reading must not let a writer (a watch) fill our memory
+    if (this.conn.backlogged()) {
+      this.conn.waitSocket(this);
       return false;
     }
     return true;
@@ -242,6 +266,26 @@ export class H2Connection {
   private flushQueued = false;
   private readonly pings: { data: Buffer; cb: (err: Error | null) => void }[] = [];
   private pingSeq = 0;
+  // abuse limits (CVE-2019-9512/9514/9515/9518, CVE-2023-44487, CVE-2024-27316)
+  private readonly maxCtrl: number;
+  /** Answering control frames emitted and not yet taken by the socket (their write's callback has not run). */
+  private ctrlQueued = 0;
+  /** Of those, the ones in the output not yet handed to socket.write. */
+  private batchCtrl = 0;
+  private readonly resetBurst: number;
+  private readonly resetRate: number;
+  private resetTokens: number;
+  private resetStamp = 0;
+  private readonly maxEmpty: number;
+  private emptyFrames = 0;
+  private prefaceTimer: NodeJS.Timeout | undefined;
+  private readonly maxBacklog: number;
+  /** Streams whose last write found the socket backlogged: their `ondrain` runs on the socket's 'drain'. */
+  private readonly socketWaiters = new Set<LeanH2Stream>();
+  private drainHooked = false;
+  private inputPaused = false;
+  /** Bytes of output gathered this turn, not yet handed to socket.write. */
+  private batchBytes = 0;
 
   constructor(
     readonly socket: Duplex,
@@ -252,7 +296,12 @@ export class H2Connection {
     this.maxStreams = opts.maxConcurrentStreams ?? 0xffff_ffff;
     this.streamWindow = opts.streamWindow ?? 1 << 20;
     this.connWindow = opts.connectionWindow ?? 16 << 20;
-    this.maxHeaderList = opts.maxHeaderListSize ?? 1 << 20;
+    this.maxHeaderList = opts.maxHeaderListSize ?? 64 << 10;
+    this.maxCtrl = opts.maxQueuedControlFrames ?? 1000;
+    this.resetBurst = this.resetTokens = opts.resetBurst ?? 1000;
+    this.resetRate = opts.resetRate ?? 33;
+    this.maxEmpty = opts.maxEmptyFrames ?? 1000;
+    this.maxBacklog = opts.maxSocketBacklog ?? 4 << 20;
     this.connRecvWindow = this.connWindow;
     // our SETTINGS go first (RFC 9113 §3.4): concurrency, per-stream window, header list limit
     const s = Buffer.allocUnsafe(18);
@@ -270,7 +319,15 @@ export class H2Connection {
     socket.on('error', this.onSocketGone);
     socket.on('close', this.onSocketGone);
     socket.on('end', this.onSocketEnd);
+    // a half-open socket that never speaks HTTP/2 must not be kept forever (Go's server closes it too)
+    this.prefaceTimer = setTimeout(this.onPrefaceTimeout, opts.prefaceTimeoutMs ?? 10_000);
+    this.prefaceTimer.unref();
   }
+
+  private readonly onPrefaceTimeout = (): void => {
+    this.prefaceTimer = undefined;
+    if (this.firstFrame) this.destroy();
+  };
 
   /** Graceful shutdown: GOAWAY(NO_ERROR), refuse new streams, close the socket once the open ones are done. */
   goaway(): void {
@@ -387,6 +444,8 @@ export class H2Connection {
       // the client's preface ends with a SETTINGS frame (RFC 9113 §3.4)
       if (type !== FrameType.SETTINGS || flags & Flag.ACK) return this.connError(H2Error.PROTOCOL_ERROR);
       this.firstFrame = false;
+      clearTimeout(this.prefaceTimer);
+      this.prefaceTimer = undefined;
     }
     switch (type) {
       case FrameType.DATA:
@@ -439,6 +498,7 @@ export class H2Connection {
     const frag = p.subarray(start, end);
     const endStream = (flags & Flag.END_STREAM) !== 0;
     if (flags & Flag.END_HEADERS) return this.onHeaderBlock(sid, endStream, frag);
+    if (frag.length === 0 && !this.emptyFrame()) return;
     this.hdrStream = sid;
     this.hdrEndStream = endStream;
     this.hdrParts = [frag];
@@ -447,7 +507,8 @@ export class H2Connection {
 
   private onContinuation(flags: number, sid: number, p: Buffer): void {
     if (this.hdrStream === 0 || sid !== this.hdrStream) return this.connError(H2Error.PROTOCOL_ERROR);
-    this.hdrParts.push(p);
+    if (p.length === 0 && !(flags & Flag.END_HEADERS) && !this.emptyFrame()) return;
+    if (p.length) this.hdrParts.push(p);
     this.hdrLen += p.length;
     // an endless CONTINUATION run is a memory attack (CVE-2024-27316 class): cap the encoded block too
     if (this.hdrLen > this.maxHeaderList) return this.connError(H2Error.ENHANCE_YOUR_CALM);
@@ -471,6 +532,7 @@ export class H2Connection {
     if (existing) {
       // trailers: must end the stream, and only once
       if (existing.remoteEnded) return this.streamError(sid, H2Error.STREAM_CLOSED);
+      if (this.decoder.truncated) return this.streamError(sid, H2Error.FRAME_SIZE_ERROR);
       if (!endStream || !trailersValid(fields)) return this.streamError(sid, H2Error.PROTOCOL_ERROR);
       return this.remoteEnd(existing);
     }
@@ -478,10 +540,12 @@ export class H2Connection {
     // a stream we already closed (answered early, reset): its late trailers are ignored (RFC 9113 §5.1), decoded above for HPACK's sake
     if (sid <= this.lastStreamId) return;
     this.lastStreamId = sid;
+    // over our MAX_HEADER_LIST_SIZE (the decoder kept only a bounded part): that stream only, as grpc-go
+    if (this.decoder.truncated) return this.replyRst(sid, H2Error.FRAME_SIZE_ERROR);
     // after our GOAWAY, or over the concurrency limit: refused, the client may retry it elsewhere
-    if (this.goawayLastId >= 0 || this.streams.size >= this.maxStreams) return this.sendRst(sid, H2Error.REFUSED_STREAM);
+    if (this.goawayLastId >= 0 || this.streams.size >= this.maxStreams) return this.replyRst(sid, H2Error.REFUSED_STREAM);
     // a malformed request (RFC 9113 §8.1.1): that stream only, as nghttp2 does
-    if (!requestHeadersValid(fields)) return this.sendRst(sid, H2Error.PROTOCOL_ERROR);
+    if (!requestHeadersValid(fields)) return this.replyRst(sid, H2Error.PROTOCOL_ERROR);
     const s = new LeanH2Stream(this, sid, fields);
     this.streams.set(sid, s);
     try {
@@ -527,6 +591,8 @@ export class H2Connection {
       if (pad > end - 1) return this.connError(H2Error.PROTOCOL_ERROR);
       end -= pad;
     }
+    // endless empty DATA costs us a frame's work each and the peer nothing (CVE-2019-9518)
+    if (end === start && !(flags & Flag.END_STREAM) && !this.emptyFrame()) return;
     const s = this.streams.get(sid);
     if (!s) {
       if (sid > this.lastStreamId) return this.connError(H2Error.PROTOCOL_ERROR); // idle stream
@@ -566,6 +632,8 @@ export class H2Connection {
       if (sid > this.lastStreamId) return this.connError(H2Error.PROTOCOL_ERROR);
       return;
     }
+    // opening streams and resetting them at once starts work the peer never pays for (CVE-2023-44487)
+    if (!this.takeResetToken()) return this.connError(H2Error.ENHANCE_YOUR_CALM);
     s.close(p.readUInt32BE(0));
   }
 
@@ -607,14 +675,17 @@ export class H2Connection {
           break; // MAX_CONCURRENT_STREAMS (limits our pushes: we never push), MAX_HEADER_LIST_SIZE (advisory), unknown ones
       }
     }
-    this.emitFrame(FrameType.SETTINGS, Flag.ACK, 0);
+    if (!this.replyFrame(FrameType.SETTINGS, Flag.ACK, 0)) return;
     if (grew) this.drainBlocked();
   }
 
   private onPing(flags: number, sid: number, p: Buffer): void {
     if (sid !== 0) return this.connError(H2Error.PROTOCOL_ERROR);
     if (p.length !== 8) return this.connError(H2Error.FRAME_SIZE_ERROR);
-    if (!(flags & Flag.ACK)) return this.emitFrame(FrameType.PING, Flag.ACK, 0, p);
+    if (!(flags & Flag.ACK)) {
+      this.replyFrame(FrameType.PING, Flag.ACK, 0, p);
+      return;
+    }
     const i = this.pings.findIndex((x) => x.data.equals(p));
     if (i < 0) return;
     const [w] = this.pings.splice(i, 1);
@@ -646,8 +717,49 @@ export class H2Connection {
   private streamError(sid: number, code: number): void {
     const s = this.streams.get(sid);
     if (s) s.reset(code);
-    else this.sendRst(sid, code);
+    else this.replyRst(sid, code);
   }
+
+  /** Counts one more empty frame; false (and the connection ended) once there were too many. */
+  private emptyFrame(): boolean {
+    if (++this.emptyFrames <= this.maxEmpty) return true;
+    this.connError(H2Error.ENHANCE_YOUR_CALM);
+    return false;
+  }
+
+  /** Token bucket for peer resets (nghttp2's stream reset rate limit). */
+  private takeResetToken(): boolean {
+    const now = performance.now();
+    if (this.resetTokens < this.resetBurst) {
+      this.resetTokens = Math.min(this.resetBurst, this.resetTokens + ((now - this.resetStamp) * this.resetRate) / 1000);
+    }
+    this.resetStamp = now;
+    if (this.resetTokens < 1) return false;
+    this.resetTokens -= 1;
+    return true;
+  }
+
+  /**
+   * A control frame the peer made us send. A peer that keeps provoking them while not reading (ping,
+   * settings, reset floods: CVE-2019-9512/9515/9514) would grow our output without bound, so once more
+   * than maxQueuedControlFrames are waiting the connection ends (GOAWAY ENHANCE_YOUR_CALM). Returns false then.
+   */
+  private replyFrame(type: number, flags: number, sid: number, payload?: Uint8Array): boolean {
+    if (++this.ctrlQueued > this.maxCtrl) {
+      this.connError(H2Error.ENHANCE_YOUR_CALM);
+      return false;
+    }
+    this.batchCtrl++;
+    this.emitFrame(type, flags, sid, payload);
+    return true;
+  }
+
+  private replyRst(sid: number, code: number): void {
+    const p = Buffer.allocUnsafe(4);
+    p.writeUInt32BE(code, 0);
+    this.replyFrame(FrameType.RST_STREAM, 0, sid, p);
+  }
+
 
   /** Connection error (RFC 9113 §5.4.1): GOAWAY with the code, everything flushed, the socket ended. */
   private connError(code: number): void {
@@ -663,6 +775,7 @@ export class H2Connection {
   private die(code: number): void {
     if (this.phase === Phase.Dead) return;
     this.phase = Phase.Dead;
+    clearTimeout(this.prefaceTimer);
     this.inParts = [];
     this.inLen = 0;
     for (const s of [...this.streams.values()]) s.close(code);
@@ -694,6 +807,7 @@ export class H2Connection {
   forget(s: LeanH2Stream): void {
     this.streams.delete(s.id);
     this.blocked.delete(s);
+    this.socketWaiters.delete(s);
     if (this.goawayLastId >= 0 || this.peerGoaway) this.maybeEnd();
   }
 
@@ -815,6 +929,7 @@ export class H2Connection {
 
   private emitFrame(type: number, flags: number, sid: number, payload?: Uint8Array): void {
     const len = payload ? payload.length : 0;
+    this.batchBytes += FRAME_HEADER + len;
     this.reserve(FRAME_HEADER + len);
     writeFrameHeader(this.ob, this.obPos, len, type, flags, sid);
     this.obPos += FRAME_HEADER;
@@ -827,6 +942,7 @@ export class H2Connection {
 
   private emitData(sid: number, flags: number, b: Buffer, from: number, to: number): void {
     const len = to - from;
+    this.batchBytes += FRAME_HEADER + len;
     if (len <= COPY_LIMIT) {
       this.reserve(FRAME_HEADER + len);
       writeFrameHeader(this.ob, this.obPos, len, FrameType.DATA, flags, sid);
@@ -850,6 +966,45 @@ export class H2Connection {
     setImmediate(this.flushNow);
   }
 
+  /** @internal the socket holds more than maxSocketBacklog bytes the peer has not read. */
+  backlogged(): boolean {
+    return this.socket.writableLength + this.batchBytes > this.maxBacklog;
+  }
+
+  /** @internal `s` wrote into a backlogged socket: its ondrain runs once the socket has written everything. */
+  waitSocket(s: LeanH2Stream): void {
+    this.socketWaiters.add(s);
+    this.hookDrain();
+  }
+
+  private hookDrain(): void {
+    if (this.drainHooked) return;
+    this.drainHooked = true;
+    // a socket holding more than its highWaterMark returned false from its last write: 'drain' will come
+    this.socket.once('drain', this.onSocketDrain);
+  }
+
+  private readonly onSocketDrain = (): void => {
+    this.drainHooked = false;
+    if (this.inputPaused) {
+      this.inputPaused = false;
+      this.socket.resume();
+    }
+    const waiters = [...this.socketWaiters];
+    this.socketWaiters.clear();
+    for (const s of waiters) {
+      // a stream still waiting for window gets its ondrain from drainStream instead
+      if (s.closed || s.pending) continue;
+      const cb = s.ondrain;
+      if (!cb) continue;
+      try {
+        cb();
+      } catch {
+        s.reset(H2Error.INTERNAL_ERROR);
+      }
+    }
+  };
+
   private readonly flushNow = (): void => {
     this.flushQueued = false;
     this.flush();
@@ -860,7 +1015,24 @@ export class H2Connection {
     const parts = this.outParts;
     if (parts.length === 0) return;
     this.outParts = [];
+    this.batchBytes = 0;
     if (this.socket.destroyed || !this.socket.writable) return;
-    this.socket.write(parts.length === 1 ? parts[0] : Buffer.concat(parts));
+    const data = parts.length === 1 ? parts[0] : Buffer.concat(parts);
+    const n = this.batchCtrl;
+    if (n === 0) this.socket.write(data);
+    else {
+      // answering control frames stay counted until the socket has written them out (its backpressure:
+      // a peer that does not read keeps them queued in the socket, and the count grows)
+      this.batchCtrl = 0;
+      this.socket.write(data, () => {
+        this.ctrlQueued -= n;
+      });
+    }
+    // a peer that does not read its responses: stop reading its requests (no new work) until it does
+    if (!this.inputPaused && this.backlogged()) {
+      this.inputPaused = true;
+      this.socket.pause();
+      this.hookDrain();
+    }
   }
 }

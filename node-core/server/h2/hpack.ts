@@ -179,6 +179,9 @@ export class HpackDecoder {
     return t;
   }
 
+  /** Set by `decode` when the list went over its limit: the fields returned are incomplete. */
+  truncated = false;
+
   get tableSize(): number {
     return this.size;
   }
@@ -186,12 +189,15 @@ export class HpackDecoder {
   /**
    * Decodes one complete header block into a flat [name, value, name, value, ...] list.
    * Throws HpackError on any malformed input; the caller ends the connection (the table is then unusable).
-   * @param maxListSize refuse blocks whose decoded list (RFC 7540 §6.5.2 accounting) grows past this
+   * @param maxListSize once the decoded list (RFC 9113 §6.5.2 accounting) grows past this, fields are no
+   * longer kept (a small block referencing one large table entry many times must not become a huge list)
+   * but the block is still decoded to its end so the dynamic table stays in step; `truncated` then says so.
    */
   decode(src: Uint8Array, maxListSize = Infinity): string[] {
     const out: string[] = [];
     const end = src.length;
     this.pos = 0;
+    this.truncated = false;
     let listSize = 0;
     let fieldsSeen = false;
     while (this.pos < end) {
@@ -220,8 +226,8 @@ export class HpackDecoder {
       }
       fieldsSeen = true;
       listSize += name.length + value.length + 32;
-      if (listSize > maxListSize) throw new HpackError('header list too large');
-      out.push(name, value);
+      if (listSize > maxListSize) this.truncated = true;
+      else out.push(name, value);
     }
     return out;
   }
