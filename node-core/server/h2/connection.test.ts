@@ -335,6 +335,40 @@ test('PING is acknowledged with its payload; our own ping resolves on the ACK', 
   assert.equal(await acked, null);
 });
 
+test("a PING arriving with a request leaves with that request's response, not in a write of its own; an unanswered stream delays an ACK one turn only", async () => {
+  // the handler answers in a later immediate, as the node answers a put after its raft Ready
+  let hold = false;
+  const t = setup((s) => {
+    if (hold) return;
+    setImmediate(() => {
+      s.respond({ ':status': '200' });
+      s.end({ 'grpc-status': '0' });
+    });
+  });
+  const writes: Buffer[] = [];
+  t.sock.push(Buffer.concat([PREFACE, settings()]));
+  await t.sock.until((f) => f.some((x) => x.type === FrameType.SETTINGS && x.flags & Flag.ACK));
+  const write = t.sock._write.bind(t.sock);
+  t.sock._write = (chunk: Buffer, enc: BufferEncoding, cb: (err?: Error | null) => void) => {
+    writes.push(Buffer.from(chunk));
+    write(chunk, enc, cb);
+  };
+  // grpc-go's shape: the BDP PING (and a WINDOW_UPDATE) in front of the next request, one read
+  t.sock.push(Buffer.concat([frame(FrameType.WINDOW_UPDATE, 0, 0, u32(100)), frame(FrameType.PING, 0, 0, Buffer.from('bdp-ping')), frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 1, REQUEST)]));
+  await t.sock.until((f) => ended(f, 1) && pingAck(f));
+  const withAck = writes.map(parseFrames).filter(pingAck);
+  assert.equal(withAck.length, 1);
+  assert.ok(ended(withAck[0], 1), 'the ACK went out in the same write as the response');
+  // a stream left open (a watch, a slow request) holds the ACK back one turn, never until it ends
+  hold = true;
+  t.sock.push(frame(FrameType.HEADERS, Flag.END_HEADERS | Flag.END_STREAM, 3, REQUEST));
+  await t.nextEnd();
+  await t.nextEnd();
+  t.sock.push(frame(FrameType.PING, 0, 0, Buffer.from('second!!')));
+  const frames = await t.sock.until((f) => f.some((x) => x.type === FrameType.PING && x.flags & Flag.ACK && x.payload.toString() === 'second!!'));
+  assert.equal(ended(frames, 3), false, 'stream 3 is still open');
+});
+
 test('malformed requests (as nghttp2 refuses them) reset only their stream with PROTOCOL_ERROR; a valid one is answered', async () => {
   const t = setup((s) => {
     s.respond({ ':status': '200' });

@@ -286,6 +286,10 @@ export class H2Connection {
   private inputPaused = false;
   /** Bytes of output gathered this turn, not yet handed to socket.write. */
   private batchBytes = 0;
+  /** Frames gathered this turn, not yet handed to socket.write (batchCtrl of them answering control frames). */
+  private batchFrames = 0;
+  /** This turn's output, only control-frame answers, was held back one turn (flushNow). */
+  private ctrlHeld = false;
 
   constructor(
     readonly socket: Duplex,
@@ -930,6 +934,7 @@ export class H2Connection {
   private emitFrame(type: number, flags: number, sid: number, payload?: Uint8Array): void {
     const len = payload ? payload.length : 0;
     this.batchBytes += FRAME_HEADER + len;
+    this.batchFrames++;
     this.reserve(FRAME_HEADER + len);
     writeFrameHeader(this.ob, this.obPos, len, type, flags, sid);
     this.obPos += FRAME_HEADER;
@@ -943,6 +948,7 @@ export class H2Connection {
   private emitData(sid: number, flags: number, b: Buffer, from: number, to: number): void {
     const len = to - from;
     this.batchBytes += FRAME_HEADER + len;
+    this.batchFrames++;
     if (len <= COPY_LIMIT) {
       this.reserve(FRAME_HEADER + len);
       writeFrameHeader(this.ob, this.obPos, len, FrameType.DATA, flags, sid);
@@ -1006,6 +1012,16 @@ export class H2Connection {
   };
 
   private readonly flushNow = (): void => {
+    // output that only answers the peer's control frames while its requests are open waits one more
+    // turn, once, to leave with their responses: grpc-go sends a PING (its BDP probe) with the next
+    // request after each response, and its ACK written on its own went out ahead of that request's
+    // WAL fsync (one more write and a wakeup of the peer, on the one-client put's critical path)
+    if (!this.ctrlHeld && this.batchCtrl > 0 && this.batchFrames === this.batchCtrl && this.streams.size > 0) {
+      this.ctrlHeld = true;
+      setImmediate(this.flushNow);
+      return;
+    }
+    this.ctrlHeld = false;
     this.flushQueued = false;
     this.flush();
   };
@@ -1016,6 +1032,7 @@ export class H2Connection {
     if (parts.length === 0) return;
     this.outParts = [];
     this.batchBytes = 0;
+    this.batchFrames = 0;
     if (this.socket.destroyed || !this.socket.writable) return;
     const data = parts.length === 1 ? parts[0] : Buffer.concat(parts);
     const n = this.batchCtrl;
