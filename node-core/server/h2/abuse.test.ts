@@ -8,82 +8,13 @@ import { test } from 'node:test';
 import assert from 'node:assert/strict';
 import http2 from 'node:http2';
 import net from 'node:net';
-import { Duplex } from 'node:stream';
 import { createLeanH2Server, type LeanH2Stream } from './server';
 import type { LeanH2Options } from './connection';
 import { encodeHeaders } from './hpack';
 import { Flag, FrameType, H2Error, PREFACE, Setting } from './frames';
-
-/**
- * An in-memory socket. With `stalled` the peer does not read: the first write is taken and never
- * acknowledged, so everything after it waits in the socket's writable buffer (writableLength grows).
- */
-class MemSocket extends Duplex {
-  out = Buffer.alloc(0);
-  private held: (() => void) | undefined;
-  private waiters: (() => void)[] = [];
-  constructor(private stalled = false) {
-    super();
-  }
-  override _read(): void {}
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    this.out = Buffer.concat([this.out, chunk]);
-    for (const w of this.waiters.splice(0)) w();
-    if (this.stalled) this.held = () => cb();
-    else cb();
-  }
-  /** The peer starts reading again: everything queued is written out. */
-  release(): void {
-    this.stalled = false;
-    const h = this.held;
-    this.held = undefined;
-    h?.();
-  }
-  async until(pred: (frames: Frame[]) => boolean): Promise<Frame[]> {
-    for (;;) {
-      const f = parseFrames(this.out);
-      if (pred(f)) return f;
-      await new Promise<void>((r) => this.waiters.push(r));
-    }
-  }
-}
-
-interface Frame {
-  type: number;
-  flags: number;
-  sid: number;
-  payload: Buffer;
-}
-
-function parseFrames(b: Buffer): Frame[] {
-  const out: Frame[] = [];
-  let pos = 0;
-  while (b.length - pos >= 9) {
-    const len = b.readUIntBE(pos, 3);
-    if (b.length - pos < 9 + len) break;
-    out.push({ type: b[pos + 3], flags: b[pos + 4], sid: b.readUInt32BE(pos + 5) & 0x7fffffff, payload: b.subarray(pos + 9, pos + 9 + len) });
-    pos += 9 + len;
-  }
-  return out;
-}
-
-function frame(type: number, flags: number, sid: number, payload: Buffer = Buffer.alloc(0)): Buffer {
-  const h = Buffer.alloc(9);
-  h.writeUIntBE(payload.length, 0, 3);
-  h[3] = type;
-  h[4] = flags;
-  h.writeUInt32BE(sid, 5);
-  return Buffer.concat([h, payload]);
-}
-
-const u32 = (v: number): Buffer => {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(v);
-  return b;
-};
+import { frame, MemSocket, parseFrames, REQUEST, u32, type Frame } from './test-frames';
 
 const HELLO = Buffer.concat([PREFACE, frame(FrameType.SETTINGS, 0, 0)]);
-const REQUEST = encodeHeaders([':method', 'POST', ':scheme', 'http', ':path', '/svc/M', ':authority', 'x', 'content-type', 'application/grpc']);
 const turn = (): Promise<void> => new Promise((r) => setImmediate(r));
 const goawayCode = (f: Frame[]): number | undefined => f.find((x) => x.type === FrameType.GOAWAY)?.payload.readUInt32BE(4);
 const count = (f: Frame[], type: number, flags = -1): number => f.filter((x) => x.type === type && (flags < 0 || x.flags === flags)).length;

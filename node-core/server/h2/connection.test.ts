@@ -4,65 +4,11 @@
 // exceeds the peer's window, and no peer input crashes the process.
 import { test } from 'node:test';
 import assert from 'node:assert/strict';
-import { Duplex } from 'node:stream';
 import { createLeanH2Server, type LeanH2Stream } from './server';
 import type { LeanH2Options } from './connection';
 import { encodeHeaders } from './hpack';
 import { Flag, FrameType, H2Error, PREFACE } from './frames';
-
-/** An in-memory socket: the test pushes the client's bytes in and reads what the server wrote. */
-class MemSocket extends Duplex {
-  out = Buffer.alloc(0);
-  ended = false;
-  private waiters: (() => void)[] = [];
-  override _read(): void {}
-  override _write(chunk: Buffer, _enc: BufferEncoding, cb: (err?: Error | null) => void): void {
-    this.out = Buffer.concat([this.out, chunk]);
-    for (const w of this.waiters.splice(0)) w();
-    cb();
-  }
-  override _final(cb: (err?: Error | null) => void): void {
-    this.ended = true;
-    for (const w of this.waiters.splice(0)) w();
-    cb();
-  }
-  /** Resolves once `pred` holds for the frames written so far (re-checked on every write). */
-  async until(pred: (frames: Frame[]) => boolean): Promise<Frame[]> {
-    for (;;) {
-      const f = parseFrames(this.out);
-      if (pred(f)) return f;
-      await new Promise<void>((r) => this.waiters.push(r));
-    }
-  }
-}
-
-interface Frame {
-  type: number;
-  flags: number;
-  sid: number;
-  payload: Buffer;
-}
-
-function parseFrames(b: Buffer): Frame[] {
-  const out: Frame[] = [];
-  let pos = 0;
-  while (b.length - pos >= 9) {
-    const len = b.readUIntBE(pos, 3);
-    if (b.length - pos < 9 + len) break;
-    out.push({ type: b[pos + 3], flags: b[pos + 4], sid: b.readUInt32BE(pos + 5) & 0x7fffffff, payload: b.subarray(pos + 9, pos + 9 + len) });
-    pos += 9 + len;
-  }
-  return out;
-}
-
-function frame(type: number, flags: number, sid: number, payload: Buffer = Buffer.alloc(0)): Buffer {
-  const h = Buffer.alloc(9);
-  h.writeUIntBE(payload.length, 0, 3);
-  h[3] = type;
-  h[4] = flags;
-  h.writeUInt32BE(sid, 5);
-  return Buffer.concat([h, payload]);
-}
+import { frame, MemSocket, parseFrames, REQUEST, u32, type Frame } from './test-frames';
 
 function settings(pairs: [number, number][] = []): Buffer {
   const p = Buffer.alloc(6 * pairs.length);
@@ -73,13 +19,6 @@ function settings(pairs: [number, number][] = []): Buffer {
   return frame(FrameType.SETTINGS, 0, 0, p);
 }
 
-const u32 = (v: number): Buffer => {
-  const b = Buffer.alloc(4);
-  b.writeUInt32BE(v);
-  return b;
-};
-
-const REQUEST = encodeHeaders([':method', 'POST', ':scheme', 'http', ':path', '/svc/M', ':authority', 'x', 'content-type', 'application/grpc']);
 
 interface Seen {
   headers: Record<string, string>;
