@@ -552,25 +552,27 @@ export class H2Connection {
     if (!requestHeadersValid(fields)) return this.replyRst(sid, H2Error.PROTOCOL_ERROR);
     const s = new LeanH2Stream(this, sid, fields);
     this.streams.set(sid, s);
-    try {
-      this.onStream(s);
-    } catch {
-      s.reset(H2Error.INTERNAL_ERROR);
-      return;
-    }
+    if (!this.runHandler(s, this.onStream, s)) return;
     if (endStream) this.remoteEnd(s);
   }
 
   private remoteEnd(s: LeanH2Stream): void {
     s.remoteEnded = true;
     const cb = s.onend;
-    if (cb) {
-      try {
-        cb();
-      } catch {
-        s.reset(H2Error.INTERNAL_ERROR);
-        return;
-      }
+    if (cb) this.runHandler(s, cb, undefined);
+  }
+
+  /**
+   * Runs a stream's handler callback: one that throws resets only its own stream, never the connection.
+   * The argument is passed through (no closure per DATA frame on the request path).
+   */
+  private runHandler<A>(s: LeanH2Stream, cb: (arg: A) => void, arg: A): boolean {
+    try {
+      cb(arg);
+      return true;
+    } catch {
+      s.reset(H2Error.INTERNAL_ERROR);
+      return false;
     }
   }
 
@@ -606,13 +608,9 @@ export class H2Connection {
     s.recvWindow -= len;
     if (s.recvWindow < 0) return this.streamError(sid, H2Error.FLOW_CONTROL_ERROR);
     const endStream = (flags & Flag.END_STREAM) !== 0;
-    if (end > start && s.ondata) {
-      try {
-        s.ondata(p.subarray(start, end));
-      } catch {
-        s.reset(H2Error.INTERNAL_ERROR);
-        return;
-      }
+    const ondata = s.ondata;
+    if (end > start && ondata) {
+      if (!this.runHandler(s, ondata, p.subarray(start, end))) return;
       if (s.closed) return;
     }
     if (endStream) return this.remoteEnd(s);
@@ -864,13 +862,7 @@ export class H2Connection {
       return;
     }
     const cb = s.ondrain;
-    if (cb) {
-      try {
-        cb();
-      } catch {
-        s.reset(H2Error.INTERNAL_ERROR);
-      }
-    }
+    if (cb) this.runHandler(s, cb, undefined);
   }
 
   /** @internal HEADERS (+ CONTINUATION when the block is larger than the peer's frame size). */
@@ -1002,12 +994,7 @@ export class H2Connection {
       // a stream still waiting for window gets its ondrain from drainStream instead
       if (s.closed || s.pending) continue;
       const cb = s.ondrain;
-      if (!cb) continue;
-      try {
-        cb();
-      } catch {
-        s.reset(H2Error.INTERNAL_ERROR);
-      }
+      if (cb) this.runHandler(s, cb, undefined);
     }
   };
 
