@@ -2,22 +2,11 @@
 // until answered (applied, refused or timed out): a scrape during a slow fsync
 // shows the writes waiting for it, and one after their acknowledgement none.
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { test } from 'node:test';
-import { silentLogger } from '../support/logger';
-import { startNode } from './start';
+import { startSlowDiskMember } from '../testing/slow-disk-member';
 
 test('proposals_pending counts the writes waiting for their fsync and drops to 0 once they are acknowledged', async (t) => {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'etcdesk-pending-'));
-  t.after(() => fs.rmSync(dataDir, { recursive: true, force: true }));
-  let syncDelay = 0;
-  const running = await startNode(
-    { name: 'one', dataDir, listenClientUrls: ['http://127.0.0.1:0'], listenPeerUrls: ['http://127.0.0.1:0'] },
-    { logger: silentLogger, faults: { syncDelayMs: () => syncDelay } },
-  );
-  t.after(() => running.stop());
+  const { running, setSyncDelay } = await startSlowDiskMember(t, 'etcdesk-pending-');
   const node = running.node;
   const pending = async (): Promise<number> => {
     const text = await (await fetch(`${running.clientUrls[0]}/metrics`)).text();
@@ -28,10 +17,10 @@ test('proposals_pending counts the writes waiting for their fsync and drops to 0
   await node.propose({ put: { key: Buffer.from('k'), value: Buffer.from('v0') } });
   assert.equal(await pending(), 0);
 
-  syncDelay = 1000;
+  setSyncDelay(1000);
   const puts = [1, 2, 3].map((i) => node.propose({ put: { key: Buffer.from('k'), value: Buffer.from(`v${i}`) } }));
   assert.equal(await pending(), 3, 'three writes wait for the slow fsync');
-  syncDelay = 0;
+  setSyncDelay(0);
   await Promise.all(puts);
   assert.equal(await pending(), 0, 'none once every write is acknowledged');
 });

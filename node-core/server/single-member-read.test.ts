@@ -5,23 +5,12 @@
 // UI's read is not held behind the next batch of writers' fsync. It still
 // sees every acknowledged write.
 import assert from 'node:assert/strict';
-import fs from 'node:fs';
-import os from 'node:os';
-import path from 'node:path';
 import { test } from 'node:test';
 import { EtcdClient } from '../client/index';
-import { silentLogger } from '../support/logger';
-import { startNode } from './start';
+import { startSlowDiskMember } from '../testing/slow-disk-member';
 
 test('a single member answers a linearizable read without waiting for a write still being fsynced, and sees it once acknowledged', async (t) => {
-  const dataDir = fs.mkdtempSync(path.join(os.tmpdir(), 'etcdesk-single-read-'));
-  t.after(() => fs.rmSync(dataDir, { recursive: true, force: true }));
-  let syncDelay = 0;
-  const running = await startNode(
-    { name: 'one', dataDir, listenClientUrls: ['http://127.0.0.1:0'], listenPeerUrls: ['http://127.0.0.1:0'] },
-    { logger: silentLogger, faults: { syncDelayMs: () => syncDelay } },
-  );
-  t.after(() => running.stop());
+  const { running, setSyncDelay } = await startSlowDiskMember(t, 'etcdesk-single-read-');
   const node = running.node;
   const client = new EtcdClient({ endpoints: running.clientUrls });
   t.after(() => client.close());
@@ -31,12 +20,12 @@ test('a single member answers a linearizable read without waiting for a write st
   await node.propose({ put: { key, value: Buffer.from('old') } });
 
   // a slow disk: the next write's fsync takes a second
-  syncDelay = 1000;
+  setSyncDelay(1000);
   const events: string[] = [];
   const put = node.propose({ put: { key, value: Buffer.from('new') } }).then(() => events.push('put acknowledged'));
   events.push(`read served: ${await get()}`);
   await put;
-  syncDelay = 0;
+  setSyncDelay(0);
   assert.deepEqual(events, ['read served: old', 'put acknowledged']);
 
   assert.equal(await get(), 'new', 'a read after the acknowledgement sees the write');
