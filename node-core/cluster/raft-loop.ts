@@ -188,6 +188,9 @@ export class RaftLoop {
   start(): void {
     this.tickTimer = setInterval(() => {
       this.raw.tick();
+      // a transfer abandoned (or a full uncommitted window drained) lets this member take proposals
+      // again under the same leader: no leader change would retry the ones it dropped meanwhile
+      if (this.blocked.length) this.retryBlocked();
       this.schedule();
     }, this.o.config.heartbeatInterval);
     this.sweepTimer = setInterval(() => this.sweep(), 250);
@@ -273,6 +276,13 @@ export class RaftLoop {
         this.o.metrics.proposalsPending = this.waiters.size;
       }
     }
+  }
+
+  /** Proposes again what raft dropped (no leader, a transfer in progress); what it drops again waits on. */
+  private retryBlocked(): void {
+    const b = this.blocked;
+    this.blocked = [];
+    for (const x of b) this.tryPropose(x.data, x.id);
   }
 
   /** Proposes a membership change; resolves when it is applied. */
@@ -448,11 +458,7 @@ export class RaftLoop {
       this.lead = ss.lead;
       if (ss.lead !== 0n) this.o.metrics.leaderChanges++;
       this.o.log.info(ss.lead === 0n ? 'raft lost leader' : 'raft elected leader', { lead: ss.lead, prev, term: this.term });
-      if (ss.lead !== 0n && this.blocked.length) {
-        const b = this.blocked;
-        this.blocked = [];
-        for (const x of b) this.tryPropose(x.data, x.id);
-      }
+      if (ss.lead !== 0n && this.blocked.length) this.retryBlocked();
     }
     const isLeader = ss.raftState === StateType.Leader;
     if (isLeader !== wasLeader || ss.lead !== 0n) this.o.onLeaderChange(this.lead, isLeader);

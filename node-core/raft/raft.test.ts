@@ -380,6 +380,60 @@ describe('leader transfer', () => {
     assert.equal(net.raft(1n).leadTransferee, 0n);
     assert.equal(net.leader(), 1n);
   });
+
+  test('a proposal a follower forwards during the transfer is held and committed once, under the new leader', () => {
+    const net = elected([1n, 2n, 3n], { preVote: true, checkQuorum: true });
+    net.isolate(3n);
+    net.propose(1n, 'x');
+    net.heal();
+    net.drop(MessageType.MsgApp);
+    net.node(1n).raw.transferLeader(3n);
+    net.stabilize();
+    assert.equal(net.raft(1n).leadTransferee, 3n);
+    // 2 still follows 1 and forwards to it; 1 cannot append while handing over, and holds it.
+    net.propose(2n, 'forwarded');
+    assert.ok(!net.raft(1n).raftLog.allEntries().some((e) => new TextDecoder().decode(e.data) === 'forwarded'));
+    net.heal();
+    net.tickAll(2);
+    assert.equal(net.leader(), 3n);
+    net.tickAll(1);
+    for (const id of [1n, 2n, 3n]) assert.deepEqual(net.appliedData(id).filter((d) => d === 'forwarded'), ['forwarded'], `member ${id}`);
+  });
+
+  test('a transfer abandoned: the leader appends what it held meanwhile', () => {
+    const net = elected();
+    net.isolate(3n);
+    net.node(1n).raw.transferLeader(3n);
+    net.stabilize();
+    net.propose(2n, 'held');
+    assert.deepEqual(net.appliedData(2n), []);
+    net.tick(1n, 10);
+    assert.equal(net.raft(1n).leadTransferee, 0n);
+    assert.deepEqual(net.appliedData(2n), ['held']);
+  });
+
+  test('a forwarded proposal is held at most an election timeout when no leader comes', () => {
+    const net = elected([1n, 2n, 3n], { preVote: true, checkQuorum: true });
+    net.isolate(2n);
+    net.tick(2n, 25);
+    assert.equal(net.raft(2n).lead, 0n);
+    const forwarded = { type: MessageType.MsgProp, from: 3n, to: 2n, term: 0, entries: [{ term: 0, index: 0, type: EntryType.Normal, data: enc('late') }] };
+    net.node(2n).raw.step(msg(forwarded));
+    // Its own proposals are refused at once: its caller holds and retries them.
+    assert.throws(() => net.node(2n).raw.propose(enc('own')), ErrProposalDropped);
+    net.tick(2n, 10);
+    net.heal();
+    net.tickAll(3);
+    assert.equal(net.leader(), 1n);
+    assert.ok(!net.appliedData(1n).includes('late'), 'dropped after an election timeout');
+    // Within the timeout it reaches the leader once 2 hears of one.
+    net.isolate(2n);
+    net.tick(2n, 25);
+    net.node(2n).raw.step(msg({ ...forwarded, entries: [{ term: 0, index: 0, type: EntryType.Normal, data: enc('in time') }] }));
+    net.heal();
+    net.tickAll(3);
+    assert.deepEqual(net.appliedData(1n).filter((d) => d === 'in time'), ['in time']);
+  });
 });
 
 describe('learners', () => {

@@ -62,6 +62,10 @@ export interface Config {
 type CampaignType = 'pre-election' | 'election' | 'transfer';
 const CAMPAIGN_TRANSFER = new Uint8Array([...'CampaignTransfer'].map((c) => c.charCodeAt(0)));
 
+/** Caps on proposals held for a leader (see Raft.held): a transfer or election lasts an election timeout at most. */
+const MAX_HELD_PROPOSALS = 4096;
+const MAX_HELD_BYTES = 16 * 1024 * 1024;
+
 const silentLogger: RaftLogger = { debug() {}, info() {}, warn() {} };
 
 export class Raft {
@@ -92,6 +96,16 @@ export class Raft {
   readonly electionTimeout: number;
   randomizedElectionTimeout = 0;
   readonly disableProposalForwarding: boolean;
+  /**
+   * Proposals other members forwarded to us that we could not place when they came: a leadership
+   * transfer was in progress, or we knew no leader (the election it ends in). etcd-io/raft drops
+   * them and the proposer's client waits out its request timeout, so a planned leader move costs
+   * every write forwarded in that window. Held for at most an election timeout and placed as soon
+   * as we can: appended once we lead with no transfer pending, forwarded once we follow a leader.
+   */
+  private held: Message[] = [];
+  private heldBytes = 0;
+  private heldTicks = 0;
   readonly random: () => number;
   readonly logger: RaftLogger;
 
@@ -317,6 +331,14 @@ export class Raft {
   tick(): void {
     if (this.state === StateType.Leader) this.tickHeartbeat();
     else this.tickElection();
+    if (this.held.length) {
+      this.releaseHeld();
+      if (this.held.length && ++this.heldTicks >= this.electionTimeout) {
+        this.logger.info(`${this.id} dropped ${this.held.length} forwarded proposal(s) held for an election timeout without a leader to take them`);
+        this.held = [];
+        this.heldBytes = 0;
+      }
+    }
   }
 
   private tickElection(): void {
@@ -516,6 +538,36 @@ export class Raft {
         this.stepFollower(m);
         break;
     }
+    if (this.held.length) this.releaseHeld();
+  }
+
+  /** Holds a proposal forwarded by another member (see `held`); false when it is local or over the cap. */
+  private hold(m: Message): boolean {
+    if (m.from === this.id || m.from === NONE) return false;
+    let bytes = 0;
+    for (const e of m.entries) bytes += e.data.length;
+    if (this.held.length >= MAX_HELD_PROPOSALS || this.heldBytes + bytes > MAX_HELD_BYTES) return false;
+    if (!this.held.length) this.heldTicks = 0;
+    this.held.push(m);
+    this.heldBytes += bytes;
+    return true;
+  }
+
+  /** Places held proposals once we can: as a leader with no transfer pending, or a follower with a leader. */
+  private releaseHeld(): void {
+    const canPlace = this.state === StateType.Leader ? this.leadTransferee === NONE : this.state === StateType.Follower && this.lead !== NONE;
+    if (!canPlace) return;
+    const ms = this.held;
+    this.held = [];
+    this.heldBytes = 0;
+    for (const m of ms) {
+      try {
+        this.step(m);
+      } catch (e) {
+        if (!(e instanceof ErrProposalDropped)) throw e;
+        this.logger.debug(`${this.id} dropped a held proposal from ${m.from}: ${e.message}`);
+      }
+    }
   }
 
   private hup(t: CampaignType): void {
@@ -564,6 +616,7 @@ export class Raft {
         invariant(m.entries.length > 0, `${this.id} stepped empty MsgProp`);
         if (!this.prs.progress.has(this.id)) throw new ErrProposalDropped('raft proposal dropped: leader was removed from the configuration');
         if (this.leadTransferee !== NONE) {
+          if (this.hold(m)) return;
           throw new ErrProposalDropped(`raft proposal dropped: transfer of leadership to ${this.leadTransferee} in progress`);
         }
         const entries = m.entries.map((e) => ({ ...e }));
@@ -703,6 +756,7 @@ export class Raft {
     const myVoteRespType = this.state === StateType.PreCandidate ? MessageType.MsgPreVoteResp : MessageType.MsgVoteResp;
     switch (m.type) {
       case MessageType.MsgProp:
+        if (this.hold(m)) return;
         throw new ErrProposalDropped('raft proposal dropped: no leader');
       case MessageType.MsgApp:
         this.becomeFollower(m.term, m.from);
@@ -739,7 +793,10 @@ export class Raft {
   private stepFollower(m: Message): void {
     switch (m.type) {
       case MessageType.MsgProp:
-        if (this.lead === NONE) throw new ErrProposalDropped('raft proposal dropped: no leader');
+        if (this.lead === NONE) {
+          if (this.hold(m)) return;
+          throw new ErrProposalDropped('raft proposal dropped: no leader');
+        }
         if (this.disableProposalForwarding) throw new ErrProposalDropped('raft proposal dropped: forwarding disabled');
         this.send({ ...m, to: this.lead, term: 0 });
         return;

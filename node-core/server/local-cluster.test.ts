@@ -1,7 +1,9 @@
 // The in-process local cluster the desktop app embeds: three members elect a
-// leader, replicate, and a new leader takes over when the leader is stopped.
+// leader, replicate, and a new leader takes over when the leader is stopped;
+// leadership moved from member to member costs no write.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
+import { EtcdClient } from '../client/client';
 import { tempDir } from '../testing/processes';
 import { startLocalCluster } from './local-cluster';
 
@@ -39,6 +41,74 @@ describe('in-process local cluster', () => {
       const back = c.member(l)!.node;
       await back.readBarrier();
       assert.equal(back.mvcc.get(Buffer.from('k'))?.value.toString(), 'v2');
+    } finally {
+      await c.stop();
+    }
+  });
+
+  it('writes through every member keep succeeding while leadership moves from member to member', { timeout: 90_000 }, async () => {
+    const c = await startLocalCluster({ dir: tempDir('local-cluster-move'), config: { heartbeatInterval: 50, electionTimeout: 500 } });
+    const clients = c.clientUrls.map((u) => new EtcdClient({ endpoints: [u] }));
+    try {
+      assert.ok((await leaderIndex(c, 10_000)) >= 0, 'a leader is elected');
+      let stop = false;
+      const failures: string[] = [];
+      const written = clients.map(() => 0);
+      // one writer per member: a follower forwards its proposals to the leader being replaced
+      const writers = clients.map(async (cl, i) => {
+        while (!stop) {
+          try {
+            await cl.put({ key: Buffer.from(`/moves/${i}`), value: Buffer.from(String(written[i] + 1)) });
+            written[i]++;
+          } catch (e) {
+            failures.push(`writer ${i}: ${(e as Error).message}`);
+          }
+        }
+      });
+      let moves = 0;
+      for (let k = 0; k < 8; k++) {
+        const l = await leaderIndex(c, 10_000);
+        const target = c.member((l + 1) % c.size)!.node.memberId;
+        await clients[l].moveLeader(target);
+        moves++;
+        await sleep(50);
+      }
+      stop = true;
+      await Promise.all(writers);
+      assert.equal(moves, 8);
+      assert.deepEqual(failures, []);
+      // every acknowledged write is there: each writer's last value, on every member
+      const last = await leaderIndex(c, 10_000);
+      await c.member(last)!.node.readBarrier();
+      for (let i = 0; i < c.size; i++) {
+        assert.ok(written[i] > 0, `writer ${i} wrote`);
+        const m = c.member(i)!.node;
+        await m.readBarrier();
+        for (let w = 0; w < c.size; w++) assert.equal(m.mvcc.get(Buffer.from(`/moves/${w}`))?.value.toString(), String(written[w]), `member ${i}, writer ${w}`);
+      }
+    } finally {
+      for (const cl of clients) cl.close();
+      await c.stop();
+    }
+  });
+
+  it('a leadership transfer that cannot finish holds writes to the leader until it is abandoned, and does not fail them', { timeout: 60_000 }, async () => {
+    const c = await startLocalCluster({ dir: tempDir('local-cluster-stuck-move'), config: { heartbeatInterval: 50, electionTimeout: 500 } });
+    try {
+      const l = await leaderIndex(c, 10_000);
+      const away = (l + 1) % c.size;
+      const target = c.member(away)!.node.memberId;
+      await c.stopMember(away);
+      const leader = c.member(l)!.node;
+      await leader.propose({ put: { key: Buffer.from('/stuck'), value: Buffer.from('before') } as never });
+      // the transferee is down: raft refuses proposals until it gives the transfer up (an election timeout)
+      leader.transferLeader(target);
+      const t0 = Date.now();
+      const a = await leader.propose({ put: { key: Buffer.from('/stuck'), value: Buffer.from('during') } as never });
+      assert.ok(a.rev > 1);
+      assert.ok(leader.isLeader(), 'the transfer was abandoned');
+      assert.ok(Date.now() - t0 < 5000, `answered in ${Date.now() - t0} ms, before the request timeout`);
+      assert.equal(leader.mvcc.get(Buffer.from('/stuck'))?.value.toString(), 'during');
     } finally {
       await c.stop();
     }
