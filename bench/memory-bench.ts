@@ -58,11 +58,17 @@ function rssMb(pid: number): number {
 }
 
 /**
- * RSS once it stops moving (a GC or the allocator giving memory back): unchanged (within 1 MB) over
- * three samples 0.5 s apart, at most ~10 s of waiting. Two samples were too few: a server still busy
- * for a second after the load (its last commits, a snapshot) looked settled before it had gone idle.
+ * RSS of the server idle: at least IDLE_MS after the work, then unchanged (within 1 MB) over three
+ * samples 0.5 s apart (at most ~10 s more). Two samples were too few: a server still busy for a second
+ * after the load (its last commits, a snapshot) looked settled before it had gone idle. The 10 s: an
+ * idle server's memory is what an operator sees, and both runtimes give memory back on timers of
+ * their own (Go's scavenger; V8 shrinks its young generation only once allocation has been slow for
+ * ~5 s, which the node's idle GC then asks for); sampling at 2 s caught neither.
  */
+const IDLE_MS = 10_000;
+
 async function settledRssMb(pid: number): Promise<number> {
+  await new Promise((r) => setTimeout(r, IDLE_MS));
   let last = rssMb(pid);
   let steady = 0;
   for (let i = 0; i < 20 && steady < 3; i++) {

@@ -46,6 +46,7 @@ export async function main(argv: string[], env: NodeJS.ProcessEnv): Promise<numb
       ? undefined
       : startIdleGc({
           onCollect: (r) => log.debug('idle full GC', { took: `${r.ms.toFixed(0)}ms`, heap_before: r.heapBefore, heap_after: r.heapAfter }),
+          onTrimYoung: (r) => log.debug('idle young-generation trim', { before: r.before, after: r.after }),
         });
   void running.closed.then(() => idleGc?.stop());
   return await new Promise<number>((resolve) => {

@@ -1,13 +1,15 @@
 // The idle full GC (issue #15): after a burst of allocation leaves the heap
 // grown (or Buffers piled up), the first quiet interval collects and gives the
-// memory back (the node's RSS after a load, after a full Range); while the
-// loop stays busy it never pauses it.
+// memory back (the node's RSS after a load, after a full Range), and a quiet
+// stretch gives back the young generation a write load grew; while the loop
+// stays busy it never pauses it.
 import assert from 'node:assert/strict';
 import { describe, it } from 'node:test';
 import v8 from 'node:v8';
 import { startIdleGc } from './idle-gc';
 
 const MB = 1024 * 1024;
+const youngGeneration = (): number => v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')!.physical_space_size;
 
 /** Many small objects kept a while (promoted to old space), then 9 in 10 dropped: a fragmented old space. */
 function burst(): object[] {
@@ -35,6 +37,31 @@ describe('idle full GC', () => {
       // (a plain full GC frees the dead objects but keeps nearly every page: ~245 of ~285 MB)
       assert.ok(r.heapAfter < r.heapBefore / 2, `heap ${r.heapBefore / MB} → ${r.heapAfter / MB} MB`);
       assert.equal(kept.length, 150_000);
+    } finally {
+      gc.stop();
+    }
+  });
+
+  it('gives back the young generation a burst grew, once the loop has been quiet for V8 to see allocation slow', { timeout: 30_000 }, async () => {
+    let trimmed!: (r: { before: number; after: number }) => void;
+    const done = new Promise<{ before: number; after: number }>((r) => (trimmed = r));
+    // no full collection in the way: only the young generation's trim
+    const gc = startIdleGc({ intervalMs: 50, minGrowthBytes: 1024 * MB, onTrimYoung: trimmed });
+    try {
+      let churn: object[] = [];
+      for (let i = 0; i < 3_000_000; i++) {
+        churn.push({ i, b: [i] });
+        if (churn.length > 50_000) churn = [];
+      }
+      const grown = youngGeneration();
+      assert.ok(grown >= 8 * MB, `the burst grew the young generation (${grown / MB} MB)`);
+      let timeout: NodeJS.Timeout | undefined;
+      const r = await Promise.race([done, new Promise<never>((_, rej) => (timeout = setTimeout(() => rej(new Error('no trim within 20 s')), 20_000)))]);
+      clearTimeout(timeout);
+      assert.equal(gc.youngTrims, 1);
+      assert.ok(r.before >= 8 * MB && r.after <= 2 * MB, `young generation ${r.before / MB} → ${r.after / MB} MB`);
+      assert.ok(youngGeneration() <= 2 * MB);
+      assert.equal(gc.runs, 0);
     } finally {
       gc.stop();
     }
