@@ -46,7 +46,7 @@ describe('idle full GC', () => {
     let trimmed!: (r: { before: number; after: number }) => void;
     const done = new Promise<{ before: number; after: number }>((r) => (trimmed = r));
     // no full collection in the way: only the young generation's trim
-    const gc = startIdleGc({ intervalMs: 50, minGrowthBytes: 1024 * MB, onTrimYoung: trimmed });
+    const gc = startIdleGc({ intervalMs: 50, minGrowthBytes: 1024 * MB, settleGrowthBytes: 1024 * MB, onTrimYoung: trimmed });
     try {
       let churn: object[] = [];
       for (let i = 0; i < 3_000_000; i++) {
@@ -67,10 +67,39 @@ describe('idle full GC', () => {
     }
   });
 
+  it('a long quiet stretch collects growth too small for the first rule (a full Range on a big store)', async () => {
+    let collected!: (r: { heapBefore: number; heapAfter: number }) => void;
+    const done = new Promise<{ heapBefore: number; heapAfter: number }>((r) => (collected = r));
+    // the first rule wants 1 GiB of growth: only the quiet stretch's second look can collect
+    const gc = startIdleGc({ intervalMs: 50, minGrowthBytes: 1024 * MB, youngQuietMs: 500, settleGrowthBytes: 16 * MB, onCollect: collected });
+    try {
+      let response: Buffer[] | undefined = Array.from({ length: 768 }, () => Buffer.alloc(64 * 1024, 1));
+      assert.equal(response.length, 768);
+      response = undefined;
+      const t0 = Date.now();
+      let timeout: NodeJS.Timeout | undefined;
+      const r = await Promise.race([done, new Promise<never>((_, rej) => (timeout = setTimeout(() => rej(new Error('no collection within 20 s')), 20_000)))]);
+      clearTimeout(timeout);
+      assert.ok(Date.now() - t0 >= 400, 'not before the quiet stretch');
+      assert.equal(gc.runs, 1);
+      assert.ok(r.heapBefore >= 48 * MB, `collected with heap + external at ${r.heapBefore / MB} MB`);
+      // the Buffers' memory is released by V8's array buffer sweeper, just after the collection
+      let buffers = process.memoryUsage().arrayBuffers;
+      for (let i = 0; i < 40 && buffers > 16 * MB; i++) {
+        await new Promise((res) => setTimeout(res, 50));
+        buffers = process.memoryUsage().arrayBuffers;
+      }
+      assert.ok(buffers <= 16 * MB, `the response's Buffers were given back (${buffers / MB} MB left)`);
+    } finally {
+      gc.stop();
+    }
+  });
+
   it("collects after a burst of Buffers (a full Range's response), which live outside V8's heap", async () => {
     let collected!: (r: { heapBefore: number; heapAfter: number }) => void;
     const done = new Promise<{ heapBefore: number; heapAfter: number }>((r) => (collected = r));
-    const gc = startIdleGc({ intervalMs: 50, minGrowthBytes: 32 * MB, minGrowthRatio: 0, onCollect: collected });
+    // the first rule alone (no second look within the test)
+    const gc = startIdleGc({ intervalMs: 50, minGrowthBytes: 32 * MB, minGrowthRatio: 0, youngQuietMs: 60_000, onCollect: collected });
     try {
       // 96 MB in 64 KiB Buffers: next to nothing on the JS heap itself
       let response: Buffer[] | undefined = Array.from({ length: 1536 }, () => Buffer.alloc(64 * 1024, 1));

@@ -11,12 +11,14 @@
 // paused for it (the pause, ~50-150 ms for a 200,000-key store, happens only
 // when there is nothing else to do).
 //
-// The young generation needs its own step: its semi-spaces grow to 16 MB each
-// under a write load (29 of the 266 MB RSS after loading 200,000 keys) and
-// V8 shrinks them only in a GC that finds allocation slow over the last ~5 s,
-// which an idle process never runs. So once the loop has been quiet that long
-// and they are still grown, one scavenge (well under a millisecond on an empty
-// young generation) lets V8 give them back.
+// A long quiet stretch (6 s) gets a second look: growth too small for the
+// first rule (a full Range's 55 MB of response on a 200,000-key store, under
+// half its size) is collected in full once it passes 16 MB; else, if the young
+// generation is grown, one scavenge (well under a millisecond on an empty one).
+// Either lets V8 shrink the young generation, whose semi-spaces grow to 16 MB
+// each under a write load (29 of the 266 MB RSS after loading 200,000 keys):
+// V8 does so only in a GC that finds allocation slow over the last ~5 s,
+// which an idle process never runs.
 import { performance, type EventLoopUtilization } from 'node:perf_hooks';
 import v8 from 'node:v8';
 import vm from 'node:vm';
@@ -34,16 +36,18 @@ export interface IdleGcOptions {
   onCollect?: (r: { ms: number; heapBefore: number; heapAfter: number }) => void;
   /** Quiet this long (ms) before the young generation is offered back: V8's allocation-rate window is 5 s. */
   youngQuietMs?: number;
+  /** After a long quiet stretch (youngQuietMs), growth past this many bytes is collected in full. */
+  settleGrowthBytes?: number;
   /** A young generation committed past this many bytes is worth the scavenge. */
   youngTrimBytes?: number;
-  /** Called after each young-generation trim, with its committed size before and after. */
+  /** Called after each young-generation trim that gave memory back, with its committed size before and after. */
   onTrimYoung?: (r: { before: number; after: number }) => void;
 }
 
 export interface IdleGc {
   /** Full collections run so far (for tests and probes). */
   readonly runs: number;
-  /** Young-generation trims run so far. */
+  /** Young-generation trims that gave memory back so far. */
   readonly youngTrims: number;
   stop(): void;
 }
@@ -63,6 +67,9 @@ function gcFunction(): GcFn | undefined {
   }
 }
 
+/** Scavenges a quiet stretch may try before leaving the young generation as it is. */
+const TRIM_TRIES = 5;
+
 /** Bytes the young generation (V8's new space) holds committed. */
 const youngCommitted = (): number => v8.getHeapSpaceStatistics().find((s) => s.space_name === 'new_space')?.physical_space_size ?? 0;
 
@@ -76,12 +83,16 @@ export function startIdleGc(opts: IdleGcOptions = {}): IdleGc {
   const minRatio = opts.minGrowthRatio ?? 0.5;
   const youngQuietMs = opts.youngQuietMs ?? 6000;
   const youngTrimBytes = opts.youngTrimBytes ?? 4 * 1024 * 1024;
+  const settleGrowth = opts.settleGrowthBytes ?? 16 * 1024 * 1024;
   let gc: GcFn | undefined | null = null;
   let runs = 0;
   let youngTrims = 0;
-  // when the loop's current quiet stretch began (null while busy), and whether it has trimmed yet
+  // when the loop's current quiet stretch began (null while busy), whether it had its second look,
+  // and the young-generation trims it tried (the last at trimAt)
   let quietSince: number | null = null;
-  let trimmed = false;
+  let settled = false;
+  let trimTries = 0;
+  let trimAt = 0;
   // the heap's committed size plus Buffers' memory after the last collection: what the RSS is made of
   let base = footprint(v8.getHeapStatistics());
   let elu: EventLoopUtilization = performance.eventLoopUtilization();
@@ -95,25 +106,44 @@ export function startIdleGc(opts: IdleGcOptions = {}): IdleGc {
     if (size < base) base = size;
     if (last.utilization > idleUtilization) {
       quietSince = null;
-      trimmed = false;
+      settled = false;
+      trimTries = 0;
       return;
     }
     quietSince ??= performance.now();
-    if (size - base < Math.max(minGrowth, base * minRatio)) {
-      if (!trimmed && performance.now() - quietSince >= youngQuietMs) trimYoung();
-      return;
+    const t = performance.now();
+    if (size - base >= Math.max(minGrowth, base * minRatio)) collect(size);
+    else if (!settled && t - quietSince >= youngQuietMs) {
+      // once per quiet stretch: asking again every interval would only repeat the work
+      settled = true;
+      // a long quiet stretch takes back smaller growth too (a full Range's response on a big store
+      // stays under half its size); the full collection then also shrinks the young generation
+      if (size - base >= settleGrowth) collect(size);
+      else trimYoung();
+      trimAt = t;
+    } else if (settled && trimTries > 0 && trimTries < TRIM_TRIES && t - trimAt >= 1000 && youngCommitted() > youngTrimBytes) {
+      // V8's reading of the allocation rate is sometimes not yet low at the first look: again, a
+      // second later, a few times
+      trimYoung();
+      trimAt = t;
     }
+  }, intervalMs);
+  timer.unref();
+  const gcFn = (): GcFn | undefined => {
     // exposed on first need only: a member that never bursts keeps V8's flags untouched
     if (gc === null) gc = gcFunction();
-    if (!gc) return;
-    const before = size;
+    return gc;
+  };
+  function collect(before: number): void {
+    const fn = gcFn();
+    if (!fn) return;
     const t0 = performance.now();
     // compacting: a plain full GC frees the dead objects but leaves the old
     // space's half-empty pages committed (170 MB for 72 live after a load);
     // moving the survivors together lets V8 hand the pages back
     v8.setFlagsFromString('--compact-on-every-full-gc');
     try {
-      gc();
+      fn();
     } finally {
       v8.setFlagsFromString('--no-compact-on-every-full-gc');
     }
@@ -122,19 +152,18 @@ export function startIdleGc(opts: IdleGcOptions = {}): IdleGc {
     opts.onCollect?.({ ms: performance.now() - t0, heapBefore: before, heapAfter: base });
     // the pause itself must not make the next interval look busy
     elu = performance.eventLoopUtilization();
-  }, intervalMs);
-  timer.unref();
+  }
   function trimYoung(): void {
-    // once per quiet stretch: V8 may keep the space (it still finds allocation fast), and asking
-    // again every interval would only repeat the scavenge
-    trimmed = true;
     const before = youngCommitted();
     if (before <= youngTrimBytes) return;
-    if (gc === null) gc = gcFunction();
-    if (!gc) return;
-    gc({ type: 'minor' });
+    const fn = gcFn();
+    if (!fn) return;
+    trimTries++;
+    fn({ type: 'minor' });
+    const after = youngCommitted();
+    if (after >= before) return;
     youngTrims++;
-    opts.onTrimYoung?.({ before, after: youngCommitted() });
+    opts.onTrimYoung?.({ before, after });
     elu = performance.eventLoopUtilization();
   }
   return {
