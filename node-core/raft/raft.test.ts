@@ -345,6 +345,19 @@ describe('ReadIndex', () => {
   });
 });
 
+/** Leader 1 transferring to 3, which lags (appends dropped): the transfer stays in progress. */
+function transferToLaggingFollower(): TestNetwork {
+  const net = elected([1n, 2n, 3n], { preVote: true, checkQuorum: true });
+  net.isolate(3n);
+  net.propose(1n, 'x');
+  net.heal();
+  net.drop(MessageType.MsgApp);
+  net.node(1n).raw.transferLeader(3n);
+  net.stabilize();
+  assert.equal(net.raft(1n).leadTransferee, 3n);
+  return net;
+}
+
 describe('leader transfer', () => {
   test('transfer to an up-to-date follower', () => {
     const net = elected();
@@ -356,14 +369,7 @@ describe('leader transfer', () => {
   });
 
   test('transfer to a lagging follower catches it up first; proposals are refused meanwhile', () => {
-    const net = elected([1n, 2n, 3n], { preVote: true, checkQuorum: true });
-    net.isolate(3n);
-    net.propose(1n, 'x');
-    net.heal();
-    net.drop(MessageType.MsgApp);
-    net.node(1n).raw.transferLeader(3n);
-    net.stabilize();
-    assert.equal(net.raft(1n).leadTransferee, 3n);
+    const net = transferToLaggingFollower();
     assert.throws(() => net.node(1n).raw.propose(enc('y')), ErrProposalDropped);
     net.heal();
     net.tickAll(2);
@@ -382,14 +388,7 @@ describe('leader transfer', () => {
   });
 
   test('a proposal a follower forwards during the transfer is held and committed once, under the new leader', () => {
-    const net = elected([1n, 2n, 3n], { preVote: true, checkQuorum: true });
-    net.isolate(3n);
-    net.propose(1n, 'x');
-    net.heal();
-    net.drop(MessageType.MsgApp);
-    net.node(1n).raw.transferLeader(3n);
-    net.stabilize();
-    assert.equal(net.raft(1n).leadTransferee, 3n);
+    const net = transferToLaggingFollower();
     // 2 still follows 1 and forwards to it; 1 cannot append while handing over, and holds it.
     net.propose(2n, 'forwarded');
     assert.ok(!net.raft(1n).raftLog.allEntries().some((e) => new TextDecoder().decode(e.data) === 'forwarded'));
