@@ -106,6 +106,8 @@ export class RaftLoop {
   private again = false;
   private scheduled = false;
   private stopped = false;
+  /** The log failed to persist (a StorageError): the member is going down and runs no more Readies. */
+  private failed = false;
   private tickTimer?: NodeJS.Timeout;
   private sweepTimer?: NodeJS.Timeout;
   private snapshotIndex: number;
@@ -187,10 +189,8 @@ export class RaftLoop {
 
   start(): void {
     this.tickTimer = setInterval(() => {
+      if (this.failed) return;
       this.raw.tick();
-      // a transfer abandoned (or a full uncommitted window drained) lets this member take proposals
-      // again under the same leader: no leader change would retry the ones it dropped meanwhile
-      if (this.blocked.length) this.retryBlocked();
       this.schedule();
     }, this.o.config.heartbeatInterval);
     this.sweepTimer = setInterval(() => this.sweep(), 250);
@@ -256,7 +256,7 @@ export class RaftLoop {
   }
 
   propose(data: Buffer, id: bigint): Promise<Applied> {
-    if (this.stopped) return Promise.reject(Errors.Stopped);
+    if (this.stopped || this.failed) return Promise.reject(Errors.Stopped);
     const p = this.waiters.register(id, Date.now() + this.reqTimeoutMs, this.lead);
     // etcd's proposals_pending: from proposing until answered (applied, refused or timed out), i.e.
     // this member's registered waiters; kept equal wherever one leaves (no promise reaction per request)
@@ -316,7 +316,7 @@ export class RaftLoop {
   }
 
   private schedule(): void {
-    if (this.scheduled || this.stopped) return;
+    if (this.scheduled || this.stopped || this.failed) return;
     this.scheduled = true;
     setImmediate(() => {
       this.scheduled = false;
@@ -351,8 +351,12 @@ export class RaftLoop {
         }
       } while ((this.again || this.raw.hasReady()) && !this.stopped);
     } catch (e) {
-      if (e instanceof StorageError) this.o.onFatal?.(e);
-      else this.o.log.error('raft loop failed', { error: (e as Error).stack ?? String(e) });
+      if (e instanceof StorageError) {
+        // the log could not be made durable: nothing may run another Ready (a proposal or a tick
+        // would start one, whose committed entries include the ones that never reached the disk)
+        this.failed = true;
+        this.o.onFatal?.(e);
+      } else this.o.log.error('raft loop failed', { error: (e as Error).stack ?? String(e) });
     }
   }
 
@@ -372,7 +376,9 @@ export class RaftLoop {
     // entries up to here are on this member's disk already (every earlier flush was awaited), and
     // none at or after rd.entries[0] is replaced by this Ready: committed ones among them need not
     // wait for this Ready's fsync
-    const durable = snap ? 0 : Math.min(this.storage.lastIndex(), rd.entries.length ? rd.entries[0].index - 1 : Infinity);
+    // durableIndex, not the log's last index: entries of a Ready whose flush failed are in the
+    // in-memory log but on no disk, and must never be applied (answered) from here
+    const durable = snap ? 0 : Math.min(this.durableIndex, this.storage.lastIndex(), rd.entries.length ? rd.entries[0].index - 1 : Infinity);
     if (snap) this.storage.applySnapshot(snap);
     if (rd.entries.length) this.storage.append(rd.entries);
     if (rd.hardState) this.storage.setHardState(rd.hardState);

@@ -91,26 +91,4 @@ describe('in-process local cluster', () => {
       await c.stop();
     }
   });
-
-  it('a leadership transfer that cannot finish holds writes to the leader until it is abandoned, and does not fail them', { timeout: 60_000 }, async () => {
-    const c = await startLocalCluster({ dir: tempDir('local-cluster-stuck-move'), config: { heartbeatInterval: 50, electionTimeout: 500 } });
-    try {
-      const l = await leaderIndex(c, 10_000);
-      const away = (l + 1) % c.size;
-      const target = c.member(away)!.node.memberId;
-      await c.stopMember(away);
-      const leader = c.member(l)!.node;
-      await leader.propose({ put: { key: Buffer.from('/stuck'), value: Buffer.from('before') } as never });
-      // the transferee is down: raft refuses proposals until it gives the transfer up (an election timeout)
-      leader.transferLeader(target);
-      const t0 = Date.now();
-      const a = await leader.propose({ put: { key: Buffer.from('/stuck'), value: Buffer.from('during') } as never });
-      assert.ok(a.rev > 1);
-      assert.ok(leader.isLeader(), 'the transfer was abandoned');
-      assert.ok(Date.now() - t0 < 5000, `answered in ${Date.now() - t0} ms, before the request timeout`);
-      assert.equal(leader.mvcc.get(Buffer.from('/stuck'))?.value.toString(), 'during');
-    } finally {
-      await c.stop();
-    }
-  });
 });
