@@ -278,13 +278,6 @@ export class RaftLoop {
     }
   }
 
-  /** Proposes again what raft dropped (no leader, a transfer in progress); what it drops again waits on. */
-  private retryBlocked(): void {
-    const b = this.blocked;
-    this.blocked = [];
-    for (const x of b) this.tryPropose(x.data, x.id);
-  }
-
   /** Proposes a membership change; resolves when it is applied. */
   proposeConfChange(cc: Omit<ConfChange, 'id'>): Promise<Applied> {
     if (this.stopped) return Promise.reject(Errors.Stopped);
@@ -464,7 +457,11 @@ export class RaftLoop {
       this.lead = ss.lead;
       if (ss.lead !== 0n) this.o.metrics.leaderChanges++;
       this.o.log.info(ss.lead === 0n ? 'raft lost leader' : 'raft elected leader', { lead: ss.lead, prev, term: this.term });
-      if (ss.lead !== 0n && this.blocked.length) this.retryBlocked();
+      if (ss.lead !== 0n && this.blocked.length) {
+        const b = this.blocked;
+        this.blocked = [];
+        for (const x of b) this.tryPropose(x.data, x.id);
+      }
     }
     const isLeader = ss.raftState === StateType.Leader;
     if (isLeader !== wasLeader || ss.lead !== 0n) this.o.onLeaderChange(this.lead, isLeader);

@@ -110,8 +110,8 @@ export function startIdleGc(opts: IdleGcOptions = {}): IdleGc {
       trimTries = 0;
       return;
     }
-    quietSince ??= performance.now();
     const t = performance.now();
+    quietSince ??= t;
     if (size - base >= Math.max(minGrowth, base * minRatio)) collect(size);
     else if (!settled && t - quietSince >= youngQuietMs) {
       // once per quiet stretch: asking again every interval would only repeat the work
